@@ -1,0 +1,142 @@
+// The composition root: the one file that knows every room and wires them.
+import { rm, writeFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { randomUUID } from 'node:crypto'
+import { STATUS_CODES } from 'node:http'
+import Fastify, { type FastifyInstance } from 'fastify'
+import compress from '@fastify/compress'
+import type { Logger } from 'pino'
+import type { Config } from './config/index.js'
+import { SinkDeliveryFailed } from './errors.js'
+import { ChallengeLog, TokenSet, ensureTokens, intakePlugin, type CommitResult } from './intake/index.js'
+import { loadDatasets, type Dataset } from './pipeline/index.js'
+import { Staging, type DeadLetter, type SealedBatch } from './spool/index.js'
+import { FileSink, RotatingFiles, type Sink } from './sinks/index.js'
+import { Stats, cached, healthPlugin, type Readiness } from './observability/index.js'
+import { schemasDir, version } from './paths.js'
+
+export interface BuiltApp {
+  readonly app: FastifyInstance
+  readonly datasets: ReadonlyMap<string, Dataset>
+  readonly stats: Stats
+  /** Set when this start generated the token: the caller shows it once, never in a log. */
+  readonly generatedToken: string | null
+  readonly tokenPath: string | null
+  close(): Promise<void>
+}
+
+function httpReason(status: number): string {
+  return STATUS_CODES[status] ?? 'Error'
+}
+
+export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
+  const dataDir = resolve(config.dataDir)
+  const datasets = loadDatasets(schemasDir)
+  const stats = new Stats(datasets.keys(), config.driftFieldsMax)
+  const tokenInfo = await ensureTokens(config.tokens, dataDir)
+  const tokens = new TokenSet(tokenInfo.tokens)
+
+  const staging = new Staging(join(dataDir, 'staging'))
+  await staging.init()
+  const rotation = { rotateBytes: config.eventsRotateBytes, rotateMs: config.eventsRotateSeconds * 1000, gzipRotated: config.eventsGzipRotated, log }
+  const deadLetters = new RotatingFiles({ ...rotation, dir: join(dataDir, 'dead-letter'), kind: 'dead-letter' })
+  await deadLetters.init()
+  const sinks: Sink[] = [new FileSink({ ...rotation, dir: join(dataDir, 'events') })]
+  for (const sink of sinks) await sink.init()
+
+  async function commit(batch: SealedBatch): Promise<CommitResult> {
+    let delivered = 0
+    let deadLettered = batch.deadLetters
+    for (const sink of sinks) {
+      let report
+      try {
+        report = await sink.deliver(batch)
+      } catch (err) {
+        log.error({ err, sink: sink.name, dataset: batch.dataset, requestId: batch.requestId }, 'Delivery failed; the sender will retry.')
+        throw new SinkDeliveryFailed(sink.name, (err as Error).message)
+      }
+      delivered = Math.max(delivered, report.delivered)
+      if (report.rejected.length > 0) {
+        const time = new Date().toISOString()
+        const lines = report.rejected.map((r) => JSON.stringify({
+          time, dataset: r.dataset, stage: 'delivery', code: r.code, reason: r.reason, sink: r.sink, requestId: batch.requestId, raw: r.raw
+        } satisfies DeadLetter))
+        await deadLetters.appendText(batch.dataset, lines.join('\n') + '\n')
+        deadLettered += lines.length
+        stats.dataset(batch.dataset).countRejected(report.rejected[0]!.code, report.rejected.length)
+      }
+    }
+    if (batch.deadLetterPath) await deadLetters.appendFile(batch.dataset, batch.deadLetterPath)
+    return { delivered, deadLettered }
+  }
+
+  const probePath = join(dataDir, '.health-probe')
+  const readiness = cached(2000, async (): Promise<Readiness> => {
+    try {
+      await writeFile(probePath, String(Date.now()))
+      await rm(probePath, { force: true })
+      return { ready: true, reasons: [] }
+    } catch (err) {
+      return { ready: false, reasons: [`data directory not writable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`] }
+    }
+  })
+
+  const app = Fastify({
+    loggerInstance: log,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    requestTimeout: config.requestTimeoutMs,
+    // Logpush reuses connections; close idle ones at shutdown instead of waiting for them.
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    http2: false
+  })
+
+  // Each error is logged once, here: a client's mistake (4xx) as a one-line info with its code,
+  // our own failure (5xx) as an error with its stack.
+  app.setErrorHandler(function logOnce(error: Error & { statusCode?: number, code?: string }, request, reply) {
+    const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500
+    if (status >= 500) request.log.error({ err: error }, error.message)
+    else request.log.info({ code: error.code, statusCode: status }, error.message)
+    return reply.code(status).send({
+      statusCode: status,
+      code: error.code ?? 'LPR_ERR_INTERNAL',
+      error: status >= 500 && !error.code ? 'Internal Server Error' : error.name === 'FastifyError' ? httpReason(status) : error.name,
+      message: status >= 500 && !error.code ? 'Internal error; see the service log' : error.message
+    })
+  })
+
+  await app.register(async function observability(scope) {
+    await scope.register(compress, { global: true, threshold: 1024 })
+    await scope.register(healthPlugin, { version, stats, readiness })
+  })
+  await app.register(intakePlugin, {
+    datasets,
+    staging,
+    stats,
+    challenges: new ChallengeLog(config.challengesKept),
+    tokens,
+    authHeader: config.authHeader,
+    limits: {
+      maxBodyBytes: config.maxBodyBytes,
+      maxInflatedBytes: config.maxInflatedBytes,
+      maxLineBytes: config.maxLineBytes,
+      headBytes: config.smallBodyBytes
+    },
+    commit
+  })
+
+  return {
+    // pino's Logger type is wider than fastify's base logger type; the instance is the same.
+    app: app as unknown as FastifyInstance,
+    datasets,
+    stats,
+    generatedToken: tokenInfo.generated ? tokenInfo.tokens[0]! : null,
+    tokenPath: tokenInfo.path,
+    async close() {
+      await app.close()
+      for (const sink of sinks) await sink.close()
+      await deadLetters.close()
+    }
+  }
+}

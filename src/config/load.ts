@@ -1,0 +1,51 @@
+import { Ajv } from 'ajv'
+import { ConfigInvalid } from '../errors.js'
+import { settings, type SettingDef, type SettingKey } from './settings.js'
+
+type ValueOf<D extends SettingDef> = D['type'] extends 'integer' ? number : D['type'] extends 'boolean' ? boolean : string
+
+export type Config = { readonly [K in SettingKey]: ValueOf<(typeof settings)[K]> }
+
+const schema = {
+  type: 'object',
+  additionalProperties: true,
+  properties: Object.fromEntries(
+    Object.values(settings).map((s: SettingDef) => [
+      s.env,
+      {
+        type: s.type,
+        ...(s.default !== undefined ? { default: s.default } : {}),
+        ...(s.minimum !== undefined ? { minimum: s.minimum } : {}),
+        ...(s.enum ? { enum: s.enum } : {})
+      }
+    ])
+  )
+}
+
+const validate = new Ajv({ coerceTypes: true, useDefaults: true, allErrors: true, strict: true }).compile(schema)
+
+/** Reads the settings from an environment (process.env by default), validated once and frozen. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings mean "unset" for every setting, the way shells and compose files write them.
+  const input: Record<string, unknown> = {}
+  for (const s of Object.values(settings) as SettingDef[]) {
+    const v = env[s.env]
+    if (v !== undefined && v !== '') input[s.env] = v
+  }
+  if (!validate(input)) {
+    const why = (validate.errors ?? []).map((e) => `${e.instancePath.slice(1) || 'environment'} ${e.message}`).join('; ')
+    throw new ConfigInvalid(why)
+  }
+  const out: Record<string, unknown> = {}
+  for (const [key, s] of Object.entries(settings) as [SettingKey, SettingDef][]) out[key] = input[s.env]
+  return Object.freeze(out) as Config
+}
+
+/** The configuration as it may be logged: secrets masked. */
+export function describeConfig(config: Config): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [key, s] of Object.entries(settings) as [SettingKey, SettingDef][]) {
+    out[s.env] = s.secret ? (config[key] === '' ? '(unset)' : '(set)') : config[key]
+  }
+  return out
+}

@@ -1,0 +1,84 @@
+// Every setting the service reads, in one table: its environment variable, type, default and
+// unit. load.ts validates the environment against it, README's table is checked against it.
+export interface SettingDef {
+  readonly env: string
+  readonly type: 'string' | 'integer' | 'boolean'
+  readonly default?: string | number | boolean
+  readonly minimum?: number
+  readonly enum?: readonly string[]
+  readonly secret?: boolean
+  readonly description: string
+}
+
+const KiB = 1024
+const MiB = 1024 * KiB
+const GiB = 1024 * MiB
+
+export const settings = {
+  port: { env: 'PORT', type: 'integer', default: 8080, minimum: 0, description: 'TCP port to listen on' },
+  host: { env: 'HOST', type: 'string', default: '0.0.0.0', description: 'Address to bind' },
+  dataDir: { env: 'DATA_DIR', type: 'string', default: './data', description: 'Where tokens, events, dead letters and staging files live' },
+  publicUrl: {
+    env: 'PUBLIC_URL',
+    type: 'string',
+    default: 'https://logs.example.com',
+    description: 'Base URL Logpush reaches this service at; used only to print ready-to-paste destination_conf values'
+  },
+  tokens: {
+    env: 'LOGPUSH_TOKENS',
+    type: 'string',
+    default: '',
+    secret: true,
+    description: 'Comma-separated shared secrets; several at once allow rotation. Empty: generate one into DATA_DIR/token on first start'
+  },
+  authHeader: {
+    env: 'AUTH_HEADER',
+    type: 'string',
+    default: '',
+    description: 'Extra header name whose whole value is a token (e.g. X-Logpush-Secret); Authorization: Bearer|Splunk <token> always works'
+  },
+  logLevel: { env: 'LOG_LEVEL', type: 'string', default: 'info', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], description: 'pino log level' },
+  maxBodyBytes: { env: 'MAX_BODY_BYTES', type: 'integer', default: 512 * MiB, minimum: 1, description: 'Largest request body on the wire (compressed), bytes' },
+  maxInflatedBytes: {
+    env: 'MAX_INFLATED_BYTES',
+    type: 'integer',
+    default: GiB + 64 * MiB,
+    minimum: 1,
+    description: 'Largest decompressed body, bytes (Logpush max_upload_bytes goes up to 1e9); guards against decompression bombs'
+  },
+  maxLineBytes: { env: 'MAX_LINE_BYTES', type: 'integer', default: MiB, minimum: 1024, description: 'Longest NDJSON line, bytes' },
+  smallBodyBytes: {
+    env: 'SMALL_BODY_BYTES',
+    type: 'integer',
+    default: 4 * KiB,
+    minimum: 64,
+    description: 'Bodies up to this size are checked for the Logpush validation upload and ownership-challenge tokens'
+  },
+  challengesKept: { env: 'CHALLENGES_KEPT', type: 'integer', default: 10, minimum: 0, description: 'How many ownership-challenge bodies GET /logpush/challenges keeps' },
+  driftFieldsMax: {
+    env: 'DRIFT_FIELDS_MAX',
+    type: 'integer',
+    default: 200,
+    minimum: 0,
+    description: 'Distinct unknown field names counted per dataset before the rest are counted as "_other"'
+  },
+  eventsRotateBytes: { env: 'EVENTS_ROTATE_BYTES', type: 'integer', default: 256 * MiB, minimum: 1, description: 'File sink: rotate the events file past this size, bytes' },
+  eventsRotateSeconds: { env: 'EVENTS_ROTATE_SECONDS', type: 'integer', default: 3600, minimum: 1, description: 'File sink: rotate the events file after this age, seconds' },
+  eventsGzipRotated: { env: 'EVENTS_GZIP_ROTATED', type: 'boolean', default: true, description: 'File sink: gzip rotated events files' },
+  shutdownGraceMs: {
+    env: 'SHUTDOWN_GRACE_MS',
+    type: 'integer',
+    default: 30_000,
+    minimum: 0,
+    description: 'On SIGTERM, how long in-flight requests may take before connections are cut, ms'
+  },
+  requestTimeoutMs: {
+    env: 'REQUEST_TIMEOUT_MS',
+    type: 'integer',
+    default: 300_000,
+    minimum: 0,
+    description: 'Longest a whole request may take (a 1 GB upload on a slow link needs minutes), ms'
+  }
+} as const satisfies Record<string, SettingDef>
+
+export type SettingKey = keyof typeof settings

@@ -1,0 +1,68 @@
+// The one error catalogue. Every code is stable (operators grep for it, Logpush shows the
+// message in the job's error_message) and listed in README's error table; a test keeps the two
+// in step. Codes read LPR_ERR_<ROOM>_<WHAT>.
+import createError from '@fastify/error'
+
+export const IntakeTokenMissing = createError(
+  'LPR_ERR_INTAKE_TOKEN_MISSING',
+  'No token: send "Authorization: Bearer <token>" (in destination_conf: header_Authorization=Bearer%%20<token>)',
+  401
+)
+export const IntakeTokenInvalid = createError('LPR_ERR_INTAKE_TOKEN_INVALID', 'The token is not one of the configured tokens', 401)
+export const IntakeUnknownDataset = createError(
+  'LPR_ERR_INTAKE_UNKNOWN_DATASET',
+  'Unknown dataset "%s". Known datasets: %s',
+  404
+)
+export const IntakeUnsupportedEncoding = createError(
+  'LPR_ERR_INTAKE_UNSUPPORTED_ENCODING',
+  'Content-Encoding "%s" is not supported: send gzip (what Logpush sends) or identity',
+  415
+)
+export const IntakeBodyTooLarge = createError(
+  'LPR_ERR_INTAKE_BODY_TOO_LARGE',
+  'Request body exceeds %d bytes on the wire (MAX_BODY_BYTES); lower max_upload_bytes on the Logpush job',
+  413
+)
+export const IntakeInflatedTooLarge = createError(
+  'LPR_ERR_INTAKE_INFLATED_TOO_LARGE',
+  'Decompressed body exceeds %d bytes (MAX_INFLATED_BYTES); lower max_upload_bytes on the Logpush job',
+  413
+)
+export const IntakeBadGzip = createError('LPR_ERR_INTAKE_BAD_GZIP', 'Body is not valid gzip (corrupt or truncated): %s', 400)
+export const IntakeNotReady = createError('LPR_ERR_INTAKE_NOT_READY', 'Not accepting batches now: %s', 503)
+export const PipelineLineTooLong = createError(
+  'LPR_ERR_PIPELINE_LINE_TOO_LONG',
+  'A line exceeds %d bytes (MAX_LINE_BYTES); nothing of this batch was stored',
+  413
+)
+export const PipelineNotNdjson = createError(
+  'LPR_ERR_PIPELINE_NOT_NDJSON',
+  'Body is not NDJSON (%s). Supported output_options: output_type "ndjson" with the default record_prefix/record_suffix/record_delimiter and no batch_prefix, batch_suffix or record_template; any field_names, timestamp_format, sample_rate and CVE-2021-44228 are fine',
+  400
+)
+export const SinkDeliveryFailed = createError(
+  'LPR_ERR_SINK_DELIVERY_FAILED',
+  'Could not deliver the batch to %s: %s',
+  503
+)
+export const ConfigInvalid = createError('LPR_ERR_CONFIG_INVALID', 'Invalid configuration: %s', 500)
+
+/** Codes of lines that are dead-lettered, not answered: one bad line never fails its batch. */
+export const LineRejectCode = {
+  notJson: 'LPR_ERR_PIPELINE_LINE_NOT_JSON',
+  notObject: 'LPR_ERR_PIPELINE_LINE_NOT_OBJECT',
+  schema: 'LPR_ERR_PIPELINE_LINE_SCHEMA',
+  mapping: 'LPR_ERR_SINK_ELASTICSEARCH_MAPPING'
+} as const
+export type LineRejectCode = (typeof LineRejectCode)[keyof typeof LineRejectCode]
+
+/** Every code this service can emit, for the README consistency test. */
+export const allCodes: readonly string[] = [
+  ...[
+    IntakeTokenMissing, IntakeTokenInvalid, IntakeUnknownDataset, IntakeUnsupportedEncoding, IntakeBodyTooLarge,
+    IntakeInflatedTooLarge, IntakeBadGzip, IntakeNotReady, PipelineLineTooLong, PipelineNotNdjson, SinkDeliveryFailed,
+    ConfigInvalid
+  ].map((E) => new E().code),
+  ...Object.values(LineRejectCode)
+]

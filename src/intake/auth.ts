@@ -1,0 +1,77 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { IncomingHttpHeaders } from 'node:http'
+import { IntakeTokenInvalid, IntakeTokenMissing } from '../errors.js'
+
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
+
+/**
+ * The shared secrets a sender may present. Comparing SHA-256 digests makes every comparison the
+ * same length, and every token is compared, so timing tells nothing about which or how much matched.
+ */
+export class TokenSet {
+  private readonly digests: Buffer[]
+
+  constructor (tokens: readonly string[]) {
+    if (tokens.length === 0) throw new Error('at least one token is required')
+    this.digests = tokens.map(digest)
+  }
+
+  has(candidate: string): boolean {
+    const d = digest(candidate)
+    let found = false
+    for (const t of this.digests) found = timingSafeEqual(t, d) || found
+    return found
+  }
+}
+
+const SCHEME = /^(?:bearer|splunk)\s+(.+)$/i
+
+/** Authorization: Bearer|Splunk <token>, or the whole value of the configured extra header. */
+export function presentedToken(headers: IncomingHttpHeaders, extraHeader: string): string | undefined {
+  const auth = headers.authorization
+  if (typeof auth === 'string') {
+    const m = SCHEME.exec(auth.trim())
+    if (m?.[1]) return m[1].trim()
+  }
+  if (extraHeader) {
+    const v = headers[extraHeader.toLowerCase()]
+    if (typeof v === 'string' && v.trim() !== '') return v.trim()
+  }
+  return undefined
+}
+
+export function checkToken(tokens: TokenSet, headers: IncomingHttpHeaders, extraHeader: string): void {
+  const token = presentedToken(headers, extraHeader)
+  if (token === undefined) throw new IntakeTokenMissing()
+  if (!tokens.has(token)) throw new IntakeTokenInvalid()
+}
+
+export function parseTokens(list: string): string[] {
+  return list.split(',').map((t) => t.trim()).filter((t) => t !== '')
+}
+
+/**
+ * With no token configured, the first start makes one and keeps it (0600) in the data directory,
+ * so that a fresh install is never an open endpoint and a restart keeps the job's token valid.
+ */
+export async function ensureTokens(configured: string, dataDir: string): Promise<{ tokens: string[], generated: boolean, path: string | null }> {
+  const tokens = parseTokens(configured)
+  if (tokens.length > 0) return { tokens, generated: false, path: null }
+  const path = join(dataDir, 'token')
+  try {
+    const stored = parseTokens((await readFile(path, 'utf8')).replace(/\n/g, ','))
+    if (stored.length > 0) return { tokens: stored, generated: false, path }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  await mkdir(dataDir, { recursive: true })
+  const token = randomBytes(32).toString('base64url')
+  await writeFile(path, token + '\n', { mode: 0o600, flag: 'wx' })
+  return { tokens: [token], generated: true, path }
+}
+
+export function destinationConf(publicUrl: string, dataset: string, token: string): string {
+  return `${publicUrl.replace(/\/+$/, '')}/logpush/${dataset}?header_Authorization=${encodeURIComponent(`Bearer ${token}`)}`
+}

@@ -1,0 +1,57 @@
+// The process: configuration, listen, signals. Everything else is built by app.ts.
+import { buildApp } from './app.js'
+import { describeConfig, loadConfig, type Config } from './config/index.js'
+import { destinationConf } from './intake/index.js'
+import { createLogger } from './observability/index.js'
+
+async function main(): Promise<void> {
+  let config: Config
+  try {
+    config = loadConfig()
+  } catch (err) {
+    process.stderr.write(`logpush-receiver: ${(err as Error).message}\n`)
+    process.exit(1)
+  }
+  const log = createLogger(config.logLevel)
+  log.info({ config: describeConfig(config) }, 'Starting.')
+  const built = await buildApp(config, log)
+  await built.app.listen({ port: config.port, host: config.host })
+
+  if (built.generatedToken) {
+    // Shown once, on the terminal, not through the logger: logs never carry tokens.
+    const lines = [
+      '',
+      `No LOGPUSH_TOKENS set: generated a token and stored it in ${built.tokenPath} (mode 0600).`,
+      'Paste one of these as destination_conf of a Logpush job (PUBLIC_URL sets the host):',
+      ...[...built.datasets.keys()].map((d) => `  ${d}: ${destinationConf(config.publicUrl, d, built.generatedToken!)}`),
+      ''
+    ]
+    process.stderr.write(lines.join('\n') + '\n')
+  }
+
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) {
+      log.warn({ signal }, 'Second signal: exiting now.')
+      process.exit(1)
+    }
+    stopping = true
+    log.info({ signal, graceMs: config.shutdownGraceMs }, 'Stopping: no new requests, finishing those in flight.')
+    const force = setTimeout(() => {
+      log.warn('Grace period over: cutting the remaining connections.')
+      built.app.server.closeAllConnections()
+    }, config.shutdownGraceMs)
+    force.unref()
+    built.close().then(
+      () => { log.info('Stopped.'); process.exit(0) },
+      (err: unknown) => { log.error({ err }, 'Unclean stop.'); process.exit(1) }
+    )
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`logpush-receiver: could not start: ${(err as Error).stack ?? String(err)}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,45 @@
+import type { FastifyInstance } from 'fastify'
+import type { Stats } from './stats.js'
+
+export interface Readiness {
+  readonly ready: boolean
+  readonly reasons: readonly string[]
+}
+
+export interface HealthOptions {
+  readonly version: string
+  readonly stats: Stats
+  /** Answers whether the service can accept batches now; a sink being down is not a reason. */
+  readonly readiness: () => Promise<Readiness>
+  /** Per-sink state, shown as is. */
+  readonly sinks?: () => Record<string, unknown>
+}
+
+/** GET /health: 200 when this instance can accept batches, 503 when not, so a load balancer can act on it. */
+export async function healthPlugin(app: FastifyInstance, opts: HealthOptions): Promise<void> {
+  app.get('/health', async function health(_request, reply) {
+    const r = await opts.readiness()
+    reply.code(r.ready ? 200 : 503)
+    return {
+      status: r.ready ? 'ok' : 'unavailable',
+      reasons: r.reasons,
+      version: opts.version,
+      uptimeSeconds: Math.round((Date.now() - opts.stats.startedAt) / 1000),
+      datasets: opts.stats.toJSON(),
+      ...(opts.sinks ? { sinks: opts.sinks() } : {})
+    }
+  })
+}
+
+/** Caches an expensive check for a few seconds so a busy prober does not become load. */
+export function cached<T>(ttlMs: number, check: () => Promise<T>): () => Promise<T> {
+  let at = 0
+  let last: Promise<T> | null = null
+  return () => {
+    if (!last || Date.now() - at > ttlMs) {
+      at = Date.now()
+      last = check()
+    }
+    return last
+  }
+}

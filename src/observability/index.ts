@@ -1,0 +1,3 @@
+export { createLogger, redactSecret } from './logger.js'
+export { Stats, DatasetStats } from './stats.js'
+export { healthPlugin, cached, type Readiness } from './health.js'

@@ -1,0 +1,158 @@
+// Append-only NDJSON files, one active file per dataset, rotated by size or age; rotated files
+// may be gzipped in the background. An append is whole or absent: a failed copy is truncated
+// away, and every append is fsync'd before it resolves.
+import { createReadStream, createWriteStream } from 'node:fs'
+import { mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises'
+import { join } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { createGzip } from 'node:zlib'
+import type { Logger } from 'pino'
+
+export interface RotatingFilesOptions {
+  readonly dir: string
+  /** What the files hold, for their names: "events", "dead-letter". */
+  readonly kind: string
+  readonly rotateBytes: number
+  readonly rotateMs: number
+  readonly gzipRotated: boolean
+  readonly log: Logger
+}
+
+interface ActiveFile {
+  readonly fh: FileHandle
+  readonly path: string
+  size: number
+  readonly openedAt: number
+}
+
+const COPY_CHUNK = 1024 * 1024
+
+function stamp(d: Date): string {
+  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
+}
+
+export class RotatingFiles {
+  private readonly active = new Map<string, ActiveFile>()
+  private readonly locks = new Map<string, Promise<unknown>>()
+  private readonly compressions = new Set<Promise<void>>()
+  private sequence = 0
+  private timer: NodeJS.Timeout | null = null
+
+  constructor (private readonly opts: RotatingFilesOptions) {}
+
+  /** Files left active by an earlier run count as rotated; half-written gzip files are redone. */
+  async init(): Promise<void> {
+    await mkdir(this.opts.dir, { recursive: true })
+    for (const dataset of await readdir(this.opts.dir)) {
+      const dir = join(this.opts.dir, dataset)
+      for (const f of await readdir(dir).catch(() => [] as string[])) {
+        if (f.endsWith('.gz.tmp')) await rm(join(dir, f), { force: true })
+        else if (f.endsWith('.ndjson') && this.opts.gzipRotated) this.compress(join(dir, f))
+      }
+    }
+    // Age-based rotation must also happen when no more data comes.
+    this.timer = setInterval(() => { this.rotateAged().catch((err) => this.opts.log.error({ err }, 'Rotation failed.')) }, Math.min(this.opts.rotateMs, 60_000))
+    this.timer.unref()
+  }
+
+  appendFile(dataset: string, path: string): Promise<void> {
+    return this.withLock(dataset, async () => {
+      const file = await this.current(dataset)
+      const before = file.size
+      try {
+        const source = createReadStream(path, { highWaterMark: COPY_CHUNK })
+        for await (const chunk of source) {
+          const { bytesWritten } = await file.fh.write(chunk as Buffer)
+          file.size += bytesWritten
+        }
+        await file.fh.sync()
+      } catch (err) {
+        await file.fh.truncate(before).catch(() => {})
+        file.size = before
+        throw err
+      }
+    })
+  }
+
+  appendText(dataset: string, text: string): Promise<void> {
+    return this.withLock(dataset, async () => {
+      const file = await this.current(dataset)
+      const before = file.size
+      try {
+        const { bytesWritten } = await file.fh.write(text)
+        file.size += bytesWritten
+        await file.fh.sync()
+      } catch (err) {
+        await file.fh.truncate(before).catch(() => {})
+        file.size = before
+        throw err
+      }
+    })
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer)
+    await Promise.all([...this.locks.values()].map((p) => p.catch(() => {})))
+    for (const [dataset, file] of this.active) {
+      await file.fh.close()
+      this.active.delete(dataset)
+      if (this.opts.gzipRotated) this.compress(file.path)
+    }
+    await Promise.all(this.compressions)
+  }
+
+  private withLock<T>(dataset: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(dataset) ?? Promise.resolve()
+    const next = previous.catch(() => {}).then(fn)
+    this.locks.set(dataset, next)
+    void next.catch(() => {}).then(() => { if (this.locks.get(dataset) === next) this.locks.delete(dataset) })
+    return next
+  }
+
+  private async current(dataset: string): Promise<ActiveFile> {
+    const existing = this.active.get(dataset)
+    if (existing && existing.size < this.opts.rotateBytes && Date.now() - existing.openedAt < this.opts.rotateMs) return existing
+    if (existing) await this.rotate(dataset, existing)
+    const dir = join(this.opts.dir, dataset)
+    await mkdir(dir, { recursive: true })
+    // The name sorts by time, so reading the files in name order reads the events in arrival order.
+    const path = join(dir, `${this.opts.kind}-${stamp(new Date())}-${process.pid}-${String(++this.sequence).padStart(6, '0')}.ndjson`)
+    const fh = await open(path, 'a', 0o640)
+    // The new name must survive a crash too, not only the bytes inside it.
+    const d = await open(dir, 'r')
+    await d.sync().finally(() => d.close())
+    const file: ActiveFile = { fh, path, size: 0, openedAt: Date.now() }
+    this.active.set(dataset, file)
+    return file
+  }
+
+  private async rotate(dataset: string, file: ActiveFile): Promise<void> {
+    this.active.delete(dataset)
+    await file.fh.close()
+    if (file.size === 0) await rm(file.path, { force: true })
+    else if (this.opts.gzipRotated) this.compress(file.path)
+  }
+
+  private async rotateAged(): Promise<void> {
+    for (const [dataset, file] of this.active) {
+      if (Date.now() - file.openedAt >= this.opts.rotateMs) {
+        await this.withLock(dataset, async () => {
+          if (this.active.get(dataset) === file) await this.rotate(dataset, file)
+        })
+      }
+    }
+  }
+
+  private compress(path: string): void {
+    const job = (async () => {
+      const tmp = `${path}.gz.tmp`
+      await pipeline(createReadStream(path), createGzip(), createWriteStream(tmp, { mode: 0o640 }))
+      const fh = await open(tmp, 'r')
+      await fh.sync().finally(() => fh.close())
+      await rename(tmp, `${path}.gz`)
+      await rm(path, { force: true })
+    })().catch((err) => this.opts.log.error({ err, path }, 'Could not gzip a rotated file; it stays uncompressed.'))
+    this.compressions.add(job)
+    void job.finally(() => this.compressions.delete(job))
+  }
+}

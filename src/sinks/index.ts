@@ -1,0 +1,3 @@
+export type { BatchFile, DeliveryReport, Rejection, Sink } from './sink.js'
+export { FileSink } from './file/sink.js'
+export { RotatingFiles } from './file/rotating-files.js'

@@ -1,0 +1,1 @@
+export { Staging, StagedBatch, type SealedBatch, type DeadLetter } from './batch.js'
