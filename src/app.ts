@@ -123,6 +123,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       maxLineBytes: config.maxLineBytes,
       headBytes: config.smallBodyBytes
     },
+    driftFieldsMax: config.driftFieldsMax,
     commit
   })
 

@@ -2,10 +2,10 @@
 // decode -> pipeline -> staged batch; the answer comes only when the batch is committed.
 import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { IntakeNotReady, IntakeUnknownDataset, PipelineNotNdjson } from '../errors.js'
+import { IntakeBodyTooLarge, IntakeNotReady, IntakeUnknownDataset, PipelineNotNdjson } from '../errors.js'
 import { ingest, type Dataset } from '../pipeline/index.js'
 import type { SealedBatch, Staging } from '../spool/index.js'
-import type { Stats } from '../observability/stats.js'
+import { DatasetStats, type Stats } from '../observability/stats.js'
 import { redactSecret } from '../observability/logger.js'
 import { asDecodeError, decodeBody, type DecodeLimits } from './decode.js'
 import { classifySmallBody, type ChallengeLog } from './small-bodies.js'
@@ -22,6 +22,7 @@ export interface LogpushRouteOptions {
   readonly challenges: ChallengeLog
   readonly limits: DecodeLimits & { readonly maxLineBytes: number }
   /** Makes a sealed batch durable where it belongs (sinks, dead letters); throws a coded error if it cannot. */
+  readonly driftFieldsMax: number
   readonly commit: (batch: SealedBatch) => Promise<CommitResult>
 }
 
@@ -31,12 +32,20 @@ const DISK_ERRORS = new Set(['ENOSPC', 'EACCES', 'EROFS', 'EDQUOT', 'EIO', 'EPER
 export function logpushRoute(app: FastifyInstance, opts: LogpushRouteOptions): void {
   const { datasets, stats, challenges, limits } = opts
   const known = [...datasets.keys()].join(', ')
+  const drift = opts.driftFieldsMax
 
   app.post<{ Params: { dataset: string } }>('/logpush/:dataset', async function receiveBatch(request: FastifyRequest<{ Params: { dataset: string } }>, reply: FastifyReply) {
     const dataset = datasets.get(request.params.dataset)
     if (!dataset) throw new IntakeUnknownDataset(request.params.dataset, known)
+    // A declared length over the limit is refused before a byte is read.
+    const declaredLength = Number(request.headers['content-length'])
+    if (declaredLength > limits.maxBodyBytes) {
+      reply.header('connection', 'close')
+      throw new IntakeBodyTooLarge(limits.maxBodyBytes)
+    }
     const raw = (request.body as Readable | undefined) ?? Readable.from([])
     const dstats = stats.dataset(dataset.name)
+    const tally = new DatasetStats(drift)
 
     const { streams, meter } = await decodeBody(raw, request.headers['content-encoding'], limits)
     // The request stream is piped by hand, not put into the pipeline: a pipeline error would
@@ -61,7 +70,7 @@ export function logpushRoute(app: FastifyInstance, opts: LogpushRouteOptions): v
         source: first,
         through: streams.slice(1),
         batch,
-        stats: dstats,
+        tally,
         maxLineBytes: limits.maxLineBytes,
         requestId: request.id
       })
@@ -110,7 +119,7 @@ export function logpushRoute(app: FastifyInstance, opts: LogpushRouteOptions): v
     })
     await sealed.release()
     dstats.batches++
-    dstats.accepted += result.accepted
+    dstats.add(tally)
     request.log.info({
       dataset: dataset.name,
       lines: result.lines,

@@ -24,6 +24,13 @@ export class DatasetStats {
     this.unknownFields.set(key, (this.unknownFields.get(key) ?? 0) + n)
   }
 
+  /** Adds a committed batch's tally: a batch that fails or turns out to be a ping counts nothing. */
+  add(tally: DatasetStats): void {
+    this.accepted += tally.accepted
+    for (const [code, n] of tally.rejectedByCode) this.countRejected(code, n)
+    for (const [field, n] of tally.unknownFields) this.countUnknownField(field, n)
+  }
+
   toJSON(): Record<string, unknown> {
     return {
       batches: this.batches,

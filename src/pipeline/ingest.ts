@@ -15,7 +15,8 @@ export interface IngestOptions {
   /** Decoders between the source and the line splitter (gunzip, byte meters). */
   readonly through: readonly Transform[]
   readonly batch: StagedBatch
-  readonly stats: DatasetStats
+  /** This batch's own counters; the caller adds them to the totals only if the batch is committed. */
+  readonly tally: DatasetStats
   readonly maxLineBytes: number
   readonly requestId: string
 }
@@ -62,7 +63,7 @@ function looksFramed(dataset: Dataset, record: Record<string, unknown>): string 
 }
 
 export async function ingest(opts: IngestOptions): Promise<IngestResult> {
-  const { dataset, batch, stats, requestId } = opts
+  const { dataset, batch, tally, requestId } = opts
   let lineNo = 0
   let records = 0
   let accepted = 0
@@ -100,7 +101,7 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
           }
         }
         rejected++
-        stats.countRejected(verdict.code)
+        tally.countRejected(verdict.code)
         deadLetter(verdict.code, verdict.reason, line).then(() => done(), done)
         return
       }
@@ -112,9 +113,10 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
         }
       }
       for (const key in verdict.record) {
-        if (!known.has(key)) stats.countUnknownField(key)
+        if (!known.has(key)) tally.countUnknownField(key)
       }
       accepted++
+      tally.accepted++
       if (batch.writeEvent(line)) return done()
       batch.drain().then(() => done(), done)
     }

@@ -1,0 +1,69 @@
+import type { TestContext } from 'node:test'
+import { mkdtemp, readFile, readdir } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { gunzipSync, gzipSync } from 'node:zlib'
+import { buildApp, type BuiltApp } from '../../src/app.js'
+import { loadConfig } from '../../src/config/index.js'
+import { createLogger } from '../../src/observability/index.js'
+
+export interface TestServer {
+  readonly url: string
+  readonly token: string
+  readonly dataDir: string
+  readonly built: BuiltApp
+}
+
+export const TEST_TOKEN = 'test-token-0123456789abcdef'
+
+/** The real app from its factory, on a loopback port of its own, closed when the test ends. */
+export async function startServer(t: TestContext, env: Record<string, string> = {}): Promise<TestServer> {
+  const dataDir = env.DATA_DIR ?? await mkdtemp(join(tmpdir(), 'lpr-test-'))
+  const config = loadConfig({ LOGPUSH_TOKENS: TEST_TOKEN, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env, DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1' })
+  const built = await buildApp(config, createLogger(config.logLevel))
+  await built.app.listen({ port: 0, host: '127.0.0.1' })
+  t.after(() => built.close())
+  const address = built.app.server.address()
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  return { url: `http://127.0.0.1:${address.port}`, token: config.tokens.split(',')[0]!, dataDir, built }
+}
+
+export interface PostOptions {
+  readonly gzip?: boolean
+  readonly headers?: Record<string, string>
+  readonly token?: string | null
+}
+
+export async function post(server: { url: string, token: string }, path: string, body: string | Buffer, opts: PostOptions = {}): Promise<{ status: number, json: any, headers: Headers }> {
+  const gzip = opts.gzip ?? true
+  const payload = gzip ? gzipSync(body) : Buffer.from(body)
+  const headers: Record<string, string> = { ...(gzip ? { 'content-encoding': 'gzip' } : {}), ...opts.headers }
+  const token = opts.token === undefined ? server.token : opts.token
+  if (token !== null && !('authorization' in headers)) headers.authorization = `Bearer ${token}`
+  const res = await fetch(server.url + path, { method: 'POST', body: payload, headers })
+  const text = await res.text()
+  let json: unknown
+  try { json = JSON.parse(text) } catch { json = text }
+  return { status: res.status, json, headers: res.headers }
+}
+
+/** Everything a rotating-file store holds for a dataset, in arrival order, gzipped files inflated. */
+export async function readStore(dataDir: string, kind: 'events' | 'dead-letter', dataset: string): Promise<string> {
+  const dir = join(dataDir, kind, dataset)
+  let files: string[]
+  try {
+    files = (await readdir(dir)).filter((f) => f.endsWith('.ndjson') || f.endsWith('.ndjson.gz')).sort()
+  } catch {
+    return ''
+  }
+  let out = ''
+  for (const f of files) {
+    const data = await readFile(join(dir, f))
+    out += (f.endsWith('.gz') ? gunzipSync(data) : data).toString('utf8')
+  }
+  return out
+}
+
+export async function readDeadLetters(dataDir: string, dataset: string): Promise<any[]> {
+  return (await readStore(dataDir, 'dead-letter', dataset)).split('\n').filter(Boolean).map((l) => JSON.parse(l))
+}
