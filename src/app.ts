@@ -106,6 +106,13 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     })
   })
 
+  // During a shutdown, answers to requests still in flight close their connection, so the
+  // server is not kept waiting on a keep-alive socket that will carry nothing more.
+  let closing = false
+  app.addHook('onSend', async function closeWhenStopping(_request, reply) {
+    if (closing) reply.header('connection', 'close')
+  })
+
   await app.register(async function observability(scope) {
     await scope.register(compress, { global: true, threshold: 1024 })
     await scope.register(healthPlugin, { version, stats, readiness })
@@ -135,6 +142,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     generatedToken: tokenInfo.generated ? tokenInfo.tokens[0]! : null,
     tokenPath: tokenInfo.path,
     async close() {
+      closing = true
       await app.close()
       for (const sink of sinks) await sink.close()
       await deadLetters.close()

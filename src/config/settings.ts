@@ -35,7 +35,7 @@ export const settings = {
     env: 'AUTH_HEADER',
     type: 'string',
     default: '',
-    description: 'Extra header name whose whole value is a token (e.g. X-Logpush-Secret); Authorization: Bearer|Splunk <token> always works'
+    description: 'Extra header name whose whole value is a token (e.g. X-Logpush-Secret); "Authorization: Bearer <token>" and "Authorization: Splunk <token>" always work'
   },
   logLevel: { env: 'LOG_LEVEL', type: 'string', default: 'info', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], description: 'pino log level' },
   maxBodyBytes: { env: 'MAX_BODY_BYTES', type: 'integer', default: 512 * MiB, minimum: 1, description: 'Largest request body on the wire (compressed), bytes' },

@@ -1,0 +1,36 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { describeConfig, loadConfig, settings } from '../../src/config/index.js'
+
+test('defaults apply when nothing is set, and empty strings count as unset', () => {
+  const c = loadConfig({ PORT: '', MAX_LINE_BYTES: '' })
+  assert.equal(c.port, 8080)
+  assert.equal(c.maxLineBytes, 1024 * 1024)
+  assert.equal(c.eventsGzipRotated, true)
+  assert.equal(c.dataDir, './data')
+  assert.ok(Object.isFrozen(c))
+})
+
+test('values are coerced from strings', () => {
+  const c = loadConfig({ PORT: '9560', EVENTS_GZIP_ROTATED: 'false', LOGPUSH_TOKENS: 'a,b' })
+  assert.equal(c.port, 9560)
+  assert.equal(c.eventsGzipRotated, false)
+  assert.equal(c.tokens, 'a,b')
+})
+
+test('invalid values stop the start with a message naming every bad variable', () => {
+  assert.throws(() => loadConfig({ PORT: 'eighty', MAX_LINE_BYTES: '10', LOG_LEVEL: 'loud' }), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'LPR_ERR_CONFIG_INVALID')
+    assert.match(err.message, /PORT must be integer/)
+    assert.match(err.message, /MAX_LINE_BYTES must be >= 1024/)
+    assert.match(err.message, /LOG_LEVEL must be equal to one of the allowed values/)
+    return true
+  })
+})
+
+test('the printable configuration masks secrets', () => {
+  const shown = describeConfig(loadConfig({ LOGPUSH_TOKENS: 'super-secret-value' }))
+  assert.equal(shown.LOGPUSH_TOKENS, '(set)')
+  assert.ok(!JSON.stringify(shown).includes('super-secret-value'))
+  for (const s of Object.values(settings)) assert.ok(s.env in shown, s.env)
+})

@@ -1,0 +1,35 @@
+// README is the user's manual: every environment variable the service reads, with its default,
+// and every error code it can answer with, must be in it. These tests fail when code and README part.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { settings } from '../../src/config/index.js'
+import { allCodes } from '../../src/errors.js'
+import { packageRoot } from '../../src/paths.js'
+
+const readme = readFileSync(join(packageRoot, 'README.md'), 'utf8')
+
+function tableRows(): Map<string, string> {
+  const rows = new Map<string, string>()
+  for (const line of readme.split('\n')) {
+    const m = /^\| `([A-Z0-9_]+)` \| ([^|]*) \|/.exec(line)
+    if (m) rows.set(m[1]!, m[2]!.trim())
+  }
+  return rows
+}
+
+test('README lists every environment variable with its default', () => {
+  const rows = tableRows()
+  for (const s of Object.values(settings)) {
+    assert.ok(rows.has(s.env), `README has no row for ${s.env}`)
+    const shown = rows.get(s.env)!
+    const expected = s.default === undefined || s.default === '' ? '(none)' : `\`${String(s.default)}\``
+    assert.equal(shown, expected, `${s.env} default in README`)
+  }
+})
+
+test('README error table lists exactly the codes the service emits', () => {
+  const documented = new Set([...readme.matchAll(/^\| `(LPR_ERR_[A-Z_]+)` \|/gm)].map((m) => m[1]!))
+  assert.deepEqual([...documented].sort(), [...allCodes].sort())
+})
