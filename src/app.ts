@@ -7,11 +7,11 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import compress from '@fastify/compress'
 import type { Logger } from 'pino'
 import type { Config } from './config/index.js'
-import { SinkDeliveryFailed } from './errors.js'
+import { ConfigInvalid, SinkDeliveryFailed } from './errors.js'
 import { ChallengeLog, TokenSet, ensureTokens, intakePlugin, type CommitResult } from './intake/index.js'
 import { loadDatasets, type Dataset } from './pipeline/index.js'
 import { Staging, type DeadLetter, type SealedBatch } from './spool/index.js'
-import { FileSink, RotatingFiles, type Sink } from './sinks/index.js'
+import { ElasticsearchSink, FileSink, RotatingFiles, type Sink } from './sinks/index.js'
 import { Stats, cached, healthPlugin, type Readiness } from './observability/index.js'
 import { schemasDir, version } from './paths.js'
 
@@ -23,6 +23,39 @@ export interface BuiltApp {
   readonly generatedToken: string | null
   readonly tokenPath: string | null
   close(): Promise<void>
+}
+
+const SINK_NAMES = ['file', 'elasticsearch'] as const
+
+function createSinks(
+  config: Config,
+  ctx: { dataDir: string, rotation: { rotateBytes: number, rotateMs: number, gzipRotated: boolean, log: Logger }, datasets: ReadonlyMap<string, Dataset>, log: Logger }
+): Sink[] {
+  const names = config.sinks.split(',').map((s) => s.trim()).filter(Boolean)
+  const unknown = names.filter((n) => !(SINK_NAMES as readonly string[]).includes(n))
+  if (names.length === 0 || unknown.length > 0) throw new ConfigInvalid(`SINKS must list some of ${SINK_NAMES.join(', ')}; got "${config.sinks}"`)
+  // Data stream names are logs-<dataset>-<namespace>: the namespace may not contain '-'.
+  if (names.includes('elasticsearch') && !/^[a-z0-9_]{1,100}$/.test(config.elasticsearchNamespace)) {
+    throw new ConfigInvalid(`ELASTICSEARCH_NAMESPACE must be lowercase letters, digits and _ (got "${config.elasticsearchNamespace}")`)
+  }
+  return [...new Set(names)].map((name): Sink => {
+    if (name === 'file') return new FileSink({ ...ctx.rotation, dir: join(ctx.dataDir, 'events') })
+    return new ElasticsearchSink({
+      url: config.elasticsearchUrl,
+      apiKey: config.elasticsearchApiKey,
+      username: config.elasticsearchUsername,
+      password: config.elasticsearchPassword,
+      caFile: config.elasticsearchCaFile,
+      tlsVerify: config.elasticsearchTlsVerify,
+      namespace: config.elasticsearchNamespace,
+      bulkBytes: config.elasticsearchBulkBytes,
+      concurrency: config.elasticsearchBulkConcurrency,
+      retryMs: config.elasticsearchRetryMs,
+      requestTimeoutMs: config.elasticsearchRequestTimeoutMs,
+      datasets: new Map([...ctx.datasets].map(([k, d]) => [k, d.schema])),
+      log: ctx.log.child({ sink: 'elasticsearch' })
+    })
+  })
 }
 
 function httpReason(status: number): string {
@@ -41,12 +74,13 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   const rotation = { rotateBytes: config.eventsRotateBytes, rotateMs: config.eventsRotateSeconds * 1000, gzipRotated: config.eventsGzipRotated, log }
   const deadLetters = new RotatingFiles({ ...rotation, dir: join(dataDir, 'dead-letter'), kind: 'dead-letter' })
   await deadLetters.init()
-  const sinks: Sink[] = [new FileSink({ ...rotation, dir: join(dataDir, 'events') })]
+  const sinks = createSinks(config, { dataDir, rotation, datasets, log })
   for (const sink of sinks) await sink.init()
 
   async function commit(batch: SealedBatch): Promise<CommitResult> {
     let delivered = 0
     let deadLettered = batch.deadLetters
+    let deliveryRejected = 0
     for (const sink of sinks) {
       let report
       try {
@@ -55,7 +89,8 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
         log.error({ err, sink: sink.name, dataset: batch.dataset, requestId: batch.requestId }, 'Delivery failed; the sender will retry.')
         throw new SinkDeliveryFailed(sink.name, (err as Error).message)
       }
-      delivered = Math.max(delivered, report.delivered)
+      delivered = Math.max(delivered, report.delivered + report.duplicates)
+      if (report.duplicates > 0) log.info({ sink: sink.name, dataset: batch.dataset, duplicates: report.duplicates, requestId: batch.requestId }, 'Lines already stored (a re-sent batch); not stored again.')
       if (report.rejected.length > 0) {
         const time = new Date().toISOString()
         const lines = report.rejected.map((r) => JSON.stringify({
@@ -63,11 +98,12 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
         } satisfies DeadLetter))
         await deadLetters.appendText(batch.dataset, lines.join('\n') + '\n')
         deadLettered += lines.length
+        deliveryRejected += lines.length
         stats.dataset(batch.dataset).countRejected(report.rejected[0]!.code, report.rejected.length)
       }
     }
     if (batch.deadLetterPath) await deadLetters.appendFile(batch.dataset, batch.deadLetterPath)
-    return { delivered, deadLettered }
+    return { delivered, deadLettered, deliveryRejected }
   }
 
   const probePath = join(dataDir, '.health-probe')

@@ -78,7 +78,35 @@ export const settings = {
     default: 300_000,
     minimum: 0,
     description: 'Longest a whole request may take (a 1 GB upload on a slow link needs minutes), ms'
-  }
+  },
+  sinks: {
+    env: 'SINKS',
+    type: 'string',
+    default: 'file',
+    description: 'Comma-separated destinations: file, elasticsearch'
+  },
+  elasticsearchUrl: { env: 'ELASTICSEARCH_URL', type: 'string', default: 'http://127.0.0.1:9200', description: 'Elasticsearch endpoint (8.x or 9.x), with SINKS=elasticsearch' },
+  elasticsearchApiKey: { env: 'ELASTICSEARCH_API_KEY', type: 'string', default: '', secret: true, description: 'Elasticsearch API key (the encoded form); wins over username/password' },
+  elasticsearchUsername: { env: 'ELASTICSEARCH_USERNAME', type: 'string', default: '', description: 'Elasticsearch basic-auth user' },
+  elasticsearchPassword: { env: 'ELASTICSEARCH_PASSWORD', type: 'string', default: '', secret: true, description: 'Elasticsearch basic-auth password' },
+  elasticsearchCaFile: { env: 'ELASTICSEARCH_CA_FILE', type: 'string', default: '', description: 'PEM file of the CA that signed the Elasticsearch certificate' },
+  elasticsearchTlsVerify: { env: 'ELASTICSEARCH_TLS_VERIFY', type: 'boolean', default: true, description: 'Verify the Elasticsearch certificate (false only for tests)' },
+  elasticsearchNamespace: {
+    env: 'ELASTICSEARCH_NAMESPACE',
+    type: 'string',
+    default: 'default',
+    description: 'Data stream namespace: events go to logs-cloudflare.<dataset>-<namespace>'
+  },
+  elasticsearchBulkBytes: { env: 'ELASTICSEARCH_BULK_BYTES', type: 'integer', default: 5 * MiB, minimum: 1024, description: 'Size of one _bulk request body, bytes' },
+  elasticsearchBulkConcurrency: { env: 'ELASTICSEARCH_BULK_CONCURRENCY', type: 'integer', default: 2, minimum: 1, description: '_bulk requests in flight per batch' },
+  elasticsearchRetryMs: {
+    env: 'ELASTICSEARCH_RETRY_MS',
+    type: 'integer',
+    default: 20_000,
+    minimum: 0,
+    description: 'How long one batch may keep retrying (429, 5xx, connection errors) before the sender gets a 503, ms'
+  },
+  elasticsearchRequestTimeoutMs: { env: 'ELASTICSEARCH_REQUEST_TIMEOUT_MS', type: 'integer', default: 30_000, minimum: 1, description: 'Timeout of one Elasticsearch request, ms' }
 } as const satisfies Record<string, SettingDef>
 
 export type SettingKey = keyof typeof settings

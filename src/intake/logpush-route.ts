@@ -13,6 +13,8 @@ import { classifySmallBody, type ChallengeLog } from './small-bodies.js'
 export interface CommitResult {
   readonly delivered: number
   readonly deadLettered: number
+  /** Valid lines a destination refused for good (e.g. an Elasticsearch mapping error), now dead letters. */
+  readonly deliveryRejected: number
 }
 
 export interface LogpushRouteOptions {
@@ -130,7 +132,12 @@ export function logpushRoute(app: FastifyInstance, opts: LogpushRouteOptions): v
       gzip: meter.gzip,
       deadLettered: committed.deadLettered
     }, 'Batch accepted.')
-    return { dataset: dataset.name, accepted: result.accepted, rejected: result.rejected }
+    return {
+      dataset: dataset.name,
+      accepted: result.accepted,
+      rejected: result.rejected,
+      ...(committed.deliveryRejected > 0 ? { deliveryRejected: committed.deliveryRejected } : {})
+    }
   })
 }
 

@@ -3,25 +3,7 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Ajv, type ValidateFunction } from 'ajv'
-
-export interface FieldSchema {
-  type?: string | string[]
-  items?: FieldSchema
-  additionalProperties?: FieldSchema | boolean
-  description?: string
-  deprecated?: boolean
-  pattern?: string
-  /** How Elasticsearch should index a field whose JSON type does not say it: "ip" or "date". */
-  'x-es-type'?: 'ip' | 'date'
-}
-
-export interface DatasetSchema {
-  title?: string
-  description?: string
-  /** The field that holds the event time (EdgeStartTimestamp, Datetime, When, ...). */
-  'x-event-time': string
-  properties: Record<string, FieldSchema>
-}
+import type { DatasetSchema } from '../dataset-schema.js'
 
 export interface Dataset {
   readonly name: string

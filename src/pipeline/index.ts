@@ -1,2 +1,3 @@
-export { loadDatasets, type Dataset, type DatasetSchema, type FieldSchema } from './datasets.js'
+export { loadDatasets, type Dataset } from './datasets.js'
+export type { DatasetSchema, FieldSchema } from '../dataset-schema.js'
 export { ingest, checkLine, type IngestResult } from './ingest.js'
