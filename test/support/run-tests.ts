@@ -106,7 +106,8 @@ async function main(): Promise<void> {
     process.exit(1);
   }
 
-  child = spawn(process.execPath, ['--test', ...args, ...testFiles], { stdio: 'inherit', env: childEnv });
+  // One file at a time: the integration files share one Elasticsearch node, and one of them stops it.
+  child = spawn(process.execPath, ['--test', '--test-concurrency=1', ...args, ...testFiles], { stdio: 'inherit', env: childEnv });
   const exitCode = await new Promise<number>((resolve) => {
     child!.once('error', (err) => {
       console.error(`[run-tests] could not start node --test: ${err.message}`);
