@@ -7,11 +7,11 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import compress from '@fastify/compress'
 import type { Logger } from 'pino'
 import type { Config } from './config/index.js'
-import { ConfigInvalid, SinkDeliveryFailed } from './errors.js'
+import { ConfigInvalid } from './errors.js'
 import { ChallengeLog, TokenSet, ensureTokens, intakePlugin, type CommitResult } from './intake/index.js'
 import { loadDatasets, type Dataset } from './pipeline/index.js'
-import { Staging, type DeadLetter, type SealedBatch } from './spool/index.js'
-import { ElasticsearchSink, FileSink, RotatingFiles, type Sink } from './sinks/index.js'
+import { Forwarder, Spool, type DeadLetter, type SpoolBatch } from './spool/index.js'
+import { ElasticsearchSink, FileSink, RotatingFiles, type Rejection, type Sink } from './sinks/index.js'
 import { Stats, cached, healthPlugin, type Readiness } from './observability/index.js'
 import { schemasDir, version } from './paths.js'
 
@@ -22,7 +22,9 @@ export interface BuiltApp {
   /** Set when this start generated the token: the caller shows it once, never in a log. */
   readonly generatedToken: string | null
   readonly tokenPath: string | null
-  close(): Promise<void>
+  /** Resolves true once every destination has everything spooled so far (tests, shutdown). */
+  drained(timeoutMs: number): Promise<boolean>
+  close(graceMs?: number): Promise<void>
 }
 
 const SINK_NAMES = ['file', 'elasticsearch'] as const
@@ -69,53 +71,63 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   const tokenInfo = await ensureTokens(config.tokens, dataDir)
   const tokens = new TokenSet(tokenInfo.tokens)
 
-  const staging = new Staging(join(dataDir, 'staging'))
-  await staging.init()
+  const spool = new Spool({
+    dir: join(dataDir, 'spool'),
+    highWatermarkBytes: config.spoolHighWatermarkBytes,
+    lowWatermarkBytes: config.spoolLowWatermarkBytes,
+    minFreeBytes: config.spoolMinFreeBytes,
+    dedupeSeconds: config.dedupeWindowSeconds,
+    log
+  })
+  await spool.init()
+  const diskTimer = setInterval(() => { void spool.refreshDisk() }, 5000)
+  diskTimer.unref()
   const rotation = { rotateBytes: config.eventsRotateBytes, rotateMs: config.eventsRotateSeconds * 1000, gzipRotated: config.eventsGzipRotated, log }
   const deadLetters = new RotatingFiles({ ...rotation, dir: join(dataDir, 'dead-letter'), kind: 'dead-letter' })
   await deadLetters.init()
-  const sinks = createSinks(config, { dataDir, rotation, datasets, log })
-  for (const sink of sinks) await sink.init()
 
-  async function commit(batch: SealedBatch): Promise<CommitResult> {
-    let delivered = 0
-    let deadLettered = batch.deadLetters
-    let deliveryRejected = 0
-    for (const sink of sinks) {
-      let report
-      try {
-        report = await sink.deliver(batch)
-      } catch (err) {
-        log.error({ err, sink: sink.name, dataset: batch.dataset, requestId: batch.requestId }, 'Delivery failed; the sender will retry.')
-        throw new SinkDeliveryFailed(sink.name, (err as Error).message)
-      }
-      delivered = Math.max(delivered, report.delivered + report.duplicates)
-      if (report.duplicates > 0) log.info({ sink: sink.name, dataset: batch.dataset, duplicates: report.duplicates, requestId: batch.requestId }, 'Lines already stored (a re-sent batch); not stored again.')
-      if (report.rejected.length > 0) {
-        const time = new Date().toISOString()
-        const lines = report.rejected.map((r) => JSON.stringify({
-          time, dataset: r.dataset, stage: 'delivery', code: r.code, reason: r.reason, sink: r.sink, requestId: batch.requestId, raw: r.raw
-        } satisfies DeadLetter))
-        await deadLetters.appendText(batch.dataset, lines.join('\n') + '\n')
-        deadLettered += lines.length
-        deliveryRejected += lines.length
-        stats.dataset(batch.dataset).countRejected(report.rejected[0]!.code, report.rejected.length)
+  const forwarders = createSinks(config, { dataDir, rotation, datasets, log }).map((sink) => new Forwarder({
+    spool,
+    sink,
+    log,
+    async deadLetter(rejected) {
+      const time = new Date().toISOString()
+      const byDataset = new Map<string, Rejection[]>()
+      for (const r of rejected) byDataset.set(r.dataset, [...(byDataset.get(r.dataset) ?? []), r])
+      for (const [dataset, group] of byDataset) {
+        const lines = group.map((r) => JSON.stringify({ time, dataset, stage: 'delivery', code: r.code, reason: r.reason, sink: r.sink, raw: r.raw } satisfies DeadLetter))
+        await deadLetters.appendText(dataset, lines.join('\n') + '\n')
+        stats.dataset(dataset).countRejected(group[0]!.code, group.length)
       }
     }
-    if (batch.deadLetterPath) await deadLetters.appendFile(batch.dataset, batch.deadLetterPath)
-    return { delivered, deadLettered, deliveryRejected }
+  }))
+  for (const f of forwarders) await f.start()
+
+  /** Dead letters first, then the segment: a crash in between repeats dead letters, never loses lines. */
+  async function commit(batch: SpoolBatch, digest: string): Promise<CommitResult> {
+    const sealed = await batch.seal()
+    if (sealed.deadLetterPath) await deadLetters.appendFile(batch.dataset, sealed.deadLetterPath)
+    const outcome = await batch.commit(digest)
+    await batch.releaseDeadLetters()
+    return { stored: !outcome.duplicate }
   }
 
+  let closing = false
   const probePath = join(dataDir, '.health-probe')
-  const readiness = cached(2000, async (): Promise<Readiness> => {
+  const writable = cached(2000, async (): Promise<string | null> => {
     try {
       await writeFile(probePath, String(Date.now()))
       await rm(probePath, { force: true })
-      return { ready: true, reasons: [] }
+      return null
     } catch (err) {
-      return { ready: false, reasons: [`data directory not writable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`] }
+      return `data directory not writable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`
     }
   })
+  // Ready means "can accept batches": a destination being down is not a reason (the spool takes it).
+  const readiness = async (): Promise<Readiness> => {
+    const reasons = [await writable(), spool.refusal(), closing ? 'shutting down' : null].filter((r): r is string => r !== null)
+    return { ready: reasons.length === 0, reasons }
+  }
 
   const app = Fastify({
     loggerInstance: log,
@@ -144,18 +156,25 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
 
   // During a shutdown, answers to requests still in flight close their connection, so the
   // server is not kept waiting on a keep-alive socket that will carry nothing more.
-  let closing = false
   app.addHook('onSend', async function closeWhenStopping(_request, reply) {
     if (closing) reply.header('connection', 'close')
   })
 
   await app.register(async function observability(scope) {
     await scope.register(compress, { global: true, threshold: 1024 })
-    await scope.register(healthPlugin, { version, stats, readiness })
+    await scope.register(healthPlugin, {
+      version,
+      stats,
+      readiness,
+      sinks: () => ({
+        spool: { bytes: spool.bytes(), highWatermarkBytes: config.spoolHighWatermarkBytes },
+        ...Object.fromEntries(forwarders.map((f) => [f.name, f.status()]))
+      })
+    })
   })
   await app.register(intakePlugin, {
     datasets,
-    staging,
+    spool,
     stats,
     challenges: new ChallengeLog(config.challengesKept),
     tokens,
@@ -177,10 +196,18 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     stats,
     generatedToken: tokenInfo.generated ? tokenInfo.tokens[0]! : null,
     tokenPath: tokenInfo.path,
-    async close() {
+    async drained(timeoutMs: number) {
+      const results = await Promise.all(forwarders.map((f) => f.drained(timeoutMs)))
+      return results.every(Boolean)
+    },
+    async close(graceMs = config.shutdownGraceMs) {
       closing = true
+      clearInterval(diskTimer)
+      const started = Date.now()
       await app.close()
-      for (const sink of sinks) await sink.close()
+      // Deliver what the destinations take within the grace period; the rest stays spooled.
+      await Promise.all(forwarders.map((f) => f.drained(Math.max(0, graceMs - (Date.now() - started)))))
+      await Promise.all(forwarders.map((f) => f.stop(Math.max(0, graceMs - (Date.now() - started)))))
       await deadLetters.close()
     }
   }

@@ -41,11 +41,6 @@ export const PipelineNotNdjson = createError(
   'Body is not NDJSON (%s). Supported output_options: output_type "ndjson" with the default record_prefix/record_suffix/record_delimiter and no batch_prefix, batch_suffix or record_template; any field_names, timestamp_format, sample_rate and CVE-2021-44228 are fine',
   400
 )
-export const SinkDeliveryFailed = createError(
-  'LPR_ERR_SINK_DELIVERY_FAILED',
-  'Could not deliver the batch to %s: %s',
-  503
-)
 export const ConfigInvalid = createError('LPR_ERR_CONFIG_INVALID', 'Invalid configuration: %s', 500)
 
 /** Codes of lines that are dead-lettered, not answered: one bad line never fails its batch. */
@@ -61,7 +56,7 @@ export type LineRejectCode = (typeof LineRejectCode)[keyof typeof LineRejectCode
 export const allCodes: readonly string[] = [
   ...[
     IntakeTokenMissing, IntakeTokenInvalid, IntakeUnknownDataset, IntakeUnsupportedEncoding, IntakeBodyTooLarge,
-    IntakeInflatedTooLarge, IntakeBadGzip, IntakeNotReady, PipelineLineTooLong, PipelineNotNdjson, SinkDeliveryFailed,
+    IntakeInflatedTooLarge, IntakeBadGzip, IntakeNotReady, PipelineLineTooLong, PipelineNotNdjson,
     ConfigInvalid
   ].map((E) => new E().code),
   ...Object.values(LineRejectCode)

@@ -38,7 +38,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const out: Record<string, unknown> = {}
   for (const [key, s] of Object.entries(settings) as [SettingKey, SettingDef][]) out[key] = input[s.env]
-  return Object.freeze(out) as Config
+  const config = out as Config
+  if (config.spoolLowWatermarkBytes >= config.spoolHighWatermarkBytes) {
+    throw new ConfigInvalid(`SPOOL_LOW_WATERMARK_BYTES (${config.spoolLowWatermarkBytes}) must be below SPOOL_HIGH_WATERMARK_BYTES (${config.spoolHighWatermarkBytes})`)
+  }
+  return Object.freeze(config)
 }
 
 /** The configuration as it may be logged: secrets masked. */

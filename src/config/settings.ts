@@ -79,6 +79,34 @@ export const settings = {
     minimum: 0,
     description: 'Longest a whole request may take (a 1 GB upload on a slow link needs minutes), ms'
   },
+  spoolHighWatermarkBytes: {
+    env: 'SPOOL_HIGH_WATERMARK_BYTES',
+    type: 'integer',
+    default: 4 * GiB,
+    minimum: 1,
+    description: 'Undelivered spool bytes above which new batches get 503 + Retry-After'
+  },
+  spoolLowWatermarkBytes: {
+    env: 'SPOOL_LOW_WATERMARK_BYTES',
+    type: 'integer',
+    default: 3 * GiB,
+    minimum: 0,
+    description: 'Once refusing, batches are accepted again when the spool drains below this, bytes'
+  },
+  spoolMinFreeBytes: {
+    env: 'SPOOL_MIN_FREE_BYTES',
+    type: 'integer',
+    default: GiB,
+    minimum: 0,
+    description: 'New batches get 503 + Retry-After while the data directory\'s disk has less free space than this, bytes'
+  },
+  dedupeWindowSeconds: {
+    env: 'DEDUPE_WINDOW_SECONDS',
+    type: 'integer',
+    default: 86_400,
+    minimum: 0,
+    description: 'How long a byte-identical re-send of an accepted batch is recognised and not stored again, seconds'
+  },
   sinks: {
     env: 'SINKS',
     type: 'string',

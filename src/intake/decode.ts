@@ -2,6 +2,7 @@
 // because the body goes to our own stream consumer and never through fastify's bodyLimit.
 import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import { createGunzip } from 'node:zlib'
+import { createHash } from 'node:crypto'
 import {
   IntakeBadGzip, IntakeBodyTooLarge, IntakeInflatedTooLarge, IntakeUnsupportedEncoding
 } from '../errors.js'
@@ -19,6 +20,8 @@ export interface BodyMeter {
   readonly gzip: boolean
   /** The first headBytes + 1 inflated bytes: one more than a small body may have, so "small" is decidable. */
   readonly head: Buffer
+  /** SHA-256 of the inflated body (base64url): a byte-identical re-send has the same. */
+  digest(): string
 }
 
 class Meter extends Transform {
@@ -77,7 +80,9 @@ export async function decodeBody(
   const headParts: Buffer[] = []
   let headLength = 0
   const wire = new Meter(limits.maxBodyBytes, () => new IntakeBodyTooLarge(limits.maxBodyBytes), () => {})
+  const hash = createHash('sha256')
   const inflated = new Meter(limits.maxInflatedBytes, () => new IntakeInflatedTooLarge(limits.maxInflatedBytes), (chunk) => {
+    hash.update(chunk)
     if (headLength <= limits.headBytes) {
       const part = chunk.subarray(0, limits.headBytes + 1 - headLength)
       headParts.push(Buffer.from(part))
@@ -88,7 +93,8 @@ export async function decodeBody(
     get wireBytes () { return wire.count },
     get inflatedBytes () { return inflated.count },
     gzip,
-    get head () { return Buffer.concat(headParts) }
+    get head () { return Buffer.concat(headParts) },
+    digest: () => hash.digest('base64url')
   }
   const streams: Transform[] = gzip ? [wire, createGunzip({ chunkSize: 64 * 1024 }), inflated] : [wire, inflated]
   return { streams, meter }

@@ -4,28 +4,26 @@ import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { IntakeBodyTooLarge, IntakeNotReady, IntakeUnknownDataset, PipelineNotNdjson } from '../errors.js'
 import { ingest, type Dataset } from '../pipeline/index.js'
-import type { SealedBatch, Staging } from '../spool/index.js'
+import type { Spool, SpoolBatch } from '../spool/index.js'
 import { DatasetStats, type Stats } from '../observability/stats.js'
 import { redactSecret } from '../observability/logger.js'
 import { asDecodeError, decodeBody, type DecodeLimits } from './decode.js'
 import { classifySmallBody, type ChallengeLog } from './small-bodies.js'
 
 export interface CommitResult {
-  readonly delivered: number
-  readonly deadLettered: number
-  /** Valid lines a destination refused for good (e.g. an Elasticsearch mapping error), now dead letters. */
-  readonly deliveryRejected: number
+  /** False when the same body was accepted before (a re-send): nothing new was stored. */
+  readonly stored: boolean
 }
 
 export interface LogpushRouteOptions {
   readonly datasets: ReadonlyMap<string, Dataset>
-  readonly staging: Staging
+  readonly spool: Spool
   readonly stats: Stats
   readonly challenges: ChallengeLog
   readonly limits: DecodeLimits & { readonly maxLineBytes: number }
-  /** Makes a sealed batch durable where it belongs (sinks, dead letters); throws a coded error if it cannot. */
   readonly driftFieldsMax: number
-  readonly commit: (batch: SealedBatch) => Promise<CommitResult>
+  /** Makes a batch durable (dead letters, then the spool segment); throws a coded error if it cannot. */
+  readonly commit: (batch: SpoolBatch, digest: string) => Promise<CommitResult>
 }
 
 // Disk failures while staging mean "try again later", not "your batch is bad".
@@ -45,6 +43,11 @@ export function logpushRoute(app: FastifyInstance, opts: LogpushRouteOptions): v
       reply.header('connection', 'close')
       throw new IntakeBodyTooLarge(limits.maxBodyBytes)
     }
+    const refusal = opts.spool.refusal()
+    if (refusal) {
+      reply.header('retry-after', '30').header('connection', 'close')
+      throw new IntakeNotReady(refusal)
+    }
     const raw = (request.body as Readable | undefined) ?? Readable.from([])
     const dstats = stats.dataset(dataset.name)
     const tally = new DatasetStats(drift)
@@ -60,7 +63,7 @@ export function logpushRoute(app: FastifyInstance, opts: LogpushRouteOptions): v
 
     let batch
     try {
-      batch = await opts.staging.open(dataset.name, request.id)
+      batch = await opts.spool.open(dataset.name, request.id)
     } catch (err) {
       raw.unpipe(first)
       throw diskError(err, reply)
@@ -78,7 +81,7 @@ export function logpushRoute(app: FastifyInstance, opts: LogpushRouteOptions): v
       })
     } catch (err) {
       raw.unpipe(first)
-      await batch.abort()
+      await batch.discard()
       // The sender may still be sending: close the connection after the answer.
       reply.header('connection', 'close')
       throw diskError(asDecodeError(err), reply)
@@ -90,7 +93,7 @@ export function logpushRoute(app: FastifyInstance, opts: LogpushRouteOptions): v
     if (meter.inflatedBytes <= limits.headBytes) {
       const small = classifySmallBody(meter.head)
       if (small) {
-        await batch.abort()
+        await batch.discard()
         if (small.kind === 'validation') {
           dstats.pings++
           request.log.info({ dataset: dataset.name, bytes: meter.inflatedBytes }, 'Logpush validation upload answered; nothing stored.')
@@ -103,23 +106,25 @@ export function logpushRoute(app: FastifyInstance, opts: LogpushRouteOptions): v
       }
     }
     if (result.notNdjson) {
-      await batch.abort()
+      await batch.discard()
       throw new PipelineNotNdjson(result.notNdjson)
     }
 
-    let sealed: SealedBatch
+    const digest = meter.digest()
+    // Logpush re-sends a batch whose answer it did not see: take it once.
+    if (opts.spool.isDuplicate(dataset.name, digest)) {
+      await batch.discard()
+      request.log.info({ dataset: dataset.name, lines: result.lines }, 'Re-sent batch already accepted; not stored again.')
+      return { dataset: dataset.name, accepted: result.accepted, rejected: result.rejected, duplicate: true }
+    }
+    let committed: CommitResult
     try {
-      sealed = await batch.seal()
+      committed = await opts.commit(batch, digest)
     } catch (err) {
-      await batch.abort()
+      await batch.discard()
       throw diskError(err, reply)
     }
-    const committed = await opts.commit(sealed).catch(async (err: unknown) => {
-      await sealed.release()
-      if ((err as { statusCode?: number }).statusCode === 503) reply.header('retry-after', '30')
-      throw err
-    })
-    await sealed.release()
+    if (!committed.stored) return { dataset: dataset.name, accepted: result.accepted, rejected: result.rejected, duplicate: true }
     dstats.batches++
     dstats.add(tally)
     request.log.info({
@@ -129,15 +134,9 @@ export function logpushRoute(app: FastifyInstance, opts: LogpushRouteOptions): v
       rejected: result.rejected,
       wireBytes: meter.wireBytes,
       inflatedBytes: meter.inflatedBytes,
-      gzip: meter.gzip,
-      deadLettered: committed.deadLettered
+      gzip: meter.gzip
     }, 'Batch accepted.')
-    return {
-      dataset: dataset.name,
-      accepted: result.accepted,
-      rejected: result.rejected,
-      ...(committed.deliveryRejected > 0 ? { deliveryRejected: committed.deliveryRejected } : {})
-    }
+    return { dataset: dataset.name, accepted: result.accepted, rejected: result.rejected }
   })
 }
 

@@ -5,7 +5,7 @@ import { Writable, type Readable, type Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import split2 from 'split2'
 import { LineRejectCode, PipelineLineTooLong, PipelineNotNdjson } from '../errors.js'
-import type { DeadLetter, StagedBatch } from '../spool/index.js'
+import type { DeadLetter, SpoolBatch } from '../spool/index.js'
 import type { DatasetStats } from '../observability/stats.js'
 import type { Dataset } from './datasets.js'
 
@@ -14,7 +14,7 @@ export interface IngestOptions {
   readonly source: Readable
   /** Decoders between the source and the line splitter (gunzip, byte meters). */
   readonly through: readonly Transform[]
-  readonly batch: StagedBatch
+  readonly batch: SpoolBatch
   /** This batch's own counters; the caller adds them to the totals only if the batch is committed. */
   readonly tally: DatasetStats
   readonly maxLineBytes: number

@@ -1,4 +1,4 @@
-export type { BatchFile, DeliveryReport, Rejection, Sink } from './sink.js'
+export type { DeliveryBatch, DeliveryResult, Progress, Rejection, Sink } from './sink.js'
 export { FileSink } from './file/sink.js'
 export { RotatingFiles } from './file/rotating-files.js'
 export { ElasticsearchSink } from './elasticsearch/index.js'

@@ -1,1 +1,3 @@
-export { Staging, StagedBatch, type SealedBatch, type DeadLetter } from './batch.js'
+export type { DeadLetter } from './batch.js'
+export { Spool, SpoolBatch, type Segment, type Checkpoint, type CommitOutcome, type SpoolOptions } from './spool.js'
+export { Forwarder } from './forwarder.js'

@@ -9,6 +9,11 @@ const FLUSH_CHARS = 256 * 1024
  * is in flight and at most about 2 x FLUSH_CHARS wait in memory; `writeLine` answers false when
  * the caller must `await drain()` before it reads more input.
  */
+export type Encoder = (lines: string[]) => string | Buffer
+
+/** NDJSON: lines joined by newlines. */
+export const ndjson: Encoder = (lines) => lines.join('\n') + '\n'
+
 export class StagedFile {
   private pending: string[] = []
   private pendingChars = 0
@@ -16,11 +21,12 @@ export class StagedFile {
   private failure: Error | null = null
   lines = 0
   chars = 0
+  bytes = 0
 
-  private constructor (readonly path: string, private readonly fh: FileHandle) {}
+  private constructor (readonly path: string, private readonly fh: FileHandle, private readonly encode: Encoder) {}
 
-  static async create(path: string): Promise<StagedFile> {
-    return new StagedFile(path, await open(path, 'wx', 0o600))
+  static async create(path: string, encode: Encoder = ndjson): Promise<StagedFile> {
+    return new StagedFile(path, await open(path, 'wx', 0o600), encode)
   }
 
   writeLine(line: string): boolean {
@@ -40,12 +46,12 @@ export class StagedFile {
   }
 
   private startFlush(): void {
-    const text = this.pending.join('\n') + '\n'
+    const text = this.encode(this.pending)
     this.chars += this.pendingChars
     this.pending = []
     this.pendingChars = 0
-    this.inflight = this.fh.write(text).then(
-      () => { this.inflight = null },
+    this.inflight = (typeof text === 'string' ? this.fh.write(text) : this.fh.write(text, 0, text.length)).then(
+      ({ bytesWritten }) => { this.bytes += bytesWritten; this.inflight = null },
       (err: Error) => { this.failure ??= err; this.inflight = null }
     )
   }

@@ -62,3 +62,16 @@ export async function peakRssBytes(pid: number): Promise<number> {
   if (!m) throw new Error('no VmHWM in /proc status')
   return Number(m[1]) * 1024
 }
+
+/** Polls /health until no destination has anything pending. */
+export async function waitDrained(url: string, timeoutMs = 120_000): Promise<Record<string, any>> {
+  const end = Date.now() + timeoutMs
+  let last: any = null
+  while (Date.now() < end) {
+    last = await (await fetch(`${url}/health`)).json()
+    const sinks = Object.entries(last.sinks ?? {}).filter(([name]) => name !== 'spool')
+    if (sinks.length > 0 && sinks.every(([, s]: [string, any]) => s.pendingLines === 0)) return last
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  throw new Error(`not drained after ${timeoutMs} ms: ${JSON.stringify(last?.sinks)}`)
+}

@@ -47,9 +47,13 @@ export async function post(server: { url: string, token: string }, path: string,
   return { status: res.status, json, headers: res.headers }
 }
 
-/** Everything a rotating-file store holds for a dataset, in arrival order, gzipped files inflated. */
-export async function readStore(dataDir: string, kind: 'events' | 'dead-letter', dataset: string): Promise<string> {
-  const dir = join(dataDir, kind, dataset)
+/**
+ * Everything a file store holds for a dataset, in arrival order, gzipped files inflated; first
+ * waits until the spool has delivered everything accepted so far.
+ */
+export async function readStore(server: { dataDir: string, built?: BuiltApp }, kind: 'events' | 'dead-letter', dataset: string): Promise<string> {
+  if (server.built && !(await server.built.drained(30_000))) throw new Error('the spool did not drain within 30 s')
+  const dir = join(server.dataDir, kind, dataset)
   let files: string[]
   try {
     files = (await readdir(dir)).filter((f) => f.endsWith('.ndjson') || f.endsWith('.ndjson.gz')).sort()
@@ -64,6 +68,6 @@ export async function readStore(dataDir: string, kind: 'events' | 'dead-letter',
   return out
 }
 
-export async function readDeadLetters(dataDir: string, dataset: string): Promise<any[]> {
-  return (await readStore(dataDir, 'dead-letter', dataset)).split('\n').filter(Boolean).map((l) => JSON.parse(l))
+export async function readDeadLetters(server: { dataDir: string, built?: BuiltApp }, dataset: string): Promise<any[]> {
+  return (await readStore(server, 'dead-letter', dataset)).split('\n').filter(Boolean).map((l) => JSON.parse(l))
 }

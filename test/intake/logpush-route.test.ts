@@ -14,7 +14,7 @@ for (const dataset of ['http_requests', 'network_analytics_logs']) {
     assert.deepEqual(r1.json, { dataset, accepted: 3000, rejected: 0 })
     const r2 = await post(server, `/logpush/${dataset}`, second)
     assert.deepEqual(r2.json, { dataset, accepted: 3000, rejected: 0 })
-    assert.equal(await readStore(server.dataDir, 'events', dataset), first + second)
+    assert.equal(await readStore(server, 'events', dataset), first + second)
     const fields = Object.keys(loadSchema(dataset).properties)
     const line = first.slice(0, first.indexOf('\n'))
     for (const f of fields) assert.ok(line.includes(`"${f}":`), `fixture line carries ${f}`)
@@ -28,7 +28,7 @@ test('an unixnano value above 2^53 survives byte for byte', async (t) => {
   assert.notEqual(String(JSON.parse(line).EdgeStartTimestamp), BIG_UNIXNANO, 'JSON.parse alone would round it')
   const r = await post(server, '/logpush/http_requests', line + '\n')
   assert.equal(r.status, 200)
-  assert.equal(await readStore(server.dataDir, 'events', 'http_requests'), line + '\n')
+  assert.equal(await readStore(server, 'events', 'http_requests'), line + '\n')
 })
 
 test('mixed valid and invalid lines: valid ones stored, invalid ones dead-lettered with reasons', async (t) => {
@@ -49,8 +49,8 @@ test('mixed valid and invalid lines: valid ones stored, invalid ones dead-letter
   const r = await post(server, '/logpush/network_analytics_logs', lines.join('\n') + '\n')
   assert.equal(r.status, 200)
   assert.deepEqual(r.json, { dataset: 'network_analytics_logs', accepted: 3, rejected: 5 })
-  assert.equal(await readStore(server.dataDir, 'events', 'network_analytics_logs'), good.join('\n') + '\n')
-  const dead = await readDeadLetters(server.dataDir, 'network_analytics_logs')
+  assert.equal(await readStore(server, 'events', 'network_analytics_logs'), good.join('\n') + '\n')
+  const dead = await readDeadLetters(server, 'network_analytics_logs')
   assert.deepEqual(dead.map((d) => [d.line, d.code, d.reason]), [
     [2, 'LPR_ERR_PIPELINE_LINE_SCHEMA', '/DestinationPort must be integer'],
     [4, 'LPR_ERR_PIPELINE_LINE_NOT_JSON', dead[1].reason],
@@ -75,7 +75,7 @@ test('unknown fields are kept and counted as schema drift', async (t) => {
   const line = '{"RayID":"1","BrandNewField":42,"AnotherOne":"x"}'
   const r = await post(server, '/logpush/http_requests', `${line}\n${line}\n`)
   assert.deepEqual(r.json, { dataset: 'http_requests', accepted: 2, rejected: 0 })
-  assert.equal(await readStore(server.dataDir, 'events', 'http_requests'), `${line}\n${line}\n`)
+  assert.equal(await readStore(server, 'events', 'http_requests'), `${line}\n${line}\n`)
   const health = await (await fetch(`${server.url}/health`)).json() as any
   assert.deepEqual(health.datasets.http_requests.unknownFields, { BrandNewField: 2, AnotherOne: 2 })
 })
@@ -88,7 +88,7 @@ for (const body of validationUploads) {
       const r = await post(server, '/logpush/http_requests', body, { gzip, headers: gzip ? {} : { 'content-type': 'application/json' } })
       assert.equal(r.status, 200)
       assert.equal(r.json.validation, true)
-      assert.equal(await readStore(server.dataDir, 'events', 'http_requests'), '')
+      assert.equal(await readStore(server, 'events', 'http_requests'), '')
       assert.equal(server.built.stats.dataset('http_requests').pings, 1)
     })
   }
@@ -100,7 +100,7 @@ test('an ownership-challenge token is not ingested and can be read by the operat
   const r = await post(server, '/logpush/network_analytics_logs', jwt)
   assert.equal(r.status, 200)
   assert.equal(r.json.challenge, true)
-  assert.equal(await readStore(server.dataDir, 'events', 'network_analytics_logs'), '')
+  assert.equal(await readStore(server, 'events', 'network_analytics_logs'), '')
   const denied = await fetch(`${server.url}/logpush/challenges`)
   assert.equal(denied.status, 401)
   const listed = await (await fetch(`${server.url}/logpush/challenges`, { headers: { authorization: `Bearer ${TEST_TOKEN}` } })).json() as any
@@ -111,27 +111,44 @@ test('an ownership-challenge token is not ingested and can be read by the operat
 
 test('bodies are accepted with any or no Content-Type, gzip by header or by magic bytes, or plain', async (t) => {
   const server = await startServer(t)
-  const text = batchText('http_requests', 5)
-  const gz = gzipSync(text)
-  const cases: Array<[string, Buffer, Record<string, string>]> = [
-    ['gzip, no content-type', gz, { 'content-encoding': 'gzip' }],
-    ['gzip, text/plain', gz, { 'content-encoding': 'gzip', 'content-type': 'text/plain; charset=utf-8' }],
-    ['x-gzip, application/json', gz, { 'content-encoding': 'x-gzip', 'content-type': 'application/json' }],
-    ['gzip bytes without the header', gz, { 'content-type': 'application/octet-stream' }],
-    ['header says gzip, a proxy already inflated it', Buffer.from(text), { 'content-encoding': 'gzip' }],
-    ['identity', Buffer.from(text), { 'content-encoding': 'identity', 'content-type': 'application/x-ndjson' }]
+  const cases: Array<[string, boolean, Record<string, string>]> = [
+    ['gzip, no content-type', true, { 'content-encoding': 'gzip' }],
+    ['gzip, text/plain', true, { 'content-encoding': 'gzip', 'content-type': 'text/plain; charset=utf-8' }],
+    ['x-gzip, application/json', true, { 'content-encoding': 'x-gzip', 'content-type': 'application/json' }],
+    ['gzip bytes without the header', true, { 'content-type': 'application/octet-stream' }],
+    ['header says gzip, a proxy already inflated it', false, { 'content-encoding': 'gzip' }],
+    ['identity', false, { 'content-encoding': 'identity', 'content-type': 'application/x-ndjson' }]
   ]
-  for (const [name, body, headers] of cases) {
-    const res = await fetch(`${server.url}/logpush/http_requests`, { method: 'POST', body, headers: { ...headers, authorization: `Bearer ${TEST_TOKEN}` } })
+  let expected = ''
+  for (const [i, [name, gzip, headers]] of cases.entries()) {
+    const text = batchText('http_requests', 5, 'unixnano', i * 5)
+    expected += text
+    const res = await fetch(`${server.url}/logpush/http_requests`, { method: 'POST', body: gzip ? gzipSync(text) : Buffer.from(text), headers: { ...headers, authorization: `Bearer ${TEST_TOKEN}` } })
     assert.equal(res.status, 200, name)
     assert.deepEqual(await res.json(), { dataset: 'http_requests', accepted: 5, rejected: 0 }, name)
   }
-  assert.equal(await readStore(server.dataDir, 'events', 'http_requests'), text.repeat(cases.length))
+  assert.equal(await readStore(server, 'events', 'http_requests'), expected)
+})
+
+test('a byte-identical re-send is answered 200 and stored once', async (t) => {
+  const server = await startServer(t)
+  const body = batchText('http_requests', 50) + 'broken line\n'
+  const first = await post(server, '/logpush/http_requests', body)
+  assert.deepEqual(first.json, { dataset: 'http_requests', accepted: 50, rejected: 1 })
+  for (const gzip of [true, false]) {
+    const again = await post(server, '/logpush/http_requests', body, { gzip })
+    assert.equal(again.status, 200)
+    assert.deepEqual(again.json, { dataset: 'http_requests', accepted: 50, rejected: 1, duplicate: true })
+  }
+  assert.equal(await readStore(server, 'events', 'http_requests'), batchText('http_requests', 50))
+  assert.equal((await readDeadLetters(server, 'http_requests')).length, 1)
+  assert.equal(server.built.stats.dataset('http_requests').batches, 1)
 })
 
 test('tokens: several at once, Bearer or Splunk scheme or a configured header; missing or wrong is 401', async (t) => {
   const server = await startServer(t, { LOGPUSH_TOKENS: 'old-token-aaaaaaaa, new-token-bbbbbbbb', AUTH_HEADER: 'X-Logpush-Secret' })
-  const body = batchText('http_requests', 1)
+  let n = 0
+  const body = (): string => batchText('http_requests', 1, 'unixnano', n++)
   const ok: Array<Record<string, string>> = [
     { authorization: 'Bearer old-token-aaaaaaaa' },
     { authorization: 'Bearer new-token-bbbbbbbb' },
@@ -140,17 +157,17 @@ test('tokens: several at once, Bearer or Splunk scheme or a configured header; m
     { 'x-logpush-secret': 'new-token-bbbbbbbb' }
   ]
   for (const headers of ok) {
-    const r = await post(server, '/logpush/http_requests', body, { token: null, headers })
+    const r = await post(server, '/logpush/http_requests', body(), { token: null, headers })
     assert.equal(r.status, 200, JSON.stringify(headers))
   }
-  const missing = await post(server, '/logpush/http_requests', body, { token: null })
+  const missing = await post(server, '/logpush/http_requests', body(), { token: null })
   assert.equal(missing.status, 401)
   assert.equal(missing.json.code, 'LPR_ERR_INTAKE_TOKEN_MISSING')
   for (const headers of [{ authorization: "Bearer old-token-aaaaaaa" } as Record<string, string>, { authorization: 'Basic old-token-aaaaaaaa' }, { 'x-logpush-secret': 'nope' }]) {
-    const r = await post(server, '/logpush/http_requests', body, { token: null, headers })
+    const r = await post(server, '/logpush/http_requests', body(), { token: null, headers })
     assert.equal(r.status, 401, JSON.stringify(headers))
   }
-  assert.equal((await readStore(server.dataDir, 'events', 'http_requests')).split('\n').length - 1, ok.length)
+  assert.equal((await readStore(server, 'events', 'http_requests')).split('\n').length - 1, ok.length)
 })
 
 test('error answers: status, stable code and a message that says what to do', async (t) => {
@@ -179,12 +196,12 @@ test('error answers: status, stable code and a message that says what to do', as
     if (c.message) assert.match(json.message, c.message, c.name)
   }
   // Nothing of any failed batch was stored, not even its valid first lines.
-  assert.equal(await readStore(server.dataDir, 'events', 'http_requests'), '')
-  assert.equal(await readStore(server.dataDir, 'dead-letter', 'http_requests'), '')
+  assert.equal(await readStore(server, 'events', 'http_requests'), '')
+  assert.equal(await readStore(server, 'dead-letter', 'http_requests'), '')
   // And the service still works.
   const r = await post(server, '/logpush/http_requests', good)
   assert.equal(r.status, 200)
-  assert.equal(await readStore(server.dataDir, 'events', 'http_requests'), good)
+  assert.equal(await readStore(server, 'events', 'http_requests'), good)
 })
 
 test('health reports version, uptime and per-dataset counters', async (t) => {

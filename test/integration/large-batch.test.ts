@@ -10,7 +10,7 @@ import { Readable } from 'node:stream'
 import { createGzip, createGunzip } from 'node:zlib'
 import split2 from 'split2'
 import { batchStream } from '../helpers/fixtures.js'
-import { peakRssBytes, spawnService } from '../helpers/process.js'
+import { peakRssBytes, spawnService, waitDrained } from '../helpers/process.js'
 
 const MB = 1024 * 1024
 
@@ -38,6 +38,7 @@ test('a 200 MB batch is ingested while the server peak RSS stays under 300 MB', 
   assert.equal(res.status, 200, JSON.stringify(json))
   assert.ok(stats.bytes >= 200 * MB)
   assert.equal(json.accepted, stats.lines)
+  await waitDrained(service.url)
   const peak = await peakRssBytes(service.child.pid!)
   t.diagnostic(`uncompressed ${(stats.bytes / MB).toFixed(0)} MB, ${stats.lines} lines, server peak RSS ${(peak / MB).toFixed(1)} MB`)
   assert.ok(peak < 300 * MB, `peak RSS ${(peak / MB).toFixed(1)} MB`)

@@ -2,14 +2,13 @@
 // whatever is retried or re-sent lands once. Item and request failures are classified by
 // classify.ts; retries back off with jitter within a time budget, after which the batch fails
 // as a whole (the sender retries it, and what was already stored comes back as 409s).
-import { createReadStream, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Client, errors } from '@elastic/elasticsearch'
-import split2 from 'split2'
 import type { Logger } from 'pino'
 import type { DatasetSchema } from '../../dataset-schema.js'
 import { LineRejectCode } from '../../errors.js'
-import type { BatchFile, DeliveryReport, Rejection, Sink } from '../sink.js'
+import type { DeliveryBatch, DeliveryResult, Progress, Rejection, Sink } from '../sink.js'
 import { backoffMs, classifyItem, classifyRequest } from './classify.js'
 import { documentId, documentText } from './document.js'
 import { dataStreamName, indexTemplate, templateName } from './mapping.js'
@@ -62,6 +61,7 @@ export class ElasticsearchSink implements Sink {
 
   /** Installs the index templates; if Elasticsearch is not up yet, delivery tries again later. */
   async init(): Promise<void> {
+    // Nothing to recover: replaying a batch only meets 409s for what is already stored.
     await this.ensureTemplates().catch((err: unknown) => {
       this.opts.log.error({ err: describe(err) }, 'Could not install the Elasticsearch index templates yet; will retry before the next delivery.')
     })
@@ -79,7 +79,7 @@ export class ElasticsearchSink implements Sink {
     return this.templates
   }
 
-  async deliver(batch: BatchFile, signal?: AbortSignal): Promise<DeliveryReport> {
+  async deliver(batch: DeliveryBatch, _progress: Progress, signal?: AbortSignal): Promise<DeliveryResult> {
     const deadline = Date.now() + this.opts.retryMs
     await this.retrying(deadline, signal, () => this.ensureTemplates())
     const schema = this.opts.datasets.get(batch.dataset)
@@ -110,7 +110,7 @@ export class ElasticsearchSink implements Sink {
       inflight.add(p)
     }
 
-    for await (const line of createReadStream(batch.eventsPath).pipe(split2('\n')) as AsyncIterable<string>) {
+    for await (const line of batch.lines()) {
       if (failure) break
       if (line.length === 0) continue
       const record = JSON.parse(line) as Record<string, unknown>

@@ -1,12 +1,11 @@
 // Append-only NDJSON files, one active file per dataset, rotated by size or age; rotated files
 // may be gzipped in the background. An append is whole or absent: a failed copy is truncated
 // away, and every append is fsync'd before it resolves.
-import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises'
+import { createReadStream } from 'node:fs'
+import { mkdir, open, readdir, rm, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import { pipeline } from 'node:stream/promises'
-import { createGzip } from 'node:zlib'
 import type { Logger } from 'pino'
+import { gzipFile } from './gzip.js'
 
 export interface RotatingFilesOptions {
   readonly dir: string
@@ -144,14 +143,7 @@ export class RotatingFiles {
   }
 
   private compress(path: string): void {
-    const job = (async () => {
-      const tmp = `${path}.gz.tmp`
-      await pipeline(createReadStream(path), createGzip(), createWriteStream(tmp, { mode: 0o640 }))
-      const fh = await open(tmp, 'r')
-      await fh.sync().finally(() => fh.close())
-      await rename(tmp, `${path}.gz`)
-      await rm(path, { force: true })
-    })().catch((err) => this.opts.log.error({ err, path }, 'Could not gzip a rotated file; it stays uncompressed.'))
+    const job = gzipFile(path).catch((err: unknown) => this.opts.log.error({ err, path }, 'Could not gzip a rotated file; it stays uncompressed.'))
     this.compressions.add(job)
     void job.finally(() => this.compressions.delete(job))
   }

@@ -1,25 +1,184 @@
-import type { BatchFile, DeliveryReport, Sink } from '../sink.js'
-import { RotatingFiles, type RotatingFilesOptions } from './rotating-files.js'
+// The embedded default destination: events appended to NDJSON files under
+// DATA_DIR/events/<dataset>/, one active file per dataset, rotated by size or age.
+//
+// Exactly once across crashes: the state checkpointed with every delivered batch names each
+// dataset's active file, its size, and the next file number. At start, bytes past the recorded
+// size are cut off and files numbered at or after `next` are removed: they hold a batch whose
+// delivery was not checkpointed, and which the spool will deliver again.
+import { mkdir, open, readdir, rm, stat, truncate, type FileHandle } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Logger } from 'pino'
+import type { DeliveryBatch, DeliveryResult, Sink } from '../sink.js'
+import { gzipFile } from './gzip.js'
 
-/** The embedded default destination: events appended to NDJSON files under DATA_DIR/events/<dataset>/. */
+export interface FileSinkOptions {
+  readonly dir: string
+  readonly rotateBytes: number
+  readonly rotateMs: number
+  readonly gzipRotated: boolean
+  readonly log: Logger
+}
+
+interface FileState {
+  next: number
+  files: Record<string, { path: string, size: number, openedAt: number }>
+}
+
+interface Active {
+  fh: FileHandle
+  path: string
+  size: number
+  openedAt: number
+}
+
+const NAME = /^events-(\d{10})-[0-9TZ]+\.ndjson(\.gz)?$/
+const WRITE_CHUNK = 1024 * 1024
+
+function stamp(d: Date): string {
+  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
+}
+
 export class FileSink implements Sink {
   readonly name = 'file'
-  private readonly files: RotatingFiles
+  private state: FileState = { next: 1, files: {} }
+  private readonly active = new Map<string, Active>()
+  private readonly compressions = new Set<Promise<void>>()
+  private lock: Promise<unknown> = Promise.resolve()
+  private timer: NodeJS.Timeout | null = null
 
-  constructor (opts: Omit<RotatingFilesOptions, 'kind'>) {
-    this.files = new RotatingFiles({ ...opts, kind: 'events' })
+  constructor (private readonly opts: FileSinkOptions) {}
+
+  async init(saved: unknown): Promise<void> {
+    await mkdir(this.opts.dir, { recursive: true })
+    const datasets = await readdir(this.opts.dir)
+    if (saved) this.state = structuredClone(saved as FileState)
+    let highest = 0
+    for (const dataset of datasets) {
+      const dir = join(this.opts.dir, dataset)
+      for (const f of await readdir(dir).catch(() => [] as string[])) {
+        const path = join(dir, f)
+        if (f.endsWith('.gz.tmp')) { await rm(path, { force: true }); continue }
+        const m = NAME.exec(f)
+        if (!m) continue
+        const n = Number(m[1])
+        if (saved && n >= this.state.next) {
+          this.opts.log.warn({ path }, 'Removing an events file whose batch was not checkpointed; the spool delivers it again.')
+          await rm(path, { force: true })
+          continue
+        }
+        highest = Math.max(highest, n)
+        const current = this.state.files[dataset]
+        if (current?.path === path) {
+          const size = (await stat(path)).size
+          if (size > current.size) {
+            this.opts.log.warn({ path, size, checkpointed: current.size }, 'Cutting an events file back to its checkpointed size; the spool delivers the rest again.')
+            await truncate(path, current.size)
+          }
+        } else if (!f.endsWith('.gz') && this.opts.gzipRotated) {
+          this.compress(path)
+        }
+      }
+    }
+    // Without a checkpoint (a fresh spool) never reuse a number already on disk.
+    this.state.next = Math.max(this.state.next, highest + 1)
+    this.timer = setInterval(() => { void this.exclusive(() => this.rotateAged()) }, Math.min(this.opts.rotateMs, 60_000))
+    this.timer.unref()
   }
 
-  init(): Promise<void> {
-    return this.files.init()
+  deliver(batch: DeliveryBatch): Promise<DeliveryResult> {
+    return this.exclusive(async () => {
+      const file = await this.fileFor(batch.dataset)
+      const before = file.size
+      let lines = 0
+      try {
+        let parts: string[] = []
+        let chars = 0
+        for await (const line of batch.lines()) {
+          parts.push(line)
+          chars += line.length + 1
+          lines++
+          if (chars >= WRITE_CHUNK) {
+            file.size += (await file.fh.write(parts.join('\n') + '\n')).bytesWritten
+            parts = []
+            chars = 0
+          }
+        }
+        if (parts.length > 0) file.size += (await file.fh.write(parts.join('\n') + '\n')).bytesWritten
+        await file.fh.sync()
+      } catch (err) {
+        await file.fh.truncate(before).catch(() => {})
+        file.size = before
+        throw err
+      }
+      this.state.files[batch.dataset] = { path: file.path, size: file.size, openedAt: file.openedAt }
+      return { delivered: lines, duplicates: 0, rejected: [], state: structuredClone(this.state) }
+    })
   }
 
-  async deliver(batch: BatchFile): Promise<DeliveryReport> {
-    await this.files.appendFile(batch.dataset, batch.eventsPath)
-    return { delivered: batch.eventLines, duplicates: 0, rejected: [] }
+  health(): Record<string, unknown> {
+    return { dir: this.opts.dir, activeFiles: Object.fromEntries([...this.active].map(([d, f]) => [d, { path: f.path, bytes: f.size }])) }
   }
 
-  close(): Promise<void> {
-    return this.files.close()
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer)
+    await this.exclusive(async () => {
+      for (const f of this.active.values()) await f.fh.close()
+      this.active.clear()
+    })
+    await Promise.all(this.compressions)
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lock.catch(() => {}).then(fn)
+    this.lock = run
+    return run
+  }
+
+  private async fileFor(dataset: string): Promise<Active> {
+    let file = this.active.get(dataset)
+    if (!file) {
+      // Continue the checkpointed file of an earlier run if it is still there and not due.
+      const saved = this.state.files[dataset]
+      if (saved && saved.size < this.opts.rotateBytes && Date.now() - saved.openedAt < this.opts.rotateMs && await stat(saved.path).catch(() => null)) {
+        const fh = await open(saved.path, 'a', 0o640).catch(() => null)
+        if (fh) {
+          file = { fh, path: saved.path, size: (await fh.stat()).size, openedAt: saved.openedAt }
+          this.active.set(dataset, file)
+        }
+      }
+    }
+    if (file && (file.size >= this.opts.rotateBytes || Date.now() - file.openedAt >= this.opts.rotateMs)) {
+      await this.rotate(dataset, file)
+      file = undefined
+    }
+    if (file) return file
+    const dir = join(this.opts.dir, dataset)
+    await mkdir(dir, { recursive: true })
+    // Numbered names sort in arrival order; the number also tells recovery what is checkpointed.
+    const path = join(dir, `events-${String(this.state.next++).padStart(10, '0')}-${stamp(new Date())}.ndjson`)
+    const fh = await open(path, 'a', 0o640)
+    const d = await open(dir, 'r')
+    try { await d.sync() } finally { await d.close() }
+    file = { fh, path, size: 0, openedAt: Date.now() }
+    this.active.set(dataset, file)
+    return file
+  }
+
+  private async rotate(dataset: string, file: Active): Promise<void> {
+    this.active.delete(dataset)
+    await file.fh.close()
+    if (this.opts.gzipRotated && file.size > 0) this.compress(file.path)
+  }
+
+  private async rotateAged(): Promise<void> {
+    for (const [dataset, file] of [...this.active]) {
+      if (Date.now() - file.openedAt >= this.opts.rotateMs) await this.rotate(dataset, file)
+    }
+  }
+
+  private compress(path: string): void {
+    const job = gzipFile(path).catch((err: unknown) => this.opts.log.error({ err, path }, 'Could not gzip a rotated events file; it stays uncompressed.'))
+    this.compressions.add(job)
+    void job.finally(() => this.compressions.delete(job))
   }
 }

@@ -1,0 +1,48 @@
+// What the spool hands a destination and what a destination answers: a leaf both rooms import,
+// so that neither imports the other (app.ts wires them).
+
+/** A committed batch (one spool segment), from line `from` on. */
+export interface DeliveryBatch {
+  readonly seq: number
+  readonly dataset: string
+  /** Lines of the segment already delivered before (a replay after a crash or a failure). */
+  readonly from: number
+  /** Lines in the whole segment. */
+  readonly count: number
+  lines(): AsyncIterable<string>
+}
+
+/** One line a destination refused for good (e.g. an Elasticsearch mapping error). */
+export interface Rejection {
+  readonly dataset: string
+  readonly sink: string
+  readonly code: string
+  readonly reason: string
+  readonly raw: string
+}
+
+export interface DeliveryResult {
+  readonly delivered: number
+  /** Lines the destination already had (Elasticsearch 409 on a deterministic _id). */
+  readonly duplicates: number
+  readonly rejected: readonly Rejection[]
+  /** Destination state to checkpoint with the batch (the file sink's file sizes). */
+  readonly state?: unknown
+}
+
+/**
+ * Lets a destination checkpoint part of a batch: `lines` lines from the start of the segment are
+ * delivered, and `rejected` (since the last call) must be dead-lettered first.
+ */
+export type Progress = (lines: number, rejected: readonly Rejection[]) => Promise<void>
+
+/** Every destination behind one interface. `deliver` resolves when the batch is durably delivered, or throws. */
+export interface Sink {
+  readonly name: string
+  /** Recovers from the state last checkpointed with a delivered batch (undefined on a fresh start). */
+  init(state: unknown): Promise<void>
+  deliver(batch: DeliveryBatch, progress: Progress, signal: AbortSignal): Promise<DeliveryResult>
+  /** Whatever operators should see about this destination in /health. */
+  health?(): Record<string, unknown>
+  close(): Promise<void>
+}

@@ -1,0 +1,120 @@
+// One forwarder per destination: it reads committed segments in order from its checkpoint and
+// hands them to its sink, each sink at its own pace. A sink that fails is retried, with backoff,
+// from its last checkpoint, for as long as it takes: its backlog waits on disk, never in memory.
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Logger } from 'pino'
+import type { DeliveryBatch, Rejection, Sink } from '../delivery.js'
+import type { Checkpoint, Spool } from './spool.js'
+
+export interface ForwarderOptions {
+  readonly spool: Spool
+  readonly sink: Sink
+  readonly log: Logger
+  /** Makes refused lines durable in the dead-letter store before they are checkpointed away. */
+  readonly deadLetter: (rejected: readonly Rejection[]) => Promise<void>
+  readonly onDelivered?: (dataset: string, result: { delivered: number, duplicates: number, rejected: number }) => void
+}
+
+const RETRY_BASE_MS = 500
+const RETRY_CAP_MS = 30_000
+
+export class Forwarder {
+  private readonly abort = new AbortController()
+  private running: Promise<void> | null = null
+  private checkpoint: Checkpoint = { seq: 0, index: 0 }
+  private lastError: string | null = null
+  private failingSince: number | null = null
+  delivered = 0
+
+  constructor (private readonly opts: ForwarderOptions) {}
+
+  get name(): string { return this.opts.sink.name }
+
+  async start(): Promise<void> {
+    this.checkpoint = await this.opts.spool.loadCheckpoint(this.name)
+    await this.opts.sink.init(this.checkpoint.state)
+    this.running = this.loop()
+  }
+
+  /** Stops after the batch in hand, or at once when `graceMs` runs out; what is left stays spooled. */
+  async stop(graceMs: number): Promise<void> {
+    const timer = setTimeout(() => this.abort.abort(), graceMs)
+    this.stopping = true
+    this.wake.abort()
+    try {
+      await this.running
+    } finally {
+      clearTimeout(timer)
+      await this.opts.sink.close()
+    }
+  }
+
+  private stopping = false
+  private wake = new AbortController()
+
+  /** Resolves when nothing is left to deliver (or never, while the sink fails). */
+  async drained(timeoutMs: number): Promise<boolean> {
+    const end = Date.now() + timeoutMs
+    while (Date.now() < end) {
+      if (this.opts.spool.backlog(this.name).lines === 0 && this.opts.spool.next(this.checkpoint.seq) === null) return true
+      await sleep(50)
+    }
+    return false
+  }
+
+  status(): Record<string, unknown> {
+    const b = this.opts.spool.backlog(this.name)
+    return {
+      pendingLines: b.lines,
+      pendingBytes: b.bytes,
+      pendingBatches: b.segments,
+      oldestPendingAgeSeconds: b.oldestAt === null ? 0 : Math.round((Date.now() - b.oldestAt) / 1000),
+      checkpoint: { seq: this.checkpoint.seq, line: this.checkpoint.index },
+      delivered: this.delivered,
+      lastError: this.lastError,
+      failingForSeconds: this.failingSince === null ? 0 : Math.round((Date.now() - this.failingSince) / 1000),
+      ...(this.opts.sink.health?.() ?? {})
+    }
+  }
+
+  private async loop(): Promise<void> {
+    const { spool, sink, log } = this.opts
+    let attempt = 0
+    while (!this.stopping) {
+      const seg = spool.next(this.checkpoint.seq)
+      if (!seg) {
+        if (this.wake.signal.aborted) this.wake = new AbortController()
+        await spool.waitForCommit(this.wake.signal)
+        continue
+      }
+      const from = seg.seq === this.checkpoint.seq ? this.checkpoint.index : 0
+      const batch: DeliveryBatch = { seq: seg.seq, dataset: seg.dataset, from, count: seg.lines, lines: () => spool.lines(seg, from) }
+      try {
+        const result = await sink.deliver(batch, async (lines, rejected) => {
+          if (rejected.length > 0) await this.opts.deadLetter(rejected)
+          await this.save({ seq: seg.seq, index: lines, state: this.checkpoint.state })
+        }, this.abort.signal)
+        if (result.rejected.length > 0) await this.opts.deadLetter(result.rejected)
+        await this.save({ seq: seg.seq + 1, index: 0, state: result.state ?? this.checkpoint.state })
+        this.delivered += result.delivered
+        this.opts.onDelivered?.(seg.dataset, { delivered: result.delivered, duplicates: result.duplicates, rejected: result.rejected.length })
+        if (attempt > 0) log.info({ sink: sink.name, failedForSeconds: Math.round((Date.now() - (this.failingSince ?? Date.now())) / 1000) }, 'Delivering again.')
+        attempt = 0
+        this.lastError = null
+        this.failingSince = null
+      } catch (err) {
+        if (this.abort.signal.aborted) break
+        this.lastError = (err as Error).message
+        this.failingSince ??= Date.now()
+        const wait = Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** attempt++) * (0.5 + Math.random() / 2)
+        log.error({ sink: sink.name, seq: seg.seq, dataset: seg.dataset, err: { message: (err as Error).message }, retryInMs: Math.round(wait) }, 'Delivery failed; the batch stays in the spool and is retried.')
+        await sleep(wait, undefined, { signal: this.wake.signal }).catch(() => {})
+      }
+    }
+  }
+
+  private async save(cp: Checkpoint): Promise<void> {
+    await this.opts.spool.saveCheckpoint(this.name, cp)
+    this.checkpoint = cp
+  }
+}
