@@ -7,7 +7,6 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import compress from '@fastify/compress'
 import type { Logger } from 'pino'
 import type { Config } from './config/index.js'
-import { ConfigInvalid } from './errors.js'
 import { ChallengeLog, TokenSet, ensureTokens, intakePlugin, type CommitResult } from './intake/index.js'
 import { loadDatasets, type Dataset } from './pipeline/index.js'
 import { Forwarder, Spool, type DeadLetter, type SpoolBatch } from './spool/index.js'
@@ -27,19 +26,12 @@ export interface BuiltApp {
   close(graceMs?: number): Promise<void>
 }
 
-const SINK_NAMES = ['file', 'elasticsearch'] as const
-
 function createSinks(
   config: Config,
   ctx: { dataDir: string, rotation: { rotateBytes: number, rotateMs: number, gzipRotated: boolean, log: Logger }, datasets: ReadonlyMap<string, Dataset>, log: Logger }
 ): Sink[] {
-  const names = config.sinks.split(',').map((s) => s.trim()).filter(Boolean)
-  const unknown = names.filter((n) => !(SINK_NAMES as readonly string[]).includes(n))
-  if (names.length === 0 || unknown.length > 0) throw new ConfigInvalid(`SINKS must list some of ${SINK_NAMES.join(', ')}; got "${config.sinks}"`)
-  // Data stream names are logs-<dataset>-<namespace>: the namespace may not contain '-'.
-  if (names.includes('elasticsearch') && !/^[a-z0-9_]{1,100}$/.test(config.elasticsearchNamespace)) {
-    throw new ConfigInvalid(`ELASTICSEARCH_NAMESPACE must be lowercase letters, digits and _ (got "${config.elasticsearchNamespace}")`)
-  }
+  // The names and the namespace were checked against their patterns in config.
+  const names = config.sinks.split(',')
   return [...new Set(names)].map((name): Sink => {
     if (name === 'file') return new FileSink({ ...ctx.rotation, dir: join(ctx.dataDir, 'events') })
     return new ElasticsearchSink({
@@ -90,6 +82,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     spool,
     sink,
     log,
+    retryMaxMs: config.deliveryRetryMaxMs,
     async deadLetter(rejected) {
       const time = new Date().toISOString()
       const byDataset = new Map<string, Rejection[]>()

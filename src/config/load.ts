@@ -16,7 +16,8 @@ const schema = {
         type: s.type,
         ...(s.default !== undefined ? { default: s.default } : {}),
         ...(s.minimum !== undefined ? { minimum: s.minimum } : {}),
-        ...(s.enum ? { enum: s.enum } : {})
+        ...(s.enum ? { enum: s.enum } : {}),
+        ...(s.pattern ? { pattern: s.pattern } : {})
       }
     ])
   )

@@ -6,6 +6,7 @@ export interface SettingDef {
   readonly default?: string | number | boolean
   readonly minimum?: number
   readonly enum?: readonly string[]
+  readonly pattern?: string
   readonly secret?: boolean
   readonly description: string
 }
@@ -107,10 +108,18 @@ export const settings = {
     minimum: 0,
     description: 'How long a byte-identical re-send of an accepted batch is recognised and not stored again, seconds'
   },
+  deliveryRetryMaxMs: {
+    env: 'DELIVERY_RETRY_MAX_MS',
+    type: 'integer',
+    default: 30_000,
+    minimum: 10,
+    description: 'Longest wait between two attempts to deliver to a destination that fails (backoff doubles up to this), ms'
+  },
   sinks: {
     env: 'SINKS',
     type: 'string',
     default: 'file',
+    pattern: '^(file|elasticsearch)(,(file|elasticsearch))*$',
     description: 'Comma-separated destinations: file, elasticsearch'
   },
   elasticsearchUrl: { env: 'ELASTICSEARCH_URL', type: 'string', default: 'http://127.0.0.1:9200', description: 'Elasticsearch endpoint (8.x or 9.x), with SINKS=elasticsearch' },
@@ -123,6 +132,7 @@ export const settings = {
     env: 'ELASTICSEARCH_NAMESPACE',
     type: 'string',
     default: 'default',
+    pattern: '^[a-z0-9_]{1,100}$',
     description: 'Data stream namespace: events go to logs-cloudflare.<dataset>-<namespace>'
   },
   elasticsearchBulkBytes: { env: 'ELASTICSEARCH_BULK_BYTES', type: 'integer', default: 5 * MiB, minimum: 1024, description: 'Size of one _bulk request body, bytes' },

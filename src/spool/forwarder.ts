@@ -12,11 +12,12 @@ export interface ForwarderOptions {
   readonly log: Logger
   /** Makes refused lines durable in the dead-letter store before they are checkpointed away. */
   readonly deadLetter: (rejected: readonly Rejection[]) => Promise<void>
+  /** Longest wait between two delivery attempts of a failing destination, ms. */
+  readonly retryMaxMs: number
   readonly onDelivered?: (dataset: string, result: { delivered: number, duplicates: number, rejected: number }) => void
 }
 
 const RETRY_BASE_MS = 500
-const RETRY_CAP_MS = 30_000
 
 export class Forwarder {
   private readonly abort = new AbortController()
@@ -106,7 +107,7 @@ export class Forwarder {
         if (this.abort.signal.aborted) break
         this.lastError = (err as Error).message
         this.failingSince ??= Date.now()
-        const wait = Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** attempt++) * (0.5 + Math.random() / 2)
+        const wait = Math.min(this.opts.retryMaxMs, RETRY_BASE_MS * 2 ** attempt++) * (0.5 + Math.random() / 2)
         log.error({ sink: sink.name, seq: seg.seq, dataset: seg.dataset, err: { message: (err as Error).message }, retryInMs: Math.round(wait) }, 'Delivery failed; the batch stays in the spool and is retried.')
         await sleep(wait, undefined, { signal: this.wake.signal }).catch(() => {})
       }

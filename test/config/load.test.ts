@@ -19,7 +19,9 @@ test('values are coerced from strings', () => {
 })
 
 test('invalid values stop the start with a message naming every bad variable', () => {
-  assert.throws(() => loadConfig({ PORT: 'eighty', MAX_LINE_BYTES: '10', LOG_LEVEL: 'loud' }), (err: Error & { code?: string }) => {
+  assert.throws(() => loadConfig({ PORT: 'eighty', MAX_LINE_BYTES: '10', LOG_LEVEL: 'loud', SINKS: 'file,elastic', ELASTICSEARCH_NAMESPACE: 'my-ns' }), (err: Error & { code?: string }) => {
+    assert.match(err.message, /SINKS must match pattern/)
+    assert.match(err.message, /ELASTICSEARCH_NAMESPACE must match pattern/)
     assert.equal(err.code, 'LPR_ERR_CONFIG_INVALID')
     assert.match(err.message, /PORT must be integer/)
     assert.match(err.message, /MAX_LINE_BYTES must be >= 1024/)
@@ -33,4 +35,8 @@ test('the printable configuration masks secrets', () => {
   assert.equal(shown.LOGPUSH_TOKENS, '(set)')
   assert.ok(!JSON.stringify(shown).includes('super-secret-value'))
   for (const s of Object.values(settings)) assert.ok(s.env in shown, s.env)
+})
+
+test('the low watermark must be below the high one', () => {
+  assert.throws(() => loadConfig({ SPOOL_HIGH_WATERMARK_BYTES: '1000', SPOOL_LOW_WATERMARK_BYTES: '1000' }), /SPOOL_LOW_WATERMARK_BYTES \(1000\) must be below/)
 })

@@ -32,7 +32,7 @@ export interface ServiceProcess {
 /** The service as users run it: `node dist/src/main.js`, its own process, configured by environment. */
 export async function spawnService(t: TestContext, env: Record<string, string> = {}): Promise<ServiceProcess> {
   const dataDir = env.DATA_DIR ?? await mkdtemp(join(tmpdir(), 'lpr-proc-'))
-  const port = await freePort()
+  const port = env.PORT ? Number(env.PORT) : await freePort()
   let output = ''
   const child = spawn(process.execPath, [MAIN], {
     env: { PATH: process.env.PATH, LOGPUSH_TOKENS: TEST_TOKEN, LOG_LEVEL: 'warn', ...env, DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1' },

@@ -1,0 +1,39 @@
+# syntax=docker/dockerfile:1
+# logpush-receiver: a Cloudflare Logpush HTTP destination.
+#   docker build -t logpush-receiver .
+#   docker run -p 8080:8080 -v logpush-data:/var/lib/logpush-receiver logpush-receiver
+# Every setting is an environment variable (see README.md, "Configuration").
+
+# ---- build: compile the TypeScript sources into dist/ ----------------------------------------
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src ./src
+RUN npm run build
+
+# ---- runtime: production dependencies, compiled service, dataset schemas ---------------------
+FROM node:20-bookworm-slim AS runtime
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist/src ./dist/src
+COPY schemas ./schemas
+
+ENV DATA_DIR=/var/lib/logpush-receiver PORT=8080 HOST=0.0.0.0
+
+# Created and owned by node before VOLUME, so a fresh named volume starts out writable by node.
+RUN mkdir -p /var/lib/logpush-receiver && chown node:node /var/lib/logpush-receiver
+USER node
+VOLUME ["/var/lib/logpush-receiver"]
+
+EXPOSE 8080
+
+# GET /health answers 200 when the instance can accept batches; slim images have no curl.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+
+# SIGTERM: stop accepting, finish in-flight requests (SHUTDOWN_GRACE_MS), flush, exit 0.
+STOPSIGNAL SIGTERM
+CMD ["node", "dist/src/main.js"]
