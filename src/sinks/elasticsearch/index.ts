@@ -1,4 +1,5 @@
 export { ElasticsearchSink, type ElasticsearchSinkOptions } from './sink.js'
 export { indexTemplate, dataStreamName, templateName, fieldMapping } from './mapping.js'
-export { documentId, documentText, eventTime } from './document.js'
+export { documentId, documentText } from './document.js'
+export { eventTime } from '../event-time.js'
 export { classifyItem, classifyRequest, backoffMs } from './classify.js'
