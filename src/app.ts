@@ -7,7 +7,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import compress from '@fastify/compress'
 import type { Logger } from 'pino'
 import type { Config } from './config/index.js'
-import { ChallengeLog, TokenSet, ensureTokens, intakePlugin, type CommitResult } from './intake/index.js'
+import { ChallengeLog, TokenSet, ensureTokens, hecPlugin, intakePlugin, type CommitResult } from './intake/index.js'
 import { loadDatasets, type Dataset } from './pipeline/index.js'
 import { Forwarder, Spool, type DeadLetter, type SpoolBatch } from './spool/index.js'
 import { ElasticsearchSink, FileSink, RotatingFiles, type Rejection, type Sink } from './sinks/index.js'
@@ -165,7 +165,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       })
     })
   })
-  await app.register(intakePlugin, {
+  const intake = {
     datasets,
     spool,
     stats,
@@ -180,7 +180,9 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     },
     driftFieldsMax: config.driftFieldsMax,
     commit
-  })
+  }
+  await app.register(intakePlugin, intake)
+  await app.register(hecPlugin, intake)
 
   return {
     // pino's Logger type is wider than fastify's base logger type; the instance is the same.

@@ -8,6 +8,7 @@ export const IntakeTokenMissing = createError(
   'No token: send "Authorization: Bearer <token>" (in destination_conf: header_Authorization=Bearer%%20<token>)',
   401
 )
+export const IntakeTokenMalformed = createError('LPR_ERR_INTAKE_TOKEN_MALFORMED', 'The Authorization header is not "Splunk <token>" or "Bearer <token>"', 401)
 export const IntakeTokenInvalid = createError('LPR_ERR_INTAKE_TOKEN_INVALID', 'The token is not one of the configured tokens', 401)
 export const IntakeUnknownDataset = createError(
   'LPR_ERR_INTAKE_UNKNOWN_DATASET',
@@ -41,6 +42,11 @@ export const PipelineNotNdjson = createError(
   'Body is not NDJSON (%s). Supported output_options: output_type "ndjson" with the default record_prefix/record_suffix/record_delimiter and no batch_prefix, batch_suffix or record_template; any field_names, timestamp_format, sample_rate and CVE-2021-44228 are fine',
   400
 )
+export const PipelineUnknownDataset = createError(
+  'LPR_ERR_PIPELINE_UNKNOWN_DATASET',
+  'Cannot tell which dataset the records are: add ?dataset=<name> to the URL (destination_conf)',
+  400
+)
 export const ConfigInvalid = createError('LPR_ERR_CONFIG_INVALID', 'Invalid configuration: %s', 500)
 
 /** Codes of lines that are dead-lettered, not answered: one bad line never fails its batch. */
@@ -48,16 +54,18 @@ export const LineRejectCode = {
   notJson: 'LPR_ERR_PIPELINE_LINE_NOT_JSON',
   notObject: 'LPR_ERR_PIPELINE_LINE_NOT_OBJECT',
   schema: 'LPR_ERR_PIPELINE_LINE_SCHEMA',
-  mapping: 'LPR_ERR_SINK_ELASTICSEARCH_MAPPING'
+  envelope: 'LPR_ERR_PIPELINE_HEC_ENVELOPE',
+  mapping: 'LPR_ERR_SINK_ELASTICSEARCH_MAPPING',
+  splunk: 'LPR_ERR_SINK_SPLUNK_EVENT'
 } as const
 export type LineRejectCode = (typeof LineRejectCode)[keyof typeof LineRejectCode]
 
 /** Every code this service can emit, for the README consistency test. */
 export const allCodes: readonly string[] = [
   ...[
-    IntakeTokenMissing, IntakeTokenInvalid, IntakeUnknownDataset, IntakeUnsupportedEncoding, IntakeBodyTooLarge,
+    IntakeTokenMissing, IntakeTokenMalformed, IntakeTokenInvalid, IntakeUnknownDataset, IntakeUnsupportedEncoding, IntakeBodyTooLarge,
     IntakeInflatedTooLarge, IntakeBadGzip, IntakeNotReady, PipelineLineTooLong, PipelineNotNdjson,
-    ConfigInvalid
+    PipelineUnknownDataset, ConfigInvalid
   ].map((E) => new E().code),
   ...Object.values(LineRejectCode)
 ]

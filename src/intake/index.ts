@@ -1,4 +1,5 @@
 export { intakePlugin, type IntakeOptions } from './plugin.js'
 export { TokenSet, ensureTokens, destinationConf, parseTokens } from './auth.js'
 export { ChallengeLog } from './small-bodies.js'
-export type { CommitResult } from './logpush-route.js'
+export type { CommitResult } from './receive.js'
+export { hecPlugin, recogniseDataset, type HecRouteOptions } from './hec-route.js'

@@ -1,3 +1,3 @@
 export { loadDatasets, type Dataset } from './datasets.js'
 export type { DatasetSchema, FieldSchema } from '../dataset-schema.js'
-export { ingest, checkLine, type IngestResult } from './ingest.js'
+export { ingest, checkLine, type IngestResult, type RejectedItem } from './ingest.js'

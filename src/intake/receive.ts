@@ -1,0 +1,155 @@
+// Receiving one batch, whatever the route: limits, decoding, the pipeline into a spool batch,
+// validation uploads and challenges, re-sends, and the commit. Routes only shape the answer.
+import { Readable, type Transform } from 'node:stream'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { IntakeBodyTooLarge, IntakeNotReady, PipelineNotNdjson } from '../errors.js'
+import { ingest, type Dataset } from '../pipeline/index.js'
+import type { Spool, SpoolBatch } from '../spool/index.js'
+import { DatasetStats, type Stats } from '../observability/stats.js'
+import { redactSecret } from '../observability/logger.js'
+import { asDecodeError, decodeBody, type DecodeLimits } from './decode.js'
+import { classifySmallBody, type ChallengeLog } from './small-bodies.js'
+
+export interface CommitResult {
+  /** False when the same body was accepted before (a re-send): nothing new was stored. */
+  readonly stored: boolean
+}
+
+export interface ReceiveOptions {
+  readonly spool: Spool
+  readonly stats: Stats
+  readonly challenges: ChallengeLog
+  readonly limits: DecodeLimits & { readonly maxLineBytes: number }
+  readonly driftFieldsMax: number
+  /** Makes a batch durable (dead letters, then the spool segment); throws a coded error if it cannot. */
+  readonly commit: (batch: SpoolBatch, digest: string) => Promise<CommitResult>
+}
+
+export type Received =
+  | { readonly kind: 'stored' | 'duplicate', readonly dataset: string, readonly accepted: number, readonly rejected: number }
+  | { readonly kind: 'validation' | 'challenge' | 'empty', readonly dataset: string | null }
+
+// Disk failures while staging mean "try again later", not "your batch is bad".
+const DISK_ERRORS = new Set(['ENOSPC', 'EACCES', 'EROFS', 'EDQUOT', 'EIO', 'EPERM'])
+
+function diskError(err: unknown, reply: FastifyReply): unknown {
+  const code = (err as NodeJS.ErrnoException)?.code
+  if (typeof code === 'string' && DISK_ERRORS.has(code)) {
+    reply.header('retry-after', '30')
+    return new IntakeNotReady(`the data directory cannot be written (${code})`)
+  }
+  return err
+}
+
+export async function receive(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  opts: ReceiveOptions,
+  dataset: Dataset | ((record: Record<string, unknown>) => Dataset | null),
+  framing?: Transform
+): Promise<Received> {
+  const { limits } = opts
+  // A declared length over the limit is refused before a byte is read.
+  if (Number(request.headers['content-length']) > limits.maxBodyBytes) {
+    reply.header('connection', 'close')
+    throw new IntakeBodyTooLarge(limits.maxBodyBytes)
+  }
+  const refusal = opts.spool.refusal()
+  if (refusal) {
+    reply.header('retry-after', '30').header('connection', 'close')
+    throw new IntakeNotReady(refusal)
+  }
+  const raw = (request.body as Readable | undefined) ?? Readable.from([])
+  const tally = new DatasetStats(opts.driftFieldsMax)
+  const { streams, meter } = await decodeBody(raw, request.headers['content-encoding'], limits)
+  // The request stream is piped by hand, not put into the pipeline: a pipeline error would
+  // destroy it, and with it the socket the error answer has to travel on.
+  const first = streams[0]!
+  raw.pipe(first)
+  const onClientGone = (): void => { first.destroy(new Error('the client closed the connection')) }
+  raw.once('aborted', onClientGone)
+  raw.once('error', onClientGone)
+
+  let result
+  try {
+    result = await ingest({
+      dataset,
+      open: (d) => opts.spool.open(d.name, request.id),
+      ...(framing ? { framing } : {}),
+      source: first,
+      through: streams.slice(1),
+      tally,
+      maxLineBytes: limits.maxLineBytes,
+      requestId: request.id
+    })
+  } catch (err) {
+    raw.unpipe(first)
+    const small = meter.inflatedBytes <= limits.headBytes ? classifySmallBody(meter.head) : null
+    if (small) return answerSmall(request, opts, small, null)
+    // The sender may still be sending: close the connection after the answer.
+    reply.header('connection', 'close')
+    throw diskError(asDecodeError(err), reply)
+  } finally {
+    raw.off('aborted', onClientGone)
+    raw.off('error', onClientGone)
+  }
+
+  const { batch } = result
+  const name = result.dataset?.name ?? null
+  if (meter.inflatedBytes <= limits.headBytes) {
+    const small = classifySmallBody(meter.head)
+    if (small) {
+      await batch?.discard()
+      return answerSmall(request, opts, small, name)
+    }
+  }
+  if (result.notNdjson) {
+    await batch?.discard()
+    throw new PipelineNotNdjson(result.notNdjson)
+  }
+  if (!batch || !name) return { kind: 'empty', dataset: name }
+
+  const digest = meter.digest()
+  // Logpush re-sends a batch whose answer it did not see: take it once.
+  let stored = false
+  if (!opts.spool.isDuplicate(name, digest)) {
+    try {
+      stored = (await opts.commit(batch, digest)).stored
+    } catch (err) {
+      await batch.discard()
+      throw diskError(err, reply)
+    }
+  } else {
+    await batch.discard()
+  }
+  if (!stored) {
+    request.log.info({ dataset: name, lines: result.lines }, 'Re-sent batch already accepted; not stored again.')
+    return { kind: 'duplicate', dataset: name, accepted: result.accepted, rejected: result.rejected }
+  }
+  const dstats = opts.stats.dataset(name)
+  dstats.batches++
+  dstats.add(tally)
+  request.log.info({
+    dataset: name,
+    lines: result.lines,
+    accepted: result.accepted,
+    rejected: result.rejected,
+    wireBytes: meter.wireBytes,
+    inflatedBytes: meter.inflatedBytes,
+    gzip: meter.gzip
+  }, 'Batch accepted.')
+  return { kind: 'stored', dataset: name, accepted: result.accepted, rejected: result.rejected }
+}
+
+function answerSmall(request: FastifyRequest, opts: ReceiveOptions, small: NonNullable<ReturnType<typeof classifySmallBody>>, dataset: string | null): Received {
+  const label = dataset ?? '(unknown)'
+  if (small.kind === 'validation') {
+    if (dataset) opts.stats.dataset(dataset).pings++
+    request.log.info({ dataset: label }, 'Validation upload answered; nothing stored.')
+    return { kind: 'validation', dataset }
+  }
+  if (dataset) opts.stats.dataset(dataset).challenges++
+  opts.challenges.add({ dataset: label, receivedAt: new Date().toISOString(), requestId: request.id, token: small.token })
+  request.log.warn({ dataset: label, token: redactSecret(small.token) }, 'Ownership-challenge token received; not ingested. Read it at GET /logpush/challenges.')
+  return { kind: 'challenge', dataset }
+}
