@@ -7,11 +7,11 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import compress from '@fastify/compress'
 import type { Logger } from 'pino'
 import type { Config } from './config/index.js'
-import { ChallengeLog, TokenSet, ensureTokens, hecPlugin, intakePlugin, type CommitResult } from './intake/index.js'
+import { ChallengeLog, TokenSet, checkToken, ensureTokens, hecPlugin, intakePlugin, type CommitResult } from './intake/index.js'
 import { loadDatasets, type Dataset } from './pipeline/index.js'
 import { Forwarder, Spool, type DeadLetter, type SpoolBatch } from './spool/index.js'
-import { ElasticsearchSink, FileSink, RotatingFiles, type Rejection, type Sink } from './sinks/index.js'
-import { Stats, cached, healthPlugin, type Readiness } from './observability/index.js'
+import { ElasticsearchSink, FileSink, NullSink, RotatingFiles, type Rejection, type Sink } from './sinks/index.js'
+import { Stats, cached, healthPlugin, metricsPlugin, type Readiness } from './observability/index.js'
 import { schemasDir, version } from './paths.js'
 
 export interface BuiltApp {
@@ -34,6 +34,7 @@ function createSinks(
   const names = config.sinks.split(',')
   return [...new Set(names)].map((name): Sink => {
     if (name === 'file') return new FileSink({ ...ctx.rotation, dir: join(ctx.dataDir, 'events') })
+    if (name === 'null') return new NullSink()
     return new ElasticsearchSink({
       url: config.elasticsearchUrl,
       apiKey: config.elasticsearchApiKey,
@@ -83,6 +84,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     sink,
     log,
     retryMaxMs: config.deliveryRetryMaxMs,
+    onDelivered: (dataset, r, seconds) => stats.countDelivery(sink.name, dataset, r, seconds),
     async deadLetter(rejected) {
       const time = new Date().toISOString()
       const byDataset = new Map<string, Rejection[]>()
@@ -152,9 +154,23 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   app.addHook('onSend', async function closeWhenStopping(_request, reply) {
     if (closing) reply.header('connection', 'close')
   })
+  app.addHook('onResponse', async function countRequest(request, reply) {
+    stats.countRequest(request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000)
+  })
 
   await app.register(async function observability(scope) {
     await scope.register(compress, { global: true, threshold: 1024 })
+    const metricsTokens = config.metricsToken ? new TokenSet([config.metricsToken]) : null
+    await scope.register(metricsPlugin, {
+      stats,
+      version,
+      authorize: (headers) => { if (metricsTokens) checkToken(metricsTokens, headers, '') },
+      spool: () => ({ bytes: spool.bytes(), accepting: spool.refusal() === null }),
+      sinks: () => new Map(forwarders.map((f) => {
+        const s = f.status() as { pendingLines: number, pendingBytes: number, oldestPendingAgeSeconds: number }
+        return [f.name, { pendingLines: s.pendingLines, pendingBytes: s.pendingBytes, oldestPendingAgeSeconds: s.oldestPendingAgeSeconds, failing: f.failing }]
+      }))
+    })
     await scope.register(healthPlugin, {
       version,
       stats,

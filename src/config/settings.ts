@@ -38,6 +38,13 @@ export const settings = {
     default: '',
     description: 'Extra header name whose whole value is a token (e.g. X-Logpush-Secret); "Authorization: Bearer <token>" and "Authorization: Splunk <token>" always work'
   },
+  metricsToken: {
+    env: 'METRICS_TOKEN',
+    type: 'string',
+    default: '',
+    secret: true,
+    description: 'When set, GET /metrics needs "Authorization: Bearer <this>"; unset, /metrics is open like /health'
+  },
   logLevel: { env: 'LOG_LEVEL', type: 'string', default: 'info', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], description: 'pino log level' },
   maxBodyBytes: { env: 'MAX_BODY_BYTES', type: 'integer', default: 512 * MiB, minimum: 1, description: 'Largest request body on the wire (compressed), bytes' },
   maxInflatedBytes: {
@@ -119,8 +126,8 @@ export const settings = {
     env: 'SINKS',
     type: 'string',
     default: 'file',
-    pattern: '^(file|elasticsearch)(,(file|elasticsearch))*$',
-    description: 'Comma-separated destinations: file, elasticsearch'
+    pattern: '^(file|elasticsearch|null)(,(file|elasticsearch|null))*$',
+    description: 'Comma-separated destinations: file, elasticsearch, null (discards; for benchmarks)'
   },
   elasticsearchUrl: { env: 'ELASTICSEARCH_URL', type: 'string', default: 'http://127.0.0.1:9200', description: 'Elasticsearch endpoint (8.x or 9.x), with SINKS=elasticsearch' },
   elasticsearchApiKey: { env: 'ELASTICSEARCH_API_KEY', type: 'string', default: '', secret: true, description: 'Elasticsearch API key (the encoded form); wins over username/password' },

@@ -123,6 +123,7 @@ export async function receive(
     await batch.discard()
   }
   if (!stored) {
+    opts.stats.dataset(name).duplicates++
     request.log.info({ dataset: name, lines: result.lines }, 'Re-sent batch already accepted; not stored again.')
     return { kind: 'duplicate', dataset: name, accepted: result.accepted, rejected: result.rejected }
   }

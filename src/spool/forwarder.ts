@@ -14,7 +14,7 @@ export interface ForwarderOptions {
   readonly deadLetter: (rejected: readonly Rejection[]) => Promise<void>
   /** Longest wait between two delivery attempts of a failing destination, ms. */
   readonly retryMaxMs: number
-  readonly onDelivered?: (dataset: string, result: { delivered: number, duplicates: number, rejected: number }) => void
+  readonly onDelivered?: (dataset: string, result: { delivered: number, duplicates: number, rejected: number }, seconds: number) => void
 }
 
 const RETRY_BASE_MS = 500
@@ -63,6 +63,8 @@ export class Forwarder {
     return false
   }
 
+  get failing(): boolean { return this.lastError !== null }
+
   status(): Record<string, unknown> {
     const b = this.opts.spool.backlog(this.name)
     return {
@@ -90,6 +92,7 @@ export class Forwarder {
       }
       const from = seg.seq === this.checkpoint.seq ? this.checkpoint.index : 0
       const batch: DeliveryBatch = { seq: seg.seq, dataset: seg.dataset, from, count: seg.lines, lines: () => spool.lines(seg, from) }
+      const started = performance.now()
       try {
         const result = await sink.deliver(batch, async (lines, rejected) => {
           if (rejected.length > 0) await this.opts.deadLetter(rejected)
@@ -98,7 +101,7 @@ export class Forwarder {
         if (result.rejected.length > 0) await this.opts.deadLetter(result.rejected)
         await this.save({ seq: seg.seq + 1, index: 0, state: result.state ?? this.checkpoint.state })
         this.delivered += result.delivered
-        this.opts.onDelivered?.(seg.dataset, { delivered: result.delivered, duplicates: result.duplicates, rejected: result.rejected.length })
+        this.opts.onDelivered?.(seg.dataset, { delivered: result.delivered, duplicates: result.duplicates, rejected: result.rejected.length }, (performance.now() - started) / 1000)
         if (attempt > 0) log.info({ sink: sink.name, failedForSeconds: Math.round((Date.now() - (this.failingSince ?? Date.now())) / 1000) }, 'Delivering again.')
         attempt = 0
         this.lastError = null

@@ -1,0 +1,19 @@
+import type { DeliveryBatch, DeliveryResult, Sink } from '../sink.js'
+
+/**
+ * Reads every line and keeps none: for measuring the intake and the spool without a destination's
+ * cost (npm run bench), and for load tests of a deployment.
+ */
+export class NullSink implements Sink {
+  readonly name = 'null'
+
+  async init(): Promise<void> {}
+
+  async deliver(batch: DeliveryBatch): Promise<DeliveryResult> {
+    let delivered = 0
+    for await (const line of batch.lines()) if (line.length > 0) delivered++
+    return { delivered, duplicates: 0, rejected: [] }
+  }
+
+  async close(): Promise<void> {}
+}
