@@ -1,5 +1,6 @@
 // The composition root: the one file that knows every room and wires them.
-import { rm, writeFile } from 'node:fs/promises'
+import { readFile, rm, writeFile } from 'node:fs/promises'
+import type { Server as TlsServer } from 'node:tls'
 import { join, resolve } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { STATUS_CODES } from 'node:http'
@@ -21,6 +22,8 @@ export interface BuiltApp {
   /** Set when this start generated the token: the caller shows it once, never in a log. */
   readonly generatedToken: string | null
   readonly tokenPath: string | null
+  /** Re-reads TLS_CERT_FILE and TLS_KEY_FILE for new connections; false when TLS is off. */
+  reloadTls(): Promise<boolean>
   /** Resolves true once every destination has everything spooled so far (tests, shutdown). */
   drained(timeoutMs: number): Promise<boolean>
   close(graceMs?: number): Promise<void>
@@ -55,6 +58,10 @@ function createSinks(
 
 function httpReason(status: number): string {
   return STATUS_CODES[status] ?? 'Error'
+}
+
+async function readTls(config: Config): Promise<{ cert: Buffer, key: Buffer }> {
+  return { cert: await readFile(config.tlsCertFile), key: await readFile(config.tlsKeyFile) }
 }
 
 export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
@@ -124,16 +131,20 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     return { ready: reasons.length === 0, reasons }
   }
 
+  const tls = config.tlsCertFile ? await readTls(config) : null
   const app = Fastify({
     loggerInstance: log,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
     // Logpush reuses connections; close idle ones at shutdown instead of waiting for them.
-    forceCloseConnections: 'idle',
+    forceCloseConnections: tls ? true : 'idle',
     return503OnClosing: true,
-    http2: false
-  })
+    // Logpush may speak HTTP/2 (its timeouts name h2 reads/writes); with TLS, ALPN offers h2 and
+    // http/1.1 both. Without TLS (behind a balancer) plain HTTP/1.1.
+    ...(tls ? { http2: true as const, https: { allowHTTP1: true, ...tls } } : {})
+  } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance
 
   // Each error is logged once, here: a client's mistake (4xx) as a one-line info with its code,
   // our own failure (5xx) as an error with its stack.
@@ -151,8 +162,8 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
 
   // During a shutdown, answers to requests still in flight close their connection, so the
   // server is not kept waiting on a keep-alive socket that will carry nothing more.
-  app.addHook('onSend', async function closeWhenStopping(_request, reply) {
-    if (closing) reply.header('connection', 'close')
+  app.addHook('onSend', async function closeWhenStopping(request, reply) {
+    if (closing && request.raw.httpVersionMajor < 2) reply.header('connection', 'close')
   })
   app.addHook('onResponse', async function countRequest(request, reply) {
     stats.countRequest(request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000)
@@ -207,6 +218,12 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     stats,
     generatedToken: tokenInfo.generated ? tokenInfo.tokens[0]! : null,
     tokenPath: tokenInfo.path,
+    async reloadTls() {
+      if (!tls) return false
+      // A bad file keeps the certificate in use: readTls throws before anything changes.
+      ;(app.server as unknown as TlsServer).setSecureContext(await readTls(config))
+      return true
+    },
     async drained(timeoutMs: number) {
       const results = await Promise.all(forwarders.map((f) => f.drained(timeoutMs)))
       return results.every(Boolean)

@@ -25,6 +25,20 @@ export const settings = {
     default: 'https://logs.example.com',
     description: 'Base URL Logpush reaches this service at; used only to print ready-to-paste destination_conf values'
   },
+  tlsCertFile: {
+    env: 'TLS_CERT_FILE',
+    type: 'string',
+    default: '',
+    description: 'PEM certificate chain; with TLS_KEY_FILE the service serves HTTPS with HTTP/2 and HTTP/1.1 itself (reloaded on SIGHUP)'
+  },
+  tlsKeyFile: { env: 'TLS_KEY_FILE', type: 'string', default: '', description: 'PEM private key for TLS_CERT_FILE' },
+  keepAliveTimeoutMs: {
+    env: 'KEEP_ALIVE_TIMEOUT_MS',
+    type: 'integer',
+    default: 75_000,
+    minimum: 1000,
+    description: 'Idle keep-alive time, ms; keep it above your load balancer\'s idle timeout (ALB: 60 s) so it never reuses a closed connection'
+  },
   tokens: {
     env: 'LOGPUSH_TOKENS',
     type: 'string',

@@ -1,6 +1,6 @@
 // Receiving one batch, whatever the route: limits, decoding, the pipeline into a spool batch,
 // validation uploads and challenges, re-sends, and the commit. Routes only shape the answer.
-import { Readable, type Transform } from 'node:stream'
+import type { Readable, Transform } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { IntakeBodyTooLarge, IntakeNotReady, PipelineNotNdjson } from '../errors.js'
 import { ingest, type Dataset } from '../pipeline/index.js'
@@ -29,6 +29,14 @@ export type Received =
   | { readonly kind: 'stored' | 'duplicate', readonly dataset: string, readonly accepted: number, readonly rejected: number }
   | { readonly kind: 'validation' | 'challenge' | 'empty', readonly dataset: string | null }
 
+/**
+ * Asks for the connection to close after the answer when the sender may still be sending the
+ * body we stopped reading. HTTP/1 only: HTTP/2 forbids the header and ends just the stream.
+ */
+export function closeAfterAnswer(request: FastifyRequest, reply: FastifyReply): void {
+  if (request.raw.httpVersionMajor < 2) reply.header('connection', 'close')
+}
+
 // Disk failures while staging mean "try again later", not "your batch is bad".
 const DISK_ERRORS = new Set(['ENOSPC', 'EACCES', 'EROFS', 'EDQUOT', 'EIO', 'EPERM'])
 
@@ -51,15 +59,18 @@ export async function receive(
   const { limits } = opts
   // A declared length over the limit is refused before a byte is read.
   if (Number(request.headers['content-length']) > limits.maxBodyBytes) {
-    reply.header('connection', 'close')
+    closeAfterAnswer(request, reply)
     throw new IntakeBodyTooLarge(limits.maxBodyBytes)
   }
   const refusal = opts.spool.refusal()
   if (refusal) {
-    reply.header('retry-after', '30').header('connection', 'close')
+    reply.header('retry-after', '30')
+    closeAfterAnswer(request, reply)
     throw new IntakeNotReady(refusal)
   }
-  const raw = (request.body as Readable | undefined) ?? Readable.from([])
+  // fastify hands no body to a request without Content-Length or Transfer-Encoding, which an
+  // HTTP/2 upload may well be: then the raw request is the body, untouched.
+  const raw = (request.body as Readable | undefined) ?? (request.raw as unknown as Readable)
   const tally = new DatasetStats(opts.driftFieldsMax)
   const { streams, meter } = await decodeBody(raw, request.headers['content-encoding'], limits)
   // The request stream is piped by hand, not put into the pipeline: a pipeline error would
@@ -86,8 +97,7 @@ export async function receive(
     raw.unpipe(first)
     const small = meter.inflatedBytes <= limits.headBytes ? classifySmallBody(meter.head) : null
     if (small) return answerSmall(request, opts, small, null)
-    // The sender may still be sending: close the connection after the answer.
-    reply.header('connection', 'close')
+    closeAfterAnswer(request, reply)
     throw diskError(asDecodeError(err), reply)
   } finally {
     raw.off('aborted', onClientGone)

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
+import { get as httpsGet } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -42,17 +43,25 @@ export async function spawnService(t: TestContext, env: Record<string, string> =
   child.stderr!.on('data', (d: Buffer) => { output += d.toString() })
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  const url = `http://127.0.0.1:${port}`
+  const tls = Boolean(env.TLS_CERT_FILE)
+  const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`
   const deadline = Date.now() + 20_000
   for (;;) {
     if (child.exitCode !== null) throw new Error(`service exited early:\n${output}`)
     try {
-      if ((await fetch(`${url}/health`)).ok) break
+      if (tls ? (await insecureGetStatus(`${url}/health`)) === 200 : (await fetch(`${url}/health`)).ok) break
     } catch {}
     if (Date.now() > deadline) throw new Error(`service did not become healthy:\n${output}`)
     await new Promise((r) => setTimeout(r, 100))
   }
   return { url, token: env.LOGPUSH_TOKENS?.split(',')[0] ?? TEST_TOKEN, dataDir, child, output: () => output, exited }
+}
+
+/** GET over HTTPS without verifying the certificate: only to see that a TLS service is up. */
+function insecureGetStatus(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    httpsGet(url, { rejectUnauthorized: false }, (res) => { res.resume(); resolve(res.statusCode ?? 0) }).on('error', reject)
+  })
 }
 
 /** Peak resident set size of a process so far, from the kernel's own high-water mark. */
