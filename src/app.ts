@@ -8,10 +8,11 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import compress from '@fastify/compress'
 import type { Logger } from 'pino'
 import type { Config } from './config/index.js'
+import { ConfigInvalid } from './errors.js'
 import { ChallengeLog, TokenSet, checkToken, ensureTokens, hecPlugin, intakePlugin, type CommitResult } from './intake/index.js'
 import { loadDatasets, type Dataset } from './pipeline/index.js'
 import { Forwarder, Spool, type DeadLetter, type SpoolBatch } from './spool/index.js'
-import { ElasticsearchSink, FileSink, NullSink, RotatingFiles, type Rejection, type Sink } from './sinks/index.js'
+import { ElasticsearchSink, FileSink, DiscardSink, RotatingFiles, type Rejection, type Sink } from './sinks/index.js'
 import { Stats, cached, healthPlugin, metricsPlugin, type Readiness } from './observability/index.js'
 import { schemasDir, version } from './paths.js'
 
@@ -37,7 +38,7 @@ function createSinks(
   const names = config.sinks.split(',')
   return [...new Set(names)].map((name): Sink => {
     if (name === 'file') return new FileSink({ ...ctx.rotation, dir: join(ctx.dataDir, 'events') })
-    if (name === 'null') return new NullSink()
+    if (name === 'discard') return new DiscardSink()
     return new ElasticsearchSink({
       url: config.elasticsearchUrl,
       apiKey: config.elasticsearchApiKey,
@@ -46,6 +47,7 @@ function createSinks(
       caFile: config.elasticsearchCaFile,
       tlsVerify: config.elasticsearchTlsVerify,
       namespace: config.elasticsearchNamespace,
+      namespaces: new Map(Object.entries(config.routes).flatMap(([d, r]) => r.elasticsearch?.namespace ? [[d, r.elasticsearch.namespace]] : [])),
       bulkBytes: config.elasticsearchBulkBytes,
       concurrency: config.elasticsearchBulkConcurrency,
       retryMs: config.elasticsearchRetryMs,
@@ -86,10 +88,14 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   const deadLetters = new RotatingFiles({ ...rotation, dir: join(dataDir, 'dead-letter'), kind: 'dead-letter' })
   await deadLetters.init()
 
+  for (const dataset of Object.keys(config.routes)) {
+    if (!datasets.has(dataset)) throw new ConfigInvalid(`CONFIG_FILE names dataset "${dataset}", which has no schema; known: ${[...datasets.keys()].join(', ')}`)
+  }
   const forwarders = createSinks(config, { dataDir, rotation, datasets, log }).map((sink) => new Forwarder({
     spool,
     sink,
     log,
+    accepts: (dataset) => config.routes[dataset]?.sinks?.includes(sink.name) ?? true,
     retryMaxMs: config.deliveryRetryMaxMs,
     onDelivered: (dataset, r, seconds) => stats.countDelivery(sink.name, dataset, r, seconds),
     async deadLetter(rejected) {

@@ -16,6 +16,12 @@ const MiB = 1024 * KiB
 const GiB = 1024 * MiB
 
 export const settings = {
+  configFile: {
+    env: 'CONFIG_FILE',
+    type: 'string',
+    default: '',
+    description: 'Optional JSON or YAML file: per-dataset destinations, namespace, Splunk index/sourcetype, and any setting (the environment wins)'
+  },
   port: { env: 'PORT', type: 'integer', default: 8080, minimum: 0, description: 'TCP port to listen on' },
   host: { env: 'HOST', type: 'string', default: '0.0.0.0', description: 'Address to bind' },
   dataDir: { env: 'DATA_DIR', type: 'string', default: './data', description: 'Where tokens, events, dead letters and staging files live' },
@@ -140,8 +146,8 @@ export const settings = {
     env: 'SINKS',
     type: 'string',
     default: 'file',
-    pattern: '^(file|elasticsearch|null)(,(file|elasticsearch|null))*$',
-    description: 'Comma-separated destinations: file, elasticsearch, null (discards; for benchmarks)'
+    pattern: '^(file|elasticsearch|discard)(,(file|elasticsearch|discard))*$',
+    description: 'Comma-separated destinations: file, elasticsearch, discard (reads and drops; for benchmarks)'
   },
   elasticsearchUrl: { env: 'ELASTICSEARCH_URL', type: 'string', default: 'http://127.0.0.1:9200', description: 'Elasticsearch endpoint (8.x or 9.x), with SINKS=elasticsearch' },
   elasticsearchApiKey: { env: 'ELASTICSEARCH_API_KEY', type: 'string', default: '', secret: true, description: 'Elasticsearch API key (the encoded form); wins over username/password' },

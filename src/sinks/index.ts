@@ -2,4 +2,4 @@ export type { DeliveryBatch, DeliveryResult, Progress, Rejection, Sink } from '.
 export { FileSink } from './file/sink.js'
 export { RotatingFiles } from './file/rotating-files.js'
 export { ElasticsearchSink } from './elasticsearch/index.js'
-export { NullSink } from './null/sink.js'
+export { DiscardSink } from './discard/sink.js'

@@ -12,6 +12,8 @@ export interface ForwarderOptions {
   readonly log: Logger
   /** Makes refused lines durable in the dead-letter store before they are checkpointed away. */
   readonly deadLetter: (rejected: readonly Rejection[]) => Promise<void>
+  /** Whether this destination gets a dataset at all (CONFIG_FILE routing); all when absent. */
+  readonly accepts?: (dataset: string) => boolean
   /** Longest wait between two delivery attempts of a failing destination, ms. */
   readonly retryMaxMs: number
   readonly onDelivered?: (dataset: string, result: { delivered: number, duplicates: number, rejected: number }, seconds: number) => void
@@ -88,6 +90,10 @@ export class Forwarder {
       if (!seg) {
         if (this.wake.signal.aborted) this.wake = new AbortController()
         await spool.waitForCommit(this.wake.signal)
+        continue
+      }
+      if (this.opts.accepts && !this.opts.accepts(seg.dataset)) {
+        await this.save({ seq: seg.seq + 1, index: 0, state: this.checkpoint.state })
         continue
       }
       const from = seg.seq === this.checkpoint.seq ? this.checkpoint.index : 0

@@ -21,6 +21,8 @@ export interface ElasticsearchSinkOptions {
   readonly caFile: string
   readonly tlsVerify: boolean
   readonly namespace: string
+  /** Per-dataset namespaces (CONFIG_FILE); `namespace` for the others. */
+  readonly namespaces?: ReadonlyMap<string, string>
   readonly bulkBytes: number
   readonly concurrency: number
   readonly retryMs: number
@@ -84,13 +86,14 @@ export class ElasticsearchSink implements Sink {
     await this.retrying(deadline, signal, () => this.ensureTemplates())
     const schema = this.opts.datasets.get(batch.dataset)
     if (!schema) throw new Error(`no schema for dataset ${batch.dataset}`)
+    const namespace = this.opts.namespaces?.get(batch.dataset) ?? this.opts.namespace
     const ctx = {
       dataset: batch.dataset,
-      namespace: this.opts.namespace,
+      namespace,
       eventTimeField: schema['x-event-time'],
       ingested: new Date().toISOString()
     }
-    const index = dataStreamName(batch.dataset, this.opts.namespace)
+    const index = dataStreamName(batch.dataset, namespace)
     const report = { delivered: 0, duplicates: 0, rejected: [] as Rejection[] }
     const inflight = new Set<Promise<void>>()
     let failure: unknown = null

@@ -4,8 +4,8 @@ import type { DeliveryBatch, DeliveryResult, Sink } from '../sink.js'
  * Reads every line and keeps none: for measuring the intake and the spool without a destination's
  * cost (npm run bench), and for load tests of a deployment.
  */
-export class NullSink implements Sink {
-  readonly name = 'null'
+export class DiscardSink implements Sink {
+  readonly name = 'discard'
 
   async init(): Promise<void> {}
 

@@ -1,4 +1,4 @@
-// npm run bench: end-to-end throughput of the service into a real Elasticsearch node, next to
+// npm run bench:elasticsearch: end-to-end throughput of the service into a real Elasticsearch node, next to
 // baselines measured in the same run on the same data, because these machines are shared and
 // noisy and only ratios compare across runs:
 //   - parse baseline: one core doing only gunzip + line split + JSON.parse of the batches;

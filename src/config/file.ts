@@ -1,0 +1,86 @@
+// The optional configuration file (CONFIG_FILE, JSON or YAML) for what environment variables
+// say badly: which destinations get which dataset, and per-dataset Elasticsearch namespace and
+// Splunk index/sourcetype. Any setting may also be given under `settings` by its variable name;
+// the environment wins over the file, so a container can still override one value.
+import { readFileSync } from 'node:fs'
+import { extname } from 'node:path'
+import { Ajv } from 'ajv'
+import { parse as parseYaml } from 'yaml'
+import { ConfigInvalid } from '../errors.js'
+import { settings, type SettingDef } from './settings.js'
+
+export interface DatasetRoute {
+  /** Destinations (a subset of SINKS) that get this dataset; all of SINKS when absent. */
+  readonly sinks?: readonly string[]
+  readonly elasticsearch?: { readonly namespace?: string }
+  readonly splunk?: { readonly index?: string, readonly sourcetype?: string, readonly source?: string }
+}
+
+export interface ConfigFile {
+  readonly settings: Readonly<Record<string, string>>
+  readonly datasets: Readonly<Record<string, DatasetRoute>>
+}
+
+const schema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    settings: {
+      type: 'object',
+      additionalProperties: false,
+      properties: Object.fromEntries(Object.values(settings).map((s: SettingDef) => [s.env, { type: ['string', 'number', 'boolean'] }]))
+    },
+    datasets: {
+      type: 'object',
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          sinks: { type: 'array', items: { type: 'string', enum: ['file', 'elasticsearch', 'splunk', 'discard'] }, uniqueItems: true },
+          elasticsearch: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { namespace: { type: 'string', pattern: '^[a-z0-9_]{1,100}$' } }
+          },
+          splunk: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { index: { type: 'string', minLength: 1 }, sourcetype: { type: 'string', minLength: 1 }, source: { type: 'string', minLength: 1 } }
+          }
+        }
+      }
+    }
+  }
+}
+
+const validate = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true }).compile(schema)
+
+export function readConfigFile(path: string): ConfigFile {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    throw new ConfigInvalid(`CONFIG_FILE ${path} cannot be read: ${(err as Error).message}`)
+  }
+  let data: unknown
+  try {
+    data = ['.yaml', '.yml'].includes(extname(path).toLowerCase()) ? parseYaml(text) : JSON.parse(text)
+  } catch (err) {
+    throw new ConfigInvalid(`CONFIG_FILE ${path} is not valid ${extname(path) === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message}`)
+  }
+  data ??= {}
+  if (!validate(data)) {
+    const why = (validate.errors ?? []).map((e) => {
+      const where = e.instancePath || '(top level)'
+      const extra = e.keyword === 'additionalProperties' ? ` "${(e.params as { additionalProperty: string }).additionalProperty}"` : ''
+      const allowed = e.keyword === 'enum' ? ` (${(e.params as { allowedValues: string[] }).allowedValues.join(', ')})` : ''
+      return `${where} ${e.message}${extra}${allowed}`
+    }).join('; ')
+    throw new ConfigInvalid(`CONFIG_FILE ${path}: ${why}`)
+  }
+  const file = data as { settings?: Record<string, string | number | boolean>, datasets?: Record<string, DatasetRoute> }
+  return {
+    settings: Object.fromEntries(Object.entries(file.settings ?? {}).map(([k, v]) => [k, String(v)])),
+    datasets: file.datasets ?? {}
+  }
+}
