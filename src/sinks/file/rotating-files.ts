@@ -54,32 +54,22 @@ export class RotatingFiles {
     this.timer.unref()
   }
 
+  /** Appends a file's content (a request's staged dead letters). */
   appendFile(dataset: string, path: string): Promise<void> {
-    return this.withLock(dataset, async () => {
-      const file = await this.current(dataset)
-      const before = file.size
-      try {
-        const source = createReadStream(path, { highWaterMark: COPY_CHUNK })
-        for await (const chunk of source) {
-          const { bytesWritten } = await file.fh.write(chunk as Buffer)
-          file.size += bytesWritten
-        }
-        await file.fh.sync()
-      } catch (err) {
-        await file.fh.truncate(before).catch(() => {})
-        file.size = before
-        throw err
-      }
-    })
+    return this.append(dataset, createReadStream(path, { highWaterMark: COPY_CHUNK }) as AsyncIterable<Buffer>)
   }
 
   appendText(dataset: string, text: string): Promise<void> {
+    return this.append(dataset, [Buffer.from(text)])
+  }
+
+  /** Whole or nothing: a failed append is cut off again, a finished one is fsync'd. */
+  private append(dataset: string, chunks: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<void> {
     return this.withLock(dataset, async () => {
       const file = await this.current(dataset)
       const before = file.size
       try {
-        const { bytesWritten } = await file.fh.write(text)
-        file.size += bytesWritten
+        for await (const chunk of chunks) file.size += (await file.fh.write(chunk)).bytesWritten
         await file.fh.sync()
       } catch (err) {
         await file.fh.truncate(before).catch(() => {})
