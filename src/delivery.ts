@@ -10,6 +10,8 @@ export interface DeliveryBatch {
   /** Lines in the whole segment. */
   readonly count: number
   lines(): AsyncIterable<string>
+  /** The same lines as their UTF-8 bytes, for destinations that copy them as they are. */
+  payloads(): AsyncIterable<Buffer>
 }
 
 /** One line a destination refused for good (e.g. an Elasticsearch mapping error). */

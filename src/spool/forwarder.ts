@@ -97,7 +97,14 @@ export class Forwarder {
         continue
       }
       const from = seg.seq === this.checkpoint.seq ? this.checkpoint.index : 0
-      const batch: DeliveryBatch = { seq: seg.seq, dataset: seg.dataset, from, count: seg.lines, lines: () => spool.lines(seg, from) }
+      const batch: DeliveryBatch = {
+        seq: seg.seq,
+        dataset: seg.dataset,
+        from,
+        count: seg.lines,
+        lines: () => spool.lines(seg, from),
+        payloads: () => spool.payloads(seg, from)
+      }
       const started = performance.now()
       try {
         const result = await sink.deliver(batch, async (lines, rejected) => {

@@ -256,8 +256,13 @@ export class Spool {
    * follows it is unreadable, so the file is cut to its whole records and the loss is logged.
    */
   async * lines(seg: Segment, from: number): AsyncGenerator<string> {
+    for await (const payload of this.payloads(seg, from)) yield payload.toString('utf8')
+  }
+
+  /** As lines(), without decoding: each payload is a view into a read buffer, valid until the next. */
+  async * payloads(seg: Segment, from: number): AsyncGenerator<Buffer> {
     try {
-      for await (const r of readRecords(seg.path, from + 1)) yield r.payload.toString('utf8')
+      for await (const r of readRecords(seg.path, from + 1)) yield r.payload
     } catch (err) {
       if (!(err instanceof TornSegment)) throw err
       this.opts.log.error({ segment: seg.path, goodRecords: err.goodRecords, expectedLines: seg.lines }, 'Damaged spool segment: truncated to its whole records.')

@@ -11,7 +11,7 @@ export class DiscardSink implements Sink {
 
   async deliver(batch: DeliveryBatch): Promise<DeliveryResult> {
     let delivered = 0
-    for await (const line of batch.lines()) if (line.length > 0) delivered++
+    for await (const payload of batch.payloads()) if (payload.length > 0) delivered++
     return { delivered, duplicates: 0, rejected: [] }
   }
 

@@ -33,6 +33,7 @@ interface Active {
 
 const NAME = /^events-(\d{10})-[0-9TZ]+\.ndjson(\.gz)?$/
 const WRITE_CHUNK = 1024 * 1024
+const NEWLINE = Buffer.from('\n')
 
 function stamp(d: Date): string {
   return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
@@ -91,19 +92,24 @@ export class FileSink implements Sink {
       const before = file.size
       let lines = 0
       try {
-        let parts: string[] = []
-        let chars = 0
-        for await (const line of batch.lines()) {
-          parts.push(line)
-          chars += line.length + 1
-          lines++
-          if (chars >= WRITE_CHUNK) {
-            file.size += (await file.fh.write(parts.join('\n') + '\n')).bytesWritten
-            parts = []
-            chars = 0
-          }
+        // Lines are copied as bytes into one output buffer: no decoding, no string joins.
+        const out = Buffer.allocUnsafe(WRITE_CHUNK)
+        let used = 0
+        const flush = async (): Promise<void> => {
+          if (used > 0) file.size += (await file.fh.write(out, 0, used)).bytesWritten
+          used = 0
         }
-        if (parts.length > 0) file.size += (await file.fh.write(parts.join('\n') + '\n')).bytesWritten
+        for await (const payload of batch.payloads()) {
+          lines++
+          if (used + payload.length + 1 > out.length) await flush()
+          if (payload.length + 1 > out.length) {
+            file.size += (await file.fh.write(Buffer.concat([payload, NEWLINE]))).bytesWritten
+            continue
+          }
+          used += payload.copy(out, used)
+          out[used++] = 0x0a
+        }
+        await flush()
         await file.fh.sync()
       } catch (err) {
         await file.fh.truncate(before).catch(() => {})
