@@ -7,12 +7,12 @@ import { STATUS_CODES } from 'node:http'
 import Fastify, { type FastifyInstance } from 'fastify'
 import compress from '@fastify/compress'
 import type { Logger } from 'pino'
-import type { Config } from './config/index.js'
+import type { Config, DatasetRoute } from './config/index.js'
 import { ConfigInvalid } from './errors.js'
 import { ChallengeLog, TokenSet, checkToken, ensureTokens, hecPlugin, intakePlugin, type CommitResult } from './intake/index.js'
 import { loadDatasets, type Dataset } from './pipeline/index.js'
 import { Forwarder, Spool, type DeadLetter, type SpoolBatch } from './spool/index.js'
-import { ElasticsearchSink, FileSink, DiscardSink, RotatingFiles, type Rejection, type Sink } from './sinks/index.js'
+import { ElasticsearchSink, FileSink, DiscardSink, RotatingFiles, SplunkHecSink, type Rejection, type Sink } from './sinks/index.js'
 import { Stats, cached, healthPlugin, metricsPlugin, type Readiness } from './observability/index.js'
 import { schemasDir, version } from './paths.js'
 
@@ -39,6 +39,32 @@ function createSinks(
   return [...new Set(names)].map((name): Sink => {
     if (name === 'file') return new FileSink({ ...ctx.rotation, dir: join(ctx.dataDir, 'events') })
     if (name === 'discard') return new DiscardSink()
+    if (name === 'splunk') {
+      const perDataset = (pick: (r: DatasetRoute) => string | undefined): Map<string, string> =>
+        new Map(Object.entries(config.routes).flatMap(([d, r]) => { const v = pick(r); return v ? [[d, v]] : [] }))
+      return new SplunkHecSink({
+        url: config.splunkHecUrl,
+        token: config.splunkHecToken,
+        caFile: config.splunkHecCaFile,
+        tlsVerify: config.splunkHecTlsVerify,
+        sourcetype: config.splunkHecSourcetype,
+        source: config.splunkHecSource,
+        host: config.splunkHecHost,
+        defaultIndex: config.splunkHecIndex,
+        indexes: perDataset((r) => r.splunk?.index),
+        sourcetypes: perDataset((r) => r.splunk?.sourcetype),
+        sources: perDataset((r) => r.splunk?.source),
+        batchBytes: config.splunkHecBatchBytes,
+        gzip: config.splunkHecGzip,
+        retryMs: config.splunkHecRetryMs,
+        requestTimeoutMs: config.splunkHecRequestTimeoutMs,
+        ack: config.splunkHecAck,
+        ackPollMs: config.splunkHecAckPollMs,
+        ackTimeoutMs: config.splunkHecAckTimeoutMs,
+        eventTimeFields: new Map([...ctx.datasets].map(([k, d]) => [k, d.eventTimeField])),
+        log: ctx.log.child({ sink: 'splunk' })
+      })
+    }
     return new ElasticsearchSink({
       url: config.elasticsearchUrl,
       apiKey: config.elasticsearchApiKey,

@@ -55,6 +55,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (config.spoolLowWatermarkBytes >= config.spoolHighWatermarkBytes) {
     throw new ConfigInvalid(`SPOOL_LOW_WATERMARK_BYTES (${config.spoolLowWatermarkBytes}) must be below SPOOL_HIGH_WATERMARK_BYTES (${config.spoolHighWatermarkBytes})`)
   }
+  if (sinks.has('splunk') && config.splunkHecToken === '') {
+    throw new ConfigInvalid('SINKS names splunk: set SPLUNK_HEC_TOKEN (and SPLUNK_HEC_URL)')
+  }
   if ((config.tlsCertFile === '') !== (config.tlsKeyFile === '')) {
     throw new ConfigInvalid('TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither')
   }

@@ -146,8 +146,8 @@ export const settings = {
     env: 'SINKS',
     type: 'string',
     default: 'file',
-    pattern: '^(file|elasticsearch|discard)(,(file|elasticsearch|discard))*$',
-    description: 'Comma-separated destinations: file, elasticsearch, discard (reads and drops; for benchmarks)'
+    pattern: '^(file|elasticsearch|splunk|discard)(,(file|elasticsearch|splunk|discard))*$',
+    description: 'Comma-separated destinations: file, elasticsearch, splunk, discard (reads and drops; for benchmarks)'
   },
   elasticsearchUrl: { env: 'ELASTICSEARCH_URL', type: 'string', default: 'http://127.0.0.1:9200', description: 'Elasticsearch endpoint (8.x or 9.x), with SINKS=elasticsearch' },
   elasticsearchApiKey: { env: 'ELASTICSEARCH_API_KEY', type: 'string', default: '', secret: true, description: 'Elasticsearch API key (the encoded form); wins over username/password' },
@@ -169,9 +169,24 @@ export const settings = {
     type: 'integer',
     default: 20_000,
     minimum: 0,
-    description: 'How long one batch may keep retrying (429, 5xx, connection errors) before the sender gets a 503, ms'
+    description: 'How long one delivery keeps retrying 429, 5xx and connection errors before it gives up and the spool retries it later, ms'
   },
-  elasticsearchRequestTimeoutMs: { env: 'ELASTICSEARCH_REQUEST_TIMEOUT_MS', type: 'integer', default: 30_000, minimum: 1, description: 'Timeout of one Elasticsearch request, ms' }
+  elasticsearchRequestTimeoutMs: { env: 'ELASTICSEARCH_REQUEST_TIMEOUT_MS', type: 'integer', default: 30_000, minimum: 1, description: 'Timeout of one Elasticsearch request, ms' },
+  splunkHecUrl: { env: 'SPLUNK_HEC_URL', type: 'string', default: 'https://127.0.0.1:8088', description: 'Splunk HEC base URL, with SINKS=splunk (/services/collector/event is appended)' },
+  splunkHecToken: { env: 'SPLUNK_HEC_TOKEN', type: 'string', default: '', secret: true, description: 'HEC token, sent as "Authorization: Splunk <token>"' },
+  splunkHecCaFile: { env: 'SPLUNK_HEC_CA_FILE', type: 'string', default: '', description: 'PEM file of the CA that signed the HEC certificate' },
+  splunkHecTlsVerify: { env: 'SPLUNK_HEC_TLS_VERIFY', type: 'boolean', default: true, description: 'Verify the HEC certificate (false accepts self-signed ones, like Logpush\'s insecure-skip-verify)' },
+  splunkHecSourcetype: { env: 'SPLUNK_HEC_SOURCETYPE', type: 'string', default: 'cloudflare:json', description: 'sourcetype of every event (what the Cloudflare App for Splunk expects)' },
+  splunkHecSource: { env: 'SPLUNK_HEC_SOURCE', type: 'string', default: '', description: 'source of every event; empty: cloudflare:<dataset>' },
+  splunkHecHost: { env: 'SPLUNK_HEC_HOST', type: 'string', default: '', description: 'host of every event; empty: not sent (HEC uses its own)' },
+  splunkHecIndex: { env: 'SPLUNK_HEC_INDEX', type: 'string', default: '', description: 'Index for every dataset without its own in CONFIG_FILE; empty: the token\'s default index' },
+  splunkHecBatchBytes: { env: 'SPLUNK_HEC_BATCH_BYTES', type: 'integer', default: 1_000_000, minimum: 1024, description: 'Size of one HEC request before gzip, bytes' },
+  splunkHecGzip: { env: 'SPLUNK_HEC_GZIP', type: 'boolean', default: true, description: 'gzip HEC request bodies' },
+  splunkHecRetryMs: { env: 'SPLUNK_HEC_RETRY_MS', type: 'integer', default: 20_000, minimum: 0, description: 'How long one delivery keeps retrying 503/500/429/408 and connection errors before the spool retries it later, ms' },
+  splunkHecRequestTimeoutMs: { env: 'SPLUNK_HEC_REQUEST_TIMEOUT_MS', type: 'integer', default: 30_000, minimum: 1, description: 'Timeout of one HEC request, ms' },
+  splunkHecAck: { env: 'SPLUNK_HEC_ACK', type: 'boolean', default: false, description: 'Indexer acknowledgement (Splunk Enterprise, token with useACK): a batch counts as delivered when its ackIds read true' },
+  splunkHecAckPollMs: { env: 'SPLUNK_HEC_ACK_POLL_MS', type: 'integer', default: 10_000, minimum: 10, description: 'How often to poll /services/collector/ack, ms' },
+  splunkHecAckTimeoutMs: { env: 'SPLUNK_HEC_ACK_TIMEOUT_MS', type: 'integer', default: 300_000, minimum: 100, description: 'Resend a request whose ackId is not true after this long, ms (Splunk suggests about 5 minutes)' }
 } as const satisfies Record<string, SettingDef>
 
 export type SettingKey = keyof typeof settings

@@ -40,3 +40,8 @@ test('the printable configuration masks secrets', () => {
 test('the low watermark must be below the high one', () => {
   assert.throws(() => loadConfig({ SPOOL_HIGH_WATERMARK_BYTES: '1000', SPOOL_LOW_WATERMARK_BYTES: '1000' }), /SPOOL_LOW_WATERMARK_BYTES \(1000\) must be below/)
 })
+
+test('the Splunk destination needs its token', () => {
+  assert.throws(() => loadConfig({ SINKS: 'file,splunk' }), /SINKS names splunk: set SPLUNK_HEC_TOKEN/)
+  assert.equal(loadConfig({ SINKS: 'splunk', SPLUNK_HEC_TOKEN: 'x' }).sinks, 'splunk')
+})

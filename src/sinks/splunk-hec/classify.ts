@@ -43,12 +43,14 @@ export function classify(status: number | undefined, answer: HecAnswer | undefin
   // Splunk reports how far it got on busy answers too (503 code 9 after partial indexing), and
   // on a 400 the events before the bad one are indexed: never send those again.
   const n = answer?.['invalid-event-number']
-  const named = typeof n === 'number' && Number.isInteger(n) && n >= 0 && n < sent
-  const indexed = named ? n : 0
-  if (status === 408 || status === 429 || (status >= 500 && status !== 501)) return { verdict: 'retry', indexed }
-  if (typeof code === 'number' && OPERATOR_CODES.has(code)) return { verdict: 'fail', indexed }
-  if (status === 400 && named) return { verdict: 'partial', indexed }
-  return { verdict: 'fail', indexed }
+  const named = typeof n === 'number' && Number.isInteger(n) && n >= 0 ? n : undefined
+  // A busy answer may name n = sent: Splunk took everything before it gave up.
+  if (status === 408 || status === 429 || (status >= 500 && status !== 501)) return { verdict: 'retry', indexed: named !== undefined && named <= sent ? named : 0 }
+  // On a refusal the event at n is the refused one, so it must be one of those sent.
+  const refused = named !== undefined && named < sent ? named : undefined
+  if (typeof code === 'number' && OPERATOR_CODES.has(code)) return { verdict: 'fail', indexed: refused ?? 0 }
+  if (status === 400 && refused !== undefined) return { verdict: 'partial', indexed: refused }
+  return { verdict: 'fail', indexed: 0 }
 }
 
 /** What an operator should check when a request fails for good. */
@@ -62,6 +64,7 @@ export function failureHint(status: number, code: unknown): string {
   return 'see Splunk\'s HEC error codes'
 }
 
+// The Elasticsearch sink's formula; a sink imports no sibling, so this waits for a shared sinks/retry.ts.
 /** Exponential backoff with full jitter: 2^attempt x base, capped, times a random factor in [0.5, 1]. */
 export function backoffMs(attempt: number, baseMs = 200, capMs = 5000, random = Math.random): number {
   return Math.round(Math.min(capMs, baseMs * 2 ** attempt) * (0.5 + random() / 2))

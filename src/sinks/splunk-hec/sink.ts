@@ -34,6 +34,9 @@ export interface SplunkHecSinkOptions {
   readonly sourcetype: string
   /** '' → 'cloudflare:<dataset>'. */
   readonly source: string
+  /** Per-dataset sourcetypes and sources (CONFIG_FILE datasets.<name>.splunk); the above for the others. */
+  readonly sourcetypes?: ReadonlyMap<string, string>
+  readonly sources?: ReadonlyMap<string, string>
   /** '' → left out. */
   readonly host: string
   /** Dataset → index; a dataset not in it gets `defaultIndex`. */
@@ -87,7 +90,8 @@ interface Run {
 }
 
 export class SplunkHecSink implements Sink {
-  readonly name = 'splunk-hec'
+  // The name CONFIG_FILE's datasets.<name>.sinks and SINKS use.
+  readonly name = 'splunk'
   /** One GUID channel per sink, sent on every request: ackIds are per channel. */
   readonly channel = randomUUID()
   private readonly base: URL
@@ -117,8 +121,8 @@ export class SplunkHecSink implements Sink {
     const { opts } = this
     const meta = envelopeMeta({
       host: opts.host,
-      source: opts.source || `cloudflare:${batch.dataset}`,
-      sourcetype: opts.sourcetype,
+      source: opts.sources?.get(batch.dataset) ?? (opts.source || `cloudflare:${batch.dataset}`),
+      sourcetype: opts.sourcetypes?.get(batch.dataset) ?? opts.sourcetype,
       index: opts.indexes.get(batch.dataset) ?? opts.defaultIndex
     })
     const timeField = opts.eventTimeFields.get(batch.dataset)
@@ -184,6 +188,7 @@ export class SplunkHecSink implements Sink {
       await this.report(run, pending.length > 0 ? pending[0]!.pos : end)
 
       if (verdict === 'fail') throw new Error(`Splunk HEC refused the request: ${describe(reply)}; ${failureHint(reply.status ?? 0, reply.status === undefined ? undefined : reply.answer?.code)}`)
+      if (pending.length === 0) break
       if (verdict === 'retry') await this.pause(run, attempt++, describe(reply))
       else if (confirmed < indexed) await this.pause(run, attempt++, `ackId ${String(ackId)} not acknowledged within ${this.opts.ackTimeoutMs} ms; sending its events again (duplicates possible)`)
     }
