@@ -135,8 +135,9 @@ test('a byte-identical re-send is answered 200 and stored once', async (t) => {
   const body = batchText('http_requests', 50) + 'broken line\n'
   const first = await post(server, '/logpush/http_requests', body)
   assert.deepEqual(first.json, { dataset: 'http_requests', accepted: 50, rejected: 1 })
-  for (const gzip of [true, false]) {
-    const again = await post(server, '/logpush/http_requests', body, { gzip })
+  for (let i = 0; i < 2; i++) {
+    // gzipSync is deterministic: the same upload, byte for byte, as Logpush re-sends it.
+    const again = await post(server, '/logpush/http_requests', body)
     assert.equal(again.status, 200)
     assert.deepEqual(again.json, { dataset: 'http_requests', accepted: 50, rejected: 1, duplicate: true })
   }
