@@ -4,13 +4,14 @@ import type { Server as TlsServer } from 'node:tls'
 import { join, resolve } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { STATUS_CODES } from 'node:http'
+import { availableParallelism } from 'node:os'
 import Fastify, { type FastifyInstance } from 'fastify'
 import compress from '@fastify/compress'
 import type { Logger } from 'pino'
 import type { Config, DatasetRoute } from './config/index.js'
 import { ConfigInvalid } from './errors.js'
 import { ChallengeLog, TokenSet, checkToken, ensureTokens, hecPlugin, intakePlugin, type CommitResult } from './intake/index.js'
-import { loadDatasets, type Dataset } from './pipeline/index.js'
+import { ParsePool, loadDatasets, type Dataset } from './pipeline/index.js'
 import { Forwarder, Spool, type DeadLetter, type SpoolBatch } from './spool/index.js'
 import { ElasticsearchSink, FileSink, DiscardSink, RotatingFiles, SplunkHecSink, type Rejection, type Sink } from './sinks/index.js'
 import { Stats, cached, healthPlugin, metricsPlugin, type Readiness } from './observability/index.js'
@@ -224,7 +225,10 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       })
     })
   })
+  const workers = config.parseWorkers === -1 ? availableParallelism() : config.parseWorkers
+  const pool = workers > 0 ? new ParsePool(workers, { schemasDir, driftFieldsMax: config.driftFieldsMax }, log) : null
   const intake = {
+    pool,
     datasets,
     spool,
     stats,
@@ -269,6 +273,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       await Promise.all(forwarders.map((f) => f.drained(Math.max(0, graceMs - (Date.now() - started)))))
       await Promise.all(forwarders.map((f) => f.stop(Math.max(0, graceMs - (Date.now() - started)))))
       await deadLetters.close()
+      await pool?.close()
     }
   }
 }

@@ -75,6 +75,13 @@ export const settings = {
     description: 'Largest decompressed body, bytes (Logpush max_upload_bytes goes up to 1e9); guards against decompression bombs'
   },
   maxLineBytes: { env: 'MAX_LINE_BYTES', type: 'integer', default: MiB, minimum: 1024, description: 'Longest NDJSON line, bytes' },
+  parseWorkers: {
+    env: 'PARSE_WORKERS',
+    type: 'integer',
+    default: -1,
+    minimum: -1,
+    description: 'Worker threads that split, parse and validate batches: -1 one per CPU core, 0 none (all on the main thread)'
+  },
   smallBodyBytes: {
     env: 'SMALL_BODY_BYTES',
     type: 'integer',

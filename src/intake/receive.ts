@@ -3,7 +3,7 @@
 import type { Readable, Transform } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { IntakeBodyTooLarge, IntakeNotReady, PipelineNotNdjson } from '../errors.js'
-import { ingest, type Dataset } from '../pipeline/index.js'
+import { ingest, type Dataset, type ParsePool } from '../pipeline/index.js'
 import type { Spool, SpoolBatch } from '../spool/index.js'
 import { DatasetStats, type Stats } from '../observability/stats.js'
 import { redactSecret } from '../observability/logger.js'
@@ -21,6 +21,8 @@ export interface ReceiveOptions {
   readonly challenges: ChallengeLog
   readonly limits: DecodeLimits & { readonly maxLineBytes: number }
   readonly driftFieldsMax: number
+  /** Worker threads for split + parse + validate, or null to do it on the main thread. */
+  readonly pool: ParsePool | null
   /** Makes a batch durable (dead letters, then the spool segment); throws a coded error if it cannot. */
   readonly commit: (batch: SpoolBatch, digest: string) => Promise<CommitResult>
 }
@@ -91,7 +93,8 @@ export async function receive(
       through: streams.slice(1),
       tally,
       maxLineBytes: limits.maxLineBytes,
-      requestId: request.id
+      requestId: request.id,
+      pool: opts.pool
     })
   } catch (err) {
     raw.unpipe(first)

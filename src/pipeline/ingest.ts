@@ -1,13 +1,18 @@
-// Inflated bytes -> lines -> JSON.parse -> schema check -> staged batch, as one stream with
-// backpressure: the consumer does not ask for the next line until the staged file can take it,
-// so memory stays flat whatever the batch size.
+// Inflated bytes -> lines -> JSON.parse -> schema check -> spool batch, as one stream with
+// backpressure: the next chunk is not read until the batch file took the last one, so memory
+// stays flat whatever the batch size. With a parse pool, splitting and checking run in a worker
+// thread and this thread only moves bytes; without, split2 and the checks run here.
 import { Writable, type Readable, type Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import split2 from 'split2'
-import { LineRejectCode, PipelineLineTooLong, PipelineNotNdjson, PipelineUnknownDataset } from '../errors.js'
+import { PipelineLineTooLong, PipelineNotNdjson, PipelineUnknownDataset } from '../errors.js'
 import type { DeadLetter, SpoolBatch } from '../spool/index.js'
 import type { DatasetStats } from '../observability/stats.js'
 import type { Dataset } from './datasets.js'
+import { LineChecker, type LineOutcome } from './line-checker.js'
+import type { ChunkResult, ParsePool } from './parse-pool.js'
+
+export { checkLine } from './line-checker.js'
 
 export interface IngestOptions {
   /** The batch's dataset, or how to tell it from the first record (HEC senders may not say). */
@@ -23,6 +28,8 @@ export interface IngestOptions {
   readonly tally: DatasetStats
   readonly maxLineBytes: number
   readonly requestId: string
+  /** Worker threads for split + parse + validate; the work stays on this thread when absent. */
+  readonly pool?: ParsePool | null
 }
 
 export interface IngestResult {
@@ -43,59 +50,24 @@ export interface RejectedItem {
   readonly raw: string
 }
 
-type Verdict = { ok: true, record: Record<string, unknown> } | { ok: false, code: LineRejectCode, reason: string }
-
-export function checkLine(dataset: Dataset, line: string): Verdict {
-  let value: unknown
-  try {
-    value = JSON.parse(line)
-  } catch (err) {
-    return { ok: false, code: LineRejectCode.notJson, reason: `not JSON: ${(err as Error).message}` }
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    return { ok: false, code: LineRejectCode.notObject, reason: `not a JSON object but ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}` }
-  }
-  if (!dataset.validate(value)) {
-    const e = dataset.validate.errors?.[0]
-    const where = e?.instancePath ? e.instancePath : '(record)'
-    return { ok: false, code: LineRejectCode.schema, reason: `${where} ${e?.message ?? 'does not match the schema'}` }
-  }
-  return { ok: true, record: value as Record<string, unknown> }
+function refusal(outcome: LineOutcome & { kind: 'refuse' }, maxLineBytes: number): Error {
+  return outcome.error === 'line-too-long' ? new PipelineLineTooLong(maxLineBytes) : new PipelineNotNdjson(outcome.reason)
 }
 
-/** A whole batch wrapped into one JSON document (batch_prefix '{"events":[' and friends). */
-function looksFramed(dataset: Dataset, record: Record<string, unknown>): string | null {
-  for (const key in record) {
-    if (dataset.knownFields.has(key)) return null
-  }
-  for (const [key, value] of Object.entries(record)) {
-    if (Array.isArray(value) && value.length > 0 && typeof value[0] === 'object' && value[0] !== null) {
-      return `the first record has no ${dataset.name} field but an array of objects under "${key}": batch_prefix/batch_suffix framing`
-    }
-  }
-  return null
+function deadLetter(dataset: Dataset, requestId: string, line: number, code: string, reason: string, raw: string): DeadLetter {
+  return { time: new Date().toISOString(), dataset: dataset.name, stage: 'validation', code, reason, line, requestId, raw }
 }
 
 export async function ingest(opts: IngestOptions): Promise<IngestResult> {
+  if (opts.pool && typeof opts.dataset !== 'function' && !opts.framing) return await ingestInWorker(opts, opts.dataset, opts.pool)
   const { tally, requestId } = opts
   let dataset: Dataset | null = typeof opts.dataset === 'function' ? null : opts.dataset
   let batch: SpoolBatch | null = null
-  let lineNo = 0
-  let records = 0
-  let accepted = 0
-  let rejected = 0
-  let badHead = 0
-  let notNdjson: string | null = null
-
-  const deadLetter = (ds: Dataset, target: SpoolBatch, code: string, reason: string, raw: string): Promise<void> => {
-    const record: DeadLetter = {
-      time: new Date().toISOString(), dataset: ds.name, stage: 'validation', code, reason, line: lineNo, requestId, raw
-    }
-    return target.writeDeadLetter(record)
-  }
+  let checker: LineChecker | null = null
+  let items = 0
 
   /** The dataset and its batch, settled by the first record when the sender did not name it. */
-  const settle = async (line: string): Promise<[Dataset, SpoolBatch] | Error> => {
+  const settle = async (line: string): Promise<LineChecker | Error> => {
     if (!dataset) {
       let record: unknown
       try { record = JSON.parse(line) } catch {}
@@ -106,69 +78,47 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
       dataset = chosen
     }
     batch ??= await opts.open(dataset)
-    return [dataset, batch]
+    checker ??= new LineChecker(dataset, opts.maxLineBytes, tally)
+    return checker
+  }
+
+  const take = (c: LineChecker, line: string, done: (err?: Error | null) => void): void => {
+    const outcome = c.check(line)
+    switch (outcome.kind) {
+      case 'skip': return done()
+      case 'refuse': return done(refusal(outcome, opts.maxLineBytes))
+      case 'reject':
+        batch!.writeDeadLetter(deadLetter(c.dataset, requestId, c.lineNo, outcome.code, outcome.reason, line)).then(() => done(), done)
+        return
+      case 'valid':
+        if (batch!.writeEvent(line)) return done()
+        batch!.drain().then(() => done(), done)
+    }
   }
 
   const consumer = new Writable({
     objectMode: true,
     highWaterMark: 64,
     write (item: string | RejectedItem, _enc, done) {
-      lineNo++
+      items++
       if (typeof item !== 'string') {
         // A record the framing could not extract (an HEC envelope without an event).
-        if (!dataset || !batch) return done(new PipelineNotNdjson(`the first record is unusable: ${item.reason}`))
-        rejected++
+        if (!checker || !batch || !dataset) return done(new PipelineNotNdjson(`the first record is unusable: ${item.reason}`))
+        checker.lineNo++
+        checker.rejected++
         tally.countRejected(item.code)
-        deadLetter(dataset, batch, item.code, item.reason, item.raw).then(() => done(), done)
+        batch.writeDeadLetter(deadLetter(dataset, requestId, checker.lineNo, item.code, item.reason, item.raw)).then(() => done(), done)
         return
       }
-      const line = item
-      // Blank lines carry nothing (a trailing newline, a record_delimiter of its own).
-      if (line.length === 0 || line.trim().length === 0) return done()
-      // split2 measures only the unfinished tail of a chunk; a long line that arrived whole is caught here.
-      if (line.length > opts.maxLineBytes) return done(new PipelineLineTooLong(opts.maxLineBytes))
-      if (dataset && batch) return take(dataset, batch, line, done)
-      settle(line).then((settled) => {
-        if (settled instanceof Error) return done(settled)
-        take(settled[0], settled[1], line, done)
+      if (checker) return take(checker, item, done)
+      // Until the dataset is known, blank lines need no decision.
+      if (item.trim().length === 0) return done()
+      settle(item).then((c) => {
+        if (c instanceof Error) return done(c)
+        take(c, item, done)
       }, done)
     }
   })
-
-  function take(ds: Dataset, target: SpoolBatch, line: string, done: (err?: Error | null) => void): void {
-    records++
-    const verdict = checkLine(ds, line)
-    if (!verdict.ok) {
-      // The first two records both broken means a format we do not read (CSV, prefixes),
-      // not a damaged line: refuse the body rather than dead-letter all of it.
-      if (records === badHead + 1 && records <= 2) {
-        badHead++
-        if (badHead === 2) {
-          notNdjson = `its first lines are not JSON objects: ${verdict.reason}`
-          return done(new PipelineNotNdjson(notNdjson))
-        }
-      }
-      rejected++
-      tally.countRejected(verdict.code)
-      deadLetter(ds, target, verdict.code, verdict.reason, line).then(() => done(), done)
-      return
-    }
-    if (records === 1) {
-      const framed = looksFramed(ds, verdict.record)
-      if (framed) {
-        notNdjson = framed
-        return done(new PipelineNotNdjson(framed))
-      }
-    }
-    const known = ds.knownFields
-    for (const key in verdict.record) {
-      if (!known.has(key)) tally.countUnknownField(key)
-    }
-    accepted++
-    tally.accepted++
-    if (target.writeEvent(line)) return done()
-    target.drain().then(() => done(), done)
-  }
 
   // A string matcher splits faster than a regexp, and keeping a '\r' inside the line keeps the
   // bytes exact (JSON.parse ignores it as whitespace).
@@ -181,6 +131,61 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
     if (err instanceof Error && err.message === 'maximum buffer reached') throw new PipelineLineTooLong(opts.maxLineBytes)
     throw err
   }
-  if (badHead === 1 && records === 1) notNdjson = 'its only line is not a JSON object'
-  return { dataset, batch, lines: lineNo, accepted, rejected, notNdjson }
+  const c = checker as LineChecker | null
+  return { dataset, batch, lines: c?.lineNo ?? items, accepted: c?.accepted ?? 0, rejected: c?.rejected ?? 0, notNdjson: c?.finish() ?? null }
+}
+
+/** Inflated chunks go to a parse worker; framed valid lines and dead letters come back, in order. */
+async function ingestInWorker(opts: IngestOptions, dataset: Dataset, pool: ParsePool): Promise<IngestResult> {
+  const batch = await opts.open(dataset)
+  const session = pool.open(dataset.name, opts.maxLineBytes)
+  let final: ChunkResult | null = null
+  // Two chunks in flight: the worker parses one while this thread inflates and writes the other.
+  const inflight: Array<Promise<ChunkResult>> = []
+
+  const apply = async (r: ChunkResult): Promise<void> => {
+    if (r.refuse) throw refusal({ kind: 'refuse', error: r.refuse.error, reason: r.refuse.reason }, opts.maxLineBytes)
+    for (const d of r.rejects) {
+      opts.tally.countRejected(d.code)
+      await batch.writeDeadLetter(deadLetter(dataset, opts.requestId, d.line, d.code, d.reason, d.raw))
+    }
+    if (r.count > 0 && !batch.writeFramed(r.framed, r.count)) await batch.drain()
+  }
+
+  const consumer = new Writable({
+    highWaterMark: 256 * 1024,
+    writev (chunks, done) {
+      inflight.push(session.push(chunks.length === 1 ? chunks[0]!.chunk as Buffer : Buffer.concat(chunks.map((c) => c.chunk as Buffer))))
+      if (inflight.length < 2) return done()
+      inflight.shift()!.then(apply).then(() => done(), done)
+    },
+    final (done) {
+      void (async () => {
+        while (inflight.length > 0) await apply(await inflight.shift()!)
+        final = await session.end()
+        await apply(final)
+      })().then(() => done(), done)
+    }
+  })
+
+  try {
+    await pipeline([opts.source, ...opts.through, consumer])
+  } catch (err) {
+    session.cancel()
+    await Promise.allSettled(inflight)
+    await batch.discard()
+    throw err
+  }
+  const f = final as ChunkResult | null
+  if (!f?.summary) throw new Error('parse worker ended without a summary')
+  opts.tally.accepted += f.summary.accepted
+  for (const [field, n] of f.summary.unknownFields) opts.tally.countUnknownField(field, n)
+  return {
+    dataset,
+    batch,
+    lines: f.summary.lines,
+    accepted: f.summary.accepted,
+    rejected: f.summary.rejected,
+    notNdjson: f.summary.notNdjson
+  }
 }

@@ -343,6 +343,11 @@ export class SpoolBatch {
     return this.events.writeLine(line)
   }
 
+  /** Records framed elsewhere (format.ts), holding `lines` lines. False: await drain() before more. */
+  writeFramed(data: Buffer, lines: number): boolean {
+    return this.events.writeRaw(data, lines)
+  }
+
   drain(): Promise<void> {
     return this.events.drain()
   }

@@ -1,0 +1,108 @@
+// Worker threads that split, parse and validate inflated batch bytes, so that a batch's lines
+// are checked on another core while this thread reads the socket, inflates and writes. Each
+// request is a session on one worker; its chunks are answered in order (a worker handles its
+// messages one after another).
+import { Worker } from 'node:worker_threads'
+import type { Logger } from 'pino'
+
+export interface Reject {
+  readonly line: number
+  readonly code: string
+  readonly reason: string
+  readonly raw: string
+}
+
+export interface ChunkResult {
+  /** Valid lines of the chunk as spool records (format.ts). */
+  readonly framed: Buffer
+  readonly count: number
+  readonly rejects: readonly Reject[]
+  readonly refuse?: { readonly error: 'line-too-long' | 'not-ndjson', readonly reason: string }
+  /** On the last answer of a session. */
+  readonly summary?: {
+    readonly lines: number
+    readonly accepted: number
+    readonly rejected: number
+    readonly notNdjson: string | null
+    readonly unknownFields: ReadonlyArray<[string, number]>
+  }
+}
+
+interface Pending { resolve(r: ChunkResult): void, reject(err: Error): void }
+
+interface Slot {
+  worker: Worker
+  sessions: number
+  readonly pending: Map<number, Pending>
+}
+
+export interface ParseSession {
+  push(chunk: Buffer): Promise<ChunkResult>
+  end(): Promise<ChunkResult>
+  cancel(): void
+}
+
+export class ParsePool {
+  private readonly slots: Slot[] = []
+  private nextId = 1
+  private closed = false
+
+  constructor (readonly size: number, private readonly workerData: { schemasDir: string, driftFieldsMax: number }, private readonly log: Logger) {
+    for (let i = 0; i < size; i++) this.slots.push(this.spawn())
+  }
+
+  private spawn(): Slot {
+    const worker = new Worker(new URL('./parse-worker.js', import.meta.url), { workerData: this.workerData })
+    const slot: Slot = { worker, sessions: 0, pending: new Map() }
+    worker.on('message', (m: { mid: number, result?: ChunkResult, error?: string }) => {
+      const p = slot.pending.get(m.mid)
+      if (!p) return
+      slot.pending.delete(m.mid)
+      if (m.error !== undefined) p.reject(new Error(m.error))
+      else {
+        const r = m.result!
+        // Structured clone hands back a Uint8Array; a Buffer view of it costs no copy.
+        p.resolve({ ...r, framed: Buffer.from(r.framed.buffer, r.framed.byteOffset, r.framed.byteLength) })
+      }
+    })
+    const fail = (err: Error): void => {
+      for (const p of slot.pending.values()) p.reject(err)
+      slot.pending.clear()
+      if (this.closed) return
+      this.log.error({ err }, 'A parse worker died; starting another.')
+      const i = this.slots.indexOf(slot)
+      if (i >= 0) this.slots[i] = this.spawn()
+    }
+    worker.on('error', fail)
+    worker.on('exit', (code) => { if (!this.closed) fail(new Error(`parse worker exited with code ${code}`)) })
+    worker.unref()
+    return slot
+  }
+
+  open(dataset: string, maxLineBytes: number): ParseSession {
+    // The least busy worker takes the request.
+    const slot = this.slots.reduce((a, b) => (b.sessions < a.sessions ? b : a))
+    const sid = this.nextId++
+    slot.sessions++
+    slot.worker.postMessage({ op: 'open', sid, dataset, maxLineBytes })
+    let ended = false
+    const ask = (message: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<ChunkResult> => {
+      const mid = this.nextId++
+      return new Promise((resolve, reject) => {
+        slot.pending.set(mid, { resolve, reject })
+        slot.worker.postMessage({ ...message, sid, mid }, transfer)
+      })
+    }
+    const finish = (): void => { if (!ended) { ended = true; slot.sessions-- } }
+    return {
+      push: (chunk) => ask({ op: 'chunk', data: chunk }),
+      end: () => ask({ op: 'end' }).finally(finish),
+      cancel: () => { slot.worker.postMessage({ op: 'cancel', sid }); finish() }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+    await Promise.all(this.slots.map((s) => s.worker.terminate()))
+  }
+}
