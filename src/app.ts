@@ -226,7 +226,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     })
   })
   const workers = config.parseWorkers === -1 ? availableParallelism() : config.parseWorkers
-  const pool = workers > 0 ? new ParsePool(workers, { schemasDir, driftFieldsMax: config.driftFieldsMax }, log) : null
+  const pool = workers > 0 ? new ParsePool(workers, { schemasDir, driftFieldsMax: config.driftFieldsMax, maxLineBytes: config.maxLineBytes }, log) : null
   const intake = {
     pool,
     datasets,

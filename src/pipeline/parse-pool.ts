@@ -47,12 +47,18 @@ export class ParsePool {
   private nextId = 1
   private closed = false
 
-  constructor (readonly size: number, private readonly workerData: { schemasDir: string, driftFieldsMax: number }, private readonly log: Logger) {
+  constructor (readonly size: number, private readonly workerData: { schemasDir: string, driftFieldsMax: number, maxLineBytes: number }, private readonly log: Logger) {
     for (let i = 0; i < size; i++) this.slots.push(this.spawn())
   }
 
   private spawn(): Slot {
-    const worker = new Worker(new URL('./parse-worker.js', import.meta.url), { workerData: this.workerData })
+    const worker = new Worker(new URL('./parse-worker.js', import.meta.url), {
+      workerData: this.workerData,
+      // A worker's live data is a few chunks and the line being parsed; without limits V8 lets
+      // each worker's heap grow by tens of MB before collecting. The old generation leaves room
+      // for the objects of the longest line allowed (MAX_LINE_BYTES) several times over.
+      resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 + 8 * Math.ceil(this.workerData.maxLineBytes / 2 ** 20) }
+    })
     const slot: Slot = { worker, sessions: 0, pending: new Map() }
     worker.on('message', (m: { mid: number, result?: ChunkResult, error?: string }) => {
       const p = slot.pending.get(m.mid)

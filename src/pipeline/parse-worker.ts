@@ -25,27 +25,38 @@ const sessions = new Map<number, Session>()
 function handle(s: Session, text: string, last: boolean): Omit<ChunkResult, 'summary'> {
   const valid: string[] = []
   const rejects: Reject[] = []
+  const take = (line: string): void => {
+    const outcome = s.checker.check(line)
+    if (outcome.kind === 'valid') valid.push(line)
+    else if (outcome.kind === 'reject') rejects.push({ line: s.checker.lineNo, code: outcome.code, reason: outcome.reason, raw: line })
+    else if (outcome.kind === 'refuse') s.refuse = { error: outcome.error, reason: outcome.reason }
+  }
   if (!s.refuse) {
+    // Lines are cut out of the chunk where they lie; only the line that straddles the previous
+    // chunk is joined with its beginning. Joining the whole chunk to the carried tail first
+    // would copy every chunk once more (costly for two-byte strings: any non-ASCII character).
     let start = 0
-    for (;;) {
-      const nl = text.indexOf('\n', start)
-      if (nl < 0) break
-      const line = text.slice(start, nl)
+    let nl = text.indexOf('\n')
+    if (nl >= 0 && s.tail !== '') {
+      const line = s.tail + text.slice(0, nl)
+      s.tail = ''
+      take(line)
       start = nl + 1
-      const outcome = s.checker.check(line)
-      if (outcome.kind === 'valid') valid.push(line)
-      else if (outcome.kind === 'reject') rejects.push({ line: s.checker.lineNo, code: outcome.code, reason: outcome.reason, raw: line })
-      else if (outcome.kind === 'refuse') { s.refuse = { error: outcome.error, reason: outcome.reason }; break }
+      nl = text.indexOf('\n', start)
     }
-    s.tail = s.refuse ? '' : text.slice(start)
-    if (!s.refuse && s.tail.length > s.maxLineBytes) s.refuse = { error: 'line-too-long', reason: '' }
+    while (nl >= 0 && !s.refuse) {
+      take(text.slice(start, nl))
+      start = nl + 1
+      nl = text.indexOf('\n', start)
+    }
+    if (!s.refuse) {
+      s.tail = start === 0 ? s.tail + text : text.slice(start)
+      if (s.tail.length > s.maxLineBytes) s.refuse = { error: 'line-too-long', reason: '' }
+    }
     if (!s.refuse && last && s.tail.length > 0) {
       const line = s.tail
       s.tail = ''
-      const outcome = s.checker.check(line)
-      if (outcome.kind === 'valid') valid.push(line)
-      else if (outcome.kind === 'reject') rejects.push({ line: s.checker.lineNo, code: outcome.code, reason: outcome.reason, raw: line })
-      else if (outcome.kind === 'refuse') s.refuse = { error: outcome.error, reason: outcome.reason }
+      take(line)
     }
   }
   const framed = valid.length > 0 ? frame(valid) : Buffer.alloc(0)
@@ -75,12 +86,12 @@ parentPort!.on('message', (m: { op: string, sid: number, mid?: number, dataset?:
     if (!s) throw new Error(`no parse session ${m.sid}`)
     if (m.op === 'chunk') {
       const data = m.data!
-      const result = handle(s, s.tail + s.decoder.write(Buffer.from(data.buffer, data.byteOffset, data.byteLength)), false)
+      const result = handle(s, s.decoder.write(Buffer.from(data.buffer, data.byteOffset, data.byteLength)), false)
       parentPort!.postMessage({ mid: m.mid, result }, transferable(result.framed))
       return
     }
     if (m.op === 'end') {
-      const result = handle(s, s.tail + s.decoder.end(), true)
+      const result = handle(s, s.decoder.end(), true)
       sessions.delete(m.sid)
       const c = s.checker
       const summary = { lines: c.lineNo, accepted: c.accepted, rejected: c.rejected, notNdjson: s.refuse ? null : c.finish(), unknownFields: [...s.unknownFields] }

@@ -14,6 +14,29 @@ export interface Body {
   readonly lines: number
   /** Decompressed size: what Logpush's max_upload_bytes counts, and what MB/s is measured in. */
   readonly bytes: number
+  /** A one-line second gzip member that makes upload `k` unique: see uniqueTail. */
+  readonly tail: (k: number) => Tail
+}
+
+export interface Tail {
+  readonly gzip: Buffer
+  readonly bytes: number
+}
+
+/**
+ * The service recognises a byte-identical body as a Logpush re-send and stores it once, and
+ * DEDUPE_WINDOW_SECONDS=0 does not stop that for two bodies committed within the same
+ * millisecond (one group commit of concurrent uploads). So each upload is the shared body plus
+ * one more record, different per upload, as a second gzip member (gzip allows several in a row;
+ * the service's gunzip reads them as one stream). One line more per upload, under 0.1 % of its
+ * lines, real work like the others and counted like them.
+ */
+function uniqueTail(dataset: string, first: number): (k: number) => Tail {
+  const schema = loadSchema(dataset)
+  return (k) => {
+    const line = Buffer.from(recordLine(schema, first + k) + '\n')
+    return { gzip: gzipSync(line), bytes: line.length }
+  }
 }
 
 /**
@@ -46,5 +69,6 @@ export function makeBody(dataset: string, sizeMB: number): Body {
   if (pending.length > 0) chunks.push(Buffer.from(pending.join('')))
   bytes += pendingBytes
   if (lines === 0) throw new Error(`${dataset}: not one line fits in ${sizeMB} MB`)
-  return { dataset, sizeMB, gzip: gzipSync(Buffer.concat(chunks)), lines, bytes }
+  // Tails are numbered past every line of the body, so no tail repeats one of its lines.
+  return { dataset, sizeMB, gzip: gzipSync(Buffer.concat(chunks)), lines, bytes, tail: uniqueTail(dataset, lines) }
 }

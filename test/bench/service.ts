@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { freePort, peakRssBytes } from '../helpers/process.js'
+import type { Body } from './bodies.js'
 
 export { peakRssBytes }
 
@@ -17,8 +18,8 @@ export interface BenchService {
   readonly url: string
   readonly pid: number
   readonly output: () => string
-  /** SIGTERM, wait for the exit (which writes a CPU profile), delete the data directory. */
-  readonly stop: () => Promise<void>
+  /** SIGTERM (or SIGKILL with `kill`), wait for the exit, delete the data directory. */
+  readonly stop: (kill?: boolean) => Promise<void>
 }
 
 export interface ServiceOptions {
@@ -27,10 +28,15 @@ export interface ServiceOptions {
   readonly cpuProfDir?: string
 }
 
+// A bench that fails or is interrupted must not leave a service holding a port and a data dir.
+const live = new Set<ChildProcess>()
+process.once('exit', () => { for (const child of live) child.kill('SIGKILL') })
+
 export async function startService(opts: ServiceOptions): Promise<BenchService> {
   const dataDir = await mkdtemp(join(tmpdir(), 'lpr-bench-'))
   const port = await freePort()
-  const args = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, MAIN] : [MAIN]
+  // The service as package.json's start script runs it.
+  const args = [...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : []), '--max-semi-space-size=2', MAIN]
   // Not the bench's own environment: a SINKS or DATA_DIR exported in the shell must not leak in.
   const child: ChildProcess = spawn(process.execPath, args, {
     env: {
@@ -41,19 +47,21 @@ export async function startService(opts: ServiceOptions): Promise<BenchService> 
       LOGPUSH_TOKENS: TOKEN,
       LOG_LEVEL: 'warn',
       SINKS: opts.sinks,
-      // Every request carries the same body; re-send detection would store only the first.
+      // Uploads repeat one body (see uniqueTail in bodies.ts): re-send detection is not measured.
       DEDUPE_WINDOW_SECONDS: '0'
     },
     stdio: ['ignore', 'pipe', 'pipe']
   })
+  live.add(child)
+  child.once('exit', () => live.delete(child))
   let output = ''
   child.stdout!.on('data', (d: Buffer) => { output += d.toString() })
   child.stderr!.on('data', (d: Buffer) => { output += d.toString() })
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   const url = `http://127.0.0.1:${port}`
-  const stop = async (): Promise<void> => {
+  const stop = async (kill = false): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM')
+      child.kill(kill ? 'SIGKILL' : 'SIGTERM')
       const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
       await exited
       clearTimeout(timer)
@@ -93,53 +101,66 @@ export async function cpuTicks(pid: number): Promise<number> {
 export interface SendResult {
   readonly latenciesMs: number[]
   readonly accepted: number
+  /** Uncompressed bytes sent, unique tails included. */
+  readonly bytes: number
+  readonly wireBytes: number
 }
 
 /** One upload, the way Logpush makes it; resolves with the answer once its body has been read. */
-function post(agent: Agent, url: string, dataset: string, body: Buffer): Promise<{ status: number, text: string }> {
+function post(agent: Agent, url: string, dataset: string, parts: readonly Buffer[]): Promise<{ status: number, text: string }> {
   return new Promise((resolve, reject) => {
+    const length = parts.reduce((n, p) => n + p.length, 0)
     const req = request(`${url}/logpush/${dataset}`, {
       method: 'POST',
       agent,
-      headers: { authorization: `Bearer ${TOKEN}`, 'content-encoding': 'gzip', 'content-length': String(body.length) }
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-encoding': 'gzip', 'content-length': String(length) }
     }, (res) => {
-      const parts: Buffer[] = []
-      res.on('data', (d: Buffer) => parts.push(d))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString() }))
+      const chunks: Buffer[] = []
+      res.on('data', (d: Buffer) => chunks.push(d))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }))
       res.on('error', reject)
     })
     req.on('error', reject)
-    req.end(body)
+    for (const p of parts) req.write(p)
+    req.end()
   })
 }
+
+// Numbers the uploads of the whole run, so that no two carry the same tail.
+let uploads = 0
 
 /**
  * `requests` uploads of `body` from `senders` concurrent senders, each on its own keep-alive
  * connection and sending its next batch as soon as the previous one is answered, like Logpush
  * jobs do. Any answer but 200 with every line accepted fails the bench.
  */
-export async function sendAll(url: string, dataset: string, body: Buffer, expectLines: number, requests: number, senders: number): Promise<SendResult> {
+export async function sendAll(url: string, body: Body, requests: number, senders: number): Promise<SendResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: senders })
   const latenciesMs: number[] = []
   let next = 0
   let accepted = 0
+  let bytes = 0
+  let wireBytes = 0
   try {
     await Promise.all(Array.from({ length: Math.min(senders, requests) }, async () => {
       while (next < requests) {
         next++
+        const tail = body.tail(uploads++)
         const t0 = performance.now()
-        const res = await post(agent, url, dataset, body)
+        const res = await post(agent, url, body.dataset, [body.gzip, tail.gzip])
         latenciesMs.push(performance.now() - t0)
         if (res.status !== 200) throw new Error(`service answered ${res.status}: ${res.text.slice(0, 500)}`)
-        const json = JSON.parse(res.text) as { accepted?: number, rejected?: number, duplicate?: boolean }
-        if (json.accepted !== expectLines || json.duplicate) throw new Error(`expected ${expectLines} lines accepted, got ${res.text.slice(0, 500)}`)
+        const json = JSON.parse(res.text) as { accepted?: number, duplicate?: boolean }
+        if (json.accepted !== body.lines + 1 || json.duplicate) throw new Error(`expected ${body.lines + 1} lines accepted, got ${res.text.slice(0, 500)}`)
         accepted += json.accepted
+        bytes += body.bytes + tail.bytes
+        wireBytes += body.gzip.length + tail.gzip.length
       }
     }))
   } finally {
     agent.destroy()
   }
-  return { latenciesMs, accepted }
+  return { latenciesMs, accepted, bytes, wireBytes }
 }
 
 export interface SinkStatus {

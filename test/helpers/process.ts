@@ -35,7 +35,8 @@ export async function spawnService(t: TestContext, env: Record<string, string> =
   const dataDir = env.DATA_DIR ?? await mkdtemp(join(tmpdir(), 'lpr-proc-'))
   const port = env.PORT ? Number(env.PORT) : await freePort()
   let output = ''
-  const child = spawn(process.execPath, [MAIN], {
+  // As package.json's start script runs it.
+  const child = spawn(process.execPath, ['--max-semi-space-size=2', MAIN], {
     env: { PATH: process.env.PATH, LOGPUSH_TOKENS: TEST_TOKEN, LOG_LEVEL: 'warn', ...env, DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe']
   })

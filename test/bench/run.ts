@@ -1,0 +1,398 @@
+// npm run bench: the real service (`node dist/src/main.js`, one fresh process per scenario) fed
+// gzip NDJSON batches over loopback the way Logpush sends them, for every combination of dataset,
+// batch size, number of concurrent senders and destination, measured end to end: from the first
+// request until every request got its 200 and the destination has delivered every line. Next to
+// it, in the same run and on the same bodies, one core doing only gunzip + split + JSON.parse:
+// shared machines are noisy, so throughput is reported as a ratio to that baseline, which is what
+// compares across runs and commits.
+//
+//   npm run bench                               full matrix, a few minutes
+//   BENCH_QUICK=1 npm run bench                 smoke run, about a minute
+//   BENCH_DATASETS=http_requests BENCH_SIZES_MB=5 BENCH_SENDERS=4 BENCH_SINKS=file npm run bench
+//   BENCH_CPU_PROF=1 ...                        the service runs with --cpu-prof; profiles summarised
+//   node dist/test/bench/run.js --markdown      also print a Markdown table for README
+//   node dist/test/bench/run.js --markdown --from=.bench-results/bench-….json   re-print a saved run
+//
+// Results are written as JSON to .bench-results/bench-<ISO time>.json.
+import { execFileSync } from 'node:child_process'
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
+import { basename, join } from 'node:path'
+import { settings } from '../../src/config/settings.js'
+import { packageRoot } from '../../src/paths.js'
+import { measureBaseline, type Baseline } from './baseline.js'
+import { makeBody, MB, type Body } from './bodies.js'
+import { printSummary, summariseFiles } from './profile-summary.js'
+import { clkTck, cpuProfiles, cpuTicks, peakRssBytes, sendAll, startService, waitDelivered } from './service.js'
+
+const QUICK = process.env.BENCH_QUICK === '1'
+const MARKDOWN = process.argv.includes('--markdown') || process.env.BENCH_MARKDOWN === '1'
+const FROM = process.argv.find((a) => a.startsWith('--from='))?.slice(7)
+const CPU_PROF = process.env.BENCH_CPU_PROF === '1'
+
+function list(name: string, fallback: string[]): string[] {
+  const v = process.env[name]
+  return v ? v.split(',').map((s) => s.trim()).filter(Boolean) : fallback
+}
+
+function numbers(name: string, fallback: number[]): number[] {
+  const out = list(name, fallback.map(String)).map(Number)
+  if (out.some((n) => !(n > 0))) throw new Error(`${name} must be a comma-separated list of positive numbers`)
+  return out
+}
+
+const DATASETS = list('BENCH_DATASETS', ['http_requests', 'network_analytics_logs'])
+const SIZES_MB = numbers('BENCH_SIZES_MB', [5, 100])
+// A smoke run keeps 4 senders only, the number the p99 target is stated for.
+const SENDERS = numbers('BENCH_SENDERS', QUICK ? [4] : [1, 4, 16])
+// The destination that reads every line and keeps none was called 'null' and is now 'discard'
+// (YAML reads null as no value); either name selects whichever this build of the service has.
+const DISCARD = (settings.sinks.pattern as string).includes('discard') ? 'discard' : 'null'
+const SINKS = list('BENCH_SINKS', ['file', DISCARD]).map((s) => (s === 'null' || s === 'discard' ? DISCARD : s))
+const BASELINE_REPEATS = 3
+// Each baseline run parses at least this much, so that a 5 MB body is timed over many passes.
+const BASELINE_MB = Number(process.env.BENCH_BASELINE_MB ?? (QUICK ? 20 : 100))
+
+/**
+ * Uncompressed MB sent per scenario. Enough that start-up effects and the 10 ms drain poll are
+ * noise, little enough that the whole matrix stays within a few minutes on two cores.
+ * BENCH_SCENARIO_MB sets one amount for every batch size.
+ */
+function scenarioMB(sizeMB: number): number {
+  const fixed = process.env.BENCH_SCENARIO_MB
+  if (fixed) return Number(fixed)
+  if (QUICK) return sizeMB >= 50 ? sizeMB : 40
+  return sizeMB >= 50 ? 4 * sizeMB : 300
+}
+
+export interface ScenarioResult {
+  readonly dataset: string
+  readonly batchMB: number
+  readonly senders: number
+  readonly sink: string
+  readonly requests: number
+  /** At most `requests`: 16 senders of 4 uploads of 100 MB keep only 4 uploads in flight. */
+  readonly inFlight: number
+  readonly lines: number
+  readonly uncompressedBytes: number
+  readonly wireBytes: number
+  readonly seconds: number
+  /** From the last 200 until the destination had delivered everything. */
+  readonly drainTailSeconds: number
+  readonly linesPerSec: number
+  readonly mbPerSec: number
+  readonly vsBaseline: number
+  readonly latencyMsP50: number
+  readonly latencyMsP99: number
+  readonly latencyMsMax: number
+  readonly peakRssMB: number
+  readonly serverCpuSeconds: number
+  readonly serverCpuSecondsPerMillionLines: number
+  /** Server CPU seconds per wall second: how many of the machine's cores the service kept busy. */
+  readonly serverCores: number
+  /** The load generator's own CPU, which competes with the service for the same cores. */
+  readonly benchCpuSeconds: number
+  /** The service's .cpuprofile files with BENCH_CPU_PROF=1: the main thread and each worker thread. */
+  readonly profiles?: readonly string[]
+  /** The measured span on the machine's monotonic clock, µs: the profile's samples to summarise. */
+  readonly profileWindowUs?: readonly [number, number]
+}
+
+/** Nearest-rank percentile: with few requests, p99 is the slowest one, never an interpolation. */
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]!
+}
+
+const round = (n: number, digits = 0): number => Number(n.toFixed(digits))
+
+async function runScenario(body: Body, warmup: Body, senders: number, sink: string, baseline: Baseline): Promise<ScenarioResult> {
+  const requests = Math.max(1, Math.round(scenarioMB(body.sizeMB) / body.sizeMB))
+  const profDir = CPU_PROF ? await mkdtemp(join(tmpdir(), 'lpr-bench-prof-')) : undefined
+  const service = await startService({ sinks: sink, cpuProfDir: profDir })
+  let result: Omit<ScenarioResult, 'profiles' | 'profileWindowUs'>
+  let window: [number, number] = [0, 0]
+  try {
+    // Not timed: the first batch pays for JIT compilation and for opening the destination's files.
+    const warm = await sendAll(service.url, warmup, 1, 1)
+    await waitDelivered(service.url, sink, warm.accepted)
+    const ticks0 = await cpuTicks(service.pid)
+    const cpu0 = process.cpuUsage()
+    const t0 = performance.now()
+    const t0Us = Number(process.hrtime.bigint() / 1000n)
+    const sent = await sendAll(service.url, body, requests, senders)
+    const tSent = performance.now()
+    await waitDelivered(service.url, sink, warm.accepted + sent.accepted)
+    const t1 = performance.now()
+    window = [t0Us, Number(process.hrtime.bigint() / 1000n)]
+    const ticks1 = await cpuTicks(service.pid)
+    const cpu = process.cpuUsage(cpu0)
+    const peak = await peakRssBytes(service.pid)
+    const seconds = (t1 - t0) / 1000
+    const lines = sent.accepted
+    const serverCpu = (ticks1 - ticks0) / clkTck()
+    result = {
+      dataset: body.dataset,
+      batchMB: body.sizeMB,
+      senders,
+      sink,
+      requests,
+      inFlight: Math.min(senders, requests),
+      lines,
+      uncompressedBytes: sent.bytes,
+      wireBytes: sent.wireBytes,
+      seconds: round(seconds, 3),
+      drainTailSeconds: round((t1 - tSent) / 1000, 3),
+      linesPerSec: Math.round(lines / seconds),
+      mbPerSec: round(sent.bytes / MB / seconds, 1),
+      vsBaseline: round(lines / seconds / baseline.best.linesPerSec, 3),
+      latencyMsP50: Math.round(percentile(sent.latenciesMs, 50)),
+      latencyMsP99: Math.round(percentile(sent.latenciesMs, 99)),
+      latencyMsMax: Math.round(Math.max(...sent.latenciesMs)),
+      peakRssMB: round(peak / 1024 / 1024, 1),
+      serverCpuSeconds: round(serverCpu, 2),
+      serverCpuSecondsPerMillionLines: round(serverCpu / (lines / 1e6), 2),
+      serverCores: round(serverCpu / seconds, 2),
+      benchCpuSeconds: round((cpu.user + cpu.system) / 1e6, 2)
+    }
+  } catch (err) {
+    console.error(service.output())
+    throw err
+  } finally {
+    // A clean stop when profiling (the profile is written at exit); otherwise SIGKILL, because a
+    // clean stop gzips the events file and takes seconds that measure nothing.
+    await service.stop(!CPU_PROF)
+  }
+  if (!profDir) return result
+  const files = await cpuProfiles(profDir)
+  if (files.length === 0) throw new Error(`the service wrote no CPU profile in ${profDir}`)
+  const dir = join(packageRoot, '.bench-results', `profile-${body.dataset}-${body.sizeMB}MB-${senders}s-${sink}-${stamp()}`)
+  await mkdir(dir, { recursive: true })
+  const kept = files.map((f) => join(dir, basename(f)))
+  for (let i = 0; i < files.length; i++) await copyFile(files[i]!, kept[i]!)
+  await rm(profDir, { recursive: true, force: true })
+  return { ...result, profiles: kept, profileWindowUs: window }
+}
+
+function stamp(): string {
+  return new Date().toISOString().replace(/[:.]/g, '-')
+}
+
+function git(args: string[]): string | null {
+  try { return execFileSync('git', args, { cwd: packageRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() } catch { return null }
+}
+
+interface Report {
+  readonly date: string
+  readonly quick: boolean
+  readonly cpuProfile: boolean
+  readonly machine: {
+    readonly cpuModel: string
+    readonly cpus: number
+    readonly memoryGB: number
+    readonly kernel: string
+    readonly clkTck: number
+    /** 1-minute load average before and after: other work on a shared machine skews a run. */
+    readonly loadAverage: readonly [number, number]
+  }
+  readonly node: string
+  readonly commit: string | null
+  /** Uncommitted changes in the tree the bench ran from: the commit alone does not describe it. */
+  readonly dirty: boolean | null
+  readonly units: string
+  /** The matrix and amounts this run used (defaults, BENCH_QUICK or the BENCH_* overrides). */
+  readonly config: {
+    readonly datasets: readonly string[]
+    readonly sizesMB: readonly number[]
+    readonly senders: readonly number[]
+    readonly sinks: readonly string[]
+    readonly scenarioMB: Readonly<Record<string, number>>
+    readonly baselineMB: number
+    readonly baselineRepeats: number
+  }
+  readonly bodies: readonly { dataset: string, sizeMB: number, lines: number, bytes: number, gzipBytes: number, avgLineBytes: number }[]
+  readonly baselines: readonly Baseline[]
+  readonly scenarios: readonly ScenarioResult[]
+  readonly targets: readonly Target[]
+}
+
+interface Target { readonly target: string, readonly measured: string, readonly met: boolean | null }
+
+const short = (dataset: string): string => (dataset === 'network_analytics_logs' ? 'network_analytics' : dataset)
+
+/** The project's targets, measured here and reported, never asserted. */
+function targets(scenarios: readonly ScenarioResult[]): Target[] {
+  const out: Target[] = []
+  const best = scenarios.reduce<ScenarioResult | null>((a, s) => (!a || s.vsBaseline > a.vsBaseline ? s : a), null)
+  if (best) {
+    out.push({
+      target: 'end to end >= 1.3x one-core baseline lines/s',
+      measured: `best ${best.vsBaseline}x (${short(best.dataset)} ${best.batchMB} MB, ${best.senders} senders, ${best.sink}); ` +
+        `${scenarios.filter((s) => s.vsBaseline >= 1.3).length} of ${scenarios.length} scenarios meet it`,
+      met: best.vsBaseline >= 1.3
+    })
+  }
+  for (const size of [...new Set(scenarios.map((s) => s.batchMB))]) {
+    const peak = Math.max(...scenarios.filter((s) => s.batchMB === size).map((s) => s.peakRssMB))
+    out.push({ target: `server peak RSS < 200 MB at ${size} MB batches`, measured: `max ${peak} MB`, met: peak < 200 })
+  }
+  for (const s of scenarios.filter((s) => s.batchMB === 5 && s.senders === 4)) {
+    out.push({ target: `p99 < 500 ms, 5 MB batches, 4 senders (${short(s.dataset)}, ${s.sink})`, measured: `${s.latencyMsP99} ms`, met: s.latencyMsP99 < 500 })
+  }
+  return out
+}
+
+function printReport(report: Report, file: string | null): void {
+  console.log(`\nlogpush-receiver bench, ${report.date}${report.quick ? ' (BENCH_QUICK)' : ''}${report.cpuProfile ? ' (under --cpu-prof: slower)' : ''}`)
+  console.log(`${report.machine.cpus} x ${report.machine.cpuModel}, Node ${report.node}, commit ${report.commit ?? 'unknown'}${report.dirty ? ' + uncommitted changes' : ''}, ` +
+    `load average ${report.machine.loadAverage[0]} before, ${report.machine.loadAverage[1]} after`)
+  console.log(report.units)
+  console.log('\nBaseline: one core, gunzip + split on \\n + JSON.parse per line, best of ' +
+    `${BASELINE_REPEATS} runs of each implementation (wall time, or CPU time when it used more than one core)`)
+  console.table(report.baselines.map((b) => ({
+    dataset: short(b.dataset),
+    'batch MB': b.sizeMB,
+    'lines/s': Math.round(b.best.linesPerSec),
+    'MB/s': round(b.best.mbPerSec, 1),
+    implementation: b.best.implementation
+  })))
+  console.log('\nService end to end: first request -> every 200 and the destination drained')
+  console.table(report.scenarios.map((s) => ({
+    dataset: short(s.dataset),
+    'batch MB': s.batchMB,
+    senders: s.senders,
+    sink: s.sink,
+    requests: s.requests,
+    'in flight': s.inFlight,
+    'lines/s': s.linesPerSec,
+    'MB/s': s.mbPerSec,
+    'x baseline': s.vsBaseline,
+    'p50 ms': s.latencyMsP50,
+    'p99 ms': s.latencyMsP99,
+    'peak RSS MB': s.peakRssMB,
+    'CPU s/M lines': s.serverCpuSecondsPerMillionLines,
+    'server cores': s.serverCores
+  })))
+  console.log('Targets (measured, not asserted):')
+  console.table(report.targets.map((t) => ({ target: t.target, measured: t.measured, met: t.met === null ? '?' : t.met ? 'yes' : 'NO' })))
+  if (file) console.log(`results: ${file}`)
+  if (MARKDOWN) console.log('\n' + markdown(report))
+}
+
+export function markdown(report: Report): string {
+  const rows = [
+    `Measured with \`npm run bench\` on ${report.machine.cpus} x ${report.machine.cpuModel}, Node ${report.node}` +
+      `${report.commit ? `, commit ${report.commit.slice(0, 10)}${report.dirty ? ' + uncommitted changes' : ''}` : ''}${report.quick ? ' (BENCH_QUICK)' : ''}. ` +
+      'End to end: from the first request until every request got its 200 and the destination delivered every line; ' +
+      'MB are uncompressed, 10^6 bytes; "x baseline" is lines/s divided by one core doing only gunzip + split + JSON.parse of the same body.',
+    '',
+    '| dataset | batch | senders | sink | lines/s | MB/s | x baseline | p50 ms | p99 ms | peak RSS MB | CPU s / M lines |',
+    '|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|'
+  ]
+  for (const s of report.scenarios) {
+    const senders = s.inFlight < s.senders ? `${s.senders} (${s.inFlight} in flight)` : String(s.senders)
+    rows.push(`| ${s.dataset} | ${s.batchMB} MB | ${senders} | ${s.sink} | ${s.linesPerSec.toLocaleString('en-US')} | ${s.mbPerSec} | ${s.vsBaseline} | ` +
+      `${s.latencyMsP50} | ${s.latencyMsP99} | ${s.peakRssMB} | ${s.serverCpuSecondsPerMillionLines} |`)
+  }
+  rows.push('', '| baseline (1 core) | batch | lines/s | MB/s |', '|---|---:|---:|---:|')
+  for (const b of report.baselines) rows.push(`| ${b.dataset} | ${b.sizeMB} MB | ${Math.round(b.best.linesPerSec).toLocaleString('en-US')} | ${round(b.best.mbPerSec, 1)} |`)
+  return rows.join('\n')
+}
+
+async function main(): Promise<void> {
+  if (FROM) {
+    printReport(JSON.parse(await readFile(FROM, 'utf8')) as Report, null)
+    return
+  }
+  const started = performance.now()
+  const loadStart = loadavg()[0]!
+  const commit = git(['rev-parse', 'HEAD'])
+  const status = commit === null ? null : git(['status', '--porcelain', '--untracked-files=no'])
+  console.log(`datasets ${DATASETS.join(',')}; batch MB ${SIZES_MB.join(',')}; senders ${SENDERS.join(',')}; sinks ${SINKS.join(',')}` +
+    `${QUICK ? '; quick' : ''}${CPU_PROF ? '; CPU profile' : ''}`)
+
+  const bodies = new Map<string, Body>()
+  const bodyOf = (dataset: string, sizeMB: number): Body => {
+    const key = `${dataset}/${sizeMB}`
+    if (!bodies.has(key)) bodies.set(key, makeBody(dataset, sizeMB))
+    return bodies.get(key)!
+  }
+  const baselines: Baseline[] = []
+  for (const dataset of DATASETS) {
+    for (const size of SIZES_MB) {
+      const body = bodyOf(dataset, size)
+      const b = await measureBaseline(body, BASELINE_REPEATS, BASELINE_MB * MB)
+      baselines.push(b)
+      console.log(`body ${dataset} ${size} MB: ${body.lines} lines, ${(body.bytes / body.lines).toFixed(0)} B/line, ` +
+        `gzip ${(body.gzip.length / MB).toFixed(1)} MB; baseline ${Math.round(b.best.linesPerSec)} lines/s, ${b.best.mbPerSec.toFixed(1)} MB/s (${b.best.implementation})`)
+    }
+  }
+
+  const scenarios: ScenarioResult[] = []
+  for (const dataset of DATASETS) {
+    // Warm-up batch: the size Cloudflare's own example uses, whatever sizes are measured.
+    const warmup = bodyOf(dataset, 5)
+    for (const size of SIZES_MB) {
+      const body = bodyOf(dataset, size)
+      const baseline = baselines.find((b) => b.dataset === dataset && b.sizeMB === size)!
+      for (const sink of SINKS) {
+        for (const senders of SENDERS) {
+          const t = performance.now()
+          const s = await runScenario(body, warmup, senders, sink, baseline)
+          scenarios.push(s)
+          console.log(`${dataset} ${size} MB x${s.requests}, ${senders} senders, ${sink}: ${s.linesPerSec} lines/s, ${s.mbPerSec} MB/s, ` +
+            `${s.vsBaseline}x baseline, p50 ${s.latencyMsP50} ms, p99 ${s.latencyMsP99} ms, peak RSS ${s.peakRssMB} MB, ` +
+            `${s.serverCpuSecondsPerMillionLines} CPU s/M lines (${s.seconds} s measured, ${((performance.now() - t) / 1000).toFixed(1)} s in all)`)
+        }
+      }
+    }
+  }
+
+  const report: Report = {
+    date: new Date().toISOString(),
+    quick: QUICK,
+    cpuProfile: CPU_PROF,
+    machine: {
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      cpus: cpus().length,
+      memoryGB: round(totalmem() / 2 ** 30, 1),
+      kernel: release(),
+      clkTck: clkTck(),
+      loadAverage: [round(loadStart, 2), round(loadavg()[0]!, 2)]
+    },
+    node: process.version,
+    commit,
+    dirty: status === null ? null : status.length > 0,
+    units: 'MB = 10^6 bytes of uncompressed NDJSON; latency is per request, from sending its first byte to reading the whole answer',
+    config: {
+      datasets: DATASETS,
+      sizesMB: SIZES_MB,
+      senders: SENDERS,
+      sinks: SINKS,
+      scenarioMB: Object.fromEntries(SIZES_MB.map((size) => [String(size), scenarioMB(size)])),
+      baselineMB: BASELINE_MB,
+      baselineRepeats: BASELINE_REPEATS
+    },
+    bodies: [...bodies.values()].map((b) => ({ dataset: b.dataset, sizeMB: b.sizeMB, lines: b.lines, bytes: b.bytes, gzipBytes: b.gzip.length, avgLineBytes: Math.round(b.bytes / b.lines) })),
+    baselines,
+    scenarios,
+    targets: targets(scenarios)
+  }
+  const dir = join(packageRoot, '.bench-results')
+  await mkdir(dir, { recursive: true })
+  const file = join(dir, `bench-${report.date.replace(/[:.]/g, '-')}.json`)
+  await writeFile(file, JSON.stringify(report, null, 2) + '\n')
+  printReport(report, file)
+  for (const s of scenarios) {
+    if (!s.profiles) continue
+    const [fromUs, toUs] = s.profileWindowUs!
+    printSummary(`${s.dataset} ${s.batchMB} MB, ${s.senders} senders, ${s.sink}`, await summariseFiles(s.profiles, { fromUs, toUs }), 25)
+    console.log(`again: node dist/test/bench/profile-summary.js ${s.profiles.join(' ')} --window=${fromUs},${toUs}`)
+  }
+  console.log(`\nbench took ${((performance.now() - started) / 1000).toFixed(0)} s`)
+}
+
+main().catch((err: unknown) => {
+  console.error(err)
+  process.exit(1)
+})
