@@ -13,7 +13,7 @@ import { ConfigInvalid } from './errors.js'
 import { ChallengeLog, TokenSet, checkToken, ensureTokens, hecPlugin, intakePlugin, type CommitResult } from './intake/index.js'
 import { ParsePool, loadDatasets, type Dataset } from './pipeline/index.js'
 import { Forwarder, Spool, type DeadLetter, type SpoolBatch } from './spool/index.js'
-import { ElasticsearchSink, FileSink, DiscardSink, RotatingFiles, SplunkHecSink, type Rejection, type Sink } from './sinks/index.js'
+import { FileSink, DiscardSink, RotatingFiles, type Rejection, type Sink } from './sinks/index.js'
 import { Stats, cached, healthPlugin, metricsPlugin, type Readiness } from './observability/index.js'
 import { schemasDir, version } from './paths.js'
 
@@ -31,16 +31,18 @@ export interface BuiltApp {
   close(graceMs?: number): Promise<void>
 }
 
-function createSinks(
+async function createSinks(
   config: Config,
   ctx: { dataDir: string, rotation: { rotateBytes: number, rotateMs: number, gzipRotated: boolean, log: Logger }, datasets: ReadonlyMap<string, Dataset>, log: Logger }
-): Sink[] {
+): Promise<Sink[]> {
   // The names and the namespace were checked against their patterns in config.
   const names = config.sinks.split(',')
+  const { ElasticsearchSink } = names.includes('elasticsearch') ? await import('./sinks/elasticsearch/index.js') : { ElasticsearchSink: null }
+  const { SplunkHecSink } = names.includes('splunk') ? await import('./sinks/splunk-hec/index.js') : { SplunkHecSink: null }
   return [...new Set(names)].map((name): Sink => {
     if (name === 'file') return new FileSink({ ...ctx.rotation, dir: join(ctx.dataDir, 'events') })
     if (name === 'discard') return new DiscardSink()
-    if (name === 'splunk') {
+    if (name === 'splunk' && SplunkHecSink) {
       const perDataset = (pick: (r: DatasetRoute) => string | undefined): Map<string, string> =>
         new Map(Object.entries(config.routes).flatMap(([d, r]) => { const v = pick(r); return v ? [[d, v]] : [] }))
       return new SplunkHecSink({
@@ -66,6 +68,7 @@ function createSinks(
         log: ctx.log.child({ sink: 'splunk' })
       })
     }
+    if (!ElasticsearchSink) throw new Error(`unknown destination ${name}`)
     return new ElasticsearchSink({
       url: config.elasticsearchUrl,
       apiKey: config.elasticsearchApiKey,
@@ -118,7 +121,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   for (const dataset of Object.keys(config.routes)) {
     if (!datasets.has(dataset)) throw new ConfigInvalid(`CONFIG_FILE names dataset "${dataset}", which has no schema; known: ${[...datasets.keys()].join(', ')}`)
   }
-  const forwarders = createSinks(config, { dataDir, rotation, datasets, log }).map((sink) => new Forwarder({
+  const forwarders = (await createSinks(config, { dataDir, rotation, datasets, log })).map((sink) => new Forwarder({
     spool,
     sink,
     log,

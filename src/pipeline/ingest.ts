@@ -153,7 +153,7 @@ async function ingestInWorker(opts: IngestOptions, dataset: Dataset, pool: Parse
   }
 
   const consumer = new Writable({
-    highWaterMark: 256 * 1024,
+    highWaterMark: 64 * 1024,
     writev (chunks, done) {
       inflight.push(session.push(chunks.length === 1 ? chunks[0]!.chunk as Buffer : Buffer.concat(chunks.map((c) => c.chunk as Buffer))))
       if (inflight.length < 2) return done()
