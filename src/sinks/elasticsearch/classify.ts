@@ -29,7 +29,5 @@ export function classifyRequest(status: number | undefined): RequestVerdict {
   return 'fail'
 }
 
-/** Exponential backoff with full jitter: 2^attempt x base, capped, times a random factor. */
-export function backoffMs(attempt: number, baseMs = 200, capMs = 5000, random = Math.random): number {
-  return Math.round(Math.min(capMs, baseMs * 2 ** attempt) * (0.5 + random() / 2))
-}
+// Shared by every destination.
+export { backoffMs } from '../retry.js'

@@ -64,8 +64,5 @@ export function failureHint(status: number, code: unknown): string {
   return 'see Splunk\'s HEC error codes'
 }
 
-// The Elasticsearch sink's formula; a sink imports no sibling, so this waits for a shared sinks/retry.ts.
-/** Exponential backoff with full jitter: 2^attempt x base, capped, times a random factor in [0.5, 1]. */
-export function backoffMs(attempt: number, baseMs = 200, capMs = 5000, random = Math.random): number {
-  return Math.round(Math.min(capMs, baseMs * 2 ** attempt) * (0.5 + random() / 2))
-}
+// Shared by every destination.
+export { backoffMs } from '../retry.js'
