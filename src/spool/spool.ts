@@ -18,7 +18,7 @@ import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { StagedFile, ndjson } from './staged-file.js'
 import { frame, readRecords, TornSegment } from './format.js'
-import type { DeadLetter } from './batch.js'
+import type { DeadLetter } from './dead-letter.js'
 
 export interface SpoolOptions {
   readonly dir: string
