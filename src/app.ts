@@ -39,12 +39,13 @@ async function createSinks(
   const names = config.sinks.split(',')
   const { ElasticsearchSink } = names.includes('elasticsearch') ? await import('./sinks/elasticsearch/index.js') : { ElasticsearchSink: null }
   const { SplunkHecSink } = names.includes('splunk') ? await import('./sinks/splunk-hec/index.js') : { SplunkHecSink: null }
+  /** A per-dataset value from CONFIG_FILE's routes, for the datasets that set it. */
+  const perDataset = (pick: (r: DatasetRoute) => string | undefined): Map<string, string> =>
+    new Map(Object.entries(config.routes).flatMap(([d, r]) => { const v = pick(r); return v ? [[d, v]] : [] }))
   return [...new Set(names)].map((name): Sink => {
     if (name === 'file') return new FileSink({ ...ctx.rotation, dir: join(ctx.dataDir, 'events') })
     if (name === 'discard') return new DiscardSink()
     if (name === 'splunk' && SplunkHecSink) {
-      const perDataset = (pick: (r: DatasetRoute) => string | undefined): Map<string, string> =>
-        new Map(Object.entries(config.routes).flatMap(([d, r]) => { const v = pick(r); return v ? [[d, v]] : [] }))
       return new SplunkHecSink({
         url: config.splunkHecUrl,
         token: config.splunkHecToken,
@@ -77,7 +78,7 @@ async function createSinks(
       caFile: config.elasticsearchCaFile,
       tlsVerify: config.elasticsearchTlsVerify,
       namespace: config.elasticsearchNamespace,
-      namespaces: new Map(Object.entries(config.routes).flatMap(([d, r]) => r.elasticsearch?.namespace ? [[d, r.elasticsearch.namespace]] : [])),
+      namespaces: perDataset((r) => r.elasticsearch?.namespace),
       bulkBytes: config.elasticsearchBulkBytes,
       concurrency: config.elasticsearchBulkConcurrency,
       retryMs: config.elasticsearchRetryMs,
