@@ -140,7 +140,11 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       }
     }
   }))
-  for (const f of forwarders) await f.start()
+  // Every destination registers its checkpoint before any delivers: otherwise the first one could
+  // have segments deleted that a later one still needs.
+  spool.expectConsumers(forwarders.map((f) => f.name))
+  for (const f of forwarders) await f.prepare()
+  for (const f of forwarders) f.start()
 
   /** Dead letters first, then the segment: a crash in between repeats dead letters, never loses lines. */
   async function commit(batch: SpoolBatch, digest: string): Promise<CommitResult> {

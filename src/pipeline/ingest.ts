@@ -155,7 +155,10 @@ async function ingestInWorker(opts: IngestOptions, dataset: Dataset, pool: Parse
   const consumer = new Writable({
     highWaterMark: 64 * 1024,
     writev (chunks, done) {
-      inflight.push(session.push(chunks.length === 1 ? chunks[0]!.chunk as Buffer : Buffer.concat(chunks.map((c) => c.chunk as Buffer))))
+      const answer = session.push(chunks.length === 1 ? chunks[0]!.chunk as Buffer : Buffer.concat(chunks.map((c) => c.chunk as Buffer)))
+      // Seen by apply() in its turn; until then a rejection (a worker died) must not go unhandled.
+      answer.catch(() => {})
+      inflight.push(answer)
       if (inflight.length < 2) return done()
       inflight.shift()!.then(apply).then(() => done(), done)
     },

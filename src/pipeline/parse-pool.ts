@@ -33,6 +33,8 @@ interface Pending { resolve(r: ChunkResult): void, reject(err: Error): void }
 interface Slot {
   worker: Worker
   sessions: number
+  /** Set when the worker died: its sessions fail at once instead of waiting forever. */
+  dead: Error | null
   readonly pending: Map<number, Pending>
 }
 
@@ -59,7 +61,7 @@ export class ParsePool {
       // for the objects of the longest line allowed (MAX_LINE_BYTES) several times over.
       resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 + 8 * Math.ceil(this.workerData.maxLineBytes / 2 ** 20) }
     })
-    const slot: Slot = { worker, sessions: 0, pending: new Map() }
+    const slot: Slot = { worker, sessions: 0, dead: null, pending: new Map() }
     worker.on('message', (m: { mid: number, result?: ChunkResult, error?: string }) => {
       const p = slot.pending.get(m.mid)
       if (!p) return
@@ -72,6 +74,8 @@ export class ParsePool {
       }
     })
     const fail = (err: Error): void => {
+      if (slot.dead) return
+      slot.dead = err
       for (const p of slot.pending.values()) p.reject(err)
       slot.pending.clear()
       if (this.closed) return
@@ -95,6 +99,7 @@ export class ParsePool {
     const ask = (message: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<ChunkResult> => {
       const mid = this.nextId++
       return new Promise((resolve, reject) => {
+        if (slot.dead) return reject(slot.dead)
         slot.pending.set(mid, { resolve, reject })
         slot.worker.postMessage({ ...message, sid, mid }, transfer)
       })

@@ -33,9 +33,13 @@ export class Forwarder {
 
   get name(): string { return this.opts.sink.name }
 
-  async start(): Promise<void> {
+  /** Loads the checkpoint and lets the sink recover; every forwarder does this before any runs. */
+  async prepare(): Promise<void> {
     this.checkpoint = await this.opts.spool.loadCheckpoint(this.name)
     await this.opts.sink.init(this.checkpoint.state)
+  }
+
+  start(): void {
     this.running = this.loop()
   }
 
@@ -93,7 +97,7 @@ export class Forwarder {
         continue
       }
       if (this.opts.accepts && !this.opts.accepts(seg.dataset)) {
-        await this.save({ seq: seg.seq + 1, index: 0, state: this.checkpoint.state })
+        if (!await this.persist(() => this.save({ seq: seg.seq + 1, index: 0, state: this.checkpoint.state }))) break
         continue
       }
       const from = seg.seq === this.checkpoint.seq ? this.checkpoint.index : 0
@@ -106,19 +110,12 @@ export class Forwarder {
         payloads: () => spool.payloads(seg, from)
       }
       const started = performance.now()
+      let result
       try {
-        const result = await sink.deliver(batch, async (lines, rejected) => {
+        result = await sink.deliver(batch, async (lines, rejected) => {
           if (rejected.length > 0) await this.opts.deadLetter(rejected)
           await this.save({ seq: seg.seq, index: lines, state: this.checkpoint.state })
         }, this.abort.signal)
-        if (result.rejected.length > 0) await this.opts.deadLetter(result.rejected)
-        await this.save({ seq: seg.seq + 1, index: 0, state: result.state ?? this.checkpoint.state })
-        this.delivered += result.delivered
-        this.opts.onDelivered?.(seg.dataset, { delivered: result.delivered, duplicates: result.duplicates, rejected: result.rejected.length }, (performance.now() - started) / 1000)
-        if (attempt > 0) log.info({ sink: sink.name, failedForSeconds: Math.round((Date.now() - (this.failingSince ?? Date.now())) / 1000) }, 'Delivering again.')
-        attempt = 0
-        this.lastError = null
-        this.failingSince = null
       } catch (err) {
         if (this.abort.signal.aborted) break
         this.lastError = (err as Error).message
@@ -126,6 +123,33 @@ export class Forwarder {
         const wait = Math.min(this.opts.retryMaxMs, RETRY_BASE_MS * 2 ** attempt++) * (0.5 + Math.random() / 2)
         log.error({ sink: sink.name, seq: seg.seq, dataset: seg.dataset, err: { message: (err as Error).message }, retryInMs: Math.round(wait) }, 'Delivery failed; the batch stays in the spool and is retried.')
         await sleep(wait, undefined, { signal: this.wake.signal }).catch(() => {})
+        continue
+      }
+      // Delivered: from here on only the bookkeeping is retried, never the delivery, or a
+      // destination that cannot dedupe (the files, Splunk) would get the batch twice.
+      const delivered = result
+      if (!await this.persist(async () => { if (delivered.rejected.length > 0) await this.opts.deadLetter(delivered.rejected) })) break
+      if (!await this.persist(() => this.save({ seq: seg.seq + 1, index: 0, state: delivered.state ?? this.checkpoint.state }))) break
+      this.delivered += delivered.delivered
+      this.opts.onDelivered?.(seg.dataset, { delivered: delivered.delivered, duplicates: delivered.duplicates, rejected: delivered.rejected.length }, (performance.now() - started) / 1000)
+      if (attempt > 0) log.info({ sink: sink.name, failedForSeconds: Math.round((Date.now() - (this.failingSince ?? Date.now())) / 1000) }, 'Delivering again.')
+      attempt = 0
+      this.lastError = null
+      this.failingSince = null
+    }
+  }
+
+  /** Retries a step until it succeeds; false if the forwarder stops first (the sink then recovers from the older checkpoint at the next start). */
+  private async persist(step: () => Promise<void>): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await step()
+        return true
+      } catch (err) {
+        if (this.stopping || this.abort.signal.aborted) return false
+        this.lastError = `checkpoint: ${(err as Error).message}`
+        this.opts.log.error({ sink: this.name, err: { message: (err as Error).message } }, 'Could not record a delivered batch; retrying the bookkeeping only.')
+        await sleep(Math.min(this.opts.retryMaxMs, RETRY_BASE_MS * 2 ** attempt), undefined, { signal: this.wake.signal }).catch(() => {})
       }
     }
   }

@@ -171,6 +171,7 @@ export class Spool {
       const group = this.queue
       this.queue = []
       const done: Array<[PendingCommit, CommitOutcome]> = []
+      const added: Segment[] = []
       try {
         for (const c of group) {
           const key = `${c.batch.dataset}:${c.digest}`
@@ -187,13 +188,19 @@ export class Spool {
           this.digests.set(key, Date.now())
           const seg: Segment = { seq, dataset: c.batch.dataset, lines: c.batch.lines, digest: c.digest, bytes: c.batch.bytes, path, committedAt: Date.now() }
           done.push([c, { duplicate: false, seq }])
-          this.segments.set(seq, seg)
+          added.push(seg)
         }
         await fsyncDir(this.segmentsDir)
       } catch (err) {
+        // Not durable, not answered: a re-send of these bodies must not look like a duplicate.
+        for (const seg of added) this.digests.delete(`${seg.dataset}:${seg.digest}`)
         for (const c of group) c.reject(err)
         continue
       }
+      // Forwarders see a segment only once its name is durable: a consumer must never checkpoint
+      // past a segment that a power loss could still take back (and whose number would be reused).
+      for (const seg of added) this.segments.set(seg.seq, seg)
+      this.pruneDigests()
       for (const [c, outcome] of done) c.resolve(outcome)
       this.updateWatermark()
       for (const w of this.waiters.splice(0)) w()
@@ -274,17 +281,37 @@ export class Spool {
 
   // --- consumers -----------------------------------------------------------
 
+  /** Names every consumer: no segment is deleted until all of them have loaded their checkpoints. */
+  expectConsumers(names: readonly string[]): void {
+    this.expected = new Set(names)
+  }
+
+  private expected = new Set<string>()
+
   async loadCheckpoint(consumer: string): Promise<Checkpoint> {
     let cp: Checkpoint = { seq: 0, index: 0 }
     try { cp = JSON.parse(await readFile(join(this.checkpointsDir, `${consumer}.json`), 'utf8')) as Checkpoint } catch {}
     this.consumers.set(consumer, cp)
+    // A number a consumer has passed is never given to a new segment, even if the segment
+    // that had it is gone.
+    this.nextSeq = Math.max(this.nextSeq, cp.seq)
     return cp
   }
 
   async saveCheckpoint(consumer: string, cp: Checkpoint): Promise<void> {
     await writeAtomic(join(this.checkpointsDir, `${consumer}.json`), JSON.stringify(cp))
     this.consumers.set(consumer, cp)
-    await this.collect()
+    // Deleting delivered segments is housekeeping: its failure must not look like a failed save.
+    await this.collect().catch((err: unknown) => this.opts.log.error({ err }, 'Could not delete delivered spool segments; will try again.'))
+  }
+
+  /** Forgets re-send digests older than the window (the Map keeps insertion order, oldest first). */
+  private pruneDigests(): void {
+    const horizon = Date.now() - this.opts.dedupeSeconds * 1000
+    for (const [key, at] of this.digests) {
+      if (at >= horizon) break
+      this.digests.delete(key)
+    }
   }
 
   /** What a consumer still has to deliver. */
@@ -310,6 +337,7 @@ export class Spool {
   private collect(): Promise<void> {
     this.collecting ??= (async () => {
       if (this.consumers.size === 0) return
+      for (const name of this.expected) if (!this.consumers.has(name)) return
       const min = Math.min(...[...this.consumers.values()].map((c) => c.seq))
       const done = [...this.segments.values()].filter((s) => s.seq < min).sort((a, b) => a.seq - b.seq)
       if (done.length === 0) return

@@ -1,4 +1,5 @@
 import { open, rm, type FileHandle } from 'node:fs/promises'
+import { writeAll } from '../write-all.js'
 
 // Lines are gathered into one string and written in large pieces: one write per line would cost
 // a syscall each, and one buffer per batch would hold the whole batch in memory.
@@ -72,9 +73,9 @@ export class StagedFile {
   private pump(): void {
     const data = this.queue.shift()
     if (data === undefined) { this.inflight = null; return }
-    const write = typeof data === 'string' ? this.fh.write(data) : this.fh.write(data, 0, data.length)
-    this.inflight = write.then(
-      ({ bytesWritten }) => { this.bytes += bytesWritten; this.queued -= data.length; this.pump() },
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data
+    this.inflight = writeAll(this.fh, bytes).then(
+      () => { this.bytes += bytes.length; this.queued -= data.length; this.pump() },
       (err: Error) => { this.failure ??= err; this.queue.length = 0; this.queued = 0; this.inflight = null }
     )
   }

@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import type { Logger } from 'pino'
 import type { DeliveryBatch, DeliveryResult, Sink } from '../sink.js'
 import { gzipFile } from './gzip.js'
+import { writeAll } from '../../write-all.js'
 
 export interface FileSinkOptions {
   readonly dir: string
@@ -96,14 +97,17 @@ export class FileSink implements Sink {
         const out = Buffer.allocUnsafe(WRITE_CHUNK)
         let used = 0
         const flush = async (): Promise<void> => {
-          if (used > 0) file.size += (await file.fh.write(out, 0, used)).bytesWritten
+          if (used > 0) await writeAll(file.fh, out.subarray(0, used))
+          file.size += used
           used = 0
         }
         for await (const payload of batch.payloads()) {
           lines++
           if (used + payload.length + 1 > out.length) await flush()
           if (payload.length + 1 > out.length) {
-            file.size += (await file.fh.write(Buffer.concat([payload, NEWLINE]))).bytesWritten
+            const whole = Buffer.concat([payload, NEWLINE])
+            await writeAll(file.fh, whole)
+            file.size += whole.length
             continue
           }
           used += payload.copy(out, used)
