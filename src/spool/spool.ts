@@ -136,6 +136,18 @@ export class Spool {
     // The highest sequence number must survive even when every segment is gone.
     kept.push(`_seq ${Date.now()} ${this.nextSeq - 1}`)
     await writeAtomic(this.digestsPath, kept.join('\n') + '\n')
+    this.digestLines = kept.length
+  }
+
+  private digestLines = 0
+
+  /** Every digest still in the window (those of the segments being deleted among them). */
+  private async compactDigests(): Promise<void> {
+    this.pruneDigests()
+    const lines = [...this.digests].map(([key, at]) => `${key} ${at} 0`)
+    lines.push(`_seq ${Date.now()} ${this.nextSeq - 1}`)
+    await writeAtomic(this.digestsPath, lines.join('\n') + '\n')
+    this.digestLines = lines.length
   }
 
   // --- writing -------------------------------------------------------------
@@ -341,9 +353,15 @@ export class Spool {
       const min = Math.min(...[...this.consumers.values()].map((c) => c.seq))
       const done = [...this.segments.values()].filter((s) => s.seq < min).sort((a, b) => a.seq - b.seq)
       if (done.length === 0) return
-      await appendFile(this.digestsPath, done.map((s) => `${s.dataset}:${s.digest} ${s.committedAt} ${s.seq}\n`).join(''))
-      const fh = await open(this.digestsPath, 'r')
-      try { await fh.sync() } finally { await fh.close() }
+      if (this.digestLines > 2 * this.digests.size + 10_000) {
+        // The log only grows; rewrite it with what the window still holds (and the last number).
+        await this.compactDigests()
+      } else {
+        await appendFile(this.digestsPath, done.map((s) => `${s.dataset}:${s.digest} ${s.committedAt} ${s.seq}\n`).join(''))
+        const fh = await open(this.digestsPath, 'r')
+        try { await fh.sync() } finally { await fh.close() }
+        this.digestLines += done.length
+      }
       for (const s of done) {
         await rm(s.path, { force: true })
         this.segments.delete(s.seq)
