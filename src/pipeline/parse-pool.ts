@@ -59,7 +59,7 @@ export class ParsePool {
       // A worker's live data is a few chunks and the line being parsed; without limits V8 lets
       // each worker's heap grow by tens of MB before collecting. The old generation leaves room
       // for the objects of the longest line allowed (MAX_LINE_BYTES) several times over.
-      resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 + 8 * Math.ceil(this.workerData.maxLineBytes / 2 ** 20) }
+      resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 + 8 * Math.ceil(this.workerData.maxLineBytes / 2 ** 20) }
     })
     const slot: Slot = { worker, sessions: 0, dead: null, pending: new Map() }
     worker.on('message', (m: { mid: number, result?: ChunkResult, error?: string }) => {

@@ -107,7 +107,7 @@ test('Elasticsearch down for a while under load: the backlog grows on disk, memo
   const rss: number[] = []
   const spoolBytes: number[] = []
   try {
-    for (let k = 0; k < 40; k++) {
+    for (let k = 0; k < 80; k++) {
       const text = batchText('network_analytics_logs', 1500, 'unixnano', k * 10_000)
       const res = await fetch(`${service.url}/logpush/network_analytics_logs`, { method: 'POST', body: gzipSync(text), headers: { authorization: `Bearer ${service.token}`, 'content-encoding': 'gzip' } })
       assert.equal(res.status, 200)
@@ -125,8 +125,11 @@ test('Elasticsearch down for a while under load: the backlog grows on disk, memo
   const early = Math.max(...rss.slice(5, 10))
   const late = Math.max(...rss.slice(-5))
   t.diagnostic(`backlog ${(spoolBytes[9]! / MB).toFixed(0)} MB -> ${(spoolBytes.at(-1)! / MB).toFixed(0)} MB on disk; RSS ${(early / MB).toFixed(0)} MB -> ${(late / MB).toFixed(0)} MB`)
-  assert.ok(spoolBytes.at(-1)! > 3 * spoolBytes[9]!, 'the backlog grew on disk')
-  assert.ok(late - early < 40 * MB, `memory stayed flat (${((late - early) / MB).toFixed(1)} MB growth)`)
+  const backlogGrowth = spoolBytes.at(-1)! - spoolBytes[9]!
+  assert.ok(backlogGrowth > 200 * MB, 'the backlog grew on disk')
+  // Garbage collection makes RSS wander by tens of MB; a backlog held in memory would grow it by
+  // at least the backlog itself (JavaScript strings take more room than the bytes on disk).
+  assert.ok(late - early < backlogGrowth / 4, `memory stayed flat: ${((late - early) / MB).toFixed(1)} MB growth for ${(backlogGrowth / MB).toFixed(0)} MB of backlog`)
   await waitDrained(service.url, 300_000)
   assert.equal(await esCount(es, `logs-cloudflare.network_analytics_logs-${namespace}`), lines)
 })
