@@ -73,7 +73,7 @@ test('kill -9 at random moments under concurrent load loses no line answered 200
   })
   const crashes = 22
   for (let i = 0; i < crashes; i++) {
-    await sleep(150 + Math.floor(Math.random() * 500))
+    await sleep(300 + Math.floor(Math.random() * 700))
     service.child.kill('SIGKILL')
     await service.exited
     service = await spawnService(t, env)
@@ -83,7 +83,7 @@ test('kill -9 at random moments under concurrent load loses no line answered 200
   await Promise.all(senders)
   await waitDrained(service.url, 180_000)
   t.diagnostic(`${crashes} crashes, ${acknowledged.length} lines answered 200`)
-  assert.ok(acknowledged.length > 1000, 'the senders got work done between the crashes')
+  assert.ok(acknowledged.length > 500, 'the senders got work done between the crashes')
 
   const stored = await eventLines(dataDir, 'network_analytics_logs')
   const counts = new Map<string, number>()

@@ -84,6 +84,10 @@ export class ElasticsearchSink implements Sink {
   async deliver(batch: DeliveryBatch, _progress: Progress, signal?: AbortSignal): Promise<DeliveryResult> {
     const deadline = Date.now() + this.opts.retryMs
     await this.retrying(deadline, signal, () => this.ensureTemplates())
+    // After a failed delivery, make sure the node answers at all before reading and converting
+    // the batch again: an outage then costs one small request per retry, not a bulk's worth of
+    // documents built and thrown away.
+    if (this.unreachable) await this.retrying(deadline, signal, () => this.reachable(signal))
     const schema = this.opts.datasets.get(batch.dataset)
     if (!schema) throw new Error(`no schema for dataset ${batch.dataset}`)
     const namespace = this.opts.namespaces?.get(batch.dataset) ?? this.opts.namespace
@@ -135,6 +139,7 @@ export class ElasticsearchSink implements Sink {
       try {
         res = await this.bulk(index, pending, signal)
       } catch (err) {
+        if (!(err instanceof errors.ResponseError)) this.unreachable = true
         const verdict = classifyRequest(err instanceof errors.ResponseError ? err.statusCode : undefined)
         if (verdict === 'split' && pending.length > 1) {
           const half = Math.ceil(pending.length / 2)
@@ -169,6 +174,18 @@ export class ElasticsearchSink implements Sink {
       pending = again
       if (pending.length > 0) await this.pause(attempt, deadline, signal, new Error(`${pending.length} items answered 429/5xx`))
     }
+  }
+
+  private unreachable = false
+
+  /** Any HTTP answer (even 405 to HEAD /) means the node is there; only a failed connection does not. */
+  private async reachable(signal?: AbortSignal): Promise<void> {
+    try {
+      await this.client.transport.request({ method: 'HEAD', path: '/' }, { signal, maxRetries: 0 })
+    } catch (err) {
+      if (!(err instanceof errors.ResponseError)) throw err
+    }
+    this.unreachable = false
   }
 
   private async pause(attempt: number, deadline: number, signal: AbortSignal | undefined, cause: unknown): Promise<void> {
