@@ -82,7 +82,3 @@ export async function * readRecords(path: string, from = 0): AsyncGenerator<{ in
   }
 }
 
-export async function readHeader(path: string): Promise<SegmentHeader> {
-  for await (const r of readRecords(path, 0)) return JSON.parse(r.payload.toString('utf8')) as SegmentHeader
-  throw new TornSegment(path, 0, 0, 'no header record')
-}

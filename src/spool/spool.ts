@@ -17,7 +17,7 @@ import { appendFile, mkdir, open, readFile, readdir, rename, rm, stat, statfs, t
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { StagedFile, ndjson } from './staged-file.js'
-import { frame, readRecords, TornSegment } from './format.js'
+import { frame, readRecords, TornSegment, type SegmentHeader } from './format.js'
 import type { DeadLetter } from './dead-letter.js'
 
 export interface SpoolOptions {
@@ -155,7 +155,7 @@ export class Spool {
   async open(dataset: string, requestId: string): Promise<SpoolBatch> {
     const path = join(this.stagingDir, `${process.pid}-${++this.stagingSeq}.${dataset}.staging`)
     const events = await StagedFile.create(path, frame)
-    events.writeLine(JSON.stringify({ v: 1, dataset, requestId, receivedAt: new Date().toISOString() }))
+    events.writeLine(JSON.stringify({ v: 1, dataset, requestId, receivedAt: new Date().toISOString() } satisfies SegmentHeader))
     events.lines = 0 // the header is not a line
     return new SpoolBatch(this, dataset, requestId, path, events)
   }

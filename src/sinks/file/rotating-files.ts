@@ -26,7 +26,8 @@ interface ActiveFile {
 
 const COPY_CHUNK = 1024 * 1024
 
-function stamp(d: Date): string {
+/** A UTC time for file names: sorts in time order and has no ':' (which some tools dislike). */
+export function stamp(d: Date): string {
   return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
 }
 

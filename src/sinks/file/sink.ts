@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import type { Logger } from 'pino'
 import type { DeliveryBatch, DeliveryResult, Sink } from '../sink.js'
 import { gzipFile } from './gzip.js'
+import { stamp } from './rotating-files.js'
 import { writeAll } from '../../write-all.js'
 
 export interface FileSinkOptions {
@@ -36,9 +37,6 @@ const NAME = /^events-(\d{10})-[0-9TZ]+\.ndjson(\.gz)?$/
 const WRITE_CHUNK = 1024 * 1024
 const NEWLINE = Buffer.from('\n')
 
-function stamp(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
-}
 
 export class FileSink implements Sink {
   readonly name = 'file'
