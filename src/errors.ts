@@ -48,6 +48,8 @@ export const PipelineUnknownDataset = createError(
   400
 )
 export const ConfigInvalid = createError('LPR_ERR_CONFIG_INVALID', 'Invalid configuration: %s', 500)
+export const SpoolStateUnreadable = createError('LPR_ERR_SPOOL_STATE_UNREADABLE', 'Cannot read %s (%s); not starting rather than guessing: %s', 500)
+export const SpoolDiskUnknown = createError('LPR_ERR_SPOOL_DISK_UNKNOWN', 'Cannot read the free space of %s (%s): the disk guard SPOOL_MIN_FREE_BYTES cannot work; fix the volume or set SPOOL_MIN_FREE_BYTES=0 to run without it', 500)
 
 /** Codes of lines that are dead-lettered, not answered: one bad line never fails its batch. */
 export const LineRejectCode = {
@@ -65,7 +67,7 @@ export const allCodes: readonly string[] = [
   ...[
     IntakeTokenMissing, IntakeTokenMalformed, IntakeTokenInvalid, IntakeUnknownDataset, IntakeUnsupportedEncoding, IntakeBodyTooLarge,
     IntakeInflatedTooLarge, IntakeBadGzip, IntakeNotReady, PipelineLineTooLong, PipelineNotNdjson,
-    PipelineUnknownDataset, ConfigInvalid
+    PipelineUnknownDataset, ConfigInvalid, SpoolStateUnreadable, SpoolDiskUnknown
   ].map((E) => new E().code),
   ...Object.values(LineRejectCode)
 ]

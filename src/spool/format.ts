@@ -7,7 +7,7 @@
 // staging directory, fsync'd, and only then renamed into segments/: a committed segment is whole.
 // The checksums still guard against what fsync cannot (a lying disk, a copied half file): a
 // reader that meets a short or mismatching record stops there and reports the offset.
-import { open } from 'node:fs/promises'
+import { realFs, type SpoolFs } from './fs.js'
 import { crc32 } from 'node:zlib'
 
 export const RECORD_HEADER_BYTES = 8
@@ -46,8 +46,8 @@ const READ_CHUNK = 1024 * 1024
  * Yields the payloads of a segment's records from record `from` on (record 0 is the header).
  * Memory holds one read chunk plus at most one record spanning chunks.
  */
-export async function * readRecords(path: string, from = 0): AsyncGenerator<{ index: number, payload: Buffer }> {
-  const fh = await open(path, 'r')
+export async function * readRecords(path: string, from = 0, fs: SpoolFs = realFs): AsyncGenerator<{ index: number, payload: Buffer }> {
+  const fh = await fs.open(path, 'r')
   try {
     let pending: Buffer = Buffer.alloc(0)
     let offset = 0 // file offset of pending[0]

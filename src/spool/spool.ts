@@ -13,12 +13,13 @@
 //
 // Layout under DATA_DIR/spool: staging/, segments/<seq>.<dataset>.<lines>.<digest>.seg,
 // checkpoints/<consumer>.json, digests.log. Segment format: format.ts.
-import { appendFile, mkdir, open, readFile, readdir, rename, rm, stat, statfs, truncate } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
+import { SpoolDiskUnknown, SpoolStateUnreadable } from '../errors.js'
 import { StagedFile, ndjson } from './staged-file.js'
 import { frame, readRecords, TornSegment, type SegmentHeader } from './format.js'
 import type { DeadLetter } from './dead-letter.js'
+import { fsyncDir, realFs, type SpoolFs } from './fs.js'
 
 export interface SpoolOptions {
   readonly dir: string
@@ -27,6 +28,8 @@ export interface SpoolOptions {
   readonly minFreeBytes: number
   readonly dedupeSeconds: number
   readonly log: Logger
+  /** The file system; node:fs/promises unless a test injects faults. */
+  readonly fs?: SpoolFs
 }
 
 export interface Segment {
@@ -46,24 +49,27 @@ export interface Checkpoint {
 }
 
 const SEGMENT_NAME = /^(\d{12})\.([a-z0-9_]+)\.(\d+)\.([A-Za-z0-9_-]+)\.seg$/
+// After a write failed with ENOSPC, batches are refused until this much more than
+// SPOOL_MIN_FREE_BYTES is free again: accepting at the first free byte would fail the next write.
+const DISK_FULL_RECOVERY_BYTES = 16 * 1024 * 1024
 
-async function fsyncDir(dir: string): Promise<void> {
-  const d = await open(dir, 'r')
-  try { await d.sync() } finally { await d.close() }
+function errorCode(err: unknown): string | undefined {
+  const code = (err as NodeJS.ErrnoException | null)?.code
+  return typeof code === 'string' ? code : undefined
 }
 
 /** Writes a small file so that a crash leaves either the old or the new content, never a mix. */
-export async function writeAtomic(path: string, content: string): Promise<void> {
+export async function writeAtomic(path: string, content: string, fs: SpoolFs = realFs): Promise<void> {
   const tmp = `${path}.tmp`
-  const fh = await open(tmp, 'w', 0o600)
+  const fh = await fs.open(tmp, 'w', 0o600)
   try {
     await fh.writeFile(content)
     await fh.sync()
   } finally {
     await fh.close()
   }
-  await rename(tmp, path)
-  await fsyncDir(join(path, '..'))
+  await fs.rename(tmp, path)
+  await fsyncDir(fs, join(path, '..'))
 }
 
 interface PendingCommit {
@@ -75,13 +81,33 @@ interface PendingCommit {
 
 export type CommitOutcome = { duplicate: false, seq: number } | { duplicate: true }
 
+/** A segment in the ordered index, with the lines and bytes of every segment indexed before it. */
+interface Indexed {
+  readonly seg: Segment
+  readonly linesBefore: number
+  readonly bytesBefore: number
+}
+
 export class Spool {
   readonly segmentsDir: string
   readonly stagingDir: string
   readonly checkpointsDir: string
+  readonly fs: SpoolFs
   private readonly digestsPath: string
   private readonly segments = new Map<number, Segment>()
-  private readonly digests = new Map<string, number>() // dataset:digest -> accepted at (ms)
+  // Segments in sequence order: order[head..] are on disk. With the running sums in each entry,
+  // finding a consumer's next segment or its backlog is a binary search, and deleting delivered
+  // segments takes them off the front: no step of a drain walks the whole backlog.
+  private order: Indexed[] = []
+  private head = 0
+  private linesIndexed = 0
+  private bytesIndexed = 0
+  private liveBytes = 0
+  // dataset:digest -> committed at (ms), of durable batches only: a re-send is called a
+  // duplicate only when its original can no longer be lost.
+  private readonly digests = new Map<string, number>()
+  // dataset:digest -> the commit of that body in progress; a re-send waits for its outcome.
+  private readonly committing = new Map<string, Promise<CommitOutcome>>()
   private nextSeq = 1
   private stagingSeq = 0
   private queue: PendingCommit[] = []
@@ -89,9 +115,12 @@ export class Spool {
   private waiters: Array<() => void> = []
   private full = false
   private freeBytes = Infinity
+  private diskFull = false
+  private statfsFailing = false
   private readonly consumers = new Map<string, Checkpoint>()
 
   constructor (readonly opts: SpoolOptions) {
+    this.fs = opts.fs ?? realFs
     this.segmentsDir = join(opts.dir, 'segments')
     this.stagingDir = join(opts.dir, 'staging')
     this.checkpointsDir = join(opts.dir, 'checkpoints')
@@ -99,43 +128,77 @@ export class Spool {
   }
 
   async init(): Promise<void> {
-    for (const d of [this.segmentsDir, this.stagingDir, this.checkpointsDir]) await mkdir(d, { recursive: true })
-    for (const f of await readdir(this.stagingDir)) await rm(join(this.stagingDir, f), { force: true })
-    for (const f of await readdir(this.segmentsDir)) {
+    const { fs, log } = { fs: this.fs, log: this.opts.log }
+    for (const d of [this.segmentsDir, this.stagingDir, this.checkpointsDir]) await fs.mkdir(d, { recursive: true })
+    for (const f of await fs.readdir(this.stagingDir)) await fs.rm(join(this.stagingDir, f), { force: true })
+    const found: Segment[] = []
+    for (const f of await fs.readdir(this.segmentsDir)) {
       const m = SEGMENT_NAME.exec(f)
       if (!m) {
-        if (f.endsWith('.tmp')) await rm(join(this.segmentsDir, f), { force: true })
+        if (f.endsWith('.tmp')) await fs.rm(join(this.segmentsDir, f), { force: true })
         continue
       }
       const path = join(this.segmentsDir, f)
-      const st = await stat(path)
-      const seg: Segment = { seq: Number(m[1]), dataset: m[2]!, lines: Number(m[3]), digest: m[4]!, bytes: st.size, path, committedAt: st.mtimeMs }
-      this.segments.set(seg.seq, seg)
+      const st = await fs.stat(path)
+      found.push({ seq: Number(m[1]), dataset: m[2]!, lines: Number(m[3]), digest: m[4]!, bytes: st.size, path, committedAt: st.mtimeMs })
+    }
+    found.sort((a, b) => a.seq - b.seq)
+    // Two segments of one body within the dedupe window: a commit that failed (its sender got an
+    // error and sent again) whose segment still came back, e.g. its removal did not reach the
+    // disk before a crash. Only the last can have been answered 200 and partly delivered: keep it.
+    const window = this.opts.dedupeSeconds * 1000
+    const last = new Map<string, Segment>()
+    for (const seg of found) {
+      if (window > 0) last.set(`${seg.dataset}:${seg.digest}`, seg)
+    }
+    for (const seg of found) {
+      const kept = last.get(`${seg.dataset}:${seg.digest}`)
+      if (kept && kept !== seg && kept.committedAt - seg.committedAt <= window) {
+        log.warn({ segment: seg.path, kept: kept.path }, 'Removing a second copy of a batch left by a failed commit.')
+        await fs.rm(seg.path, { force: true })
+        continue
+      }
+      this.index(seg)
       this.digests.set(`${seg.dataset}:${seg.digest}`, seg.committedAt)
       this.nextSeq = Math.max(this.nextSeq, seg.seq + 1)
     }
+    // What a crashed process renamed into segments/ may not be durable yet: it is before
+    // anything is delivered from it.
+    await fsyncDir(fs, this.segmentsDir)
     await this.loadDigests()
-    await this.refreshDisk()
+    try {
+      await this.readFreeSpace()
+    } catch (err) {
+      if (this.opts.minFreeBytes > 0) throw new SpoolDiskUnknown(this.opts.dir, errorCode(err) ?? (err as Error).message)
+    }
+    if (this.opts.minFreeBytes === 0) log.warn('SPOOL_MIN_FREE_BYTES=0: no disk reserve; a full disk shows only when a write fails, and batches are then refused until space is free.')
   }
 
   /** Digests of delivered (deleted) segments, kept for the dedupe window; compacted at start. */
   private async loadDigests(): Promise<void> {
     let text = ''
-    try { text = await readFile(this.digestsPath, 'utf8') } catch {}
+    try {
+      text = await this.fs.readFile(this.digestsPath, 'utf8')
+    } catch (err) {
+      // Absent is a fresh spool. Anything else: rewriting the file empty would forget every
+      // re-send record; starting is refused instead.
+      if (errorCode(err) !== 'ENOENT') throw new SpoolStateUnreadable(this.digestsPath, errorCode(err) ?? 'error', (err as Error).message)
+    }
     const horizon = Date.now() - this.opts.dedupeSeconds * 1000
     const kept: string[] = []
     for (const line of text.split('\n')) {
       const [key, at, seq] = line.split(' ')
-      if (!key || !at) continue
+      // A line torn by a crash during an append is skipped: its segment was not deleted yet.
+      if (!key || !at || !Number.isFinite(Number(at)) || (seq !== undefined && !Number.isFinite(Number(seq)))) continue
       this.nextSeq = Math.max(this.nextSeq, Number(seq ?? 0) + 1)
-      if (Number(at) >= horizon) {
+      if (Number(at) >= horizon && key !== '_seq') {
         this.digests.set(key, Number(at))
         kept.push(line)
       }
     }
     // The highest sequence number must survive even when every segment is gone.
     kept.push(`_seq ${Date.now()} ${this.nextSeq - 1}`)
-    await writeAtomic(this.digestsPath, kept.join('\n') + '\n')
+    await writeAtomic(this.digestsPath, kept.join('\n') + '\n', this.fs)
     this.digestLines = kept.length
   }
 
@@ -146,15 +209,52 @@ export class Spool {
     this.pruneDigests()
     const lines = [...this.digests].map(([key, at]) => `${key} ${at} 0`)
     lines.push(`_seq ${Date.now()} ${this.nextSeq - 1}`)
-    await writeAtomic(this.digestsPath, lines.join('\n') + '\n')
+    await writeAtomic(this.digestsPath, lines.join('\n') + '\n', this.fs)
     this.digestLines = lines.length
+  }
+
+  // --- the ordered index ---------------------------------------------------
+
+  private index(seg: Segment): void {
+    const lastSeq = this.order.length > this.head ? this.order[this.order.length - 1]!.seg.seq : -1
+    if (seg.seq <= lastSeq) throw new Error(`spool segment ${seg.seq} committed after ${lastSeq}`)
+    this.order.push({ seg, linesBefore: this.linesIndexed, bytesBefore: this.bytesIndexed })
+    this.linesIndexed += seg.lines
+    this.bytesIndexed += seg.bytes
+    this.liveBytes += seg.bytes
+    this.segments.set(seg.seq, seg)
+  }
+
+  /** Position in `order` of the first segment at or after `seq` (order.length if none). */
+  private lowerBound(seq: number): number {
+    let lo = this.head
+    let hi = this.order.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (this.order[mid]!.seg.seq < seq) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
+
+  /** Takes the first segment off the index (it is deleted). */
+  private unindexFirst(): void {
+    const { seg } = this.order[this.head]!
+    this.head++
+    this.liveBytes -= seg.bytes
+    this.segments.delete(seg.seq)
+    // Drop the deleted front now and then: amortised O(1) per segment.
+    if (this.head > 1024 && this.head * 2 > this.order.length) {
+      this.order = this.order.slice(this.head)
+      this.head = 0
+    }
   }
 
   // --- writing -------------------------------------------------------------
 
   async open(dataset: string, requestId: string): Promise<SpoolBatch> {
     const path = join(this.stagingDir, `${process.pid}-${++this.stagingSeq}.${dataset}.staging`)
-    const events = await StagedFile.create(path, frame)
+    const events = await StagedFile.create(path, frame, this.fs).catch((err: unknown) => { this.noteWriteError(err); throw err })
     events.writeLine(JSON.stringify({ v: 1, dataset, requestId, receivedAt: new Date().toISOString() } satisfies SegmentHeader))
     events.lines = 0 // the header is not a line
     return new SpoolBatch(this, dataset, requestId, path, events)
@@ -170,50 +270,75 @@ export class Spool {
   /**
    * Makes a sealed batch durable. Concurrent commits are renamed together and share one fsync
    * of the segments directory (group commit); each batch's own file was fsync'd by its request.
+   * A body whose commit is in progress is not committed beside it: the re-send waits, and is a
+   * duplicate if the first one is stored, or committed itself if the first one failed.
    */
-  commit(batch: SpoolBatch, digest: string): Promise<CommitOutcome> {
-    return new Promise((resolve, reject) => {
+  async commit(batch: SpoolBatch, digest: string): Promise<CommitOutcome> {
+    const key = `${batch.dataset}:${digest}`
+    const dedupe = this.opts.dedupeSeconds > 0
+    if (dedupe) {
+      for (let pending = this.committing.get(key); pending; pending = this.committing.get(key)) {
+        if (await pending.then(() => true, () => false)) {
+          await batch.discard()
+          return { duplicate: true }
+        }
+      }
+      if (this.isDuplicate(batch.dataset, digest)) {
+        await batch.discard()
+        return { duplicate: true }
+      }
+    }
+    const outcome = new Promise<CommitOutcome>((resolve, reject) => {
       this.queue.push({ batch, digest, resolve, reject })
       this.flushing ??= this.flush().finally(() => { this.flushing = null })
     })
+    if (dedupe) {
+      this.committing.set(key, outcome)
+      const forget = (): void => { if (this.committing.get(key) === outcome) this.committing.delete(key) }
+      outcome.then(forget, forget)
+    }
+    return await outcome
   }
 
   private async flush(): Promise<void> {
     while (this.queue.length > 0) {
       const group = this.queue
       this.queue = []
-      const done: Array<[PendingCommit, CommitOutcome]> = []
-      const added: Segment[] = []
+      const renamed: Array<{ c: PendingCommit, seg: Segment }> = []
       try {
         for (const c of group) {
-          const key = `${c.batch.dataset}:${c.digest}`
-          // The same body committed twice (a re-send that raced its original): keep one.
-          if (this.isDuplicate(c.batch.dataset, c.digest)) {
-            await c.batch.discard()
-            done.push([c, { duplicate: true }])
-            continue
-          }
           const seq = this.nextSeq++
           const name = `${String(seq).padStart(12, '0')}.${c.batch.dataset}.${c.batch.lines}.${c.digest}.seg`
           const path = join(this.segmentsDir, name)
-          await rename(c.batch.path, path)
-          this.digests.set(key, Date.now())
-          const seg: Segment = { seq, dataset: c.batch.dataset, lines: c.batch.lines, digest: c.digest, bytes: c.batch.bytes, path, committedAt: Date.now() }
-          done.push([c, { duplicate: false, seq }])
-          added.push(seg)
+          await this.fs.rename(c.batch.path, path)
+          renamed.push({ c, seg: { seq, dataset: c.batch.dataset, lines: c.batch.lines, digest: c.digest, bytes: c.batch.bytes, path, committedAt: Date.now() } })
         }
-        await fsyncDir(this.segmentsDir)
+        await fsyncDir(this.fs, this.segmentsDir)
       } catch (err) {
-        // Not durable, not answered: a re-send of these bodies must not look like a duplicate.
-        for (const seg of added) this.digests.delete(`${seg.dataset}:${seg.digest}`)
+        this.noteWriteError(err)
+        // Not durable, not answered: take the segments out again, so that the batch is neither
+        // delivered after a restart nor stored twice when it is sent again. A copy that survives
+        // anyway (this removal lost to a crash) is recognised at start by its digest.
+        for (const { seg } of renamed) {
+          await this.fs.rm(seg.path, { force: true }).catch((rmErr: unknown) => this.opts.log.error({ err: rmErr, segment: seg.path }, 'Could not remove the segment of a failed commit; it is removed at the next start if its batch is sent again.'))
+        }
         for (const c of group) c.reject(err)
         continue
       }
-      // Forwarders see a segment only once its name is durable: a consumer must never checkpoint
-      // past a segment that a power loss could still take back (and whose number would be reused).
-      for (const seg of added) this.segments.set(seg.seq, seg)
+      // Durable from here. Only now may a re-send be called a duplicate, and a forwarder see the
+      // segment: a consumer must never checkpoint past a segment that a power loss could still
+      // take back (and whose number would be reused).
+      let bytes = 0
+      for (const { c, seg } of renamed) {
+        const key = `${seg.dataset}:${c.digest}`
+        this.digests.delete(key) // re-inserted at the end, to keep the Map in time order
+        this.digests.set(key, seg.committedAt)
+        this.index(seg)
+        bytes += seg.bytes
+      }
       this.pruneDigests()
-      for (const [c, outcome] of done) c.resolve(outcome)
+      await this.refreshDisk(bytes)
+      for (const { c, seg } of renamed) c.resolve({ duplicate: false, seq: seg.seq })
       this.updateWatermark()
       for (const w of this.waiters.splice(0)) w()
     }
@@ -223,17 +348,47 @@ export class Spool {
 
   /** Why new batches are refused now, or null. High/low watermarks give hysteresis. */
   refusal(): string | null {
+    if (this.diskFull) return `the disk is full (a write failed with ENOSPC); accepting again once ${this.opts.minFreeBytes + DISK_FULL_RECOVERY_BYTES} bytes are free`
     if (this.freeBytes < this.opts.minFreeBytes) return `the disk is nearly full (${this.freeBytes} bytes free, SPOOL_MIN_FREE_BYTES=${this.opts.minFreeBytes})`
     if (this.full) return `the spool holds more than SPOOL_HIGH_WATERMARK_BYTES=${this.opts.highWatermarkBytes} bytes not yet delivered; it accepts again below ${this.opts.lowWatermarkBytes}`
     return null
   }
 
-  async refreshDisk(): Promise<void> {
+  private async readFreeSpace(): Promise<void> {
+    const s = await this.fs.statfs(this.opts.dir)
+    this.freeBytes = s.bavail * s.bsize
+  }
+
+  /**
+   * Reads the disk's free space again; `writtenBytes` were committed since the last reading.
+   * Called on a timer and after every group commit, so that a burst of batches cannot eat the
+   * reserve between two timer ticks.
+   */
+  async refreshDisk(writtenBytes = 0): Promise<void> {
     try {
-      const s = await statfs(this.opts.dir)
-      this.freeBytes = s.bavail * s.bsize
-    } catch {
-      this.freeBytes = Infinity
+      await this.readFreeSpace()
+      if (this.statfsFailing) this.opts.log.info('The free space of the data directory can be read again.')
+      this.statfsFailing = false
+    } catch (err) {
+      // Unknown free space: keep the last figure less what was written since, so that the guard
+      // still refuses once the reserve would be used up (never "unknown, so unlimited").
+      this.freeBytes -= writtenBytes
+      if (!this.statfsFailing) this.opts.log.error({ err: { message: (err as Error).message, code: errorCode(err) }, estimatedFreeBytes: this.freeBytes }, 'Cannot read the free space of the data directory; estimating it from the bytes written.')
+      this.statfsFailing = true
+    }
+    if (this.diskFull && this.freeBytes >= this.opts.minFreeBytes + DISK_FULL_RECOVERY_BYTES) {
+      this.diskFull = false
+      this.opts.log.info({ freeBytes: this.freeBytes }, 'Disk space free again: accepting batches.')
+    }
+  }
+
+  /** A write of the spool failed: a full disk refuses batches (and fails /health) until space is free. */
+  noteWriteError(err: unknown): void {
+    const code = errorCode(err)
+    if ((code === 'ENOSPC' || code === 'EDQUOT') && !this.diskFull) {
+      this.diskFull = true
+      this.freeBytes = Math.min(this.freeBytes, 0)
+      this.opts.log.error({ code }, 'The disk is full: refusing batches with 503 until space is free.')
     }
   }
 
@@ -249,18 +404,14 @@ export class Spool {
   }
 
   bytes(): number {
-    let n = 0
-    for (const s of this.segments.values()) n += s.bytes
-    return n
+    return this.liveBytes
   }
 
   // --- reading -------------------------------------------------------------
 
   /** The first committed segment at or after `seq`, or null. */
   next(seq: number): Segment | null {
-    let best: Segment | null = null
-    for (const s of this.segments.values()) if (s.seq >= seq && (!best || s.seq < best.seq)) best = s
-    return best
+    return this.segments.get(seq) ?? this.order[this.lowerBound(seq)]?.seg ?? null
   }
 
   /** Resolves when a new segment is committed (or the signal aborts). */
@@ -283,11 +434,11 @@ export class Spool {
   /** As lines(), without decoding: each payload is a view into a read buffer, valid until the next. */
   async * payloads(seg: Segment, from: number): AsyncGenerator<Buffer> {
     try {
-      for await (const r of readRecords(seg.path, from + 1)) yield r.payload
+      for await (const r of readRecords(seg.path, from + 1, this.fs)) yield r.payload
     } catch (err) {
       if (!(err instanceof TornSegment)) throw err
       this.opts.log.error({ segment: seg.path, goodRecords: err.goodRecords, expectedLines: seg.lines }, 'Damaged spool segment: truncated to its whole records.')
-      await truncate(seg.path, err.goodBytes)
+      await this.fs.truncate(seg.path, err.goodBytes)
     }
   }
 
@@ -301,8 +452,24 @@ export class Spool {
   private expected = new Set<string>()
 
   async loadCheckpoint(consumer: string): Promise<Checkpoint> {
+    const path = join(this.checkpointsDir, `${consumer}.json`)
     let cp: Checkpoint = { seq: 0, index: 0 }
-    try { cp = JSON.parse(await readFile(join(this.checkpointsDir, `${consumer}.json`), 'utf8')) as Checkpoint } catch {}
+    let text: string | null = null
+    try {
+      text = await this.fs.readFile(path, 'utf8')
+    } catch (err) {
+      // Absent: a destination that never delivered anything starts at the beginning. Unreadable:
+      // "start from 0" would deliver everything spooled again, so the start is refused instead.
+      if (errorCode(err) !== 'ENOENT') throw new SpoolStateUnreadable(path, errorCode(err) ?? 'error', (err as Error).message)
+    }
+    if (text !== null) {
+      let parsed: Partial<Checkpoint> | null = null
+      try { parsed = JSON.parse(text) as Partial<Checkpoint> } catch {}
+      if (!parsed || !Number.isSafeInteger(parsed.seq) || !Number.isSafeInteger(parsed.index) || parsed.seq! < 0 || parsed.index! < 0) {
+        throw new SpoolStateUnreadable(path, 'not a checkpoint', `${JSON.stringify(text.slice(0, 80))}; delete it to make "${consumer}" deliver every spooled batch again`)
+      }
+      cp = parsed as Checkpoint
+    }
     this.consumers.set(consumer, cp)
     // A number a consumer has passed is never given to a new segment, even if the segment
     // that had it is gone.
@@ -311,7 +478,7 @@ export class Spool {
   }
 
   async saveCheckpoint(consumer: string, cp: Checkpoint): Promise<void> {
-    await writeAtomic(join(this.checkpointsDir, `${consumer}.json`), JSON.stringify(cp))
+    await writeAtomic(join(this.checkpointsDir, `${consumer}.json`), JSON.stringify(cp), this.fs)
     this.consumers.set(consumer, cp)
     // Deleting delivered segments is housekeeping: its failure must not look like a failed save.
     await this.collect().catch((err: unknown) => this.opts.log.error({ err }, 'Could not delete delivered spool segments; will try again.'))
@@ -329,18 +496,16 @@ export class Spool {
   /** What a consumer still has to deliver. */
   backlog(consumer: string): { lines: number, bytes: number, segments: number, oldestAt: number | null } {
     const cp = this.consumers.get(consumer) ?? { seq: 0, index: 0 }
-    let lines = 0
-    let bytes = 0
-    let segments = 0
-    let oldestAt: number | null = null
-    for (const s of this.segments.values()) {
-      if (s.seq < cp.seq) continue
-      segments++
-      lines += s.seq === cp.seq ? Math.max(0, s.lines - cp.index) : s.lines
-      bytes += s.bytes
-      oldestAt = oldestAt === null ? s.committedAt : Math.min(oldestAt, s.committedAt)
+    const at = this.lowerBound(cp.seq)
+    const first = this.order[at]
+    if (!first) return { lines: 0, bytes: 0, segments: 0, oldestAt: null }
+    const done = first.seg.seq === cp.seq ? Math.min(cp.index, first.seg.lines) : 0
+    return {
+      lines: this.linesIndexed - first.linesBefore - done,
+      bytes: this.bytesIndexed - first.bytesBefore,
+      segments: this.order.length - at,
+      oldestAt: first.seg.committedAt
     }
-    return { lines, bytes, segments, oldestAt }
   }
 
   private collecting: Promise<void> | null = null
@@ -350,21 +515,23 @@ export class Spool {
     this.collecting ??= (async () => {
       if (this.consumers.size === 0) return
       for (const name of this.expected) if (!this.consumers.has(name)) return
-      const min = Math.min(...[...this.consumers.values()].map((c) => c.seq))
-      const done = [...this.segments.values()].filter((s) => s.seq < min).sort((a, b) => a.seq - b.seq)
+      let min = Infinity
+      for (const c of this.consumers.values()) min = Math.min(min, c.seq)
+      const done: Segment[] = []
+      for (let i = this.head; i < this.order.length && this.order[i]!.seg.seq < min; i++) done.push(this.order[i]!.seg)
       if (done.length === 0) return
       if (this.digestLines > 2 * this.digests.size + 10_000) {
         // The log only grows; rewrite it with what the window still holds (and the last number).
         await this.compactDigests()
       } else {
-        await appendFile(this.digestsPath, done.map((s) => `${s.dataset}:${s.digest} ${s.committedAt} ${s.seq}\n`).join(''))
-        const fh = await open(this.digestsPath, 'r')
+        await this.fs.appendFile(this.digestsPath, done.map((s) => `${s.dataset}:${s.digest} ${s.committedAt} ${s.seq}\n`).join(''))
+        const fh = await this.fs.open(this.digestsPath, 'r')
         try { await fh.sync() } finally { await fh.close() }
         this.digestLines += done.length
       }
       for (const s of done) {
-        await rm(s.path, { force: true })
-        this.segments.delete(s.seq)
+        await this.fs.rm(s.path, { force: true })
+        this.unindexFirst()
       }
       this.updateWatermark()
     })().finally(() => { this.collecting = null })
@@ -387,6 +554,10 @@ export class SpoolBatch {
   get lines(): number { return this.events.lines }
   get bytes(): number { return this.events.bytes }
 
+  private noted<T>(p: Promise<T>): Promise<T> {
+    return p.catch((err: unknown) => { this.spool.noteWriteError(err); throw err })
+  }
+
   writeEvent(line: string): boolean {
     return this.events.writeLine(line)
   }
@@ -397,18 +568,18 @@ export class SpoolBatch {
   }
 
   drain(): Promise<void> {
-    return this.events.drain()
+    return this.noted(this.events.drain())
   }
 
   async writeDeadLetter(record: DeadLetter): Promise<void> {
-    this.deadLetters ??= await StagedFile.create(`${this.path}.dead-letter`, ndjson)
-    if (!this.deadLetters.writeLine(JSON.stringify(record))) await this.deadLetters.drain()
+    this.deadLetters ??= await this.noted(StagedFile.create(`${this.path}.dead-letter`, ndjson, this.spool.fs))
+    if (!this.deadLetters.writeLine(JSON.stringify(record))) await this.noted(this.deadLetters.drain())
   }
 
   /** fsyncs the staged files; returns the dead letters' file, if any, for the caller to store. */
   async seal(): Promise<{ deadLetterPath: string | null, deadLetters: number }> {
-    await this.events.seal()
-    if (this.deadLetters) await this.deadLetters.seal()
+    await this.noted(this.events.seal())
+    if (this.deadLetters) await this.noted(this.deadLetters.seal())
     return { deadLetterPath: this.deadLetters?.path ?? null, deadLetters: this.deadLetters?.lines ?? 0 }
   }
 
@@ -422,7 +593,7 @@ export class SpoolBatch {
   }
 
   async releaseDeadLetters(): Promise<void> {
-    if (this.deadLetters) await rm(this.deadLetters.path, { force: true })
+    if (this.deadLetters) await this.spool.fs.rm(this.deadLetters.path, { force: true })
   }
 }
 

@@ -1,4 +1,4 @@
-import { open, rm, type FileHandle } from 'node:fs/promises'
+import { realFs, type SpoolFileHandle, type SpoolFs } from './fs.js'
 import { writeAll } from '../write-all.js'
 
 // Lines are gathered into one string and written in large pieces: one write per line would cost
@@ -28,10 +28,10 @@ export class StagedFile {
   chars = 0
   bytes = 0
 
-  private constructor (readonly path: string, private readonly fh: FileHandle, private readonly encode: Encoder) {}
+  private constructor (readonly path: string, private readonly fh: SpoolFileHandle, private readonly encode: Encoder, private readonly fs: SpoolFs) {}
 
-  static async create(path: string, encode: Encoder = ndjson): Promise<StagedFile> {
-    return new StagedFile(path, await open(path, 'wx', 0o600), encode)
+  static async create(path: string, encode: Encoder = ndjson, fs: SpoolFs = realFs): Promise<StagedFile> {
+    return new StagedFile(path, await fs.open(path, 'wx', 0o600), encode, fs)
   }
 
   writeLine(line: string): boolean {
@@ -95,6 +95,6 @@ export class StagedFile {
   async discard(): Promise<void> {
     while (this.inflight) await this.inflight
     await this.fh.close().catch(() => {})
-    await rm(this.path, { force: true })
+    await this.fs.rm(this.path, { force: true })
   }
 }

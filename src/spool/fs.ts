@@ -1,0 +1,34 @@
+// The file-system calls the spool makes, as an interface: production passes node:fs/promises
+// itself; tests pass a file system that fails or delays any chosen call, or loses everything
+// not yet fsync'd (test/helpers/fault-fs.ts). Only what the spool uses is here.
+import * as nodeFs from 'node:fs/promises'
+
+export interface SpoolFileHandle {
+  write(buffer: Buffer, offset: number, length: number): Promise<{ bytesWritten: number }>
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>
+  writeFile(data: string | Buffer): Promise<void>
+  sync(): Promise<void>
+  truncate(len?: number): Promise<void>
+  close(): Promise<void>
+}
+
+export interface SpoolFs {
+  open(path: string, flags: 'r' | 'w' | 'wx' | 'a', mode?: number): Promise<SpoolFileHandle>
+  rename(from: string, to: string): Promise<void>
+  rm(path: string, options: { force: true }): Promise<void>
+  mkdir(path: string, options: { recursive: true }): Promise<string | undefined>
+  readdir(path: string): Promise<string[]>
+  readFile(path: string, encoding: 'utf8'): Promise<string>
+  appendFile(path: string, data: string): Promise<void>
+  truncate(path: string, len: number): Promise<void>
+  stat(path: string): Promise<{ size: number, mtimeMs: number }>
+  statfs(path: string): Promise<{ bavail: number, bsize: number }>
+}
+
+export const realFs: SpoolFs = nodeFs
+
+/** fsync of a directory: makes the names created, renamed or removed in it survive a power cut. */
+export async function fsyncDir(fs: SpoolFs, dir: string): Promise<void> {
+  const d = await fs.open(dir, 'r')
+  try { await d.sync() } finally { await d.close() }
+}
