@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Spool } from '../../src/spool/index.js'
 import { createLogger } from '../../src/observability/index.js'
+import { FaultFs } from '../helpers/fault-fs.js'
 
 async function spoolAt(dir: string, dedupeSeconds = 3600): Promise<Spool> {
   const s = new Spool({ dir, highWatermarkBytes: 1e12, lowWatermarkBytes: 1e11, minFreeBytes: 0, dedupeSeconds, log: createLogger('silent') })
@@ -66,4 +67,45 @@ test('re-send digests older than the window are forgotten; a window of 0 turns d
   await commit(off, '{"x":2}', 'd2')
   assert.equal(off.isDuplicate('http_requests', 'd2'), false)
   await commit(off, '{"x":2}', 'd2')
+})
+
+/** A Map that counts the entries its iterators hand out. */
+class CountingMap<K, V> extends Map<K, V> {
+  visited = 0
+  override * entries(): MapIterator<[K, V]> { for (const e of super.entries()) { this.visited++; yield e } }
+  override * values(): MapIterator<V> { for (const v of super.values()) { this.visited++; yield v } }
+  override * keys(): MapIterator<K> { for (const k of super.keys()) { this.visited++; yield k } }
+  override [Symbol.iterator](): MapIterator<[K, V]> { return this.entries() }
+}
+
+test('draining a backlog does constant work per segment, however long the backlog', async () => {
+  // The bug this pins (#11 item 7): finding a destination's next segment, its backlog, the
+  // spool's size and the segments to delete each walked every segment on disk, on every step:
+  // a backlog of 50k segments cost 11 s of CPU per destination. White-box: the spool's map of
+  // segments is swapped for one that counts what its iterators visit.
+  const fs = new FaultFs()
+  const spool = new Spool({ dir: '/spool', highWatermarkBytes: 1e12, lowWatermarkBytes: 0, minFreeBytes: 0, dedupeSeconds: 3600, log: createLogger('silent'), fs })
+  const counting = new CountingMap<number, unknown>()
+  Object.defineProperty(spool, 'segments', { value: counting })
+  await spool.init()
+  const n = 3000
+  for (let i = 0; i < n; i++) await commit(spool, `{"n":${i}}`, `d${i}`)
+  spool.expectConsumers(['fast', 'slow'])
+  let fast = await spool.loadCheckpoint('fast')
+  let slow = await spool.loadCheckpoint('slow')
+  counting.visited = 0
+  // One destination drains while the other holds every segment, then the other drains.
+  for (const name of ['fast', 'slow'] as const) {
+    for (let seg = spool.next(name === 'fast' ? fast.seq : slow.seq); seg; seg = spool.next(seg.seq + 1)) {
+      spool.backlog(name)
+      spool.bytes()
+      const cp = { seq: seg.seq + 1, index: 0 }
+      await spool.saveCheckpoint(name, cp)
+      if (name === 'fast') fast = cp
+      else slow = cp
+    }
+    assert.equal(spool.backlog(name).segments, 0)
+  }
+  assert.equal(spool.bytes(), 0, 'everything delivered is deleted')
+  assert.ok(counting.visited <= 4 * n, `${counting.visited} segment visits to drain ${n} segments twice`)
 })
