@@ -219,8 +219,8 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       authorize: (headers) => { if (metricsTokens) checkToken(metricsTokens, headers, '') },
       spool: () => ({ bytes: spool.bytes(), accepting: spool.refusal() === null }),
       sinks: () => new Map(forwarders.map((f) => {
-        const s = f.status() as { pendingLines: number, pendingBytes: number, oldestPendingAgeSeconds: number }
-        return [f.name, { pendingLines: s.pendingLines, pendingBytes: s.pendingBytes, oldestPendingAgeSeconds: s.oldestPendingAgeSeconds, failing: f.failing }]
+        const s = f.status() as { pendingLines: number, pendingBytes: number, oldestPendingAgeSeconds: number, stopped?: { code: string } | null }
+        return [f.name, { pendingLines: s.pendingLines, pendingBytes: s.pendingBytes, oldestPendingAgeSeconds: s.oldestPendingAgeSeconds, failing: f.failing, stopped: s.stopped?.code ?? null }]
       }))
     })
     await scope.register(healthPlugin, {
