@@ -83,6 +83,7 @@ async function createSinks(
       concurrency: config.elasticsearchBulkConcurrency,
       retryMs: config.elasticsearchRetryMs,
       requestTimeoutMs: config.elasticsearchRequestTimeoutMs,
+      modes: { indexMode: config.elasticsearchIndexMode as 'standard' | 'logsdb', sourceMode: config.elasticsearchSourceMode as 'stored' | 'synthetic' },
       datasets: new Map([...ctx.datasets].map(([k, d]) => [k, d.schema])),
       log: ctx.log.child({ sink: 'elasticsearch' })
     })

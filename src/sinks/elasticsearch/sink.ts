@@ -14,7 +14,7 @@ import { LineRejectCode, SinkStopCode } from '../../errors.js'
 import { DeliveryStopped, type DeliveryBatch, type DeliveryResult, type Progress, type Rejection, type Sink, type StoppedState } from '../sink.js'
 import { backoffMs, classifyItem, classifyRequest, oneTooLarge, stopCause } from './classify.js'
 import { documentId, documentText } from './document.js'
-import { dataStreamName, indexTemplate, templateName } from './mapping.js'
+import { dataStreamName, indexTemplate, templateName, type StorageModes } from './mapping.js'
 
 export interface ElasticsearchSinkOptions {
   readonly url: string
@@ -30,6 +30,8 @@ export interface ElasticsearchSinkOptions {
   readonly concurrency: number
   readonly retryMs: number
   readonly requestTimeoutMs: number
+  /** index.mode and index.mapping.source.mode of our templates; standard and stored when absent. */
+  readonly modes?: StorageModes
   readonly datasets: ReadonlyMap<string, DatasetSchema>
   readonly log: Logger
 }
@@ -91,7 +93,7 @@ export class ElasticsearchSink implements Sink {
   private ensureTemplates(): Promise<void> {
     this.templates ??= (async () => {
       for (const [dataset, schema] of this.opts.datasets) {
-        await this.client.indices.putIndexTemplate({ name: templateName(dataset), ...indexTemplate(dataset, schema) } as never)
+        await this.client.indices.putIndexTemplate({ name: templateName(dataset), ...indexTemplate(dataset, schema, this.opts.modes) } as never)
       }
     })().catch((err: unknown) => {
       this.templates = null
