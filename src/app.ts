@@ -83,6 +83,7 @@ async function createSinks(
       concurrency: config.elasticsearchBulkConcurrency,
       retryMs: config.elasticsearchRetryMs,
       requestTimeoutMs: config.elasticsearchRequestTimeoutMs,
+      modes: { indexMode: config.elasticsearchIndexMode as 'standard' | 'logsdb', sourceMode: config.elasticsearchSourceMode as 'stored' | 'synthetic' },
       datasets: new Map([...ctx.datasets].map(([k, d]) => [k, d.schema])),
       log: ctx.log.child({ sink: 'elasticsearch' })
     })
@@ -219,8 +220,8 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       authorize: (headers) => { if (metricsTokens) checkToken(metricsTokens, headers, '') },
       spool: () => ({ bytes: spool.bytes(), accepting: spool.refusal() === null }),
       sinks: () => new Map(forwarders.map((f) => {
-        const s = f.status() as { pendingLines: number, pendingBytes: number, oldestPendingAgeSeconds: number }
-        return [f.name, { pendingLines: s.pendingLines, pendingBytes: s.pendingBytes, oldestPendingAgeSeconds: s.oldestPendingAgeSeconds, failing: f.failing }]
+        const s = f.status() as { pendingLines: number, pendingBytes: number, oldestPendingAgeSeconds: number, stopped?: { code: string } | null }
+        return [f.name, { pendingLines: s.pendingLines, pendingBytes: s.pendingBytes, oldestPendingAgeSeconds: s.oldestPendingAgeSeconds, failing: f.failing, stopped: s.stopped?.code ?? null }]
       }))
     })
     await scope.register(healthPlugin, {

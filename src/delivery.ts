@@ -38,6 +38,26 @@ export interface DeliveryResult {
  */
 export type Progress = (lines: number, rejected: readonly Rejection[]) => Promise<void>
 
+/**
+ * A destination refuses for a reason no line causes (credentials, privileges, the target index
+ * or data stream, a cluster block, a size limit lowered): nothing is dead-lettered, the lines
+ * stay spooled and the spool retries them with backoff. `code` is a stable SinkStopCode.
+ */
+export class DeliveryStopped extends Error {
+  constructor (readonly code: string, message: string) {
+    super(message)
+    this.name = 'DeliveryStopped'
+  }
+}
+
+/** What a destination's health() shows while it is stopped (DeliveryStopped), null otherwise. */
+export interface StoppedState {
+  readonly code: string
+  readonly reason: string
+  /** ISO time of the first refusal in a row. */
+  readonly since: string
+}
+
 /** Every destination behind one interface. `deliver` resolves when the batch is durably delivered, or throws. */
 export interface Sink {
   readonly name: string

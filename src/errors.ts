@@ -58,9 +58,21 @@ export const LineRejectCode = {
   schema: 'LPR_ERR_PIPELINE_LINE_SCHEMA',
   envelope: 'LPR_ERR_PIPELINE_HEC_ENVELOPE',
   mapping: 'LPR_ERR_SINK_ELASTICSEARCH_MAPPING',
-  splunk: 'LPR_ERR_SINK_SPLUNK_EVENT'
+  splunk: 'LPR_ERR_SINK_SPLUNK_EVENT',
+  elasticsearchTooLarge: 'LPR_ERR_SINK_ELASTICSEARCH_TOO_LARGE',
+  splunkTooLarge: 'LPR_ERR_SINK_SPLUNK_TOO_LARGE'
 } as const
 export type LineRejectCode = (typeof LineRejectCode)[keyof typeof LineRejectCode]
+
+/**
+ * Codes of a destination that stopped delivering (DeliveryStopped): shown in /health and the
+ * lpr_sink_stopped metric; the lines wait in the spool until an operator fixes the cause.
+ */
+export const SinkStopCode = {
+  elasticsearchCredentials: 'LPR_ERR_SINK_ELASTICSEARCH_CREDENTIALS',
+  elasticsearchCluster: 'LPR_ERR_SINK_ELASTICSEARCH_CLUSTER',
+  splunkConfig: 'LPR_ERR_SINK_SPLUNK_CONFIG'
+} as const
 
 /** Every code this service can emit, for the README consistency test. */
 export const allCodes: readonly string[] = [
@@ -69,5 +81,6 @@ export const allCodes: readonly string[] = [
     IntakeInflatedTooLarge, IntakeBadGzip, IntakeNotReady, PipelineLineTooLong, PipelineNotNdjson,
     PipelineUnknownDataset, ConfigInvalid, SpoolStateUnreadable, SpoolDiskUnknown
   ].map((E) => new E().code),
-  ...Object.values(LineRejectCode)
+  ...Object.values(LineRejectCode),
+  ...Object.values(SinkStopCode)
 ]

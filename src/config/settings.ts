@@ -179,6 +179,20 @@ export const settings = {
     description: 'How long one delivery keeps retrying 429, 5xx and connection errors before it gives up and the spool retries it later, ms'
   },
   elasticsearchRequestTimeoutMs: { env: 'ELASTICSEARCH_REQUEST_TIMEOUT_MS', type: 'integer', default: 30_000, minimum: 1, description: 'Timeout of one Elasticsearch request, ms' },
+  elasticsearchIndexMode: {
+    env: 'ELASTICSEARCH_INDEX_MODE',
+    type: 'string',
+    default: 'standard',
+    enum: ['standard', 'logsdb'],
+    description: 'index.mode of the data streams: standard, or logsdb (sorted by time, smaller on disk); set explicitly, as Elasticsearch 9 defaults logs-*-* to logsdb'
+  },
+  elasticsearchSourceMode: {
+    env: 'ELASTICSEARCH_SOURCE_MODE',
+    type: 'string',
+    default: 'stored',
+    enum: ['stored', 'synthetic'],
+    description: 'index.mapping.source.mode: stored keeps each line exactly as sent; synthetic rebuilds _source from indexed values (smaller; needs an Enterprise licence; numbers, order and arrays change)'
+  },
   splunkHecUrl: { env: 'SPLUNK_HEC_URL', type: 'string', default: 'https://127.0.0.1:8088', description: 'Splunk HEC base URL, with SINKS=splunk (/services/collector/event is appended)' },
   splunkHecToken: { env: 'SPLUNK_HEC_TOKEN', type: 'string', default: '', secret: true, description: 'HEC token, sent as "Authorization: Splunk <token>"' },
   splunkHecCaFile: { env: 'SPLUNK_HEC_CA_FILE', type: 'string', default: '', description: 'PEM file of the CA that signed the HEC certificate' },

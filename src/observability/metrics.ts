@@ -10,6 +10,8 @@ export interface SinkGauges {
   readonly pendingBytes: number
   readonly oldestPendingAgeSeconds: number
   readonly failing: boolean
+  /** The stop code while the destination refuses for a reason no line causes (see SinkStopCode), else null. */
+  readonly stopped?: string | null
 }
 
 export interface MetricsOptions {
@@ -107,6 +109,8 @@ export function renderMetrics(opts: MetricsOptions): string {
   }
   o.family('lpr_sink_up', 'gauge', '0 while deliveries to the destination fail.')
   for (const [sink, g] of sinks) o.sample('lpr_sink_up', { sink }, g.failing ? 0 : 1)
+  o.family('lpr_sink_stopped', 'gauge', '1 while the destination refuses for a reason no line causes (credentials, cluster, settings), by code; lines wait in the spool.')
+  for (const [sink, g] of sinks) if (g.stopped) o.sample('lpr_sink_stopped', { sink, code: g.stopped }, 1)
 
   const mem = process.memoryUsage()
   const cpu = process.cpuUsage()

@@ -1,4 +1,5 @@
-export type { DeliveryBatch, DeliveryResult, Progress, Rejection, Sink } from './sink.js'
+export type { DeliveryBatch, DeliveryResult, Progress, Rejection, Sink, StoppedState } from './sink.js'
+export { DeliveryStopped } from './sink.js'
 export { FileSink } from './file/sink.js'
 export { RotatingFiles } from './file/rotating-files.js'
 export { DiscardSink } from './discard/sink.js'

@@ -1,1 +1,2 @@
-export type { DeliveryBatch, DeliveryResult, Progress, Rejection, Sink } from '../delivery.js'
+export type { DeliveryBatch, DeliveryResult, Progress, Rejection, Sink, StoppedState } from '../delivery.js'
+export { DeliveryStopped } from '../delivery.js'

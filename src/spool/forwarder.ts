@@ -111,9 +111,12 @@ export class Forwarder {
       }
       const started = performance.now()
       let result
+      // Lines dead-lettered along the way (progress), for the per-destination count.
+      let rejectedEarly = 0
       try {
         result = await sink.deliver(batch, async (lines, rejected) => {
           if (rejected.length > 0) await this.opts.deadLetter(rejected)
+          rejectedEarly += rejected.length
           await this.save({ seq: seg.seq, index: lines, state: this.checkpoint.state })
         }, this.abort.signal)
       } catch (err) {
@@ -131,7 +134,7 @@ export class Forwarder {
       if (!await this.persist(async () => { if (delivered.rejected.length > 0) await this.opts.deadLetter(delivered.rejected) })) break
       if (!await this.persist(() => this.save({ seq: seg.seq + 1, index: 0, state: delivered.state ?? this.checkpoint.state }))) break
       this.delivered += delivered.delivered
-      this.opts.onDelivered?.(seg.dataset, { delivered: delivered.delivered, duplicates: delivered.duplicates, rejected: delivered.rejected.length }, (performance.now() - started) / 1000)
+      this.opts.onDelivered?.(seg.dataset, { delivered: delivered.delivered, duplicates: delivered.duplicates, rejected: rejectedEarly + delivered.rejected.length }, (performance.now() - started) / 1000)
       if (attempt > 0) log.info({ sink: sink.name, failedForSeconds: Math.round((Date.now() - (this.failingSince ?? Date.now())) / 1000) }, 'Delivering again.')
       attempt = 0
       this.lastError = null

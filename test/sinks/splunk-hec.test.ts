@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { pino } from 'pino'
 import type { DeliveryBatch, Progress, Rejection } from '../../src/delivery.js'
 import { backoffMs, classify, envelope, envelopeMeta, SplunkHecSink, type SplunkHecSinkOptions } from '../../src/sinks/splunk-hec/index.js'
+import { DeliveryStopped } from '../../src/sinks/index.js'
 import { DEFAULT_HEC_TOKEN, HecDouble, type HecDoubleOptions, type HecEvent } from '../helpers/hec-double.js'
 
 const EVENT_PATH = '/services/collector/event'
@@ -183,7 +184,7 @@ test('envelopes reach HEC with time, source, sourcetype, host and index per data
   assert.match(String(req.headers['x-splunk-request-channel']), GUID)
   assert.equal(new Set(eventPosts(hec).map((r) => r.headers['x-splunk-request-channel'])).size, 1, 'one channel per sink')
   assert.equal(req.headers['content-encoding'], undefined)
-  assert.deepEqual(sink.health(), { url: `${hec.url}/`, lastStatus: 200, acksPending: 0 })
+  assert.deepEqual(sink.health(), { url: `${hec.url}/`, lastStatus: 200, acksPending: 0, stopped: null })
 })
 
 test('an explicit source, no index and no sourcetype are honoured; per-dataset sources and sourcetypes win', async (t) => {
@@ -323,13 +324,58 @@ test('413: the request is split in halves until each part fits', async (t) => {
   assert.equal(result.delivered, 24)
 })
 
-test('413 on a single event throws: no halves left, and it is a limit to raise, not bad data', async (t) => {
+test('413 on a single event: that event is dead-lettered with HEC\'s answer, the others are delivered once', async (t) => {
+  // The bug: an event over HEC's max_content_length was split down to itself and then retried
+  // forever; the spool filled behind it and every intake got 503.
+  const hec = await startHec(t, { maxContentLength: 1500 })
+  const sink = sinkFor(t, hec)
+  const lines = httpLines(12)
+  const big = `{"RayID":"big","EdgeStartTimestamp":1652295571783000123,"ClientRequestURI":"/${'x'.repeat(3000)}"}`
+  lines.splice(5, 0, big)
+  const { progress, calls } = recorder()
+  const result = await sink.deliver(batchOf(lines), progress)
+  assert.deepEqual(hec.events.map(eventText), lines.filter((l) => l !== big), 'the others indexed once, in order')
+  const rejected = calls.flatMap((c) => c.rejected)
+  assert.equal(rejected.length, 1)
+  assert.equal(rejected[0]!.raw, big)
+  assert.equal(rejected[0]!.code, 'LPR_ERR_SINK_SPLUNK_TOO_LARGE')
+  assert.match(rejected[0]!.reason, /^HTTP 413 "Content-Length of \d+ too large \(maximum is 1500\)": the event alone makes a \d+-byte request/)
+  assert.equal(calls.at(-1)!.lines, 13)
+  assert.deepEqual(calls.map((c) => c.lines), [...calls.map((c) => c.lines)].sort((a, b) => a - b))
+  // The line before the big one is checkpointed only together with the big one's dead letter.
+  assert.ok(calls.every((c) => c.lines <= 5 || c.rejected.length > 0 || calls.some((d) => d.lines <= c.lines && d.rejected.length > 0)))
+  assert.equal(result.delivered, 12)
+  assert.equal((sink.health() as any).stopped, null)
+})
+
+test('413 on a single event alone in its batch is dead-lettered too: nothing says the limit is not about its size', async (t) => {
   const hec = await startHec(t, { maxContentLength: 50 })
   const sink = sinkFor(t, hec)
   const { progress, calls } = recorder()
-  await assert.rejects(sink.deliver(batchOf(httpLines(2)), progress), /too large \(HTTP 413\).*max_content_length/)
+  const result = await sink.deliver(batchOf(httpLines(1)), progress)
+  assert.equal(calls.flatMap((c) => c.rejected).length, 1)
+  assert.equal(result.delivered, 0)
+})
+
+test('413 on every event of a request: the limit is a setting, not bad data; delivery stops, nothing dead-lettered', async (t) => {
+  const hec = await startHec(t, { maxContentLength: 50 })
+  const sink = sinkFor(t, hec)
+  const { progress, calls } = recorder()
+  await assert.rejects(sink.deliver(batchOf(httpLines(2)), progress), (e: unknown) => e instanceof DeliveryStopped && e.code === 'LPR_ERR_SINK_SPLUNK_CONFIG' && /413.*max_content_length/.test(e.message))
   assert.deepEqual(calls, [])
   assert.deepEqual(hec.events, [])
+  assert.equal((sink.health() as any).stopped.code, 'LPR_ERR_SINK_SPLUNK_CONFIG')
+})
+
+test('413 on one event after HEC took larger requests: the limit was lowered, delivery stops', async (t) => {
+  const hec = await startHec(t)
+  const sink = sinkFor(t, hec)
+  await sink.deliver(batchOf(httpLines(10)), recorder().progress)
+  assert.equal(hec.events.length, 10)
+  hec.injectFaults({ status: 413, text: 'Content-Length too large' })
+  const { progress, calls } = recorder()
+  await assert.rejects(sink.deliver(batchOf(httpLines(1)), progress), (e: unknown) => e instanceof DeliveryStopped && /took a \d+-byte request before/.test(e.message))
+  assert.deepEqual(calls, [])
 })
 
 const operatorProblems: Array<[string, Partial<SplunkHecSinkOptions>, HecDoubleOptions, RegExp]> = [
@@ -344,7 +390,8 @@ for (const [name, sinkOpts, hecOpts, message] of operatorProblems) {
     const hec = await startHec(t, hecOpts)
     const sink = sinkFor(t, hec, sinkOpts)
     const { progress, calls } = recorder()
-    await assert.rejects(sink.deliver(batchOf(httpLines(5)), progress), message)
+    await assert.rejects(sink.deliver(batchOf(httpLines(5)), progress), (e: unknown) => e instanceof DeliveryStopped && message.test(e.message))
+    assert.equal((sink.health() as any).stopped.code, 'LPR_ERR_SINK_SPLUNK_CONFIG')
     assert.deepEqual(calls, [])
     assert.deepEqual(hec.events, [])
     assert.equal(eventPosts(hec).length, 1, 'not retried')

@@ -81,7 +81,23 @@ function endpoint(): Mapping {
   }
 }
 
-export function indexTemplate(dataset: string, schema: DatasetSchema): Mapping {
+/** How Elasticsearch stores the documents of our data streams (ELASTICSEARCH_INDEX_MODE / _SOURCE_MODE). */
+export interface StorageModes {
+  readonly indexMode: 'standard' | 'logsdb'
+  readonly sourceMode: 'stored' | 'synthetic'
+}
+
+/**
+ * Set explicitly, always: on a cluster created on Elasticsearch 9 a logs-*-* data stream
+ * defaults to logsdb, and with a licence that allows it to synthetic _source, where the stored
+ * document is rebuilt from indexed values and is no longer the line as sent (see README).
+ * index.mapping.source.mode replaced the deprecated mappings._source.mode in 8.18.
+ */
+export function storageSettings(modes: StorageModes): Mapping {
+  return { 'index.mode': modes.indexMode, 'index.mapping.source.mode': modes.sourceMode }
+}
+
+export function indexTemplate(dataset: string, schema: DatasetSchema, modes: StorageModes = { indexMode: 'standard', sourceMode: 'stored' }): Mapping {
   const properties: Mapping = {}
   for (const [name, f] of Object.entries(schema.properties)) properties[name] = fieldMapping(f)
   return {
@@ -91,6 +107,7 @@ export function indexTemplate(dataset: string, schema: DatasetSchema): Mapping {
     priority: 200,
     _meta: { managed_by: 'logpush-receiver', dataset, description: `Generated from schemas/${dataset}.json` },
     template: {
+      settings: storageSettings(modes),
       mappings: {
         // New Cloudflare fields (schema drift) still index: strings as keywords, numbers as numbers.
         dynamic: true,

@@ -1,17 +1,20 @@
 // Delivers a staged batch to Elasticsearch data streams with _bulk `create` and deterministic ids:
 // whatever is retried or re-sent lands once. Item and request failures are classified by
 // classify.ts; retries back off with jitter within a time budget, after which the batch fails
-// as a whole (the sender retries it, and what was already stored comes back as 409s).
+// as a whole (the spool retries it, and what was already stored comes back as 409s). A document
+// refused for good (mapping, or alone over the request size limit) is dead-lettered as soon as
+// the bulks before it are done; a refusal that is not the document's (credentials, privileges,
+// the data stream, a cluster block) stops delivery with DeliveryStopped and shows in health().
 import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Client, errors } from '@elastic/elasticsearch'
 import type { Logger } from 'pino'
 import type { DatasetSchema } from '../../dataset-schema.js'
-import { LineRejectCode } from '../../errors.js'
-import type { DeliveryBatch, DeliveryResult, Progress, Rejection, Sink } from '../sink.js'
-import { backoffMs, classifyItem, classifyRequest } from './classify.js'
+import { LineRejectCode, SinkStopCode } from '../../errors.js'
+import { DeliveryStopped, type DeliveryBatch, type DeliveryResult, type Progress, type Rejection, type Sink, type StoppedState } from '../sink.js'
+import { backoffMs, classifyItem, classifyRequest, oneTooLarge, stopCause } from './classify.js'
 import { documentId, documentText } from './document.js'
-import { dataStreamName, indexTemplate, templateName } from './mapping.js'
+import { dataStreamName, indexTemplate, templateName, type StorageModes } from './mapping.js'
 
 export interface ElasticsearchSinkOptions {
   readonly url: string
@@ -27,6 +30,8 @@ export interface ElasticsearchSinkOptions {
   readonly concurrency: number
   readonly retryMs: number
   readonly requestTimeoutMs: number
+  /** index.mode and index.mapping.source.mode of our templates; standard and stored when absent. */
+  readonly modes?: StorageModes
   readonly datasets: ReadonlyMap<string, DatasetSchema>
   readonly log: Logger
 }
@@ -37,9 +42,25 @@ interface Item {
   readonly doc: string
 }
 
+interface Counts {
+  delivered: number
+  duplicates: number
+}
+
+/** A bulk's lines, and where the batch may be checkpointed once it and every bulk before it are done. */
+interface Chunk {
+  readonly items: Item[]
+  /** Lines from the start of the segment up to and including this bulk's last. */
+  readonly end: number
+  readonly rejected: Rejection[]
+  done: boolean
+}
+
+type ItemError = { type?: string, reason?: string, caused_by?: { reason?: string } }
+
 interface BulkResponse {
   errors: boolean
-  items: Array<Record<string, { status: number, error?: { type?: string, reason?: string, caused_by?: { reason?: string } } }>>
+  items: Array<Record<string, { status: number, error?: ItemError }>>
 }
 
 export class ElasticsearchSink implements Sink {
@@ -72,7 +93,7 @@ export class ElasticsearchSink implements Sink {
   private ensureTemplates(): Promise<void> {
     this.templates ??= (async () => {
       for (const [dataset, schema] of this.opts.datasets) {
-        await this.client.indices.putIndexTemplate({ name: templateName(dataset), ...indexTemplate(dataset, schema) } as never)
+        await this.client.indices.putIndexTemplate({ name: templateName(dataset), ...indexTemplate(dataset, schema, this.opts.modes) } as never)
       }
     })().catch((err: unknown) => {
       this.templates = null
@@ -81,7 +102,7 @@ export class ElasticsearchSink implements Sink {
     return this.templates
   }
 
-  async deliver(batch: DeliveryBatch, _progress: Progress, signal?: AbortSignal): Promise<DeliveryResult> {
+  async deliver(batch: DeliveryBatch, progress: Progress, signal?: AbortSignal): Promise<DeliveryResult> {
     const deadline = Date.now() + this.opts.retryMs
     await this.retrying(deadline, signal, () => this.ensureTemplates())
     // After a failed delivery, make sure the node answers at all before reading and converting
@@ -98,26 +119,46 @@ export class ElasticsearchSink implements Sink {
       ingested: new Date().toISOString()
     }
     const index = dataStreamName(batch.dataset, namespace)
-    const report = { delivered: 0, duplicates: 0, rejected: [] as Rejection[] }
+    const report = { delivered: 0, duplicates: 0 }
+    // Bulks finish out of order; their refused lines are dead-lettered, and the batch
+    // checkpointed, as soon as every bulk before them has finished too. No more than
+    // `concurrency` bulks wait for that, so refused lines held in memory are bounded by
+    // concurrency x bulkBytes however many a batch has.
+    const window: Chunk[] = []
     const inflight = new Set<Promise<void>>()
+    let reporting = Promise.resolve()
     let failure: unknown = null
     let chunk: Item[] = []
     let chunkBytes = 0
+    let pos = batch.from
+
+    const advance = (): Promise<void> => {
+      reporting = reporting.then(async () => {
+        while (window[0]?.done === true) {
+          const head = window.shift()!
+          await progress(head.end, head.rejected)
+        }
+      })
+      return reporting
+    }
 
     const flush = async (): Promise<void> => {
-      const items = chunk
+      const c: Chunk = { items: chunk, end: pos, rejected: [], done: false }
       chunk = []
       chunkBytes = 0
-      // Backpressure: no more lines are read while `concurrency` bulks are in flight.
-      while (inflight.size >= this.opts.concurrency) await Promise.race(inflight)
+      // Backpressure: no more lines are read while `concurrency` bulks are unfinished or unreported.
+      while (window.length >= this.opts.concurrency && inflight.size > 0 && !failure) await Promise.race(inflight)
       if (failure) throw failure
-      const p = this.sendWithRetries(index, batch.dataset, items, report, deadline, signal)
+      window.push(c)
+      const p = this.sendChunk(index, batch.dataset, c, report, deadline, signal)
+        .then(() => { c.done = true; return advance() })
         .catch((err: unknown) => { failure ??= err })
         .finally(() => inflight.delete(p))
       inflight.add(p)
     }
 
     for await (const line of batch.lines()) {
+      pos++
       if (failure) break
       if (line.length === 0) continue
       const record = JSON.parse(line) as Record<string, unknown>
@@ -129,51 +170,101 @@ export class ElasticsearchSink implements Sink {
     if (chunk.length > 0 && !failure) await flush()
     await Promise.all(inflight)
     if (failure) throw failure
-    return report
+    return { ...report, rejected: [] }
   }
 
-  private async sendWithRetries(index: string, dataset: string, items: Item[], report: { delivered: number, duplicates: number, rejected: Rejection[] }, deadline: number, signal?: AbortSignal): Promise<void> {
+  /** One bulk's worth of lines, halved on 413 as often as needed; refused lines collected in `c.rejected`. */
+  private async sendChunk(index: string, dataset: string, c: Chunk, report: Counts, deadline: number, signal?: AbortSignal): Promise<void> {
+    const oversized: Array<{ item: Item, bytes: number }> = []
+    await this.sendWithRetries(index, dataset, c.items, c, oversized, report, deadline, signal)
+    // Decided once the rest of the bulk is in: its other halves say whether the node takes bodies this large.
+    for (const { item, bytes } of oversized) {
+      if (oneTooLarge(bytes, this.largestAccepted, c.items.length === 1) === 'stop') {
+        throw this.stop(SinkStopCode.elasticsearchCluster, `Elasticsearch answered 413 to a request of one ${bytes}-byte document, though ${this.largestAccepted > 0 ? `it took a ${this.largestAccepted}-byte request before` : 'it took none of the other documents of the bulk'}: check http.max_content_length and any proxy's body limit`)
+      }
+      c.rejected.push({
+        dataset,
+        sink: this.name,
+        code: LineRejectCode.elasticsearchTooLarge,
+        reason: `HTTP 413: the document makes a ${bytes}-byte _bulk request, over Elasticsearch's request size limit (http.max_content_length, or a proxy's); the largest request it took was ${this.largestAccepted} bytes`,
+        raw: item.raw
+      })
+    }
+  }
+
+  private async sendWithRetries(index: string, dataset: string, items: Item[], c: Chunk, oversized: Array<{ item: Item, bytes: number }>, report: Counts, deadline: number, signal?: AbortSignal): Promise<void> {
     let pending = items
     for (let attempt = 0; pending.length > 0; attempt++) {
       let res: BulkResponse
+      const body = this.bulkBody(index, pending)
       try {
-        res = await this.bulk(index, pending, signal)
+        res = await this.bulk(body, signal)
       } catch (err) {
         if (!(err instanceof errors.ResponseError)) this.unreachable = true
         const verdict = classifyRequest(err instanceof errors.ResponseError ? err.statusCode : undefined)
-        if (verdict === 'split' && pending.length > 1) {
+        if (verdict === 'split') {
+          if (pending.length === 1) {
+            oversized.push({ item: pending[0]!, bytes: Buffer.byteLength(body) })
+            return
+          }
           const half = Math.ceil(pending.length / 2)
-          await this.sendWithRetries(index, dataset, pending.slice(0, half), report, deadline, signal)
-          await this.sendWithRetries(index, dataset, pending.slice(half), report, deadline, signal)
+          await this.sendWithRetries(index, dataset, pending.slice(0, half), c, oversized, report, deadline, signal)
+          await this.sendWithRetries(index, dataset, pending.slice(half), c, oversized, report, deadline, signal)
           return
         }
+        if (verdict === 'stop' && err instanceof errors.ResponseError) throw this.requestStopped(err)
         if (verdict !== 'retry' || !(err instanceof errors.ResponseError || err instanceof errors.ConnectionError || err instanceof errors.TimeoutError || err instanceof errors.NoLivingConnectionsError)) throw err
         await this.pause(attempt, deadline, signal, err)
         continue
       }
+      this.largestAccepted = Math.max(this.largestAccepted, Buffer.byteLength(body))
       const again: Item[] = []
+      let stopped: DeliveryStopped | null = null
       res.items.forEach((entry, i) => {
         const item = pending[i]!
         const result = Object.values(entry)[0]!
-        switch (classifyItem(result.status)) {
+        const e = result.error
+        switch (classifyItem(result.status, e?.type)) {
           case 'created': report.delivered++; break
           case 'duplicate': report.duplicates++; break
           case 'retry': again.push(item); break
-          case 'reject': {
-            const e = result.error
-            report.rejected.push({
-              dataset,
-              sink: this.name,
-              code: LineRejectCode.mapping,
-              reason: `${e?.type ?? 'error'}: ${e?.reason ?? 'rejected'}${e?.caused_by?.reason ? ` (${e.caused_by.reason})` : ''}`,
-              raw: item.raw
-            })
+          case 'stop': {
+            const cause = stopCause(result.status, e?.type)
+            stopped ??= this.stop(cause === 'credentials' ? SinkStopCode.elasticsearchCredentials : SinkStopCode.elasticsearchCluster,
+              `Elasticsearch refused a document for a reason that is not the document's (HTTP ${result.status} ${reasonOf(e)}): ${cause === 'credentials' ? 'check the credentials and their privileges (create_doc and auto_configure on logs-cloudflare.*)' : 'check the data stream, its backing index and the cluster (blocks, disk watermarks, action.auto_create_index)'}`)
+            break
           }
+          case 'reject':
+            c.rejected.push({ dataset, sink: this.name, code: LineRejectCode.mapping, reason: reasonOf(e), raw: item.raw })
         }
       })
+      if (stopped) throw stopped
+      this.stopped = null
       pending = again
       if (pending.length > 0) await this.pause(attempt, deadline, signal, new Error(`${pending.length} items answered 429/5xx`))
     }
+  }
+
+  /** The largest _bulk body Elasticsearch took since start, bytes (see oneTooLarge). */
+  private largestAccepted = 0
+  private stopped: StoppedState | null = null
+
+  /** Records why delivery stopped (for /health) and returns the error to throw. */
+  private stop(code: string, message: string): DeliveryStopped {
+    if (this.stopped?.code !== code) this.stopped = { code, reason: message, since: new Date().toISOString() }
+    else this.stopped = { ...this.stopped, reason: message }
+    return new DeliveryStopped(code, message)
+  }
+
+  private requestStopped(err: errors.ResponseError): DeliveryStopped {
+    const type = errorType(err.body)
+    const credentials = err.statusCode === 401 || (err.statusCode === 403 && type !== 'cluster_block_exception')
+    return this.stop(credentials ? SinkStopCode.elasticsearchCredentials : SinkStopCode.elasticsearchCluster,
+      `Elasticsearch refused the request (${describe(err)}): ${credentials ? 'check the credentials and their privileges' : 'check the cluster (blocks, disk watermarks) and the URL'}`)
+  }
+
+  health(): Record<string, unknown> {
+    return { stopped: this.stopped }
   }
 
   private unreachable = false
@@ -201,15 +292,21 @@ export class ElasticsearchSink implements Sink {
         return await fn()
       } catch (err) {
         const status = err instanceof errors.ResponseError ? err.statusCode : undefined
-        if (classifyRequest(status) !== 'retry') throw err
+        const verdict = classifyRequest(status)
+        if (verdict === 'stop' && err instanceof errors.ResponseError) throw this.requestStopped(err)
+        if (verdict !== 'retry') throw err
         await this.pause(attempt, deadline, signal, err)
       }
     }
   }
 
-  private async bulk(index: string, items: readonly Item[], signal?: AbortSignal): Promise<BulkResponse> {
+  private bulkBody(index: string, items: readonly Item[]): string {
     let body = ''
     for (const item of items) body += `{"create":{"_index":"${index}","_id":"${item.id}"}}\n${item.doc}\n`
+    return body
+  }
+
+  private async bulk(body: string, signal?: AbortSignal): Promise<BulkResponse> {
     return await this.client.transport.request<BulkResponse>({
       method: 'POST',
       path: '/_bulk',
@@ -222,6 +319,16 @@ export class ElasticsearchSink implements Sink {
   async close(): Promise<void> {
     await this.client.close()
   }
+}
+
+function reasonOf(e: ItemError | undefined): string {
+  return `${e?.type ?? 'error'}: ${e?.reason ?? 'rejected'}${e?.caused_by?.reason ? ` (${e.caused_by.reason})` : ''}`
+}
+
+/** error.type of an Elasticsearch error answer, if it is one. */
+function errorType(body: unknown): string | undefined {
+  const e = (body as { error?: unknown } | null)?.error
+  return typeof e === 'object' && e !== null && typeof (e as { type?: unknown }).type === 'string' ? (e as { type: string }).type : undefined
 }
 
 function describe(err: unknown): string {

@@ -65,4 +65,4 @@ export function failureHint(status: number, code: unknown): string {
 }
 
 // Shared by every destination.
-export { backoffMs } from '../retry.js'
+export { backoffMs, oneTooLarge } from '../retry.js'

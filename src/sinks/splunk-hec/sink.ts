@@ -19,9 +19,9 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
-import { LineRejectCode } from '../../errors.js'
-import type { DeliveryBatch, DeliveryResult, Progress, Rejection, Sink } from '../sink.js'
-import { backoffMs, classify, failureHint, type HecAnswer } from './classify.js'
+import { LineRejectCode, SinkStopCode } from '../../errors.js'
+import { DeliveryStopped, type DeliveryBatch, type DeliveryResult, type Progress, type Rejection, type Sink, type StoppedState } from '../sink.js'
+import { backoffMs, classify, failureHint, oneTooLarge, type HecAnswer } from './classify.js'
 import { envelope, envelopeMeta, requestBody } from './request.js'
 
 export interface SplunkHecSinkOptions {
@@ -87,6 +87,8 @@ interface Run {
   delivered: number
   /** When retrying must stop; moved on by every progress. */
   deadline: number
+  /** Events HEC answered 413 to alone, decided once the rest of their request is in. */
+  oversized: Array<{ item: Item, bytes: number, reply: Answer }>
 }
 
 export class SplunkHecSink implements Sink {
@@ -126,7 +128,7 @@ export class SplunkHecSink implements Sink {
       index: opts.indexes.get(batch.dataset) ?? opts.defaultIndex
     })
     const timeField = opts.eventTimeFields.get(batch.dataset)
-    const run: Run = { dataset: batch.dataset, progress, signal, reported: batch.from, rejections: [], delivered: 0, deadline: Date.now() + opts.retryMs }
+    const run: Run = { dataset: batch.dataset, progress, signal, reported: batch.from, rejections: [], delivered: 0, deadline: Date.now() + opts.retryMs, oversized: [] }
     let chunk: Item[] = []
     let chunkBytes = 0
     let pos = batch.from
@@ -148,25 +150,37 @@ export class SplunkHecSink implements Sink {
     return { delivered: run.delivered, duplicates: 0, rejected: run.rejections.map((r) => r.rejection) }
   }
 
-  /** Sends `items` until every one is in or refused, reporting progress as the front of it gets in. */
-  private async sendRequest(run: Run, items: readonly Item[]): Promise<void> {
+  /**
+   * Sends `items` until every one is in or refused, reporting progress as the front of it gets in.
+   * A 413 is answered by halving; an event alone over the limit waits (progress stops before it)
+   * until the rest of the request is in, which tells whether the limit is about its size.
+   */
+  private async sendRequest(run: Run, items: readonly Item[], top = true): Promise<void> {
     const end = items[items.length - 1]!.pos + 1
     let pending = items
     let attempt = 0
     while (pending.length > 0) {
-      const body = await requestBody(pending.map((i) => i.envelope), this.opts.gzip)
+      const text = pending.map((i) => i.envelope)
+      const bytes = text.reduce((n, e) => n + Buffer.byteLength(e), 0) + text.length - 1
+      const body = await requestBody(text, this.opts.gzip)
       const reply = await this.post(EVENT_PATH, body, this.opts.gzip, run.signal)
       const { verdict, indexed } = classify(reply.status, reply.status === undefined ? undefined : reply.answer, pending.length)
 
       if (verdict === 'split') {
         if (pending.length === 1) {
-          throw new Error(`Splunk HEC refused one event as too large (HTTP 413): raise max_content_length in limits.conf [http_input] or the proxy's body limit (line ${pending[0]!.pos} of the batch)`)
+          run.oversized.push({ item: pending[0]!, bytes, reply })
+        } else {
+          this.opts.log.warn({ events: pending.length, bytes: body.length }, 'Splunk HEC says the request is too large; sending it in halves.')
+          const half = Math.ceil(pending.length / 2)
+          await this.sendRequest(run, pending.slice(0, half), false)
+          await this.sendRequest(run, pending.slice(half), false)
         }
-        this.opts.log.warn({ events: pending.length, bytes: body.length }, 'Splunk HEC says the request is too large; sending it in halves.')
-        const half = Math.ceil(pending.length / 2)
-        await this.sendRequest(run, pending.slice(0, half))
-        await this.sendRequest(run, pending.slice(half))
+        if (top) await this.decideOversized(run, items.length === 1, end)
         return
+      }
+      if (verdict === 'ok') {
+        this.largestAccepted = Math.max(this.largestAccepted, bytes)
+        this.stopped = null
       }
 
       // The first `indexed` events are in; with ack on, only once their ackId reads true.
@@ -187,14 +201,39 @@ export class SplunkHecSink implements Sink {
       if (confirmed > 0 || verdict === 'partial') attempt = 0
       await this.report(run, pending.length > 0 ? pending[0]!.pos : end)
 
-      if (verdict === 'fail') throw new Error(`Splunk HEC refused the request: ${describe(reply)}; ${failureHint(reply.status ?? 0, reply.status === undefined ? undefined : reply.answer?.code)}`)
+      if (verdict === 'fail') throw this.stop(`Splunk HEC refused the request: ${describe(reply)}; ${failureHint(reply.status ?? 0, reply.status === undefined ? undefined : reply.answer?.code)}`)
       if (pending.length === 0) break
       if (verdict === 'retry') await this.pause(run, attempt++, describe(reply))
       else if (confirmed < indexed) await this.pause(run, attempt++, `ackId ${String(ackId)} not acknowledged within ${this.opts.ackTimeoutMs} ms; sending its events again (duplicates possible)`)
     }
   }
 
-  private async report(run: Run, lines: number): Promise<void> {
+  /** Dead-letters the events that were alone over HEC's size limit, or stops if the limit is not about them. */
+  private async decideOversized(run: Run, alone: boolean, end: number): Promise<void> {
+    const oversized = run.oversized
+    run.oversized = []
+    for (const { item, bytes, reply } of oversized) {
+      if (oneTooLarge(bytes, this.largestAccepted, alone) === 'stop') {
+        throw this.stop(`Splunk HEC answered 413 to a request of one ${bytes}-byte event, though ${this.largestAccepted > 0 ? `it took a ${this.largestAccepted}-byte request before` : 'it took none of the other events of the request'}: raise max_content_length in limits.conf [http_input] or the proxy's body limit`)
+      }
+      const answer = reply.status === undefined ? undefined : reply.answer
+      run.rejections.push({
+        pos: item.pos,
+        rejection: {
+          dataset: run.dataset,
+          sink: this.name,
+          code: LineRejectCode.splunkTooLarge,
+          reason: `HTTP 413${typeof answer?.text === 'string' ? ` "${answer.text}"` : ''}: the event alone makes a ${bytes}-byte request, over HEC's max_content_length (or a proxy's limit); the largest request it took was ${this.largestAccepted} bytes`,
+          raw: item.raw
+        }
+      })
+    }
+    await this.report(run, end)
+  }
+
+  private async report(run: Run, upTo: number): Promise<void> {
+    // Never past an event whose 413 is not decided yet: it is dead-lettered or stops delivery.
+    const lines = run.oversized.length > 0 ? Math.min(upTo, run.oversized[0]!.item.pos) : upTo
     if (lines <= run.reported) return
     const due = run.rejections.filter((r) => r.pos < lines)
     run.rejections = run.rejections.filter((r) => r.pos >= lines)
@@ -312,11 +351,21 @@ export class SplunkHecSink implements Sink {
     })
   }
 
+  /** The largest request body (before gzip) HEC took since start, bytes (see oneTooLarge). */
+  private largestAccepted = 0
+  private stopped: StoppedState | null = null
+
+  /** Records why delivery stopped (for /health) and returns the error to throw. */
+  private stop(message: string): DeliveryStopped {
+    this.stopped = { code: SinkStopCode.splunkConfig, reason: message, since: this.stopped?.since ?? new Date().toISOString() }
+    return new DeliveryStopped(SinkStopCode.splunkConfig, message)
+  }
+
   health(): Record<string, unknown> {
     const url = new URL(this.base)
     url.username = ''
     url.password = ''
-    return { url: url.href, lastStatus: this.lastStatus, acksPending: this.acksPending }
+    return { url: url.href, lastStatus: this.lastStatus, acksPending: this.acksPending, stopped: this.stopped }
   }
 
   async close(): Promise<void> {
