@@ -11,7 +11,7 @@ import type { Logger } from 'pino'
 import type { Config, DatasetRoute } from './config/index.js'
 import { ConfigInvalid } from './errors.js'
 import { ChallengeLog, TokenSet, checkToken, ensureTokens, hecPlugin, intakePlugin, type CommitResult } from './intake/index.js'
-import { ParsePool, loadDatasets, type Dataset } from './pipeline/index.js'
+import { LineBudget, ParsePool, clip, loadDatasets, type Dataset } from './pipeline/index.js'
 import { Forwarder, Spool, type DeadLetter, type SpoolBatch } from './spool/index.js'
 import { FileSink, DiscardSink, RotatingFiles, type Rejection, type Sink } from './sinks/index.js'
 import { Stats, cached, healthPlugin, metricsPlugin, type Readiness } from './observability/index.js'
@@ -90,6 +90,23 @@ async function createSinks(
   })
 }
 
+/**
+ * Lines a destination refused for good, as dead-letter text per dataset with counts per code.
+ * One pass, each line appended once: O(1) per rejection however many a delivery has.
+ */
+export function groupDeliveryDeadLetters(rejected: readonly Rejection[], time: string): Map<string, { text: string, byCode: Map<string, number> }> {
+  const out = new Map<string, { lines: string[], byCode: Map<string, number> }>()
+  for (const r of rejected) {
+    let group = out.get(r.dataset)
+    if (!group) out.set(r.dataset, (group = { lines: [], byCode: new Map() }))
+    group.lines.push(JSON.stringify({ time, dataset: r.dataset, stage: 'delivery', code: r.code, reason: r.reason, sink: r.sink, raw: r.raw } satisfies DeadLetter))
+    group.byCode.set(r.code, (group.byCode.get(r.code) ?? 0) + 1)
+  }
+  return new Map([...out].map(([dataset, g]) => [dataset, { text: g.lines.join('\n') + '\n', byCode: g.byCode }]))
+}
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/
+
 function httpReason(status: number): string {
   return STATUS_CODES[status] ?? 'Error'
 }
@@ -101,7 +118,7 @@ async function readTls(config: Config): Promise<{ cert: Buffer, key: Buffer }> {
 export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   const dataDir = resolve(config.dataDir)
   const datasets = loadDatasets(schemasDir)
-  const stats = new Stats(datasets.keys(), config.driftFieldsMax)
+  const stats = new Stats(datasets.keys(), config.driftFieldsMax, config.driftFieldNameMaxChars)
   const tokenInfo = await ensureTokens(config.tokens, dataDir)
   const tokens = new TokenSet(tokenInfo.tokens)
 
@@ -131,13 +148,9 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     retryMaxMs: config.deliveryRetryMaxMs,
     onDelivered: (dataset, r, seconds) => stats.countDelivery(sink.name, dataset, r, seconds),
     async deadLetter(rejected) {
-      const time = new Date().toISOString()
-      const byDataset = new Map<string, Rejection[]>()
-      for (const r of rejected) byDataset.set(r.dataset, [...(byDataset.get(r.dataset) ?? []), r])
-      for (const [dataset, group] of byDataset) {
-        const lines = group.map((r) => JSON.stringify({ time, dataset, stage: 'delivery', code: r.code, reason: r.reason, sink: r.sink, raw: r.raw } satisfies DeadLetter))
-        await deadLetters.appendText(dataset, lines.join('\n') + '\n')
-        stats.dataset(dataset).countRejected(group[0]!.code, group.length)
+      for (const [dataset, group] of groupDeliveryDeadLetters(rejected, new Date().toISOString())) {
+        await deadLetters.appendText(dataset, group.text)
+        for (const [code, n] of group.byCode) stats.dataset(dataset).countRejected(code, n)
       }
     }
   }))
@@ -176,8 +189,13 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   const tls = config.tlsCertFile ? await readTls(config) : null
   const app = Fastify({
     loggerInstance: log,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // A sender's X-Request-Id is kept with its batch, dead letters and logs: taken only when it
+    // is short and plain, otherwise the request gets an id of our own.
+    requestIdHeader: false,
+    genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => {
+      const id = req.headers['x-request-id']
+      return typeof id === 'string' && REQUEST_ID.test(id) ? id : randomUUID()
+    },
     requestTimeout: config.requestTimeoutMs,
     keepAliveTimeout: config.keepAliveTimeoutMs,
     // Logpush reuses connections; close idle ones at shutdown instead of waiting for them.
@@ -189,10 +207,12 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance
 
   // Each error is logged once, here: a client's mistake (4xx) as a one-line info with its code,
-  // our own failure (5xx) as an error with its stack.
+  // an expected refusal (a coded 503: spool full, disk nearly full) as a one-line warning, our
+  // own failure (other 5xx) as an error with its stack.
   app.setErrorHandler(function logOnce(error: Error & { statusCode?: number, code?: string }, request, reply) {
     const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500
-    if (status >= 500) request.log.error({ err: error }, error.message)
+    if (status === 503 && error.code) request.log.warn({ code: error.code, statusCode: status }, error.message)
+    else if (status >= 500) request.log.error({ err: error }, error.message)
     else request.log.info({ code: error.code, statusCode: status }, error.message)
     return reply.code(status).send({
       statusCode: status,
@@ -200,6 +220,14 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       error: status >= 500 && !error.code ? 'Internal Server Error' : error.name === 'FastifyError' ? httpReason(status) : error.name,
       message: status >= 500 && !error.code ? 'Internal error; see the service log' : error.message
     })
+  })
+
+  // fastify's own 404 logs and answers the whole URL, query string included, where a token may
+  // be (destination_conf's header_Authorization=...): ours names the path only, cut short.
+  app.setNotFoundHandler(function notFound(request, reply) {
+    const path = clip(request.url.split('?', 1)[0]!, 200)
+    request.log.info({ statusCode: 404, path }, 'No such route.')
+    return reply.code(404).send({ message: `Route ${request.method}:${path} not found`, error: 'Not Found', statusCode: 404 })
   })
 
   // During a shutdown, answers to requests still in flight close their connection, so the
@@ -235,7 +263,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     })
   })
   const workers = config.parseWorkers === -1 ? availableParallelism() : config.parseWorkers
-  const pool = workers > 0 ? new ParsePool(workers, { schemasDir, driftFieldsMax: config.driftFieldsMax, maxLineBytes: config.maxLineBytes }, log) : null
+  const pool = workers > 0 ? new ParsePool(workers, { schemasDir, driftFieldsMax: config.driftFieldsMax, driftFieldNameMaxChars: config.driftFieldNameMaxChars, maxLineBytes: config.maxLineBytes }, log) : null
   const intake = {
     pool,
     datasets,
@@ -248,9 +276,13 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       maxBodyBytes: config.maxBodyBytes,
       maxInflatedBytes: config.maxInflatedBytes,
       maxLineBytes: config.maxLineBytes,
+      maxLineDepth: config.maxLineDepth,
       headBytes: config.smallBodyBytes
     },
+    // Never below one longest line, or such a line could never be received.
+    lineBudget: new LineBudget(Math.max(config.lineBufferBudgetBytes, config.maxLineBytes)),
     driftFieldsMax: config.driftFieldsMax,
+    driftFieldNameMaxChars: config.driftFieldNameMaxChars,
     commit
   }
   await app.register(intakePlugin, intake)

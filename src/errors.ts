@@ -47,6 +47,12 @@ export const PipelineUnknownDataset = createError(
   'Cannot tell which dataset the records are: add ?dataset=<name> to the URL (destination_conf)',
   400
 )
+export const PipelineLinesBusy = createError(
+  'LPR_ERR_PIPELINE_LINES_BUSY',
+  'Too many unfinished lines are held in memory right now (LINE_BUFFER_BUDGET_BYTES, %d bytes); nothing of this batch was stored, retry later',
+  503
+)
+export const IntakeClientGone = createError('LPR_ERR_INTAKE_CLIENT_GONE', 'The client closed the connection or sent a broken body before the batch was complete', 400)
 export const ConfigInvalid = createError('LPR_ERR_CONFIG_INVALID', 'Invalid configuration: %s', 500)
 export const SpoolStateUnreadable = createError('LPR_ERR_SPOOL_STATE_UNREADABLE', 'Cannot read %s (%s); not starting rather than guessing: %s', 500)
 export const SpoolDiskUnknown = createError('LPR_ERR_SPOOL_DISK_UNKNOWN', 'Cannot read the free space of %s (%s): the disk guard SPOOL_MIN_FREE_BYTES cannot work; fix the volume or set SPOOL_MIN_FREE_BYTES=0 to run without it', 500)
@@ -56,6 +62,9 @@ export const LineRejectCode = {
   notJson: 'LPR_ERR_PIPELINE_LINE_NOT_JSON',
   notObject: 'LPR_ERR_PIPELINE_LINE_NOT_OBJECT',
   schema: 'LPR_ERR_PIPELINE_LINE_SCHEMA',
+  notUtf8: 'LPR_ERR_PIPELINE_LINE_ENCODING',
+  duplicateKey: 'LPR_ERR_PIPELINE_LINE_DUPLICATE_KEY',
+  tooDeep: 'LPR_ERR_PIPELINE_LINE_TOO_DEEP',
   envelope: 'LPR_ERR_PIPELINE_HEC_ENVELOPE',
   mapping: 'LPR_ERR_SINK_ELASTICSEARCH_MAPPING',
   splunk: 'LPR_ERR_SINK_SPLUNK_EVENT',
@@ -79,7 +88,7 @@ export const allCodes: readonly string[] = [
   ...[
     IntakeTokenMissing, IntakeTokenMalformed, IntakeTokenInvalid, IntakeUnknownDataset, IntakeUnsupportedEncoding, IntakeBodyTooLarge,
     IntakeInflatedTooLarge, IntakeBadGzip, IntakeNotReady, PipelineLineTooLong, PipelineNotNdjson,
-    PipelineUnknownDataset, ConfigInvalid, SpoolStateUnreadable, SpoolDiskUnknown
+    PipelineUnknownDataset, PipelineLinesBusy, IntakeClientGone, ConfigInvalid, SpoolStateUnreadable, SpoolDiskUnknown
   ].map((E) => new E().code),
   ...Object.values(LineRejectCode),
   ...Object.values(SinkStopCode)

@@ -97,6 +97,27 @@ export const settings = {
     minimum: 0,
     description: 'Distinct unknown field names counted per dataset before the rest are counted as "_other"'
   },
+  driftFieldNameMaxChars: {
+    env: 'DRIFT_FIELD_NAME_MAX_CHARS',
+    type: 'integer',
+    default: 128,
+    minimum: 1,
+    description: 'Unknown field names longer than this are counted as "_other" (names come from the sender and are shown in /health and /metrics)'
+  },
+  maxLineDepth: {
+    env: 'MAX_LINE_DEPTH',
+    type: 'integer',
+    default: 32,
+    minimum: 1,
+    description: 'Lines whose objects and arrays nest deeper than this are dead-lettered (Cloudflare records nest two or three levels)'
+  },
+  lineBufferBudgetBytes: {
+    env: 'LINE_BUFFER_BUDGET_BYTES',
+    type: 'integer',
+    default: 64 * MiB,
+    minimum: 1,
+    description: 'Memory all requests together may hold for lines not yet ended by a newline; past it a request gets 503 + Retry-After (at least MAX_LINE_BYTES is used)'
+  },
   eventsRotateBytes: { env: 'EVENTS_ROTATE_BYTES', type: 'integer', default: 256 * MiB, minimum: 1, description: 'File sink: rotate the events file past this size, bytes' },
   eventsRotateSeconds: { env: 'EVENTS_ROTATE_SECONDS', type: 'integer', default: 3600, minimum: 1, description: 'File sink: rotate the events file after this age, seconds' },
   eventsGzipRotated: { env: 'EVENTS_GZIP_ROTATED', type: 'boolean', default: true, description: 'File sink: gzip rotated events files' },

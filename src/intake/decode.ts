@@ -45,7 +45,8 @@ export function parseEncoding(header: string | undefined): 'gzip' | 'identity' {
   const value = (header ?? '').trim().toLowerCase()
   if (value === 'gzip' || value === 'x-gzip') return 'gzip'
   if (value === '' || value === 'identity') return 'identity'
-  throw new IntakeUnsupportedEncoding(value)
+  // The header is the sender's: echoed only cut short.
+  throw new IntakeUnsupportedEncoding(value.length > 64 ? `${value.slice(0, 64)}…` : value)
 }
 
 /** Reads until two bytes are known (or the body ends) and puts them back. */

@@ -5,7 +5,7 @@
 // tokens end up refused), and our answer already means "durable on disk".
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { IntakeTokenInvalid, IntakeTokenMalformed, IntakeTokenMissing, IntakeUnknownDataset } from '../errors.js'
-import type { Dataset } from '../pipeline/index.js'
+import { clip, type Dataset } from '../pipeline/index.js'
 import type { Spool } from '../spool/index.js'
 import { presentedToken, type TokenSet } from './auth.js'
 import { HecEnvelopeError, HecEnvelopeSplitter } from './hec-envelopes.js'
@@ -28,7 +28,8 @@ function hecAnswer(err: Error & { code?: string, statusCode?: number }): HecAnsw
     case 'LPR_ERR_INTAKE_TOKEN_MISSING': return { status: 401, text: 'Token is required', code: 2 }
     case 'LPR_ERR_INTAKE_TOKEN_MALFORMED': return { status: 401, text: 'Invalid authorization', code: 3 }
     case 'LPR_ERR_INTAKE_TOKEN_INVALID': return { status: 403, text: 'Invalid token', code: 4 }
-    case 'LPR_ERR_INTAKE_NOT_READY': return { status: 503, text: 'Server is busy', code: 9 }
+    case 'LPR_ERR_INTAKE_NOT_READY':
+    case 'LPR_ERR_PIPELINE_LINES_BUSY': return { status: 503, text: 'Server is busy', code: 9 }
   }
   if (err.statusCode === 413) return { status: 413, text: 'Content too large', code: 6 }
   if (err.statusCode === 404 || err.statusCode === 400 || err.statusCode === 415 || err instanceof HecEnvelopeError) return { status: 400, text: 'Invalid data format', code: 6 }
@@ -76,7 +77,7 @@ export async function hecPlugin(app: FastifyInstance, opts: HecRouteOptions): Pr
     const name = (request.query as Record<string, string | undefined>).dataset
     if (name === undefined || name === '') return recognise
     const d = opts.datasets.get(name)
-    if (!d) throw new IntakeUnknownDataset(name, known)
+    if (!d) throw new IntakeUnknownDataset(clip(name, 64), known)
     return d
   }
 

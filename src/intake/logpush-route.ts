@@ -2,7 +2,7 @@
 // because nothing in a Logpush request does.
 import type { FastifyInstance } from 'fastify'
 import { IntakeUnknownDataset } from '../errors.js'
-import type { Dataset } from '../pipeline/index.js'
+import { clip, type Dataset } from '../pipeline/index.js'
 import { receive, type ReceiveOptions } from './receive.js'
 
 export interface LogpushRouteOptions extends ReceiveOptions {
@@ -14,7 +14,8 @@ export function logpushRoute(app: FastifyInstance, opts: LogpushRouteOptions): v
 
   app.post<{ Params: { dataset: string } }>('/logpush/:dataset', async function receiveBatch(request, reply) {
     const dataset = opts.datasets.get(request.params.dataset)
-    if (!dataset) throw new IntakeUnknownDataset(request.params.dataset, known)
+    // The path segment is the sender's: echoed (answer and log) only cut short.
+    if (!dataset) throw new IntakeUnknownDataset(clip(request.params.dataset, 64), known)
     const r = await receive(request, reply, opts, dataset)
     switch (r.kind) {
       case 'stored': return { dataset: r.dataset, accepted: r.accepted, rejected: r.rejected }

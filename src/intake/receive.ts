@@ -2,8 +2,8 @@
 // validation uploads and challenges, re-sends, and the commit. Routes only shape the answer.
 import type { Readable, Transform } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { IntakeBodyTooLarge, IntakeNotReady, PipelineNotNdjson } from '../errors.js'
-import { ingest, type Dataset, type ParsePool } from '../pipeline/index.js'
+import { IntakeBodyTooLarge, IntakeClientGone, IntakeNotReady, PipelineNotNdjson } from '../errors.js'
+import { ingest, type Dataset, type LineBudget, type ParsePool } from '../pipeline/index.js'
 import type { Spool, SpoolBatch } from '../spool/index.js'
 import { DatasetStats, type Stats } from '../observability/stats.js'
 import { redactSecret } from '../observability/logger.js'
@@ -19,8 +19,11 @@ export interface ReceiveOptions {
   readonly spool: Spool
   readonly stats: Stats
   readonly challenges: ChallengeLog
-  readonly limits: DecodeLimits & { readonly maxLineBytes: number }
+  readonly limits: DecodeLimits & { readonly maxLineBytes: number, readonly maxLineDepth?: number }
+  /** What the unfinished lines of all requests may hold together (LINE_BUFFER_BUDGET_BYTES). */
+  readonly lineBudget?: LineBudget | null
   readonly driftFieldsMax: number
+  readonly driftFieldNameMaxChars?: number
   /** Worker threads for split + parse + validate, or null to do it on the main thread. */
   readonly pool: ParsePool | null
   /** Makes a batch durable (dead letters, then the spool segment); throws a coded error if it cannot. */
@@ -73,15 +76,32 @@ export async function receive(
   // fastify hands no body to a request without Content-Length or Transfer-Encoding, which an
   // HTTP/2 upload may well be: then the raw request is the body, untouched.
   const raw = (request.body as Readable | undefined) ?? (request.raw as unknown as Readable)
-  const tally = new DatasetStats(opts.driftFieldsMax)
-  const { streams, meter } = await decodeBody(raw, request.headers['content-encoding'], limits)
+  const tally = new DatasetStats(opts.driftFieldsMax, opts.driftFieldNameMaxChars)
+  // The client may go away (or send a broken chunked body) at any moment of the request, also
+  // after the body was read: this listener stays for the request's whole life, so that no such
+  // error is ever without one. While the pipeline runs it ends the pipeline.
+  let clientGone = false
+  let first: Transform | null = null
+  const onClientGone = (): void => {
+    clientGone = true
+    if (first && !first.destroyed) first.destroy(new IntakeClientGone())
+  }
+  raw.on('error', onClientGone)
+  raw.on('aborted', onClientGone)
+
+  let decoded
+  try {
+    decoded = await decodeBody(raw, request.headers['content-encoding'], limits)
+  } catch (err) {
+    if (clientGone || raw.destroyed) throw new IntakeClientGone()
+    throw err
+  }
+  const { streams, meter } = decoded
   // The request stream is piped by hand, not put into the pipeline: a pipeline error would
   // destroy it, and with it the socket the error answer has to travel on.
-  const first = streams[0]!
+  first = streams[0]!
+  if (clientGone) first.destroy(new IntakeClientGone())
   raw.pipe(first)
-  const onClientGone = (): void => { first.destroy(new Error('the client closed the connection')) }
-  raw.once('aborted', onClientGone)
-  raw.once('error', onClientGone)
 
   let result
   try {
@@ -93,19 +113,22 @@ export async function receive(
       through: streams.slice(1),
       tally,
       maxLineBytes: limits.maxLineBytes,
+      ...(limits.maxLineDepth ? { maxDepth: limits.maxLineDepth } : {}),
+      budget: opts.lineBudget ?? null,
       requestId: request.id,
       pool: opts.pool
     })
   } catch (err) {
     raw.unpipe(first)
+    if (clientGone) throw new IntakeClientGone()
     const small = meter.inflatedBytes <= limits.headBytes ? classifySmallBody(meter.head) : null
     if (small) return answerSmall(request, opts, small, null)
     closeAfterAnswer(request, reply)
+    // A refusal for now (memory for long lines): Logpush retries.
+    if ((err as { statusCode?: number }).statusCode === 503) reply.header('retry-after', '30')
     throw diskError(asDecodeError(err), reply)
-  } finally {
-    raw.off('aborted', onClientGone)
-    raw.off('error', onClientGone)
   }
+  first = null
 
   const { batch } = result
   const name = result.dataset?.name ?? null
@@ -120,7 +143,10 @@ export async function receive(
     await batch?.discard()
     throw new PipelineNotNdjson(result.notNdjson)
   }
-  if (!batch || !name) return { kind: 'empty', dataset: name }
+  if (!batch || !name || result.accepted + result.rejected === 0) {
+    await batch?.discard()
+    return { kind: 'empty', dataset: name }
+  }
 
   const digest = meter.digest()
   // Logpush re-sends a batch whose answer it did not see: take it once.

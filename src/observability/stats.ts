@@ -1,6 +1,22 @@
 // Counters that /health (and later /metrics) show. Plain numbers in memory: they describe this
 // process since it started, which is what a health endpoint reports.
 
+/** The default of DRIFT_FIELD_NAME_MAX_CHARS. */
+export const DRIFT_FIELD_NAME_MAX_CHARS = 128
+
+/** Where unknown fields past the bounds are counted. */
+export const OTHER_FIELDS = '_other'
+
+/**
+ * The name an unknown field is counted under. Field names come from the sender and are shown in
+ * /health and /metrics: both how many names are kept and how long each may be are bounded, so a
+ * hostile body cannot grow memory or those answers.
+ */
+export function driftKey(counted: ReadonlyMap<string, number>, field: string, maxFields: number, maxChars: number): string {
+  if (field.length > maxChars) return OTHER_FIELDS
+  return counted.has(field) || counted.size < maxFields ? field : OTHER_FIELDS
+}
+
 export class DatasetStats {
   batches = 0
   accepted = 0
@@ -13,7 +29,7 @@ export class DatasetStats {
   /** Fields seen that the dataset's schema does not list: Cloudflare added a field, or an old job sends a removed one. */
   readonly unknownFields = new Map<string, number>()
 
-  constructor (private readonly driftFieldsMax: number) {}
+  constructor (private readonly driftFieldsMax: number, private readonly driftFieldNameMaxChars = DRIFT_FIELD_NAME_MAX_CHARS) {}
 
   countRejected(code: string, n = 1): void {
     this.rejected += n
@@ -21,8 +37,7 @@ export class DatasetStats {
   }
 
   countUnknownField(field: string, n = 1): void {
-    // Field names come from the sender: bound how many we keep so a hostile body cannot grow memory.
-    const key = this.unknownFields.has(field) || this.unknownFields.size < this.driftFieldsMax ? field : '_other'
+    const key = driftKey(this.unknownFields, field, this.driftFieldsMax, this.driftFieldNameMaxChars)
     this.unknownFields.set(key, (this.unknownFields.get(key) ?? 0) + n)
   }
 
@@ -65,13 +80,13 @@ export class Stats {
   readonly requests = new Map<string, Map<number, number>>()
   readonly requestSeconds = new Map<string, Histogram>()
 
-  constructor (datasets: Iterable<string>, private readonly driftFieldsMax: number) {
-    for (const d of datasets) this.byDataset.set(d, new DatasetStats(driftFieldsMax))
+  constructor (datasets: Iterable<string>, private readonly driftFieldsMax: number, private readonly driftFieldNameMaxChars = DRIFT_FIELD_NAME_MAX_CHARS) {
+    for (const d of datasets) this.byDataset.set(d, new DatasetStats(driftFieldsMax, driftFieldNameMaxChars))
   }
 
   dataset(name: string): DatasetStats {
     let s = this.byDataset.get(name)
-    if (!s) this.byDataset.set(name, (s = new DatasetStats(this.driftFieldsMax)))
+    if (!s) this.byDataset.set(name, (s = new DatasetStats(this.driftFieldsMax, this.driftFieldNameMaxChars)))
     return s
   }
 

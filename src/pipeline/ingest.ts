@@ -1,16 +1,23 @@
 // Inflated bytes -> lines -> JSON.parse -> schema check -> spool batch, as one stream with
 // backpressure: the next chunk is not read until the batch file took the last one, so memory
-// stays flat whatever the batch size. With a parse pool, splitting and checking run in a worker
-// thread and this thread only moves bytes; without, split2 and the checks run here.
+// stays flat whatever the batch size. Lines stay bytes (lines.ts): they are decoded to be checked
+// and stored as they came. With a parse pool, checking runs in a worker thread and this thread
+// only moves bytes; without, the same checks run here.
+//
+// Every stream of a request is inside one pipeline from the moment it exists, and whatever must
+// wait (opening the staging file) happens inside it: an error at any moment (the client gone, a
+// broken chunked body, a failing disk) then reaches the pipeline and ends this request only.
+import { once } from 'node:events'
 import { Writable, type Readable, type Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import split2 from 'split2'
+import { isUtf8 } from 'node:buffer'
 import { PipelineLineTooLong, PipelineNotNdjson, PipelineUnknownDataset } from '../errors.js'
 import type { DeadLetter, SpoolBatch } from '../spool/index.js'
 import type { DatasetStats } from '../observability/stats.js'
 import type { Dataset } from './datasets.js'
-import { LineChecker, type LineOutcome } from './line-checker.js'
-import type { ChunkResult, ParsePool } from './parse-pool.js'
+import { DEFAULT_MAX_DEPTH, LineChecker } from './line-checker.js'
+import { LineCutter, checkLines, checkRecord, eachLine, type CheckedLines, type LineBudget, type Reject } from './lines.js'
+import type { ChunkResult, ParsePool, ParseSession } from './parse-pool.js'
 
 export { checkLine } from './line-checker.js'
 
@@ -19,7 +26,7 @@ export interface IngestOptions {
   readonly dataset: Dataset | ((record: Record<string, unknown>) => Dataset | null)
   /** Opens the batch the valid lines go to, once the dataset is known. */
   readonly open: (dataset: Dataset) => Promise<SpoolBatch>
-  /** Splits the inflated text into records; split2 on newlines when absent. */
+  /** Splits the inflated bytes into records (Buffers, or RejectedItems); lines on '\n' when absent. */
   readonly framing?: Transform
   readonly source: Readable
   /** Decoders between the source and the line splitter (gunzip, byte meters). */
@@ -27,6 +34,10 @@ export interface IngestOptions {
   /** This batch's own counters; the caller adds them to the totals only if the batch is committed. */
   readonly tally: DatasetStats
   readonly maxLineBytes: number
+  /** How deep a line may nest (MAX_LINE_DEPTH). */
+  readonly maxDepth?: number
+  /** What all unfinished lines of all requests may hold together; unbounded when absent. */
+  readonly budget?: LineBudget | null
   readonly requestId: string
   /** Worker threads for split + parse + validate; the work stays on this thread when absent. */
   readonly pool?: ParsePool | null
@@ -47,138 +58,225 @@ export interface IngestResult {
 export interface RejectedItem {
   readonly code: string
   readonly reason: string
-  readonly raw: string
+  readonly raw?: string
+  readonly rawBase64?: string
 }
 
-function refusal(outcome: LineOutcome & { kind: 'refuse' }, maxLineBytes: number): Error {
-  return outcome.error === 'line-too-long' ? new PipelineLineTooLong(maxLineBytes) : new PipelineNotNdjson(outcome.reason)
+function refusal(refuse: NonNullable<CheckedLines['refuse']>, maxLineBytes: number): Error {
+  return refuse.error === 'line-too-long' ? new PipelineLineTooLong(maxLineBytes) : new PipelineNotNdjson(refuse.reason)
 }
 
-function deadLetter(dataset: Dataset, requestId: string, line: number, code: string, reason: string, raw: string): DeadLetter {
-  return { time: new Date().toISOString(), dataset: dataset.name, stage: 'validation', code, reason, line, requestId, raw }
+function deadLetter(dataset: Dataset, requestId: string, r: Reject): DeadLetter {
+  return {
+    time: new Date().toISOString(),
+    dataset: dataset.name,
+    stage: 'validation',
+    code: r.code,
+    reason: r.reason,
+    line: r.line,
+    requestId,
+    ...(r.rawBase64 === undefined ? { raw: r.raw ?? '' } : { rawBase64: r.rawBase64 })
+  }
+}
+
+/**
+ * Dead letters, then the valid lines, of one checked piece into the batch; a refusal throws.
+ * `count`: the rejections are not counted yet (a worker's checker, or a framing stage, cannot).
+ */
+async function apply(batch: SpoolBatch, dataset: Dataset, opts: IngestOptions, r: CheckedLines, count = false): Promise<void> {
+  if (r.refuse) throw refusal(r.refuse, opts.maxLineBytes)
+  for (const d of r.rejects) {
+    if (count) opts.tally.countRejected(d.code)
+    await batch.writeDeadLetter(deadLetter(dataset, opts.requestId, d))
+  }
+  if (r.count > 0 && !batch.writeFramed(r.framed, r.count)) await batch.drain()
+}
+
+/** Node's callback style for an async step of a stream method. */
+function settle(work: Promise<void>, done: (err?: Error | null) => void): void {
+  work.then(() => done(), done)
+}
+
+/** The bytes of a writev call as one buffer. */
+function joined(chunks: ReadonlyArray<{ chunk: unknown }>): Buffer {
+  return chunks.length === 1 ? chunks[0]!.chunk as Buffer : Buffer.concat(chunks.map((c) => c.chunk as Buffer))
+}
+
+/**
+ * Runs the pipeline; on failure waits until the consumer has cleaned up (it may still be opening
+ * its staging file when the source fails) before the error goes on.
+ */
+async function run(opts: IngestOptions, splitter: Transform | null, consumer: Writable): Promise<void> {
+  const done = pipeline([opts.source, ...opts.through, ...(splitter ? [splitter] : []), consumer])
+  try {
+    await done
+  } catch (err) {
+    if (!consumer.closed) await once(consumer, 'close').catch(() => {})
+    throw err
+  }
 }
 
 export async function ingest(opts: IngestOptions): Promise<IngestResult> {
   if (opts.pool && typeof opts.dataset !== 'function' && !opts.framing) return await ingestInWorker(opts, opts.dataset, opts.pool)
-  const { tally, requestId } = opts
+  if (opts.framing) return await ingestRecords(opts, opts.framing)
+  return await ingestLines(opts)
+}
+
+/** The first non-blank line's record decides the dataset when the sender did not name it. */
+function recognise(opts: IngestOptions, text: string | null): Dataset {
+  let record: unknown
+  try { record = text === null ? null : JSON.parse(text) } catch {}
+  const chosen = record !== null && typeof record === 'object' && !Array.isArray(record) && typeof opts.dataset === 'function'
+    ? opts.dataset(record as Record<string, unknown>)
+    : null
+  if (!chosen) throw new PipelineUnknownDataset()
+  return chosen
+}
+
+function firstRecord(data: Buffer): Buffer | null {
+  let found: Buffer | null = null
+  eachLine(data, (line) => {
+    if (line.every((c) => c === 0x20 || c === 0x09 || c === 0x0d)) return true
+    found = line
+    return false
+  })
+  return found
+}
+
+/** Newline-delimited lines, checked on this thread (PARSE_WORKERS=0, or an HEC batch that names no dataset). */
+async function ingestLines(opts: IngestOptions): Promise<IngestResult> {
   let dataset: Dataset | null = typeof opts.dataset === 'function' ? null : opts.dataset
   let batch: SpoolBatch | null = null
   let checker: LineChecker | null = null
-  let items = 0
+  const cutter = new LineCutter(opts.maxLineBytes, opts.budget ?? null)
 
-  /** The dataset and its batch, settled by the first record when the sender did not name it. */
-  const settle = async (line: string): Promise<LineChecker | Error> => {
-    if (!dataset) {
-      let record: unknown
-      try { record = JSON.parse(line) } catch {}
-      const chosen = record !== null && typeof record === 'object' && !Array.isArray(record) && typeof opts.dataset === 'function'
-        ? opts.dataset(record as Record<string, unknown>)
-        : null
-      if (!chosen) return new PipelineUnknownDataset()
-      dataset = chosen
-    }
-    batch ??= await opts.open(dataset)
-    checker ??= new LineChecker(dataset, opts.maxLineBytes, tally)
-    return checker
-  }
-
-  const take = (c: LineChecker, line: string, done: (err?: Error | null) => void): void => {
-    const outcome = c.check(line)
-    switch (outcome.kind) {
-      case 'skip': return done()
-      case 'refuse': return done(refusal(outcome, opts.maxLineBytes))
-      case 'reject':
-        batch!.writeDeadLetter(deadLetter(c.dataset, requestId, c.lineNo, outcome.code, outcome.reason, line)).then(() => done(), done)
-        return
-      case 'valid':
-        if (batch!.writeEvent(line)) return done()
-        batch!.drain().then(() => done(), done)
-    }
-  }
-
-  const consumer = new Writable({
-    objectMode: true,
-    highWaterMark: 64,
-    write (item: string | RejectedItem, _enc, done) {
-      items++
-      if (typeof item !== 'string') {
-        // A record the framing could not extract (an HEC envelope without an event).
-        if (!checker || !batch || !dataset) return done(new PipelineNotNdjson(`the first record is unusable: ${item.reason}`))
-        checker.lineNo++
-        checker.rejected++
-        tally.countRejected(item.code)
-        batch.writeDeadLetter(deadLetter(dataset, requestId, checker.lineNo, item.code, item.reason, item.raw)).then(() => done(), done)
-        return
+  const take = async (lines: Buffer): Promise<void> => {
+    if (!checker) {
+      if (!dataset) {
+        // Until the dataset is known, blank lines need no decision.
+        const first = firstRecord(lines)
+        if (!first) return
+        dataset = recognise(opts, isUtf8(first) ? first.toString('utf8') : null)
       }
-      if (checker) return take(checker, item, done)
-      // Until the dataset is known, blank lines need no decision.
-      if (item.trim().length === 0) return done()
-      settle(item).then((c) => {
-        if (c instanceof Error) return done(c)
-        take(c, item, done)
-      }, done)
+      batch = await opts.open(dataset)
+      checker = new LineChecker(dataset, opts.maxLineBytes, opts.tally, opts.maxDepth ?? DEFAULT_MAX_DEPTH)
     }
-  })
-
-  // A string matcher splits faster than a regexp, and keeping a '\r' inside the line keeps the
-  // bytes exact (JSON.parse ignores it as whitespace).
-  const splitter = opts.framing ?? split2('\n', { maxLength: opts.maxLineBytes })
-  try {
-    await pipeline([opts.source, ...opts.through, splitter, consumer])
-  } catch (err) {
-    // What was staged belongs to a batch nobody will be told about.
-    await (batch as SpoolBatch | null)?.discard()
-    if (err instanceof Error && err.message === 'maximum buffer reached') throw new PipelineLineTooLong(opts.maxLineBytes)
-    throw err
-  }
-  const c = checker as LineChecker | null
-  return { dataset, batch, lines: c?.lineNo ?? items, accepted: c?.accepted ?? 0, rejected: c?.rejected ?? 0, notNdjson: c?.finish() ?? null }
-}
-
-/** Inflated chunks go to a parse worker; framed valid lines and dead letters come back, in order. */
-async function ingestInWorker(opts: IngestOptions, dataset: Dataset, pool: ParsePool): Promise<IngestResult> {
-  const batch = await opts.open(dataset)
-  const session = pool.open(dataset.name, opts.maxLineBytes)
-  let final: ChunkResult | null = null
-  // Two chunks in flight: the worker parses one while this thread inflates and writes the other.
-  const inflight: Array<Promise<ChunkResult>> = []
-
-  const apply = async (r: ChunkResult): Promise<void> => {
-    if (r.refuse) throw refusal({ kind: 'refuse', error: r.refuse.error, reason: r.refuse.reason }, opts.maxLineBytes)
-    for (const d of r.rejects) {
-      opts.tally.countRejected(d.code)
-      await batch.writeDeadLetter(deadLetter(dataset, opts.requestId, d.line, d.code, d.reason, d.raw))
-    }
-    if (r.count > 0 && !batch.writeFramed(r.framed, r.count)) await batch.drain()
+    await apply(batch!, dataset!, opts, checkLines(checker, lines))
   }
 
   const consumer = new Writable({
     highWaterMark: 64 * 1024,
     writev (chunks, done) {
-      const answer = session.push(chunks.length === 1 ? chunks[0]!.chunk as Buffer : Buffer.concat(chunks.map((c) => c.chunk as Buffer)))
-      // Seen by apply() in its turn; until then a rejection (a worker died) must not go unhandled.
-      answer.catch(() => {})
-      inflight.push(answer)
-      if (inflight.length < 2) return done()
-      inflight.shift()!.then(apply).then(() => done(), done)
+      let lines: Buffer | null
+      try { lines = cutter.push(joined(chunks)) } catch (err) { return done(err as Error) }
+      if (!lines) return done()
+      settle(take(lines), done)
     },
     final (done) {
-      void (async () => {
-        while (inflight.length > 0) await apply(await inflight.shift()!)
-        final = await session.end()
-        await apply(final)
-      })().then(() => done(), done)
+      let rest: Buffer
+      try { rest = cutter.end() } catch (err) { return done(err as Error) }
+      settle(rest.length > 0 ? take(rest) : Promise.resolve(), done)
+    },
+    destroy (err, done) {
+      cutter.releaseAll()
+      // What was staged belongs to a batch nobody will be told about.
+      if (err && batch) settle(batch.discard(), () => done(err))
+      else done(err)
+    }
+  })
+  await run(opts, null, consumer)
+  const c = checker as LineChecker | null
+  return { dataset, batch, lines: c?.lineNo ?? 0, accepted: c?.accepted ?? 0, rejected: c?.rejected ?? 0, notNdjson: c?.finish() ?? null }
+}
+
+/** Records a framing stage extracted (HEC event envelopes), checked on this thread. */
+async function ingestRecords(opts: IngestOptions, framing: Transform): Promise<IngestResult> {
+  let dataset: Dataset | null = typeof opts.dataset === 'function' ? null : opts.dataset
+  let batch: SpoolBatch | null = null
+  let checker: LineChecker | null = null
+  let items = 0
+
+  const take = async (item: Buffer | RejectedItem): Promise<void> => {
+    items++
+    if (!Buffer.isBuffer(item)) {
+      const rejected = item as RejectedItem
+      // A record the framing could not extract (an HEC envelope without an event).
+      if (!checker || !batch || !dataset) throw new PipelineNotNdjson(`the first record is unusable: ${rejected.reason}`)
+      checker.lineNo++
+      checker.rejected++
+      await apply(batch, dataset, opts, { framed: Buffer.alloc(0), count: 0, rejects: [{ ...rejected, line: checker.lineNo }] }, true)
+      return
+    }
+    if (!checker) {
+      dataset ??= recognise(opts, isUtf8(item) ? item.toString('utf8') : null)
+      batch = await opts.open(dataset)
+      checker = new LineChecker(dataset, opts.maxLineBytes, opts.tally, opts.maxDepth ?? DEFAULT_MAX_DEPTH)
+    }
+    await apply(batch!, dataset!, opts, checkRecord(checker, item))
+  }
+
+  const consumer = new Writable({
+    objectMode: true,
+    highWaterMark: 64,
+    write (item: Buffer | RejectedItem, _enc, done) { settle(take(item), done) },
+    destroy (err, done) {
+      if (err && batch) settle(batch.discard(), () => done(err))
+      else done(err)
+    }
+  })
+  await run(opts, framing, consumer)
+  const c = checker as LineChecker | null
+  return { dataset, batch, lines: c?.lineNo ?? items, accepted: c?.accepted ?? 0, rejected: c?.rejected ?? 0, notNdjson: c?.finish() ?? null }
+}
+
+/** Complete lines go to a parse worker; framed valid lines and dead letters come back, in order. */
+async function ingestInWorker(opts: IngestOptions, dataset: Dataset, pool: ParsePool): Promise<IngestResult> {
+  let batch: SpoolBatch | null = null
+  let session: ParseSession | null = null
+  let final: ChunkResult | null = null
+  const cutter = new LineCutter(opts.maxLineBytes, opts.budget ?? null)
+  // Two pieces in flight: the worker checks one while this thread inflates and writes the other.
+  const inflight: Array<Promise<ChunkResult>> = []
+  const send = (lines: Buffer): void => {
+    const answer = session!.push(lines)
+    // Seen by apply() in its turn; until then a rejection (a worker died) must not go unhandled.
+    answer.catch(() => {})
+    inflight.push(answer)
+  }
+
+  const consumer = new Writable({
+    highWaterMark: 64 * 1024,
+    construct (done) {
+      settle(opts.open(dataset).then((b) => {
+        batch = b
+        session = pool.open(dataset.name, opts.maxLineBytes, opts.maxDepth ?? DEFAULT_MAX_DEPTH)
+      }), done)
+    },
+    writev (chunks, done) {
+      let lines: Buffer | null
+      try { lines = cutter.push(joined(chunks)) } catch (err) { return done(err as Error) }
+      if (!lines) return done()
+      send(lines)
+      if (inflight.length < 2) return done()
+      settle(inflight.shift()!.then((r) => apply(batch!, dataset, opts, r, true)), done)
+    },
+    final (done) {
+      settle((async () => {
+        const rest = cutter.end()
+        while (inflight.length > 0) await apply(batch!, dataset, opts, await inflight.shift()!, true)
+        final = await session!.end(rest)
+        await apply(batch!, dataset, opts, final, true)
+      })(), done)
+    },
+    destroy (err, done) {
+      cutter.releaseAll()
+      if (!err) return done(null)
+      session?.cancel()
+      settle(Promise.allSettled(inflight).then(async () => { await batch?.discard() }), () => done(err))
     }
   })
 
-  try {
-    await pipeline([opts.source, ...opts.through, consumer])
-  } catch (err) {
-    session.cancel()
-    await Promise.allSettled(inflight)
-    await batch.discard()
-    throw err
-  }
+  await run(opts, null, consumer)
   const f = final as ChunkResult | null
   if (!f?.summary) throw new Error('parse worker ended without a summary')
   opts.tally.accepted += f.summary.accepted

@@ -1,28 +1,105 @@
 // The per-line rules of a batch, in one place for the in-thread pipeline and the parse workers:
-// blank lines skipped, over-long lines refused, each line checked against its dataset's schema,
-// a body whose first lines are not JSON objects (CSV, prefixes) or that wraps the batch in one
-// document refused as not NDJSON, unknown fields counted.
+// blank lines skipped, over-long lines refused, bytes that are not UTF-8 dead-lettered with their
+// bytes intact, each line checked against its dataset's schema, duplicate keys and deep nesting
+// dead-lettered, a body whose first lines are not JSON objects at all (CSV, prefixes, another
+// encoding) or that wraps the batch in one document refused as not NDJSON, unknown fields counted.
+import { isUtf8 } from 'node:buffer'
 import { LineRejectCode } from '../errors.js'
 import type { Dataset } from './datasets.js'
 
 export type Verdict = { ok: true, record: Record<string, unknown> } | { ok: false, code: LineRejectCode, reason: string }
 
-export function checkLine(dataset: Dataset, line: string): Verdict {
+/** Deeper than any Cloudflare record (they nest two or three levels); MAX_LINE_DEPTH sets it. */
+export const DEFAULT_MAX_DEPTH = 32
+
+// Reasons can quote the sender (a JSON.parse excerpt, a field path through a map): they are
+// stored with each dead letter and sent back in answers, so they are cut to a bounded length.
+const REASON_MAX_CHARS = 300
+
+export function clip(s: string, max = REASON_MAX_CHARS): string {
+  return s.length <= max ? s : `${s.slice(0, max)}…[${s.length - max} more chars]`
+}
+
+/**
+ * Counts the keys of every object in a parsed line, or returns -1 when it nests deeper than
+ * maxDepth. Iterative: a 1 MiB line can nest 500,000 levels, more than any call stack.
+ */
+function countParsedKeys(root: object, maxDepth: number): number {
+  let keys = 0
+  const stack: unknown[] = [root]
+  const depths: number[] = [1]
+  while (stack.length > 0) {
+    const value = stack.pop() as Record<string, unknown> | unknown[]
+    const depth = depths.pop()!
+    if (Array.isArray(value)) {
+      for (const child of value) {
+        if (child !== null && typeof child === 'object') {
+          if (depth >= maxDepth) return -1
+          stack.push(child)
+          depths.push(depth + 1)
+        }
+      }
+      continue
+    }
+    for (const key in value) {
+      keys++
+      const child = value[key]
+      if (child !== null && typeof child === 'object') {
+        if (depth >= maxDepth) return -1
+        stack.push(child)
+        depths.push(depth + 1)
+      }
+    }
+  }
+  return keys
+}
+
+/**
+ * Counts the keys written in a line's JSON text (a string followed by ':'), duplicates included.
+ * The text parsed, so quotes outside strings open and close strings; only the quotes are visited.
+ */
+function countTextKeys(text: string): number {
+  let keys = 0
+  let open = text.indexOf('"')
+  while (open >= 0) {
+    let close = text.indexOf('"', open + 1)
+    while (isEscaped(text, close)) close = text.indexOf('"', close + 1)
+    let at = close + 1
+    let c = text.charCodeAt(at)
+    while (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) c = text.charCodeAt(++at)
+    if (c === 0x3a) keys++
+    open = text.indexOf('"', at)
+  }
+  return keys
+}
+
+function isEscaped(text: string, quote: number): boolean {
+  let backslashes = 0
+  while (text.charCodeAt(quote - 1 - backslashes) === 0x5c) backslashes++
+  return backslashes % 2 === 1
+}
+
+export function checkLine(dataset: Dataset, line: string, maxDepth = DEFAULT_MAX_DEPTH): Verdict {
   let value: unknown
   try {
     value = JSON.parse(line)
   } catch (err) {
-    return { ok: false, code: LineRejectCode.notJson, reason: `not JSON: ${(err as Error).message}` }
+    return { ok: false, code: LineRejectCode.notJson, reason: clip(`not JSON: ${(err as Error).message}`) }
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     return { ok: false, code: LineRejectCode.notObject, reason: `not a JSON object but ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}` }
   }
+  // JSON.parse keeps the last of two equal keys; other readers keep the first. A line whose
+  // meaning depends on the reader is not stored: every key in the text must be a key of the value.
+  const parsedKeys = countParsedKeys(value, maxDepth)
+  if (parsedKeys < 0) return { ok: false, code: LineRejectCode.tooDeep, reason: `nested deeper than ${maxDepth} levels (MAX_LINE_DEPTH)` }
+  if (countTextKeys(line) !== parsedKeys) return { ok: false, code: LineRejectCode.duplicateKey, reason: 'an object has the same key twice; readers disagree on which value counts' }
   if (!dataset.validate(value)) {
     const e = dataset.validate.errors?.[0]
     const where = e?.instancePath ? e.instancePath : '(record)'
     // Fields are nullable, so Ajv's own words would read "must be integer,null".
     const message = e?.keyword === 'type' ? `must be ${String(e.params.type).split(',').join(' or ')}` : e?.message
-    return { ok: false, code: LineRejectCode.schema, reason: `${where} ${message ?? 'does not match the schema'}` }
+    return { ok: false, code: LineRejectCode.schema, reason: clip(`${where} ${message ?? 'does not match the schema'}`) }
   }
   return { ok: true, record: value as Record<string, unknown> }
 }
@@ -34,7 +111,7 @@ function looksFramed(dataset: Dataset, record: Record<string, unknown>): string 
   }
   for (const [key, value] of Object.entries(record)) {
     if (Array.isArray(value) && value.length > 0 && typeof value[0] === 'object' && value[0] !== null) {
-      return `the first record has no ${dataset.name} field but an array of objects under "${key}": batch_prefix/batch_suffix framing`
+      return `the first record has no ${dataset.name} field but an array of objects under "${clip(key, 64)}": batch_prefix/batch_suffix framing`
     }
   }
   return null
@@ -42,8 +119,10 @@ function looksFramed(dataset: Dataset, record: Record<string, unknown>): string 
 
 export type LineOutcome =
   | { readonly kind: 'skip' }
-  | { readonly kind: 'valid' }
-  | { readonly kind: 'reject', readonly code: string, readonly reason: string }
+  /** `line` is what to store: the bytes as sent (a body's leading byte-order mark left out). */
+  | { readonly kind: 'valid', readonly line: Buffer }
+  /** `raw` holds the line as text; a line that is not UTF-8 has its bytes in `rawBase64` instead. */
+  | { readonly kind: 'reject', readonly code: string, readonly reason: string, readonly raw?: string, readonly rawBase64?: string }
   /** The whole body is refused: nothing of it may be stored. */
   | { readonly kind: 'refuse', readonly error: 'line-too-long' | 'not-ndjson', readonly reason: string }
 
@@ -53,6 +132,20 @@ export interface Tally {
   countUnknownField(field: string): void
 }
 
+const SKIP: LineOutcome = { kind: 'skip' }
+
+/** Bytes JSON treats as whitespace: a line of only these carries nothing. */
+function isBlank(line: Buffer): boolean {
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]
+    if (c !== 0x20 && c !== 0x09 && c !== 0x0d && c !== 0x0a) return false
+  }
+  return true
+}
+
+/** Rejections that say the body is not JSON objects at all, as opposed to a record that is wrong. */
+const FORMAT_CODES: ReadonlySet<string> = new Set([LineRejectCode.notJson, LineRejectCode.notObject, LineRejectCode.notUtf8])
+
 export class LineChecker {
   lineNo = 0
   records = 0
@@ -60,25 +153,36 @@ export class LineChecker {
   rejected = 0
   private badHead = 0
 
-  constructor (readonly dataset: Dataset, private readonly maxLineBytes: number, private readonly tally: Tally) {}
+  constructor (readonly dataset: Dataset, private readonly maxLineBytes: number, private readonly tally: Tally, private readonly maxDepth = DEFAULT_MAX_DEPTH) {}
 
-  check(line: string): LineOutcome {
+  /** One line's bytes, without its '\n' (a '\r' before it stays: JSON reads it as whitespace). */
+  check(bytes: Buffer): LineOutcome {
     this.lineNo++
     // Blank lines carry nothing (a trailing newline, a record_delimiter of its own).
-    if (line.length === 0 || line.trim().length === 0) return { kind: 'skip' }
-    if (line.length > this.maxLineBytes) return { kind: 'refuse', error: 'line-too-long', reason: '' }
+    if (isBlank(bytes)) return SKIP
+    if (bytes.length > this.maxLineBytes) return { kind: 'refuse', error: 'line-too-long', reason: '' }
     this.records++
-    const verdict = checkLine(this.dataset, line)
+    // A byte-order mark before the first line marks the body's encoding and is no part of the
+    // record (RFC 8259 lets a parser ignore it); anywhere else it makes the line not JSON.
+    const line = this.lineNo === 1 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? bytes.subarray(3) : bytes
+    const utf8 = isUtf8(line)
+    const text = utf8 ? line.toString('utf8') : ''
+    const verdict: Verdict = utf8
+      ? checkLine(this.dataset, text, this.maxDepth)
+      : { ok: false, code: LineRejectCode.notUtf8, reason: 'not UTF-8: the line is dead-lettered with its bytes in rawBase64' }
     if (!verdict.ok) {
-      // The first two records both broken means a format we do not read (CSV, prefixes),
-      // not a damaged line: refuse the body rather than dead-letter all of it.
-      if (this.records === this.badHead + 1 && this.records <= 2) {
+      // The first two records both not JSON objects means a format we do not read (CSV,
+      // prefixes, another encoding), not a damaged line: refuse the body rather than dead-letter
+      // all of it. A record that is a JSON object but fails the schema is a dead letter wherever it is.
+      if (FORMAT_CODES.has(verdict.code) && this.records === this.badHead + 1 && this.records <= 2) {
         this.badHead++
         if (this.badHead === 2) return { kind: 'refuse', error: 'not-ndjson', reason: `its first lines are not JSON objects: ${verdict.reason}` }
       }
       this.rejected++
       this.tally.countRejected(verdict.code)
-      return { kind: 'reject', code: verdict.code, reason: verdict.reason }
+      return utf8
+        ? { kind: 'reject', code: verdict.code, reason: verdict.reason, raw: text }
+        : { kind: 'reject', code: verdict.code, reason: verdict.reason, rawBase64: line.toString('base64') }
     }
     if (this.records === 1) {
       const framed = looksFramed(this.dataset, verdict.record)
@@ -90,7 +194,7 @@ export class LineChecker {
     }
     this.accepted++
     this.tally.accepted++
-    return { kind: 'valid' }
+    return { kind: 'valid', line }
   }
 
   /** At the end of the body: a single line that is not a JSON object is not NDJSON either. */

@@ -4,20 +4,11 @@
 // messages one after another).
 import { Worker } from 'node:worker_threads'
 import type { Logger } from 'pino'
+import type { CheckedLines } from './lines.js'
 
-export interface Reject {
-  readonly line: number
-  readonly code: string
-  readonly reason: string
-  readonly raw: string
-}
+export type { Reject } from './lines.js'
 
-export interface ChunkResult {
-  /** Valid lines of the chunk as spool records (format.ts). */
-  readonly framed: Buffer
-  readonly count: number
-  readonly rejects: readonly Reject[]
-  readonly refuse?: { readonly error: 'line-too-long' | 'not-ndjson', readonly reason: string }
+export interface ChunkResult extends CheckedLines {
   /** On the last answer of a session. */
   readonly summary?: {
     readonly lines: number
@@ -39,8 +30,10 @@ interface Slot {
 }
 
 export interface ParseSession {
-  push(chunk: Buffer): Promise<ChunkResult>
-  end(): Promise<ChunkResult>
+  /** Complete lines (lines.ts holds the unfinished one). */
+  push(lines: Buffer): Promise<ChunkResult>
+  /** The body's last bytes, a line without its newline or nothing. */
+  end(rest: Buffer): Promise<ChunkResult>
   cancel(): void
 }
 
@@ -49,7 +42,7 @@ export class ParsePool {
   private nextId = 1
   private closed = false
 
-  constructor (readonly size: number, private readonly workerData: { schemasDir: string, driftFieldsMax: number, maxLineBytes: number }, private readonly log: Logger) {
+  constructor (readonly size: number, private readonly workerData: { schemasDir: string, driftFieldsMax: number, driftFieldNameMaxChars: number, maxLineBytes: number }, private readonly log: Logger) {
     for (let i = 0; i < size; i++) this.slots.push(this.spawn())
   }
 
@@ -89,12 +82,12 @@ export class ParsePool {
     return slot
   }
 
-  open(dataset: string, maxLineBytes: number): ParseSession {
+  open(dataset: string, maxLineBytes: number, maxDepth: number): ParseSession {
     // The least busy worker takes the request.
     const slot = this.slots.reduce((a, b) => (b.sessions < a.sessions ? b : a))
     const sid = this.nextId++
     slot.sessions++
-    slot.worker.postMessage({ op: 'open', sid, dataset, maxLineBytes })
+    slot.worker.postMessage({ op: 'open', sid, dataset, maxLineBytes, maxDepth })
     let ended = false
     const ask = (message: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<ChunkResult> => {
       const mid = this.nextId++
@@ -106,8 +99,8 @@ export class ParsePool {
     }
     const finish = (): void => { if (!ended) { ended = true; slot.sessions-- } }
     return {
-      push: (chunk) => ask({ op: 'chunk', data: chunk }),
-      end: () => ask({ op: 'end' }).finally(finish),
+      push: (lines) => ask({ op: 'chunk', data: lines }),
+      end: (rest) => ask({ op: 'end', data: rest }).finally(finish),
       cancel: () => { slot.worker.postMessage({ op: 'cancel', sid }); finish() }
     }
   }

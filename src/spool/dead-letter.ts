@@ -8,5 +8,7 @@ export interface DeadLetter {
   readonly line?: number
   readonly requestId?: string
   readonly sink?: string
-  readonly raw: string
+  /** The line as text; absent when its bytes are not UTF-8 (then they are in rawBase64, untouched). */
+  readonly raw?: string
+  readonly rawBase64?: string
 }

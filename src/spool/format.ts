@@ -19,14 +19,16 @@ export interface SegmentHeader {
   readonly receivedAt: string
 }
 
-/** Frames lines into one buffer: a single allocation and write for many records. */
-export function frame(lines: readonly string[]): Buffer {
+/** Frames lines (text, or bytes taken as they are) into one buffer: one allocation and write for many records. */
+export function frame(lines: ReadonlyArray<string | Uint8Array>): Buffer {
   let total = 0
-  for (const l of lines) total += RECORD_HEADER_BYTES + Buffer.byteLength(l)
+  for (const l of lines) total += RECORD_HEADER_BYTES + (typeof l === 'string' ? Buffer.byteLength(l) : l.length)
   const buf = Buffer.allocUnsafe(total)
   let at = 0
   for (const l of lines) {
-    const len = buf.write(l, at + RECORD_HEADER_BYTES, 'utf8')
+    let len: number
+    if (typeof l === 'string') len = buf.write(l, at + RECORD_HEADER_BYTES, 'utf8')
+    else { buf.set(l, at + RECORD_HEADER_BYTES); len = l.length }
     buf.writeUInt32LE(len, at)
     buf.writeUInt32LE(crc32(buf.subarray(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + len)), at + 4)
     at += RECORD_HEADER_BYTES + len
