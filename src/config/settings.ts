@@ -179,6 +179,13 @@ export const settings = {
     description: 'How long one delivery keeps retrying 429, 5xx and connection errors before it gives up and the spool retries it later, ms'
   },
   elasticsearchRequestTimeoutMs: { env: 'ELASTICSEARCH_REQUEST_TIMEOUT_MS', type: 'integer', default: 30_000, minimum: 1, description: 'Timeout of one Elasticsearch request, ms' },
+  elasticsearchFormat: {
+    env: 'ELASTICSEARCH_FORMAT',
+    type: 'string',
+    default: 'ecs',
+    enum: ['ecs', 'elastic-integration'],
+    description: 'ecs: our documents (ECS fields + the line) in logs-cloudflare.<dataset>-<namespace>; elastic-integration: {@timestamp, message} in Elastic\'s logs-cloudflare_logpush.<stream>-<namespace> for the datasets its integration covers'
+  },
   splunkHecUrl: { env: 'SPLUNK_HEC_URL', type: 'string', default: 'https://127.0.0.1:8088', description: 'Splunk HEC base URL, with SINKS=splunk (/services/collector/event is appended)' },
   splunkHecToken: { env: 'SPLUNK_HEC_TOKEN', type: 'string', default: '', secret: true, description: 'HEC token, sent as "Authorization: Splunk <token>"' },
   splunkHecCaFile: { env: 'SPLUNK_HEC_CA_FILE', type: 'string', default: '', description: 'PEM file of the CA that signed the HEC certificate' },
