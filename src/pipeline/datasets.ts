@@ -18,12 +18,21 @@ const DATASET_NAME = /^[a-z][a-z0-9_]*$/
 export function loadDatasets(dir: string): ReadonlyMap<string, Dataset> {
   // allErrors off: one reason per rejected line is enough, and it keeps validation fast.
   const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true })
-  ajv.addVocabulary(['x-event-time', 'x-es-type'])
+  // Annotations for us, not validation keywords: x-event-time, x-es-type, x-scope and whatever
+  // x-* a schema carries for a destination (strict mode would refuse an unknown keyword).
+  const annotations = new Set<string>()
   const out = new Map<string, Dataset>()
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
+  // Only the files at the top: subfolders hold other per-dataset data (e.g. ECS mappings).
+  const files = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isFile() && e.name.endsWith('.json')).map((e) => e.name).sort()
+  for (const file of files) {
     const name = file.slice(0, -'.json'.length)
     if (!DATASET_NAME.test(name)) throw new Error(`schemas/${file}: a dataset file is named after its Logpush dataset id (lowercase, digits, _)`)
     const schema = JSON.parse(readFileSync(join(dir, file), 'utf8')) as DatasetSchema
+    const fresh = [...xKeywords(schema)].filter((k) => !annotations.has(k))
+    if (fresh.length > 0) {
+      ajv.addVocabulary(fresh)
+      for (const k of fresh) annotations.add(k)
+    }
     const eventTimeField = schema['x-event-time']
     if (!eventTimeField || !schema.properties?.[eventTimeField]) {
       throw new Error(`schemas/${file}: "x-event-time" must name one of its properties`)
@@ -37,5 +46,19 @@ export function loadDatasets(dir: string): ReadonlyMap<string, Dataset> {
     })
   }
   if (out.size === 0) throw new Error(`no dataset schema found in ${dir}`)
+  return out
+}
+
+function xKeywords(value: unknown, out = new Set<string>()): Set<string> {
+  if (Array.isArray(value)) {
+    for (const v of value) xKeywords(v, out)
+  } else if (value !== null && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      if (k.startsWith('x-')) out.add(k)
+      // "properties" maps field names, not keywords: a field called x-foo is not an annotation.
+      if (k === 'properties' && v !== null && typeof v === 'object') for (const f of Object.values(v)) xKeywords(f, out)
+      else xKeywords(v, out)
+    }
+  }
   return out
 }

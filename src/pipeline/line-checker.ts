@@ -20,7 +20,9 @@ export function checkLine(dataset: Dataset, line: string): Verdict {
   if (!dataset.validate(value)) {
     const e = dataset.validate.errors?.[0]
     const where = e?.instancePath ? e.instancePath : '(record)'
-    return { ok: false, code: LineRejectCode.schema, reason: `${where} ${e?.message ?? 'does not match the schema'}` }
+    // Fields are nullable, so Ajv's own words would read "must be integer,null".
+    const message = e?.keyword === 'type' ? `must be ${String(e.params.type).split(',').join(' or ')}` : e?.message
+    return { ok: false, code: LineRejectCode.schema, reason: `${where} ${message ?? 'does not match the schema'}` }
   }
   return { ok: true, record: value as Record<string, unknown> }
 }

@@ -39,7 +39,9 @@ function value(name: string, f: FieldSchema, i: number, format: TimestampFormat)
     case 'integer': return String((i * 7919 + name.length * 31) % 65536)
     case 'number': return String(1 + (i % 97) / 8)
     case 'boolean': return i % 2 === 0 ? 'true' : 'false'
-    case 'array': return f.items?.type === 'integer' ? `[${i % 100},${(i + 1) % 100}]` : `[${JSON.stringify(`${name}-a`)},${JSON.stringify(`${name}-${i}`)}]`
+    case 'array':
+      if (f.items?.type === 'object') return `[{"type":"A","data":${JSON.stringify(`${name}-${i}`)}}]`
+      return f.items?.type === 'integer' ? `[${i % 100},${(i + 1) % 100}]` : `[${JSON.stringify(`${name}-a`)},${JSON.stringify(`${name}-${i}`)}]`
     case 'object': {
       const inner = f.additionalProperties
       if (typeof inner === 'object' && inner.type === 'number') return `{"h2h3_ratio_1h":0.${i % 10}5,"reqs_quantile_1h":${i % 100}}`

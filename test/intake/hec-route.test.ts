@@ -31,7 +31,8 @@ test('a Logpush splunk:// upload to /services/collector/raw is stored byte-exact
 test('without ?dataset= the dataset is recognised from the records', async (t) => {
   const server = await startServer(t)
   const nal = batchText('network_analytics_logs', 50)
-  const http = '{"RayID":"r","ClientRequestHost":"example.com","EdgeStartTimestamp":' + BIG_UNIXNANO + '}\n'
+  // RayID, ClientRequestHost and EdgeStartTimestamp are websocket_analytics fields too: CacheCacheStatus is http_requests' alone.
+  const http = '{"RayID":"r","ClientRequestHost":"example.com","CacheCacheStatus":"hit","EdgeStartTimestamp":' + BIG_UNIXNANO + '}\n'
   assert.equal((await hec(server, `/services/collector/raw?channel=${CHANNEL}`, nal)).status, 200)
   assert.equal((await hec(server, `/services/collector/raw?channel=${CHANNEL}`, http)).status, 200)
   assert.equal(await readStore(server, 'events', 'network_analytics_logs'), nal)

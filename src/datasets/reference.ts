@@ -1,0 +1,55 @@
+// Cloudflare's Logpush field reference as data (../shared/research/datasets.json): 37 dataset ids,
+// every field with its documented type. Read by the schema generator and by the test that holds
+// schemas/ to it; the service itself never reads it.
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+
+/** The type words the reference uses, verbatim from Cloudflare's field tables. */
+export type ReferenceType =
+  | 'string' | 'int' | 'float' | 'bool'
+  | 'array[string]' | 'array[int]' | 'array[object]' | 'object'
+  | 'int or string (timestamp)'
+
+export const REFERENCE_TYPES: readonly ReferenceType[] = [
+  'string', 'int', 'float', 'bool', 'array[string]', 'array[int]', 'array[object]', 'object', 'int or string (timestamp)'
+]
+
+export interface ReferenceField {
+  readonly name: string
+  readonly type: ReferenceType
+  readonly description: string
+  readonly deprecated: boolean
+  /** The type is inferred (a late addition, or undocumented): see `note`. */
+  readonly type_unverified?: boolean
+  readonly note?: string
+}
+
+export type Scope = 'zone' | 'account'
+
+export interface ReferenceDataset {
+  readonly scope: Scope
+  /** Only on the datasets that exist in both scopes. */
+  readonly scopes?: readonly Scope[]
+  readonly source: string
+  readonly in_api_enum: boolean
+  readonly fields: readonly ReferenceField[]
+}
+
+export type Reference = Readonly<Record<string, ReferenceDataset>>
+
+/** Where the reference sits beside a checkout: `../shared/research/datasets.json` from the repository root. */
+export const defaultReferencePath = fileURLToPath(new URL('../../../../shared/research/datasets.json', import.meta.url))
+
+export function loadReference(path: string = defaultReferencePath): Reference {
+  const ref = JSON.parse(readFileSync(path, 'utf8')) as Reference
+  for (const [id, d] of Object.entries(ref)) {
+    for (const f of d.fields) {
+      if (!REFERENCE_TYPES.includes(f.type)) throw new Error(`${path}: ${id}.${f.name} has type "${f.type}", which the generator does not know`)
+    }
+  }
+  return ref
+}
+
+export function scopesOf(d: ReferenceDataset): readonly Scope[] {
+  return d.scopes ?? [d.scope]
+}
