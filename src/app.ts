@@ -37,7 +37,7 @@ async function createSinks(
 ): Promise<Sink[]> {
   // The names and the namespace were checked against their patterns in config.
   const names = config.sinks.split(',')
-  const { ElasticsearchSink } = names.includes('elasticsearch') ? await import('./sinks/elasticsearch/index.js') : { ElasticsearchSink: null }
+  const { ElasticsearchSink, loadEcs } = names.includes('elasticsearch') ? await import('./sinks/elasticsearch/index.js') : { ElasticsearchSink: null, loadEcs: null }
   const { SplunkHecSink } = names.includes('splunk') ? await import('./sinks/splunk-hec/index.js') : { SplunkHecSink: null }
   /** A per-dataset value from CONFIG_FILE's routes, for the datasets that set it. */
   const perDataset = (pick: (r: DatasetRoute) => string | undefined): Map<string, string> =>
@@ -69,7 +69,7 @@ async function createSinks(
         log: ctx.log.child({ sink: 'splunk' })
       })
     }
-    if (!ElasticsearchSink) throw new Error(`unknown destination ${name}`)
+    if (!ElasticsearchSink || !loadEcs) throw new Error(`unknown destination ${name}`)
     return new ElasticsearchSink({
       url: config.elasticsearchUrl,
       apiKey: config.elasticsearchApiKey,
@@ -85,6 +85,8 @@ async function createSinks(
       requestTimeoutMs: config.elasticsearchRequestTimeoutMs,
       modes: { indexMode: config.elasticsearchIndexMode as 'standard' | 'logsdb', sourceMode: config.elasticsearchSourceMode as 'stored' | 'synthetic' },
       datasets: new Map([...ctx.datasets].map(([k, d]) => [k, d.schema])),
+      ecs: loadEcs(join(schemasDir, 'ecs')),
+      format: config.elasticsearchFormat as 'ecs' | 'elastic-integration',
       log: ctx.log.child({ sink: 'elasticsearch' })
     })
   })

@@ -214,6 +214,13 @@ export const settings = {
     enum: ['stored', 'synthetic'],
     description: 'index.mapping.source.mode: stored keeps each line exactly as sent; synthetic rebuilds _source from indexed values (smaller; needs an Enterprise licence; numbers, order and arrays change)'
   },
+  elasticsearchFormat: {
+    env: 'ELASTICSEARCH_FORMAT',
+    type: 'string',
+    default: 'ecs',
+    enum: ['ecs', 'elastic-integration'],
+    description: 'ecs: our documents (ECS fields + the line) in logs-cloudflare.<dataset>-<namespace>; elastic-integration: {@timestamp, message} in Elastic\'s logs-cloudflare_logpush.<stream>-<namespace> for the datasets its integration covers'
+  },
   splunkHecUrl: { env: 'SPLUNK_HEC_URL', type: 'string', default: 'https://127.0.0.1:8088', description: 'Splunk HEC base URL, with SINKS=splunk (/services/collector/event is appended)' },
   splunkHecToken: { env: 'SPLUNK_HEC_TOKEN', type: 'string', default: '', secret: true, description: 'HEC token, sent as "Authorization: Splunk <token>"' },
   splunkHecCaFile: { env: 'SPLUNK_HEC_CA_FILE', type: 'string', default: '', description: 'PEM file of the CA that signed the HEC certificate' },

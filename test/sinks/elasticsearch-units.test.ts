@@ -1,6 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { backoffMs, classifyItem, classifyRequest, documentId, documentText, eventTime, oneTooLarge, stopCause } from '../../src/sinks/elasticsearch/index.js'
+import { join } from 'node:path'
+import { backoffMs, classifyItem, classifyRequest, compileEcs, documentId, documentText, eventTime, loadEcs, oneTooLarge, stopCause } from '../../src/sinks/elasticsearch/index.js'
+import { schemasDir } from '../../src/paths.js'
 
 test('bulk item statuses: created, duplicate, retry or reject', () => {
   const table: Array<[number, string]> = [
@@ -91,7 +93,9 @@ test('event time from every Cloudflare timestamp format, nanoseconds exact', () 
 
 test('documents put ECS fields in front and keep the line exactly', () => {
   const line = '{"RayID":"r1","EdgeStartTimestamp":1652295571783000123,"ClientIP":"192.0.2.1"}'
-  const doc = documentText(line, JSON.parse(line), { dataset: 'http_requests', namespace: 'default', eventTimeField: 'EdgeStartTimestamp', ingested: '2026-11-24T07:00:00.000Z' })
+  const ecs = loadEcs(join(schemasDir, 'ecs'))
+  const builder = compileEcs(ecs.mappings.get('http_requests')!, ecs.types)
+  const doc = documentText(line, JSON.parse(line), { dataset: 'http_requests', namespace: 'default', eventTimeField: 'EdgeStartTimestamp', ingested: '2026-11-24T07:00:00.000Z', ecs: builder })
   assert.ok(doc.endsWith(line.slice(1)), 'the Cloudflare fields follow unchanged')
   const parsed = JSON.parse(doc)
   assert.equal(parsed['@timestamp'], '2022-05-11T18:59:31.783000123Z')

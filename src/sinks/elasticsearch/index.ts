@@ -1,5 +1,6 @@
 export { ElasticsearchSink, type ElasticsearchSinkOptions } from './sink.js'
-export { indexTemplate, dataStreamName, templateName, fieldMapping, storageSettings, type StorageModes } from './mapping.js'
-export { documentId, documentText } from './document.js'
+export { indexTemplate, dataStreamName, integrationDataStreamName, templateName, fieldMapping, ecsMappings, storageSettings, type StorageModes } from './mapping.js'
+export { documentId, documentText, integrationDocumentText } from './document.js'
+export { loadEcs, compileEcs, communityId, ruleTargets, type EcsSet, type EcsMapping, type EcsRule, type EcsType } from './ecs.js'
 export { eventTime } from '../event-time.js'
 export { classifyItem, classifyRequest, stopCause, oneTooLarge, backoffMs } from './classify.js'

@@ -1,6 +1,7 @@
 // Index templates generated from schemas/<dataset>.json: the file that validates a line also
 // decides how Elasticsearch indexes it, so the two cannot drift apart.
 import type { DatasetSchema, FieldSchema } from '../../dataset-schema.js'
+import { ruleTargets, type EcsMapping, type EcsType } from './ecs.js'
 
 type Mapping = Record<string, unknown>
 
@@ -10,6 +11,11 @@ export function dataStreamName(dataset: string, namespace: string): string {
 
 export function templateName(dataset: string): string {
   return `logs-cloudflare.${dataset}`
+}
+
+/** Elastic's own data stream for a dataset its Cloudflare Logpush integration covers (ELASTICSEARCH_FORMAT=elastic-integration). */
+export function integrationDataStreamName(stream: string, namespace: string): string {
+  return `logs-cloudflare_logpush.${stream}-${namespace}`
 }
 
 export function fieldMapping(f: FieldSchema): Mapping {
@@ -37,47 +43,22 @@ export function fieldMapping(f: FieldSchema): Mapping {
   }
 }
 
-/** Fields this service adds to every document (ECS), beside the Cloudflare ones. */
-export const ecsMappings: Mapping = {
+/** Fields this service adds to every document, whatever the dataset. */
+export const baseEcsMappings: Mapping = {
   '@timestamp': { type: 'date_nanos' },
   ecs: { properties: { version: { type: 'keyword' } } },
   data_stream: { properties: { type: { type: 'keyword' }, dataset: { type: 'keyword' }, namespace: { type: 'keyword' } } },
-  event: {
-    properties: {
-      dataset: { type: 'keyword' },
-      module: { type: 'keyword' },
-      kind: { type: 'keyword' },
-      category: { type: 'keyword' },
-      type: { type: 'keyword' },
-      outcome: { type: 'keyword' },
-      action: { type: 'keyword' },
-      id: { type: 'keyword' },
-      ingested: { type: 'date' }
-    }
-  },
-  source: { properties: endpoint() },
-  destination: { properties: endpoint() },
-  network: { properties: { transport: { type: 'keyword' }, direction: { type: 'keyword' }, protocol: { type: 'keyword' }, iana_number: { type: 'keyword' } } },
-  http: {
-    properties: {
-      request: { properties: { method: { type: 'keyword' }, bytes: { type: 'long' }, referrer: { type: 'keyword', ignore_above: 8191 } } },
-      response: { properties: { status_code: { type: 'long' }, bytes: { type: 'long' }, mime_type: { type: 'keyword' } } }
-    }
-  },
-  url: { properties: { original: { type: 'keyword', ignore_above: 8191 }, domain: { type: 'keyword' }, path: { type: 'keyword', ignore_above: 8191 }, scheme: { type: 'keyword' } } },
-  user_agent: { properties: { original: { type: 'keyword', ignore_above: 8191 } } },
-  tls: { properties: { version_protocol: { type: 'keyword' }, cipher: { type: 'keyword' } } },
-  rule: { properties: { id: { type: 'keyword' }, name: { type: 'keyword' }, ruleset: { type: 'keyword' } } },
-  observer: { properties: { name: { type: 'keyword' }, geo: { properties: { country_iso_code: { type: 'keyword' }, city_name: { type: 'keyword' } } } } }
+  event: { properties: { dataset: { type: 'keyword' }, module: { type: 'keyword' }, kind: { type: 'keyword' }, ingested: { type: 'date' } } }
 }
 
-function endpoint(): Mapping {
-  return {
-    ip: { type: 'ip' },
-    port: { type: 'long' },
-    bytes: { type: 'long' },
-    as: { properties: { number: { type: 'long' }, organization: { properties: { name: { type: 'keyword' } } } } },
-    geo: { properties: { country_iso_code: { type: 'keyword' }, city_name: { type: 'keyword' }, region_iso_code: { type: 'keyword' } } }
+function ecsFieldMapping(type: EcsType): Mapping {
+  switch (type) {
+    // A 40 KB URL or user agent keeps its document: Lucene's term limit is 32 KB.
+    case 'keyword': return { type: 'keyword', ignore_above: 8191 }
+    case 'ip': return { type: 'ip', ignore_malformed: true }
+    case 'date': return { type: 'date_nanos' }
+    case 'flattened': return { type: 'flattened' }
+    default: return { type }
   }
 }
 
@@ -97,7 +78,29 @@ export function storageSettings(modes: StorageModes): Mapping {
   return { 'index.mode': modes.indexMode, 'index.mapping.source.mode': modes.sourceMode }
 }
 
-export function indexTemplate(dataset: string, schema: DatasetSchema, modes: StorageModes = { indexMode: 'standard', sourceMode: 'stored' }): Mapping {
+/** The mapping of every ECS field a dataset's schemas/ecs file can write, typed from schemas/ecs/_types.yaml. */
+export function ecsMappings(mapping: EcsMapping | undefined, types: ReadonlyMap<string, EcsType>): Mapping {
+  const root: Mapping = structuredClone(baseEcsMappings)
+  for (const rule of mapping?.rules ?? []) {
+    for (const target of ruleTargets(rule)) {
+      const keys = target.split('.')
+      let props = root
+      for (const k of keys.slice(0, -1)) {
+        const node = (props[k] ??= { properties: {} }) as { properties?: Mapping }
+        props = (node.properties ??= {})
+      }
+      props[keys[keys.length - 1]!] = ecsFieldMapping(types.get(target)!)
+    }
+  }
+  return root
+}
+
+export function indexTemplate(
+  dataset: string,
+  schema: DatasetSchema,
+  ecs?: { mapping: EcsMapping | undefined, types: ReadonlyMap<string, EcsType> },
+  modes: StorageModes = { indexMode: 'standard', sourceMode: 'stored' }
+): Mapping {
   const properties: Mapping = {}
   for (const [name, f] of Object.entries(schema.properties)) properties[name] = fieldMapping(f)
   return {
@@ -112,7 +115,7 @@ export function indexTemplate(dataset: string, schema: DatasetSchema, modes: Sto
         // New Cloudflare fields (schema drift) still index: strings as keywords, numbers as numbers.
         dynamic: true,
         dynamic_templates: [{ strings_as_keyword: { match_mapping_type: 'string', mapping: { type: 'keyword', ignore_above: 8191 } } }],
-        properties: { ...ecsMappings, ...properties }
+        properties: { ...ecsMappings(ecs?.mapping, ecs?.types ?? new Map()), ...properties }
       }
     }
   }

@@ -13,8 +13,9 @@ import type { DatasetSchema } from '../../dataset-schema.js'
 import { LineRejectCode, SinkStopCode } from '../../errors.js'
 import { DeliveryStopped, type DeliveryBatch, type DeliveryResult, type Progress, type Rejection, type Sink, type StoppedState } from '../sink.js'
 import { backoffMs, classifyItem, classifyRequest, oneTooLarge, stopCause } from './classify.js'
-import { documentId, documentText } from './document.js'
-import { dataStreamName, indexTemplate, templateName, type StorageModes } from './mapping.js'
+import { documentId, documentText, integrationDocumentText } from './document.js'
+import { compileEcs, type EcsBuilder, type EcsSet } from './ecs.js'
+import { dataStreamName, indexTemplate, integrationDataStreamName, templateName, type StorageModes } from './mapping.js'
 
 export interface ElasticsearchSinkOptions {
   readonly url: string
@@ -33,6 +34,10 @@ export interface ElasticsearchSinkOptions {
   /** index.mode and index.mapping.source.mode of our templates; standard and stored when absent. */
   readonly modes?: StorageModes
   readonly datasets: ReadonlyMap<string, DatasetSchema>
+  /** ECS mappings from schemas/ecs; absent: documents carry only the fields every document gets. */
+  readonly ecs?: EcsSet
+  /** `ecs` (ours) or `elastic-integration` (Elastic's data streams and document shape where it covers the dataset). */
+  readonly format?: 'ecs' | 'elastic-integration'
   readonly log: Logger
 }
 
@@ -67,6 +72,7 @@ export class ElasticsearchSink implements Sink {
   readonly name = 'elasticsearch'
   readonly client: Client
   private templates: Promise<void> | null = null
+  private readonly builders = new Map<string, EcsBuilder>()
 
   constructor (private readonly opts: ElasticsearchSinkOptions) {
     const auth = opts.apiKey ? { apiKey: opts.apiKey } : opts.username ? { username: opts.username, password: opts.password } : undefined
@@ -80,6 +86,12 @@ export class ElasticsearchSink implements Sink {
       requestTimeout: opts.requestTimeoutMs,
       compression: false
     })
+    for (const [dataset, mapping] of opts.ecs?.mappings ?? []) this.builders.set(dataset, compileEcs(mapping, opts.ecs!.types))
+  }
+
+  /** Elastic's stream for the dataset when this sink writes for Elastic's integration and it covers the dataset. */
+  private integrationStream(dataset: string): string | null {
+    return this.opts.format === 'elastic-integration' ? this.opts.ecs?.mappings.get(dataset)?.elastic ?? null : null
   }
 
   /** Installs the index templates; if Elasticsearch is not up yet, delivery tries again later. */
@@ -88,12 +100,29 @@ export class ElasticsearchSink implements Sink {
     await this.ensureTemplates().catch((err: unknown) => {
       this.opts.log.error({ err: describe(err) }, 'Could not install the Elasticsearch index templates yet; will retry before the next delivery.')
     })
+    if (this.opts.format === 'elastic-integration') await this.checkIntegrationAssets().catch(() => {})
+  }
+
+  /** Says once, at start, which of Elastic's data streams lack the integration's templates (then nothing parses `message`). */
+  private async checkIntegrationAssets(): Promise<void> {
+    const streams = [...this.opts.datasets.keys()].map((d) => this.integrationStream(d)).filter((s): s is string => s !== null)
+    if (streams.length === 0) return
+    const res = await this.client.transport.request<{ index_templates?: Array<{ name: string }> }>(
+      { method: 'GET', path: '/_index_template/logs-cloudflare_logpush.*' }, { ignore: [404], maxRetries: 0 })
+    const installed = new Set((res.index_templates ?? []).map((t) => t.name))
+    const missing = streams.filter((s) => !installed.has(`logs-cloudflare_logpush.${s}`))
+    if (missing.length > 0) {
+      this.opts.log.warn({ streams: missing }, 'ELASTICSEARCH_FORMAT=elastic-integration but Elastic\'s Cloudflare Logpush integration assets are not installed for these streams; their documents stay unparsed until it is.')
+    }
   }
 
   private ensureTemplates(): Promise<void> {
     this.templates ??= (async () => {
       for (const [dataset, schema] of this.opts.datasets) {
-        await this.client.indices.putIndexTemplate({ name: templateName(dataset), ...indexTemplate(dataset, schema, this.opts.modes) } as never)
+        // Elastic's integration owns the templates of its data streams: ours would fight its mappings and pipelines.
+        if (this.integrationStream(dataset)) continue
+        const ecs = this.opts.ecs ? { mapping: this.opts.ecs.mappings.get(dataset), types: this.opts.ecs.types } : undefined
+        await this.client.indices.putIndexTemplate({ name: templateName(dataset), ...indexTemplate(dataset, schema, ecs, this.opts.modes) } as never)
       }
     })().catch((err: unknown) => {
       this.templates = null
@@ -112,13 +141,19 @@ export class ElasticsearchSink implements Sink {
     const schema = this.opts.datasets.get(batch.dataset)
     if (!schema) throw new Error(`no schema for dataset ${batch.dataset}`)
     const namespace = this.opts.namespaces?.get(batch.dataset) ?? this.opts.namespace
+    const stream = this.integrationStream(batch.dataset)
+    const ecs = this.builders.get(batch.dataset)
     const ctx = {
       dataset: batch.dataset,
       namespace,
       eventTimeField: schema['x-event-time'],
-      ingested: new Date().toISOString()
+      ingested: new Date().toISOString(),
+      ...(ecs ? { ecs } : {})
     }
-    const index = dataStreamName(batch.dataset, namespace)
+    const index = stream ? integrationDataStreamName(stream, namespace) : dataStreamName(batch.dataset, namespace)
+    const toDocument = stream
+      ? (line: string, record: Record<string, unknown>) => integrationDocumentText(line, record, { stream, namespace, eventTimeField: ctx.eventTimeField, ingested: ctx.ingested })
+      : (line: string, record: Record<string, unknown>) => documentText(line, record, ctx)
     const report = { delivered: 0, duplicates: 0 }
     // Bulks finish out of order; their refused lines are dead-lettered, and the batch
     // checkpointed, as soon as every bulk before them has finished too. No more than
@@ -162,7 +197,7 @@ export class ElasticsearchSink implements Sink {
       if (failure) break
       if (line.length === 0) continue
       const record = JSON.parse(line) as Record<string, unknown>
-      const doc = documentText(line, record, ctx)
+      const doc = toDocument(line, record)
       chunk.push({ id: documentId(batch.dataset, line), raw: line, doc })
       chunkBytes += doc.length + 100
       if (chunkBytes >= this.opts.bulkBytes) await flush()
