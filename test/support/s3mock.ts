@@ -21,7 +21,7 @@ export interface S3MockServer {
 
 const VERSION = '5.2.0';
 const DEPENDENCY_PLUGIN = 'org.apache.maven.plugins:maven-dependency-plugin:3.6.1';
-const STARTUP_TIMEOUT_MS = 120_000;
+const STARTUP_TIMEOUT_MS = 300_000;
 
 function cacheDir(): string {
   return path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'logpush-receiver', 's3mock');
@@ -76,7 +76,7 @@ export async function launchS3Mock(log: (line: string) => void = () => {}): Prom
     process.env.JAVA_HOME ? path.join(process.env.JAVA_HOME, 'bin', 'java') : 'java',
     [
       // Small heap: objects live on disk (the store root), the JVM only moves them.
-      '-Xmx256m',
+      '-Xmx512m',
       '-jar', jar,
       '--server.ssl.enabled=false',
       `--server.port=${port}`,
