@@ -16,6 +16,7 @@ import { Forwarder, Spool, type DeadLetter, type SpoolBatch } from './spool/inde
 import { FileSink, DiscardSink, RotatingFiles, type Rejection, type Sink } from './sinks/index.js'
 import { Stats, cached, healthPlugin, metricsPlugin, type Readiness } from './observability/index.js'
 import { schemasDir, version } from './paths.js'
+import type { BucketSource } from './sources/bucket/index.js'
 
 export interface BuiltApp {
   readonly app: FastifyInstance
@@ -108,6 +109,39 @@ export function groupDeliveryDeadLetters(rejected: readonly Rejection[], time: s
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/
+
+/** Bucket sources from CONFIG_FILE; the S3 client is loaded only when one is configured. */
+async function createSources(
+  config: Config,
+  ctx: { dataDir: string, datasets: ReadonlyMap<string, Dataset>, spool: Spool, stats: Stats, pool: ParsePool | null, commit: (batch: SpoolBatch, digest: string) => Promise<CommitResult>, challenges: ChallengeLog, log: Logger }
+): Promise<BucketSource[]> {
+  if (config.sources.length === 0) return []
+  const { BucketSource, createBucketClient, ingestObject } = await import('./sources/bucket/index.js')
+  const objects = {
+    spool: ctx.spool,
+    stats: ctx.stats,
+    pool: ctx.pool,
+    maxLineBytes: config.maxLineBytes,
+    maxInflatedBytes: config.maxInflatedBytes,
+    driftFieldsMax: config.driftFieldsMax,
+    commit: ctx.commit
+  }
+  const sources = config.sources.map((sc) => {
+    const dataset = ctx.datasets.get(sc.dataset)
+    if (!dataset) throw new ConfigInvalid(`CONFIG_FILE source "${sc.name}" names dataset "${sc.dataset}", which has no schema; known: ${[...ctx.datasets.keys()].join(', ')}`)
+    return new BucketSource({
+      config: sc,
+      client: createBucketClient(sc),
+      dir: join(ctx.dataDir, 'sources', sc.name),
+      ingest: (body, digest, label) => ingestObject(objects, dataset, body, digest, label),
+      refusal: () => ctx.spool.refusal(),
+      onChallenge: (c) => ctx.challenges.add({ dataset: c.dataset, receivedAt: new Date().toISOString(), requestId: `s3://${sc.bucket}/${c.key}`, token: c.token }),
+      log: ctx.log
+    })
+  })
+  for (const s of sources) await s.init()
+  return sources
+}
 
 function httpReason(status: number): string {
   return STATUS_CODES[status] ?? 'Error'
@@ -252,7 +286,8 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       sinks: () => new Map(forwarders.map((f) => {
         const s = f.status() as { pendingLines: number, pendingBytes: number, oldestPendingAgeSeconds: number, stopped?: { code: string } | null }
         return [f.name, { pendingLines: s.pendingLines, pendingBytes: s.pendingBytes, oldestPendingAgeSeconds: s.oldestPendingAgeSeconds, failing: f.failing, stopped: s.stopped?.code ?? null }]
-      }))
+      })),
+      sources: () => new Map(sources.map((s) => [s.name, s.gauges()]))
     })
     await scope.register(healthPlugin, {
       version,
@@ -261,9 +296,12 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       sinks: () => ({
         spool: { bytes: spool.bytes(), highWatermarkBytes: config.spoolHighWatermarkBytes },
         ...Object.fromEntries(forwarders.map((f) => [f.name, f.status()]))
-      })
+      }),
+      sources: () => Object.fromEntries(sources.map((s) => [s.name, s.status()]))
     })
   })
+  const challenges = new ChallengeLog(config.challengesKept)
+  let sources: BucketSource[] = []
   const workers = config.parseWorkers === -1 ? availableParallelism() : config.parseWorkers
   const pool = workers > 0 ? new ParsePool(workers, { schemasDir, driftFieldsMax: config.driftFieldsMax, driftFieldNameMaxChars: config.driftFieldNameMaxChars, maxLineBytes: config.maxLineBytes }, log) : null
   const intake = {
@@ -271,7 +309,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     datasets,
     spool,
     stats,
-    challenges: new ChallengeLog(config.challengesKept),
+    challenges,
     tokens,
     authHeader: config.authHeader,
     limits: {
@@ -289,6 +327,8 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   }
   await app.register(intakePlugin, intake)
   await app.register(hecPlugin, intake)
+  sources = await createSources(config, { dataDir, datasets, spool, stats, pool, commit, challenges, log })
+  for (const s of sources) s.start()
 
   return {
     // pino's Logger type is wider than fastify's base logger type; the instance is the same.
@@ -312,6 +352,8 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       clearInterval(diskTimer)
       const started = Date.now()
       await app.close()
+      // Sources first: an object being read is abandoned unrecorded and read again at the next start.
+      await Promise.all(sources.map((s) => s.stop()))
       // Deliver what the destinations take within the grace period; the rest stays spooled.
       await Promise.all(forwarders.map((f) => f.drained(Math.max(0, graceMs - (Date.now() - started)))))
       await Promise.all(forwarders.map((f) => f.stop(Math.max(0, graceMs - (Date.now() - started)))))

@@ -56,6 +56,12 @@ export const IntakeClientGone = createError('LPR_ERR_INTAKE_CLIENT_GONE', 'The c
 export const ConfigInvalid = createError('LPR_ERR_CONFIG_INVALID', 'Invalid configuration: %s', 500)
 export const SpoolStateUnreadable = createError('LPR_ERR_SPOOL_STATE_UNREADABLE', 'Cannot read %s (%s); not starting rather than guessing: %s', 500)
 export const SpoolDiskUnknown = createError('LPR_ERR_SPOOL_DISK_UNKNOWN', 'Cannot read the free space of %s (%s): the disk guard SPOOL_MIN_FREE_BYTES cannot work; fix the volume or set SPOOL_MIN_FREE_BYTES=0 to run without it', 500)
+// Bucket sources: not answers (nobody is waiting), but the codes /health, /metrics and the log show.
+export const SourceBadGzip = createError('LPR_ERR_SOURCE_BAD_GZIP', 'Object is not valid gzip (corrupt or truncated): %s', 422)
+export const SourceInflatedTooLarge = createError('LPR_ERR_SOURCE_INFLATED_TOO_LARGE', 'Object decompresses to more than %d bytes (MAX_INFLATED_BYTES)', 422)
+export const SourceAccessDenied = createError('LPR_ERR_SOURCE_ACCESS_DENIED', 'The bucket refused %s: %s. The reader needs s3:ListBucket on the bucket and s3:GetObject on the prefix', 403)
+export const SourceThrottled = createError('LPR_ERR_SOURCE_THROTTLED', 'The bucket asked us to slow down (%s); backing off', 503)
+export const SourceUnavailable = createError('LPR_ERR_SOURCE_UNAVAILABLE', 'Could not %s: %s', 502)
 
 /** Codes of lines that are dead-lettered, not answered: one bad line never fails its batch. */
 export const LineRejectCode = {
@@ -88,7 +94,8 @@ export const allCodes: readonly string[] = [
   ...[
     IntakeTokenMissing, IntakeTokenMalformed, IntakeTokenInvalid, IntakeUnknownDataset, IntakeUnsupportedEncoding, IntakeBodyTooLarge,
     IntakeInflatedTooLarge, IntakeBadGzip, IntakeNotReady, PipelineLineTooLong, PipelineNotNdjson,
-    PipelineUnknownDataset, PipelineLinesBusy, IntakeClientGone, ConfigInvalid, SpoolStateUnreadable, SpoolDiskUnknown
+    PipelineUnknownDataset, PipelineLinesBusy, IntakeClientGone, ConfigInvalid, SpoolStateUnreadable, SpoolDiskUnknown,
+    SourceBadGzip, SourceInflatedTooLarge, SourceAccessDenied, SourceThrottled, SourceUnavailable
   ].map((E) => new E().code),
   ...Object.values(LineRejectCode),
   ...Object.values(SinkStopCode)

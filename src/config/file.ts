@@ -8,6 +8,7 @@ import { Ajv } from 'ajv'
 import { parse as parseYaml } from 'yaml'
 import { ConfigInvalid } from '../errors.js'
 import { settings, type SettingDef } from './settings.js'
+import { bucketSourceSchema, normalizeSources, type BucketSourceConfig } from './sources.js'
 
 export interface DatasetRoute {
   /** Destinations (a subset of SINKS) that get this dataset; all of SINKS when absent. */
@@ -19,6 +20,8 @@ export interface DatasetRoute {
 export interface ConfigFile {
   readonly settings: Readonly<Record<string, string>>
   readonly datasets: Readonly<Record<string, DatasetRoute>>
+  /** Buckets Logpush writes to, read by the service (src/sources/bucket). */
+  readonly sources: readonly BucketSourceConfig[]
 }
 
 const schema = {
@@ -49,7 +52,8 @@ const schema = {
           }
         }
       }
-    }
+    },
+    sources: { type: 'array', items: bucketSourceSchema }
   }
 }
 
@@ -78,9 +82,10 @@ export function readConfigFile(path: string): ConfigFile {
     }).join('; ')
     throw new ConfigInvalid(`CONFIG_FILE ${path}: ${why}`)
   }
-  const file = data as { settings?: Record<string, string | number | boolean>, datasets?: Record<string, DatasetRoute> }
+  const file = data as { settings?: Record<string, string | number | boolean>, datasets?: Record<string, DatasetRoute>, sources?: Array<Partial<BucketSourceConfig>> }
   return {
     settings: Object.fromEntries(Object.entries(file.settings ?? {}).map(([k, v]) => [k, String(v)])),
-    datasets: file.datasets ?? {}
+    datasets: file.datasets ?? {},
+    sources: normalizeSources(file.sources ?? [])
   }
 }

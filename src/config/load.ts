@@ -2,12 +2,15 @@ import { Ajv } from 'ajv'
 import { ConfigInvalid } from '../errors.js'
 import { settings, type SettingDef, type SettingKey } from './settings.js'
 import { readConfigFile, type DatasetRoute } from './file.js'
+import type { BucketSourceConfig } from './sources.js'
 
 type ValueOf<D extends SettingDef> = D['type'] extends 'integer' ? number : D['type'] extends 'boolean' ? boolean : string
 
 export type Config = { readonly [K in SettingKey]: ValueOf<(typeof settings)[K]> } & {
   /** Per-dataset routing from CONFIG_FILE; empty without one. */
   readonly routes: Readonly<Record<string, DatasetRoute>>
+  /** Bucket sources from CONFIG_FILE; empty without one. */
+  readonly sources: readonly BucketSourceConfig[]
 }
 
 const schema = {
@@ -31,7 +34,7 @@ const validate = new Ajv({ coerceTypes: true, useDefaults: true, allErrors: true
 
 /** Reads the settings from an environment (process.env by default), validated once and frozen. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const file = env.CONFIG_FILE ? readConfigFile(env.CONFIG_FILE) : { settings: {}, datasets: {} }
+  const file = env.CONFIG_FILE ? readConfigFile(env.CONFIG_FILE) : { settings: {}, datasets: {}, sources: [] }
   // Empty strings mean "unset" for every setting, the way shells and compose files write them.
   const input: Record<string, unknown> = {}
   for (const s of Object.values(settings) as SettingDef[]) {
@@ -45,6 +48,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const out: Record<string, unknown> = {}
   for (const [key, s] of Object.entries(settings) as [SettingKey, SettingDef][]) out[key] = input[s.env]
   out.routes = file.datasets
+  out.sources = file.sources
   const config = out as Config
   const sinks = new Set(config.sinks.split(','))
   for (const [dataset, route] of Object.entries(config.routes)) {
@@ -54,6 +58,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (config.spoolLowWatermarkBytes >= config.spoolHighWatermarkBytes) {
     throw new ConfigInvalid(`SPOOL_LOW_WATERMARK_BYTES (${config.spoolLowWatermarkBytes}) must be below SPOOL_HIGH_WATERMARK_BYTES (${config.spoolHighWatermarkBytes})`)
+  }
+  if (config.sources.length > 0 && config.dedupeWindowSeconds === 0) {
+    // A bucket object re-read after a crash is recognised by its (bucket, key, ETag) digest in the spool.
+    throw new ConfigInvalid('CONFIG_FILE has sources: DEDUPE_WINDOW_SECONDS must not be 0 (it keeps objects read again after a crash from being stored twice)')
   }
   if (sinks.has('splunk') && config.splunkHecToken === '') {
     throw new ConfigInvalid('SINKS names splunk: set SPLUNK_HEC_TOKEN (and SPLUNK_HEC_URL)')
@@ -71,5 +79,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     out[s.env] = s.secret ? (config[key] === '' ? '(unset)' : '(set)') : config[key]
   }
   if (Object.keys(config.routes).length > 0) out.routes = config.routes
+  // Sources name the variables that hold their keys, never the keys.
+  if (config.sources.length > 0) out.sources = config.sources
   return out
 }

@@ -13,6 +13,8 @@ export interface HealthOptions {
   readonly readiness: () => Promise<Readiness>
   /** Per-sink state, shown as is. */
   readonly sinks?: () => Record<string, unknown>
+  /** Per-source state (bucket sources), shown as is. */
+  readonly sources?: () => Record<string, unknown>
 }
 
 /** GET /health: 200 when this instance can accept batches, 503 when not, so a load balancer can act on it. */
@@ -26,7 +28,8 @@ export async function healthPlugin(app: FastifyInstance, opts: HealthOptions): P
       version: opts.version,
       uptimeSeconds: Math.round((Date.now() - opts.stats.startedAt) / 1000),
       datasets: opts.stats.toJSON(),
-      ...(opts.sinks ? { sinks: opts.sinks() } : {})
+      ...(opts.sinks ? { sinks: opts.sinks() } : {}),
+      ...(opts.sources ? { sources: opts.sources() } : {})
     }
   })
 }

@@ -14,6 +14,14 @@ export interface SinkGauges {
   readonly stopped?: string | null
 }
 
+export interface SourceGauges {
+  readonly seen: number
+  readonly done: number
+  readonly failed: number
+  readonly up: boolean
+  readonly newestDoneLagSeconds: number
+}
+
 export interface MetricsOptions {
   readonly stats: Stats
   readonly version: string
@@ -21,6 +29,8 @@ export interface MetricsOptions {
   readonly authorize: (headers: Record<string, string | string[] | undefined>) => void
   readonly spool: () => { bytes: number, accepting: boolean }
   readonly sinks: () => ReadonlyMap<string, SinkGauges>
+  /** Bucket sources by name (empty or absent without any). */
+  readonly sources?: () => ReadonlyMap<string, SourceGauges>
 }
 
 function escape(v: string): string {
@@ -111,6 +121,20 @@ export function renderMetrics(opts: MetricsOptions): string {
   for (const [sink, g] of sinks) o.sample('lpr_sink_up', { sink }, g.failing ? 0 : 1)
   o.family('lpr_sink_stopped', 'gauge', '1 while the destination refuses for a reason no line causes (credentials, cluster, settings), by code; lines wait in the spool.')
   for (const [sink, g] of sinks) if (g.stopped) o.sample('lpr_sink_stopped', { sink, code: g.stopped }, 1)
+
+  const sources = opts.sources?.() ?? new Map<string, SourceGauges>()
+  for (const [metric, help, key] of [
+    ['lpr_source_objects_seen_total', 'Bucket objects found by listing that were not settled yet.', 'seen'],
+    ['lpr_source_objects_done_total', 'Bucket objects whose lines are durable in the spool.', 'done'],
+    ['lpr_source_objects_failed_total', 'Bucket objects refused for good (not gzip, not NDJSON, too large, or out of attempts).', 'failed']
+  ] as const) {
+    o.family(metric, 'counter', help)
+    for (const [source, g] of sources) o.sample(metric, { source }, g[key])
+  }
+  o.family('lpr_source_newest_done_lag_seconds', 'gauge', 'Age (by LastModified) of the newest bucket object read into the spool.')
+  for (const [source, g] of sources) o.sample('lpr_source_newest_done_lag_seconds', { source }, g.newestDoneLagSeconds)
+  o.family('lpr_source_up', 'gauge', '0 while listing the bucket fails or reads are refused for permissions.')
+  for (const [source, g] of sources) o.sample('lpr_source_up', { source }, g.up ? 1 : 0)
 
   const mem = process.memoryUsage()
   const cpu = process.cpuUsage()

@@ -18,6 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchElasticsearch, type ElasticsearchNode } from './elasticsearch.js';
+import { launchS3Mock, type S3MockServer } from './s3mock.js';
 
 // `node --test dist/test/` (Node 20) treats every .js below a `test` directory as a test file,
 // including this one; running the runner from inside the runner would recurse.
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
   delete childEnv.ELASTICSEARCH_CONTROL_URL;
 
   let node: ElasticsearchNode | undefined;
+  let s3: S3MockServer | undefined;
   let control: Server | undefined;
   let child: ChildProcess | undefined;
 
@@ -43,6 +45,7 @@ async function main(): Promise<void> {
     (cleanupPromise ??= (async () => {
       control?.close();
       control?.closeAllConnections();
+      await s3?.stop().catch(() => {});
       if (node) {
         await node.destroy().catch((err: unknown) => {
           console.error(`[run-tests] failed to clean up Elasticsearch: ${String(err)}`);
@@ -64,6 +67,11 @@ async function main(): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
+  // S3Mock (bucket-source tests) starts beside Elasticsearch, in parallel: both take a while.
+  delete childEnv.TEST_S3_URL;
+  const s3Wanted = process.env.TEST_S3 === 'managed' || managed;
+  const s3Start = s3Wanted ? launchS3Mock((line) => console.error(line)).then((server) => (s3 = server)) : null;
+  s3Start?.catch(() => {});
   if (managed) {
     const verbose = process.env.ES_VERBOSE === '1' || process.env.ES_VERBOSE === 'true';
     const started = Date.now();
@@ -95,6 +103,20 @@ async function main(): Promise<void> {
     console.error(`[run-tests] using Elasticsearch at ${process.env.ELASTICSEARCH_URL} (ELASTICSEARCH_URL)`);
   } else {
     printSkipBanner();
+  }
+
+  if (s3Start) {
+    try {
+      await s3Start;
+    } catch (err) {
+      console.error(`\n[run-tests] FAILED to start S3Mock${ci ? ' (CI=true: a missing server is a failure)' : ''}:\n${err instanceof Error ? err.message : String(err)}`);
+      await cleanup();
+      process.exit(1);
+    }
+    console.error(`[run-tests] S3Mock at ${s3!.url}`);
+    childEnv.TEST_S3_URL = s3!.url;
+  } else if (process.env.TEST_S3_URL) {
+    childEnv.TEST_S3_URL = process.env.TEST_S3_URL;
   }
 
   const args = process.argv.slice(2);

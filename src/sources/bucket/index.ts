@@ -1,0 +1,6 @@
+export { BucketSource, type BucketSourceOptions, type SourceGauges } from './source.js'
+export { createBucketClient, type BucketClient, type ListedObject } from './client.js'
+export { ingestObject, objectDigest, type ObjectIngestOptions, type ObjectOutcome } from './ingest-object.js'
+export { classify, type Failure } from './classify.js'
+export { ProgressRecord } from './progress.js'
+export { dayOf, addDays, isChallenge, challengePrefix, datePrefix, closesAt } from './keys.js'
