@@ -230,7 +230,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       stats,
       version,
       authorize: (headers) => { if (metricsTokens) checkToken(metricsTokens, headers, '') },
-      spool: () => ({ bytes: spool.bytes(), accepting: spool.refusal() === null }),
+      spool: () => ({ bytes: spool.bytes(), accepting: spool.refusal() === null, highWatermarkBytes: config.spoolHighWatermarkBytes }),
       sinks: () => new Map(forwarders.map((f) => {
         const s = f.status() as { pendingLines: number, pendingBytes: number, oldestPendingAgeSeconds: number }
         return [f.name, { pendingLines: s.pendingLines, pendingBytes: s.pendingBytes, oldestPendingAgeSeconds: s.oldestPendingAgeSeconds, failing: f.failing }]

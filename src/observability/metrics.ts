@@ -26,7 +26,7 @@ export interface MetricsOptions {
   readonly version: string
   /** Throws a coded 401 when the scrape is not authorised (METRICS_TOKEN); app.ts supplies it. */
   readonly authorize: (headers: Record<string, string | string[] | undefined>) => void
-  readonly spool: () => { bytes: number, accepting: boolean }
+  readonly spool: () => { bytes: number, accepting: boolean, highWatermarkBytes: number }
   readonly sinks: () => ReadonlyMap<string, SinkGauges>
 }
 
@@ -107,6 +107,7 @@ export function createRegistry(opts: Omit<MetricsOptions, 'authorize'>): Registr
   registry.registerMetric(stats.requestSeconds)
 
   gauge(registry, 'lpr_spool_bytes', 'Bytes of accepted batches not yet delivered everywhere.', [], () => [[{}, opts.spool().bytes]])
+  gauge(registry, 'lpr_spool_high_watermark_bytes', 'SPOOL_HIGH_WATERMARK_BYTES: above it new batches are refused (for alerts on lpr_spool_bytes).', [], () => [[{}, opts.spool().highWatermarkBytes]])
   gauge(registry, 'lpr_spool_accepting', '1 while new batches are accepted, 0 while refused (watermark, disk).', [], () => [[{}, opts.spool().accepting ? 1 : 0]])
   for (const [metric, help, key] of [
     ['lpr_sink_pending_lines', 'Lines spooled but not yet delivered to the destination.', 'pendingLines'],

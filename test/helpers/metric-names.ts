@@ -6,7 +6,7 @@ export async function typeLines(): Promise<string[]> {
   const registry = createRegistry({
     stats: new Stats(['http_requests'], 10),
     version: 'test',
-    spool: () => ({ bytes: 0, accepting: true }),
+    spool: () => ({ bytes: 0, accepting: true, highWatermarkBytes: 1 }),
     sinks: () => new Map()
   })
   return (await registry.metrics()).split('\n').filter((l) => l.startsWith('# TYPE '))

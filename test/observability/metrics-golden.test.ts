@@ -56,6 +56,7 @@ const GOLDEN = `
 # TYPE lpr_http_requests_total counter
 # TYPE lpr_http_request_duration_seconds histogram
 # TYPE lpr_spool_bytes gauge
+# TYPE lpr_spool_high_watermark_bytes gauge
 # TYPE lpr_spool_accepting gauge
 # TYPE lpr_sink_pending_lines gauge
 # TYPE lpr_sink_pending_bytes gauge
