@@ -1,3 +1,3 @@
-export { loadConfig, describeConfig, type Config } from './load.js'
+export { loadConfig, describeConfig, startupErrorLine, type Config } from './load.js'
 export { settings, type SettingDef } from './settings.js'
 export type { DatasetRoute, ConfigFile } from './file.js'

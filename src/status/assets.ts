@@ -43,7 +43,7 @@ dl.facts dd { margin: 0; }
 meter { width: 12rem; vertical-align: middle; }
 td.conf { white-space: nowrap; }
 code.api, .rate { white-space: nowrap; }
-td.conf input { width: min(42rem, 60vw); font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .85rem; padding: .2rem; border: 1px solid #767676; }
+td.conf input { width: min(34rem, 45vw); font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .85rem; padding: .2rem; border: 1px solid #767676; }
 details summary { cursor: pointer; }
 details { margin: .3rem 0; }
 .summary { margin: .6rem 0; }

@@ -140,7 +140,7 @@ function sinksSection(v: StatusView): Html {
 <td class="n">${num(s.pendingLines)}</td>
 <td class="n">${bytes(s.pendingBytes)}</td>
 <td>${s.oldestPendingAgeSeconds > 0 ? duration(s.oldestPendingAgeSeconds) : html`<span class="muted">–</span>`}</td>
-<td>${chart(s.series, 'Lines delivered')} <span class="rate">${num(perMinute(s.series, v.windowMs))}/min</span> <span class="muted">(${num(s.delivered)} in all)</span></td>
+<td>${chart(s.series, 'Lines delivered')} <span class="rate">${num(perMinute(s.series, v.windowMs))}/min</span><br><span class="muted">${num(s.delivered)} since start</span></td>
 <td>${s.lastError === null ? html`<span class="muted">none</span>` : html`<code class="error">${s.lastError}</code>`}</td>
 </tr>`)}</tbody>
 </table>
