@@ -10,13 +10,14 @@ import compress from '@fastify/compress'
 import type { Logger } from 'pino'
 import type { Config, DatasetRoute } from './config/index.js'
 import { ConfigInvalid } from './errors.js'
-import { ChallengeLog, TokenSet, checkToken, ensureTokens, hecPlugin, intakePlugin, type CommitResult } from './intake/index.js'
+import { ChallengeLog, TokenSet, checkToken, destinationConf, ensureTokens, hecPlugin, intakePlugin, type CommitResult } from './intake/index.js'
 import { LineBudget, ParsePool, clip, loadDatasets, type Dataset } from './pipeline/index.js'
 import { Forwarder, Spool, type DeadLetter, type SpoolBatch } from './spool/index.js'
 import { FileSink, DiscardSink, RotatingFiles, type Rejection, type Sink } from './sinks/index.js'
 import { Stats, cached, healthPlugin, metricsPlugin, type Readiness } from './observability/index.js'
 import { schemasDir, version } from './paths.js'
 import type { BucketSource } from './sources/bucket/index.js'
+import { RecentDeadLetters, StatusAccess, statusPlugin } from './status/index.js'
 
 export interface BuiltApp {
   readonly app: FastifyInstance
@@ -143,6 +144,12 @@ async function createSources(
   return sources
 }
 
+/** Where a dataset's Logpush jobs live, from its schema's "x-scope" (a name or a list); zone when it says nothing. */
+function jobScopes(declared: unknown): Array<'zone' | 'account'> {
+  const list = (Array.isArray(declared) ? declared : [declared]).filter((s): s is 'zone' | 'account' => s === 'zone' || s === 'account')
+  return list.length > 0 ? [...new Set(list)] : ['zone']
+}
+
 function httpReason(status: number): string {
   return STATUS_CODES[status] ?? 'Error'
 }
@@ -172,6 +179,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   const rotation = { rotateBytes: config.eventsRotateBytes, rotateMs: config.eventsRotateSeconds * 1000, gzipRotated: config.eventsGzipRotated, log }
   const deadLetters = new RotatingFiles({ ...rotation, dir: join(dataDir, 'dead-letter'), kind: 'dead-letter' })
   await deadLetters.init()
+  const recentDeadLetters = new RecentDeadLetters(config.statusDeadLettersKept, new Set(datasets.keys()))
 
   for (const dataset of Object.keys(config.routes)) {
     if (!datasets.has(dataset)) throw new ConfigInvalid(`CONFIG_FILE names dataset "${dataset}", which has no schema; known: ${[...datasets.keys()].join(', ')}`)
@@ -184,9 +192,20 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     retryMaxMs: config.deliveryRetryMaxMs,
     onDelivered: (dataset, r, seconds) => stats.countDelivery(sink.name, dataset, r, seconds),
     async deadLetter(rejected) {
-      for (const [dataset, group] of groupDeliveryDeadLetters(rejected, new Date().toISOString())) {
+      const time = new Date().toISOString()
+      for (const [dataset, group] of groupDeliveryDeadLetters(rejected, time)) {
         await deadLetters.appendText(dataset, group.text)
         for (const [code, n] of group.byCode) stats.dataset(dataset).countRejected(code, n)
+      }
+      // The status page's ring keeps the newest few per dataset: only those are looked at.
+      const newest = new Map<string, Rejection[]>()
+      for (let i = rejected.length - 1; i >= 0; i--) {
+        const r = rejected[i]!
+        const kept = newest.get(r.dataset) ?? []
+        if (kept.length < config.statusDeadLettersKept) newest.set(r.dataset, [r, ...kept])
+      }
+      for (const [dataset, group] of newest) {
+        for (const r of group) recentDeadLetters.note(dataset, { time, stage: 'delivery', code: r.code, reason: r.reason, sink: r.sink, raw: r.raw })
       }
     }
   }))
@@ -199,7 +218,11 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   /** Dead letters first, then the segment: a crash in between repeats dead letters, never loses lines. */
   async function commit(batch: SpoolBatch, digest: string): Promise<CommitResult> {
     const sealed = await batch.seal()
-    if (sealed.deadLetterPath) await deadLetters.appendFile(batch.dataset, sealed.deadLetterPath)
+    if (sealed.deadLetterPath) {
+      await deadLetters.appendFile(batch.dataset, sealed.deadLetterPath)
+      // For the status page only: its failure must not fail a batch that is safely stored.
+      await recentDeadLetters.noteFile(batch.dataset, sealed.deadLetterPath).catch((err: unknown) => log.warn({ err }, 'Could not read the latest dead letters for the status page.'))
+    }
     const outcome = await batch.commit(digest)
     await batch.releaseDeadLetters()
     return { stored: !outcome.duplicate }
@@ -282,7 +305,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       stats,
       version,
       authorize: (headers) => { if (metricsTokens) checkToken(metricsTokens, headers, '') },
-      spool: () => ({ bytes: spool.bytes(), accepting: spool.refusal() === null }),
+      spool: () => ({ bytes: spool.bytes(), accepting: spool.refusal() === null, highWatermarkBytes: config.spoolHighWatermarkBytes }),
       sinks: () => new Map(forwarders.map((f) => {
         const s = f.status() as { pendingLines: number, pendingBytes: number, oldestPendingAgeSeconds: number, stopped?: { code: string } | null }
         return [f.name, { pendingLines: s.pendingLines, pendingBytes: s.pendingBytes, oldestPendingAgeSeconds: s.oldestPendingAgeSeconds, failing: f.failing, stopped: s.stopped?.code ?? null }]
@@ -298,6 +321,24 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
         ...Object.fromEntries(forwarders.map((f) => [f.name, f.status()]))
       }),
       sources: () => Object.fromEntries(sources.map((s) => [s.name, s.status()]))
+    })
+    await scope.register(statusPlugin, {
+      version,
+      stats,
+      readiness,
+      access: new StatusAccess([...tokenInfo.tokens, config.metricsToken]),
+      datasets: [...datasets.values()].map((d) => ({ name: d.name, scopes: jobScopes((d.schema as { 'x-scope'?: unknown })['x-scope']) })),
+      destinationConf: (dataset) => destinationConf(config.publicUrl, dataset, 'YOUR_TOKEN'),
+      deadLetters: recentDeadLetters,
+      spool: () => ({
+        bytes: spool.bytes(),
+        highWatermarkBytes: config.spoolHighWatermarkBytes,
+        lowWatermarkBytes: config.spoolLowWatermarkBytes,
+        minFreeBytes: config.spoolMinFreeBytes,
+        refusal: spool.refusal()
+      }),
+      sinks: () => forwarders.map((f) => ({ name: f.name, failing: f.failing, status: f.status() })),
+      dataDir: join(dataDir, 'spool')
     })
   })
   const challenges = new ChallengeLog(config.challengesKept)

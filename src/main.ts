@@ -1,6 +1,6 @@
 // The process: configuration, listen, signals. Everything else is built by app.ts.
 import { buildApp } from './app.js'
-import { describeConfig, loadConfig, type Config } from './config/index.js'
+import { describeConfig, loadConfig, startupErrorLine, type Config } from './config/index.js'
 import { destinationConfHints } from './intake/index.js'
 import { createLogger } from './observability/index.js'
 
@@ -9,7 +9,7 @@ async function main(): Promise<void> {
   try {
     config = loadConfig()
   } catch (err) {
-    process.stderr.write(`logpush-receiver: ${(err as Error).message}\n`)
+    process.stderr.write(startupErrorLine(err) + '\n')
     process.exit(1)
   }
   const log = createLogger(config.logLevel)
@@ -59,6 +59,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`logpush-receiver: could not start: ${(err as Error).stack ?? String(err)}\n`)
+  process.stderr.write(startupErrorLine(err) + '\n')
   process.exit(1)
 })

@@ -83,3 +83,13 @@ export function describeConfig(config: Config): Record<string, unknown> {
   if (config.sources.length > 0) out.sources = config.sources
   return out
 }
+
+/**
+ * The one line a failed start prints: the stable code first (README promises it, operators grep
+ * for it), then the message. Configuration errors are the operator's to fix, so no stack.
+ */
+export function startupErrorLine(err: unknown): string {
+  const e = err as { code?: unknown, message?: unknown, stack?: unknown }
+  if (typeof e?.code === 'string' && e.code.startsWith('LPR_ERR_')) return `logpush-receiver: ${e.code}: ${String(e.message)}`
+  return `logpush-receiver: could not start: ${typeof e?.stack === 'string' ? e.stack : String(err)}`
+}

@@ -235,7 +235,14 @@ export const settings = {
   splunkHecRequestTimeoutMs: { env: 'SPLUNK_HEC_REQUEST_TIMEOUT_MS', type: 'integer', default: 30_000, minimum: 1, description: 'Timeout of one HEC request, ms' },
   splunkHecAck: { env: 'SPLUNK_HEC_ACK', type: 'boolean', default: false, description: 'Indexer acknowledgement (Splunk Enterprise, token with useACK): a batch counts as delivered when its ackIds read true' },
   splunkHecAckPollMs: { env: 'SPLUNK_HEC_ACK_POLL_MS', type: 'integer', default: 10_000, minimum: 10, description: 'How often to poll /services/collector/ack, ms' },
-  splunkHecAckTimeoutMs: { env: 'SPLUNK_HEC_ACK_TIMEOUT_MS', type: 'integer', default: 300_000, minimum: 100, description: 'Resend a request whose ackId is not true after this long, ms (Splunk suggests about 5 minutes)' }
+  splunkHecAckTimeoutMs: { env: 'SPLUNK_HEC_ACK_TIMEOUT_MS', type: 'integer', default: 300_000, minimum: 100, description: 'Resend a request whose ackId is not true after this long, ms (Splunk suggests about 5 minutes)' },
+  statusDeadLettersKept: {
+    env: 'STATUS_DEAD_LETTERS_KEPT',
+    type: 'integer',
+    default: 10,
+    minimum: 0,
+    description: 'Latest dead letters per dataset the status page (GET /) keeps in memory, raw lines cut to 300 characters; 0 shows none'
+  }
 } as const satisfies Record<string, SettingDef>
 
 export type SettingKey = keyof typeof settings

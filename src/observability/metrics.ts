@@ -1,9 +1,18 @@
-// GET /metrics in the Prometheus text exposition format (version 0.0.4). Counters come from
-// Stats; gauges (spool, destinations, process) are read at scrape time. Label values are the
-// service's own (dataset and sink names, error codes, routes) or bounded (unknown field names,
+// GET /metrics in the Prometheus text exposition format (version 0.0.4), through prom-client: one
+// registry per app (tests build several in one process), its default process and Node.js metrics,
+// and ours. Counters live in Stats (the same numbers /health shows) and are copied into prom-client
+// at scrape time; gauges (spool, destinations) are read at scrape time too; the two histograms are
+// prom-client's own, observed as requests and deliveries finish. Label values are the service's
+// own (dataset and sink names, error codes, routes) or bounded (unknown field names,
 // DRIFT_FIELDS_MAX per dataset), so cardinality stays small.
+//
+// Names README documents and prom-client's defaults: process_cpu_seconds_total,
+// process_resident_memory_bytes and process_start_time_seconds are prom-client's (same names as
+// before); nodejs_heap_used_bytes is ours, kept for existing dashboards, and equals prom-client's
+// nodejs_heap_size_used_bytes.
 import type { FastifyInstance } from 'fastify'
-import type { Histogram, Stats } from './stats.js'
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import type { Stats } from './stats.js'
 
 export interface SinkGauges {
   readonly pendingLines: number
@@ -27,128 +36,125 @@ export interface MetricsOptions {
   readonly version: string
   /** Throws a coded 401 when the scrape is not authorised (METRICS_TOKEN); app.ts supplies it. */
   readonly authorize: (headers: Record<string, string | string[] | undefined>) => void
-  readonly spool: () => { bytes: number, accepting: boolean }
+  readonly spool: () => { bytes: number, accepting: boolean, highWatermarkBytes: number }
   readonly sinks: () => ReadonlyMap<string, SinkGauges>
   /** Bucket sources by name (empty or absent without any). */
   readonly sources?: () => ReadonlyMap<string, SourceGauges>
 }
 
-function escape(v: string): string {
-  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')
+type Labels = Record<string, string | number>
+/** One sample: its labels and its value. */
+type Sample = readonly [Labels, number]
+
+const finite = (v: number): number => (Number.isFinite(v) ? v : 0)
+
+/**
+ * A counter whose value lives elsewhere (Stats): at each scrape it is reset and set to what
+ * `read` yields, so prom-client renders it and Stats stays the one source of truth.
+ */
+function counter(registry: Registry, name: string, help: string, labelNames: readonly string[], read: () => Iterable<Sample>): void {
+  new Counter({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset()
+      for (const [labels, value] of read()) this.inc(labels, Math.max(0, finite(value)))
+    }
+  })
 }
 
-function labels(l: Record<string, string | number>): string {
-  const parts = Object.entries(l).map(([k, v]) => `${k}="${escape(String(v))}"`)
-  return parts.length ? `{${parts.join(',')}}` : ''
+/** A gauge read at scrape time. */
+function gauge(registry: Registry, name: string, help: string, labelNames: readonly string[], read: () => Iterable<Sample>): void {
+  new Gauge({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset()
+      for (const [labels, value] of read()) this.set(labels, finite(value))
+    }
+  })
 }
 
-class Out {
-  private readonly lines: string[] = []
-
-  family(name: string, type: 'counter' | 'gauge' | 'histogram', help: string): this {
-    this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
-    return this
-  }
-
-  sample(name: string, l: Record<string, string | number>, value: number): this {
-    this.lines.push(`${name}${labels(l)} ${Number.isFinite(value) ? value : 0}`)
-    return this
-  }
-
-  histogram(name: string, l: Record<string, string | number>, h: Histogram): this {
-    h.buckets.forEach((b, i) => this.sample(`${name}_bucket`, { ...l, le: b }, h.counts[i]!))
-    this.sample(`${name}_bucket`, { ...l, le: '+Inf' }, h.count)
-    this.sample(`${name}_sum`, l, h.sum)
-    this.sample(`${name}_count`, l, h.count)
-    return this
-  }
-
-  toString(): string {
-    return this.lines.join('\n') + '\n'
-  }
-}
-
-export function renderMetrics(opts: MetricsOptions): string {
+/** The registry behind /metrics; exported for the tests that pin its families. */
+export function createRegistry(opts: Omit<MetricsOptions, 'authorize'>): Registry {
   const { stats } = opts
-  const o = new Out()
-  const datasets = [...stats.datasets()]
-  o.family('lpr_build_info', 'gauge', 'Version of logpush-receiver.').sample('lpr_build_info', { version: opts.version }, 1)
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
 
-  const perDataset = (name: string, help: string, pick: (d: (typeof datasets)[number][1]) => number): void => {
-    o.family(name, 'counter', help)
-    for (const [dataset, d] of datasets) o.sample(name, { dataset }, pick(d))
-  }
+  gauge(registry, 'lpr_build_info', 'Version of logpush-receiver.', ['version'], () => [[{ version: opts.version }, 1]])
+
+  const perDataset = (name: string, help: string, pick: (d: ReturnType<Stats['dataset']>) => number): void =>
+    counter(registry, name, help, ['dataset'], () => [...stats.datasets()].map(([dataset, d]): Sample => [{ dataset }, pick(d)]))
   perDataset('lpr_batches_accepted_total', 'Batches stored in the spool.', (d) => d.batches)
   perDataset('lpr_lines_accepted_total', 'Valid lines stored in the spool.', (d) => d.accepted)
   perDataset('lpr_batches_deduplicated_total', 'Re-sent batches recognised and not stored again.', (d) => d.duplicates)
   perDataset('lpr_validation_uploads_total', 'Logpush validation uploads answered without storing.', (d) => d.pings)
   perDataset('lpr_challenges_total', 'Ownership-challenge tokens received (not stored).', (d) => d.challenges)
 
-  o.family('lpr_lines_rejected_total', 'counter', 'Lines dead-lettered, by reason code.')
-  for (const [dataset, d] of datasets) for (const [reason, n] of d.rejectedByCode) o.sample('lpr_lines_rejected_total', { dataset, reason }, n)
-  o.family('lpr_unknown_field_lines_total', 'counter', 'Lines carrying a field the dataset schema does not list (schema drift).')
-  for (const [dataset, d] of datasets) for (const [field, n] of d.unknownFields) o.sample('lpr_unknown_field_lines_total', { dataset, field }, n)
+  counter(registry, 'lpr_lines_rejected_total', 'Lines dead-lettered, by reason code.', ['dataset', 'reason'], function * () {
+    for (const [dataset, d] of stats.datasets()) for (const [reason, n] of d.rejectedByCode) yield [{ dataset, reason }, n]
+  })
+  counter(registry, 'lpr_unknown_field_lines_total', 'Lines carrying a field the dataset schema does not list (schema drift).', ['dataset', 'field'], function * () {
+    for (const [dataset, d] of stats.datasets()) for (const [field, n] of d.unknownFields) yield [{ dataset, field }, n]
+  })
 
   for (const [metric, help, key] of [
     ['lpr_lines_delivered_total', 'Lines a destination stored.', 'delivered'],
     ['lpr_lines_duplicate_total', 'Lines a destination already had (replays; Elasticsearch 409).', 'duplicates'],
     ['lpr_lines_dead_lettered_total', 'Lines a destination refused for good, now in the dead-letter store.', 'rejected']
   ] as const) {
-    o.family(metric, 'counter', help)
-    for (const [sink, bySet] of stats.sinks) for (const [dataset, c] of bySet) o.sample(metric, { sink, dataset }, c[key])
+    counter(registry, metric, help, ['sink', 'dataset'], function * () {
+      for (const [sink, bySet] of stats.sinks) for (const [dataset, c] of bySet) yield [{ sink, dataset }, c[key]]
+    })
   }
-  o.family('lpr_delivery_duration_seconds', 'histogram', 'Time to deliver one batch to a destination.')
-  for (const [sink, h] of stats.deliverySeconds) o.histogram('lpr_delivery_duration_seconds', { sink }, h)
+  registry.registerMetric(stats.deliverySeconds)
 
-  o.family('lpr_http_requests_total', 'counter', 'HTTP requests by route and status.')
-  for (const [route, byStatus] of stats.requests) for (const [status, n] of byStatus) o.sample('lpr_http_requests_total', { route, status }, n)
-  o.family('lpr_http_request_duration_seconds', 'histogram', 'HTTP request duration by route.')
-  for (const [route, h] of stats.requestSeconds) o.histogram('lpr_http_request_duration_seconds', { route }, h)
+  counter(registry, 'lpr_http_requests_total', 'HTTP requests by route and status.', ['route', 'status'], function * () {
+    for (const [route, byStatus] of stats.requests) for (const [status, n] of byStatus) yield [{ route, status }, n]
+  })
+  registry.registerMetric(stats.requestSeconds)
 
-  const spool = opts.spool()
-  o.family('lpr_spool_bytes', 'gauge', 'Bytes of accepted batches not yet delivered everywhere.').sample('lpr_spool_bytes', {}, spool.bytes)
-  o.family('lpr_spool_accepting', 'gauge', '1 while new batches are accepted, 0 while refused (watermark, disk).').sample('lpr_spool_accepting', {}, spool.accepting ? 1 : 0)
-  const sinks = opts.sinks()
+  gauge(registry, 'lpr_spool_bytes', 'Bytes of accepted batches not yet delivered everywhere.', [], () => [[{}, opts.spool().bytes]])
+  gauge(registry, 'lpr_spool_high_watermark_bytes', 'SPOOL_HIGH_WATERMARK_BYTES: above it new batches are refused (for alerts on lpr_spool_bytes).', [], () => [[{}, opts.spool().highWatermarkBytes]])
+  gauge(registry, 'lpr_spool_accepting', '1 while new batches are accepted, 0 while refused (watermark, disk).', [], () => [[{}, opts.spool().accepting ? 1 : 0]])
   for (const [metric, help, key] of [
     ['lpr_sink_pending_lines', 'Lines spooled but not yet delivered to the destination.', 'pendingLines'],
     ['lpr_sink_pending_bytes', 'Spool bytes the destination still has to take.', 'pendingBytes'],
     ['lpr_sink_oldest_pending_age_seconds', 'Age of the oldest line the destination has not taken.', 'oldestPendingAgeSeconds']
   ] as const) {
-    o.family(metric, 'gauge', help)
-    for (const [sink, g] of sinks) o.sample(metric, { sink }, g[key])
+    gauge(registry, metric, help, ['sink'], () => [...opts.sinks()].map(([sink, g]): Sample => [{ sink }, g[key]]))
   }
-  o.family('lpr_sink_up', 'gauge', '0 while deliveries to the destination fail.')
-  for (const [sink, g] of sinks) o.sample('lpr_sink_up', { sink }, g.failing ? 0 : 1)
-  o.family('lpr_sink_stopped', 'gauge', '1 while the destination refuses for a reason no line causes (credentials, cluster, settings), by code; lines wait in the spool.')
-  for (const [sink, g] of sinks) if (g.stopped) o.sample('lpr_sink_stopped', { sink, code: g.stopped }, 1)
+  gauge(registry, 'lpr_sink_up', '0 while deliveries to the destination fail.', ['sink'], () => [...opts.sinks()].map(([sink, g]): Sample => [{ sink }, g.failing ? 0 : 1]))
+  gauge(registry, 'lpr_sink_stopped', '1 while the destination refuses for a reason no line causes (credentials, cluster, settings), by code; lines wait in the spool.', ['sink', 'code'],
+    () => [...opts.sinks()].flatMap(([sink, g]): Sample[] => (g.stopped ? [[{ sink, code: g.stopped }, 1]] : [])))
 
-  const sources = opts.sources?.() ?? new Map<string, SourceGauges>()
+  const sources = (): ReadonlyMap<string, SourceGauges> => opts.sources?.() ?? new Map<string, SourceGauges>()
   for (const [metric, help, key] of [
     ['lpr_source_objects_seen_total', 'Bucket objects found by listing that were not settled yet.', 'seen'],
     ['lpr_source_objects_done_total', 'Bucket objects whose lines are durable in the spool.', 'done'],
     ['lpr_source_objects_failed_total', 'Bucket objects refused for good (not gzip, not NDJSON, too large, or out of attempts).', 'failed']
   ] as const) {
-    o.family(metric, 'counter', help)
-    for (const [source, g] of sources) o.sample(metric, { source }, g[key])
+    counter(registry, metric, help, ['source'], () => [...sources()].map(([source, g]): Sample => [{ source }, g[key]]))
   }
-  o.family('lpr_source_newest_done_lag_seconds', 'gauge', 'Age (by LastModified) of the newest bucket object read into the spool.')
-  for (const [source, g] of sources) o.sample('lpr_source_newest_done_lag_seconds', { source }, g.newestDoneLagSeconds)
-  o.family('lpr_source_up', 'gauge', '0 while listing the bucket fails or reads are refused for permissions.')
-  for (const [source, g] of sources) o.sample('lpr_source_up', { source }, g.up ? 1 : 0)
+  gauge(registry, 'lpr_source_newest_done_lag_seconds', 'Age (by LastModified) of the newest bucket object read into the spool.', ['source'],
+    () => [...sources()].map(([source, g]): Sample => [{ source }, g.newestDoneLagSeconds]))
+  gauge(registry, 'lpr_source_up', '0 while listing the bucket fails or reads are refused for permissions.', ['source'],
+    () => [...sources()].map(([source, g]): Sample => [{ source }, g.up ? 1 : 0]))
 
-  const mem = process.memoryUsage()
-  const cpu = process.cpuUsage()
-  o.family('process_cpu_seconds_total', 'counter', 'User and system CPU time.').sample('process_cpu_seconds_total', {}, (cpu.user + cpu.system) / 1e6)
-  o.family('process_resident_memory_bytes', 'gauge', 'Resident set size.').sample('process_resident_memory_bytes', {}, mem.rss)
-  o.family('process_start_time_seconds', 'gauge', 'Start time, seconds since the epoch.').sample('process_start_time_seconds', {}, Math.round(stats.startedAt / 1000))
-  o.family('nodejs_heap_used_bytes', 'gauge', 'V8 heap in use.').sample('nodejs_heap_used_bytes', {}, mem.heapUsed)
-  return o.toString()
+  // README documented this name before prom-client; its default is nodejs_heap_size_used_bytes.
+  gauge(registry, 'nodejs_heap_used_bytes', 'V8 heap in use (the same value as nodejs_heap_size_used_bytes).', [], () => [[{}, process.memoryUsage().heapUsed]])
+  return registry
 }
 
 export async function metricsPlugin(app: FastifyInstance, opts: MetricsOptions): Promise<void> {
+  const registry = createRegistry(opts)
   app.get('/metrics', async function metrics(request, reply) {
     opts.authorize(request.headers)
-    reply.type('text/plain; version=0.0.4; charset=utf-8')
-    return renderMetrics(opts)
+    reply.type(registry.contentType)
+    return await registry.metrics()
   })
 }

@@ -1,5 +1,6 @@
-// Counters that /health (and later /metrics) show. Plain numbers in memory: they describe this
-// process since it started, which is what a health endpoint reports.
+// Counters that /health, /metrics and the status page show. Plain numbers in memory: they describe
+// this process since it started, which is what a health endpoint reports.
+import { Histogram } from 'prom-client'
 
 /** The default of DRIFT_FIELD_NAME_MAX_CHARS. */
 export const DRIFT_FIELD_NAME_MAX_CHARS = 128
@@ -18,7 +19,9 @@ export function driftKey(counted: ReadonlyMap<string, number>, field: string, ma
 }
 
 export class DatasetStats {
-  batches = 0
+  private batchCount = 0
+  /** When the last batch was stored (ms since the epoch), for the status page; null before the first. */
+  lastBatchAt: number | null = null
   accepted = 0
   rejected = 0
   pings = 0
@@ -30,6 +33,13 @@ export class DatasetStats {
   readonly unknownFields = new Map<string, number>()
 
   constructor (private readonly driftFieldsMax: number, private readonly driftFieldNameMaxChars = DRIFT_FIELD_NAME_MAX_CHARS) {}
+
+  // An accessor, so that the one place that counts a stored batch (intake) also dates it.
+  get batches(): number { return this.batchCount }
+  set batches(n: number) {
+    this.batchCount = n
+    this.lastBatchAt = Date.now()
+  }
 
   countRejected(code: string, n = 1): void {
     this.rejected += n
@@ -74,11 +84,15 @@ export class Stats {
   private readonly byDataset = new Map<string, DatasetStats>()
   /** sink -> dataset -> counters */
   readonly sinks = new Map<string, Map<string, SinkCounters>>()
-  /** Histogram of delivery time per batch, per sink. */
-  readonly deliverySeconds = new Map<string, Histogram>()
+  /** Delivery time per batch, per sink; registered by /metrics (each app its own registry: registers []). */
+  readonly deliverySeconds = new Histogram({
+    name: 'lpr_delivery_duration_seconds', help: 'Time to deliver one batch to a destination.', labelNames: ['sink'], buckets: DELIVERY_BUCKETS, registers: []
+  })
   /** route -> status -> count, and request duration per route. */
   readonly requests = new Map<string, Map<number, number>>()
-  readonly requestSeconds = new Map<string, Histogram>()
+  readonly requestSeconds = new Histogram({
+    name: 'lpr_http_request_duration_seconds', help: 'HTTP request duration by route.', labelNames: ['route'], buckets: REQUEST_BUCKETS, registers: []
+  })
 
   constructor (datasets: Iterable<string>, private readonly driftFieldsMax: number, private readonly driftFieldNameMaxChars = DRIFT_FIELD_NAME_MAX_CHARS) {
     for (const d of datasets) this.byDataset.set(d, new DatasetStats(driftFieldsMax, driftFieldNameMaxChars))
@@ -102,18 +116,14 @@ export class Stats {
     c.duplicates += r.duplicates
     c.rejected += r.rejected
     bySet.set(dataset, c)
-    let h = this.deliverySeconds.get(sink)
-    if (!h) this.deliverySeconds.set(sink, (h = new Histogram(DELIVERY_BUCKETS)))
-    h.observe(seconds)
+    this.deliverySeconds.observe({ sink }, seconds)
   }
 
   countRequest(route: string, status: number, seconds: number): void {
     let byStatus = this.requests.get(route)
     if (!byStatus) this.requests.set(route, (byStatus = new Map()))
     byStatus.set(status, (byStatus.get(status) ?? 0) + 1)
-    let h = this.requestSeconds.get(route)
-    if (!h) this.requestSeconds.set(route, (h = new Histogram(REQUEST_BUCKETS)))
-    h.observe(seconds)
+    this.requestSeconds.observe({ route }, seconds)
   }
 
   toJSON(): Record<string, unknown> {
@@ -123,20 +133,3 @@ export class Stats {
 
 const REQUEST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 const DELIVERY_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300]
-
-/** A Prometheus histogram without labels of its own: cumulative counts per upper bound. */
-export class Histogram {
-  readonly counts: number[]
-  sum = 0
-  count = 0
-
-  constructor (readonly buckets: readonly number[]) {
-    this.counts = buckets.map(() => 0)
-  }
-
-  observe(value: number): void {
-    this.sum += value
-    this.count++
-    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) this.counts[i]!++
-  }
-}

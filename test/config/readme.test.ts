@@ -33,3 +33,13 @@ test('README error table lists exactly the codes the service emits', () => {
   const documented = new Set([...readme.matchAll(/^\| `(LPR_ERR_[A-Z_]+)` \|/gm)].map((m) => m[1]!))
   assert.deepEqual([...documented].sort(), [...allCodes].sort())
 })
+
+test('README settings table lists each variable once, and only variables the service reads', () => {
+  // The table once listed CONFIG_FILE three times; a Map keyed by name hid that.
+  const start = readme.indexOf('\n## Configuration\n')
+  const section = readme.slice(start, readme.indexOf('\n## ', start + 1))
+  const names = [...section.matchAll(/^\| `([A-Z0-9_]+)` \|/gm)].map((m) => m[1]!)
+  const duplicates = names.filter((n, i) => names.indexOf(n) !== i)
+  assert.deepEqual(duplicates, [], 'each variable once')
+  assert.deepEqual([...names].sort(), Object.values(settings).map((s) => s.env).sort(), 'the table and the settings the service reads are the same set')
+})

@@ -3,13 +3,17 @@ import assert from 'node:assert/strict'
 import { batchText } from '../helpers/fixtures.js'
 import { post, startServer } from '../helpers/server.js'
 
-/** Parses the Prometheus text format into name{labels} -> value. */
+/**
+ * Parses the Prometheus text format into name{labels} -> value. Label order carries no meaning in
+ * the format (prom-client writes a histogram's `le` first), so `le` is moved last, as written below.
+ */
 function parse(text: string): Map<string, number> {
   const out = new Map<string, number>()
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('#')) continue
     const i = line.lastIndexOf(' ')
-    out.set(line.slice(0, i), Number(line.slice(i + 1)))
+    const key = line.slice(0, i).replace(/\{(le="[^"]*"),(.+)\}$/, '{$2,$1}')
+    out.set(key, Number(line.slice(i + 1)))
   }
   return out
 }
