@@ -10,6 +10,14 @@
 //   digests.log first, so a re-send of that batch is still recognised.
 // - Nothing between the 200 and a consumer's acknowledgement lives only in memory: the index of
 //   segments here is rebuilt from file names at start.
+// - A body's digest counts as "already stored" only once its segment is durable; a re-send that
+//   arrives while the original is being committed waits for that commit. A failed commit leaves
+//   no segment (and a copy a crash brings back is dropped at start), so a batch answered with an
+//   error is stored at most once, whether or not it is sent again.
+// - Every step of a drain (next segment, backlog, deletion) is O(log n) or O(1) amortised in the
+//   number of segments: a backlog of millions of segments must not cost CPU per step.
+// - The disk's free space is re-read after every group commit; ENOSPC refuses batches until the
+//   disk has room again. State files that exist but cannot be read stop the start.
 //
 // Layout under DATA_DIR/spool: staging/, segments/<seq>.<dataset>.<lines>.<digest>.seg,
 // checkpoints/<consumer>.json, digests.log. Segment format: format.ts.

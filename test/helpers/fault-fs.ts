@@ -39,6 +39,26 @@ class Inode {
 class Dir {
   entries = new Map<string, Inode>()
   durable = new Map<string, Inode>()
+  // Changes since the last fsync of the directory: applying them is that fsync.
+  private readonly changed = new Map<string, Inode | null>()
+
+  set(name: string, inode: Inode): void {
+    this.entries.set(name, inode)
+    this.changed.set(name, inode)
+  }
+
+  delete(name: string): boolean {
+    this.changed.set(name, null)
+    return this.entries.delete(name)
+  }
+
+  sync(): void {
+    for (const [name, inode] of this.changed) {
+      if (inode) this.durable.set(name, inode)
+      else this.durable.delete(name)
+    }
+    this.changed.clear()
+  }
 }
 
 export class FaultFs implements SpoolFs {
@@ -79,8 +99,8 @@ export class FaultFs implements SpoolFs {
           copies.set(inode, copy)
         }
         d.entries.set(name, copy)
+        d.durable.set(name, copy)
       }
-      d.durable = new Map(d.entries)
       next.dirs.set(path, d)
     }
     next.capacityBytes = this.capacityBytes
@@ -139,7 +159,7 @@ export class FaultFs implements SpoolFs {
     if (flags === 'wx' && inode) throw fsError('EEXIST', 'open', path)
     if (!inode) {
       inode = new Inode()
-      parent.entries.set(basename(path), inode)
+      parent.set(basename(path), inode)
     } else if (flags === 'w') {
       inode.data = Buffer.alloc(0)
     }
@@ -155,7 +175,7 @@ export class FaultFs implements SpoolFs {
       truncate: unsupported,
       sync: async () => {
         await this.enter('syncDir', path)
-        dir.durable = new Map(dir.entries)
+        dir.sync()
       },
       close: async () => { await this.enter('close', path) }
     }
@@ -202,14 +222,14 @@ export class FaultFs implements SpoolFs {
     await this.enter('rename', to)
     const inode = this.file(from, 'rename')
     const target = this.dirOf(to, 'rename')
-    this.dirOf(from, 'rename').entries.delete(basename(from))
-    target.entries.set(basename(to), inode)
+    this.dirOf(from, 'rename').delete(basename(from))
+    target.set(basename(to), inode)
   }
 
   async rm(path: string, options: { force: true }): Promise<void> {
     await this.enter('rm', path)
     const parent = this.dirs.get(dirname(path))
-    const removed = parent?.entries.delete(basename(path)) ?? false
+    const removed = parent?.delete(basename(path)) ?? false
     if (!removed && !options.force) throw fsError('ENOENT', 'rm', path)
   }
 
@@ -240,7 +260,7 @@ export class FaultFs implements SpoolFs {
     let inode = parent.entries.get(basename(path))
     if (!inode) {
       inode = new Inode()
-      parent.entries.set(basename(path), inode)
+      parent.set(basename(path), inode)
     }
     const bytes = Buffer.from(data)
     const at = inode.data.length
@@ -274,7 +294,7 @@ export class FaultFs implements SpoolFs {
     const inode = new Inode()
     inode.data = Buffer.from(content)
     inode.durable = Buffer.from(inode.data)
-    parent.entries.set(basename(path), inode)
+    parent.set(basename(path), inode)
     parent.durable.set(basename(path), inode)
   }
 }

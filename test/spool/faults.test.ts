@@ -9,7 +9,10 @@ import assert from 'node:assert/strict'
 import { FaultFs, fsError, type Call, type Hook } from '../helpers/fault-fs.js'
 import { answered200, bodies, drained, MemoryDestination, send, startService, turn, type Answer, type Body } from '../helpers/spool-harness.js'
 
+// Where a power cut is tried: the calls that make something durable or change a name.
 const POINTS = new Set(['sync', 'syncDir', 'rename'])
+// Where a failure is tried: those, and every open and write.
+const FAILURE_POINTS = new Set([...POINTS, 'open', 'write'])
 const BODIES = bodies(8)
 
 /** fsyncs take a turn of the event loop, as on a disk: concurrent requests run meanwhile. */
@@ -58,23 +61,23 @@ async function restartAndCheck(fs: FaultFs, destination: MemoryDestination, answ
 }
 
 /** The fsync/rename points the load passes through when nothing fails. */
-async function countPoints(): Promise<number> {
+async function countPoints(kinds: Set<string>): Promise<number> {
   let points = 0
   const { stop } = await load(new FaultFs(), new MemoryDestination(), async (call) => {
-    if (POINTS.has(call.op)) points++
+    if (kinds.has(call.op)) points++
     await slowSync(call)
   })
   await stop()
   return points
 }
 
-test('a failure at any fsync or rename of a commit never loses a batch answered 200 nor stores one twice', async (t) => {
+test('a failure at any open, write, fsync or rename of a commit never loses a batch answered 200 nor stores one twice', async (t) => {
   // The bug this pins (#11 item 4): the re-send digest was recorded at the segment's rename, before
   // the directory fsync; a re-send arriving then was answered "duplicate" (200) while the
   // original's commit could still fail, and the batch was lost.
-  const points = await countPoints()
-  t.diagnostic(`${points} fsync/rename points in the load`)
-  assert.ok(points > 50, 'the load commits, checkpoints and deletes')
+  const points = await countPoints(FAILURE_POINTS)
+  t.diagnostic(`${points} open/write/fsync/rename points in the load`)
+  assert.ok(points > 100, 'the load commits, checkpoints and deletes')
   for (let k = 0; k < points; k++) {
     const fs = new FaultFs()
     const destination = new MemoryDestination()
@@ -82,7 +85,7 @@ test('a failure at any fsync or rename of a commit never loses a batch answered 
     const code = k % 2 === 0 ? 'EIO' : 'ENOSPC'
     let failed: Call | null = null
     const { answers, stop } = await load(fs, destination, async (call) => {
-      if (POINTS.has(call.op) && seen++ === k) {
+      if (FAILURE_POINTS.has(call.op) && seen++ === k) {
         failed = call
         throw fsError(code, call.op, call.path)
       }
@@ -97,7 +100,7 @@ test('a power cut at any fsync or rename of a commit keeps every batch answered 
   // A power cut keeps only what an fsync made durable (FaultFs's model). The bug this pins: a
   // re-send answered "duplicate" before its original's segment name was durable lost the batch
   // when the power went before that fsync.
-  const points = await countPoints()
+  const points = await countPoints(POINTS)
   for (let k = 0; k < points; k++) {
     let fs = new FaultFs()
     const destination = new MemoryDestination()
