@@ -55,6 +55,31 @@ function countParsedKeys(root: object, maxDepth: number): number {
 }
 
 /**
+ * Whether a parsed line's text holds more keys than its value (a key twice in one object).
+ * Cheap first, on the bytes: every key is a closing quote and a colon, so when no colon has
+ * whitespace and then a quote before it, the colons right after a quote number at least the
+ * keys of the text; when they equal the keys of the value there can be no duplicate. Colons are
+ * found by Buffer.indexOf (memchr), a tenth of what walking every string costs. Only otherwise
+ * (a space before a colon, or '":' inside a string) are the strings of the text walked one by one.
+ */
+function hasDuplicateKeys(text: string, bytes: Buffer, parsedKeys: number): boolean {
+  let quoteColons = 0
+  let spaced = false
+  for (let at = bytes.indexOf(0x3a); at >= 0; at = bytes.indexOf(0x3a, at + 1)) {
+    let before = at - 1
+    if (bytes[before] === 0x22) { quoteColons++; continue }
+    while (isSpace(bytes[before])) before--
+    if (before < at - 1 && bytes[before] === 0x22) { spaced = true; break }
+  }
+  if (!spaced && quoteColons === parsedKeys) return false
+  return countTextKeys(text) !== parsedKeys
+}
+
+function isSpace(c: number | undefined): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d
+}
+
+/**
  * Counts the keys written in a line's JSON text (a string followed by ':'), duplicates included.
  * The text parsed, so quotes outside strings open and close strings; only the quotes are visited.
  */
@@ -79,7 +104,8 @@ function isEscaped(text: string, quote: number): boolean {
   return backslashes % 2 === 1
 }
 
-export function checkLine(dataset: Dataset, line: string, maxDepth = DEFAULT_MAX_DEPTH): Verdict {
+/** `bytes`: the line's UTF-8, when the caller has it (else it is made from `line`). */
+export function checkLine(dataset: Dataset, line: string, maxDepth = DEFAULT_MAX_DEPTH, bytes?: Buffer): Verdict {
   let value: unknown
   try {
     value = JSON.parse(line)
@@ -93,7 +119,7 @@ export function checkLine(dataset: Dataset, line: string, maxDepth = DEFAULT_MAX
   // meaning depends on the reader is not stored: every key in the text must be a key of the value.
   const parsedKeys = countParsedKeys(value, maxDepth)
   if (parsedKeys < 0) return { ok: false, code: LineRejectCode.tooDeep, reason: `nested deeper than ${maxDepth} levels (MAX_LINE_DEPTH)` }
-  if (countTextKeys(line) !== parsedKeys) return { ok: false, code: LineRejectCode.duplicateKey, reason: 'an object has the same key twice; readers disagree on which value counts' }
+  if (hasDuplicateKeys(line, bytes ?? Buffer.from(line), parsedKeys)) return { ok: false, code: LineRejectCode.duplicateKey, reason: 'an object has the same key twice; readers disagree on which value counts' }
   if (!dataset.validate(value)) {
     const e = dataset.validate.errors?.[0]
     const where = e?.instancePath ? e.instancePath : '(record)'
@@ -168,7 +194,7 @@ export class LineChecker {
     const utf8 = isUtf8(line)
     const text = utf8 ? line.toString('utf8') : ''
     const verdict: Verdict = utf8
-      ? checkLine(this.dataset, text, this.maxDepth)
+      ? checkLine(this.dataset, text, this.maxDepth, line)
       : { ok: false, code: LineRejectCode.notUtf8, reason: 'not UTF-8: the line is dead-lettered with its bytes in rawBase64' }
     if (!verdict.ok) {
       // The first two records both not JSON objects means a format we do not read (CSV,
