@@ -6,8 +6,13 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
 import { post, readDeadLetters, startServer } from '../helpers/server.js'
 import { requireElasticsearch } from '../helpers/elasticsearch-env.js'
+import { batchText } from '../helpers/fixtures.js'
+import { compileEcs, loadEcs, type EcsType } from '../../src/sinks/elasticsearch/index.js'
+import { loadDatasets } from '../../src/pipeline/index.js'
+import { schemasDir } from '../../src/paths.js'
 
 async function es(url: string, path: string, init: RequestInit = {}): Promise<any> {
   const res = await fetch(url + path, { ...init, headers: { 'content-type': 'application/json', ...init.headers } })
@@ -69,4 +74,53 @@ test('ELASTICSEARCH_FORMAT=elastic-integration: {@timestamp, message} documents 
   const ours = await fetch(`${url}/_data_stream/logs-cloudflare.http_requests-${namespace}`)
   assert.equal(ours.status, 404)
   assert.deepEqual(await readDeadLetters(server, 'http_requests'), [])
+})
+
+function leaves(value: unknown, prefix: string, out: Map<string, unknown>): Map<string, unknown> {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) leaves(v, prefix ? `${prefix}.${k}` : k, out)
+  } else out.set(prefix, value)
+  return out
+}
+
+const MAPPED: Readonly<Record<EcsType, string>> = { keyword: 'keyword', long: 'long', double: 'double', ip: 'ip', date: 'date_nanos', boolean: 'boolean', flattened: 'flattened', object: 'object' }
+
+test('every dataset: the ECS fields its mapping file makes of a line are stored as made, typed as _types.yaml says, with no mapping error', { timeout: 300_000 }, async (t) => {
+  const url = requireElasticsearch(t)
+  if (!url) return
+  const namespace = `t${randomBytes(4).toString('hex')}`
+  const server = await startServer(t, { SINKS: 'elasticsearch', ELASTICSEARCH_URL: url, ELASTICSEARCH_NAMESPACE: namespace })
+  const ecs = loadEcs(join(schemasDir, 'ecs'))
+  const datasets = loadDatasets(schemasDir)
+  const LINES = 4
+  // One request (so one bulk) per dataset: lines with every field of the schema filled.
+  for (const dataset of datasets.keys()) {
+    const r = await post(server, `/logpush/${dataset}`, batchText(dataset, LINES))
+    assert.deepEqual(r.json, { dataset, accepted: LINES, rejected: 0 }, dataset)
+  }
+  assert.ok(await server.built.drained(240_000), 'delivered')
+  for (const [dataset, d] of datasets) {
+    assert.deepEqual(await readDeadLetters(server, dataset), [], `${dataset}: no mapping errors`)
+    const stream = `logs-cloudflare.${dataset}-${namespace}`
+    await es(url, `/${stream}/_refresh`, { method: 'POST' })
+    const hits: any[] = (await es(url, `/${stream}/_search?size=${LINES}`)).hits.hits.map((h: any) => h._source)
+    assert.equal(hits.length, LINES, dataset)
+    const mapping: any = (Object.values(await es(url, `/${stream}/_mapping`))[0] as any).mappings
+    const builder = compileEcs(ecs.mappings.get(dataset)!, ecs.types)
+    let fromLine = 0
+    for (const source of hits) {
+      const record = Object.fromEntries(Object.entries(source).filter(([k]) => d.knownFields.has(k)))
+      const made: Record<string, unknown> = {}
+      builder(record, made)
+      for (const [field, value] of leaves(made, '', new Map())) {
+        const stored = field.split('.').reduce<any>((o, k) => o?.[k], source)
+        assert.deepEqual(stored, value, `${dataset}: ${field} stored as made`)
+        const type = ecs.types.get(field)!
+        const mapped: any = field.split('.').reduce<any>((m, k) => m?.properties?.[k], mapping)
+        if (type !== 'object') assert.equal(mapped?.type, MAPPED[type], `${dataset}: ${field} mapped as ${MAPPED[type]}`)
+        if (!['event.kind', 'event.category', 'event.type'].includes(field)) fromLine++
+      }
+    }
+    assert.ok(fromLine > 0, `${dataset}: ECS fields from the line itself, not only constants`)
+  }
 })
