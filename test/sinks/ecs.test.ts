@@ -165,3 +165,10 @@ test('README\'s ECS coverage table has a row per dataset with its Elastic stream
   const rows = new Map([...readme.matchAll(/^\| ([a-z0-9_]+) \| (`([a-z_]+)`|—) \| [a-z_, ]+ \| /gm)].map((m) => [m[1]!, m[3] ?? null]))
   for (const [dataset, mapping] of ecs.mappings) assert.equal(rows.get(dataset), mapping.elastic, `README row for ${dataset}`)
 })
+
+test('http_outcome: success below 400, failure from 400, nothing for what is not a status', () => {
+  const rule: EcsRule = { from: 'S', to: 'event.outcome', transform: 'http_outcome' }
+  assert.deepEqual(build([rule], { S: 399 }), { event: { outcome: 'success' } })
+  assert.deepEqual(build([rule], { S: 400 }), { event: { outcome: 'failure' } })
+  assert.deepEqual(build([rule], { S: 0 }), {})
+})
