@@ -83,6 +83,7 @@ async function createSinks(
       concurrency: config.elasticsearchBulkConcurrency,
       retryMs: config.elasticsearchRetryMs,
       requestTimeoutMs: config.elasticsearchRequestTimeoutMs,
+      dataRetention: config.elasticsearchDataRetention,
       datasets: new Map([...ctx.datasets].map(([k, d]) => [k, d.schema])),
       log: ctx.log.child({ sink: 'elasticsearch' })
     })

@@ -12,6 +12,15 @@ export function templateName(dataset: string): string {
   return `logs-cloudflare.${dataset}`
 }
 
+/**
+ * Longest keyword indexed, in characters. Lucene refuses a term above 32766 bytes and a UTF-8
+ * character takes up to 4, so 8191 characters always fit: a 40 KB ClientRequestURI or a 100 KB
+ * RequestHeaders value is kept in _source and simply not indexed, instead of failing the document.
+ */
+export const KEYWORD_IGNORE_ABOVE = 8191
+
+const keyword = (): Mapping => ({ type: 'keyword', ignore_above: KEYWORD_IGNORE_ABOVE })
+
 export function fieldMapping(f: FieldSchema): Mapping {
   // Cloudflare sends "" for an IP it does not have (EdgeServerIP without an origin request):
   // such a value is kept in _source and simply not indexed, instead of failing the document.
@@ -20,20 +29,30 @@ export function fieldMapping(f: FieldSchema): Mapping {
   // timestamp_format. Strings and unix seconds index as dates; unixnano (no epoch-nanos format
   // exists) is kept exactly in _source and @timestamp carries it with nanosecond precision.
   if (f['x-es-type'] === 'date') return { type: 'date_nanos', format: 'strict_date_optional_time_nanos||epoch_second', ignore_malformed: true }
+  const cf = f['x-cloudflare-type']
+  if (cf !== undefined) {
+    // The reference's own type decides; a field whose type is only inferred gets a mapping that
+    // does not fail the document when the guess is wrong (numbers ignore what does not parse).
+    const lenient = f['x-unverified'] === true
+    switch (cf) {
+      case 'int': case 'array[int]': return lenient ? { type: 'long', ignore_malformed: true } : { type: 'long' }
+      case 'float': return lenient ? { type: 'double', ignore_malformed: true } : { type: 'double' }
+      case 'bool': return { type: 'boolean' }
+      // Free-form maps and arrays of objects: one field, every leaf searchable as a keyword,
+      // instead of one mapped field per header name or record key.
+      case 'object': case 'array[object]': return { type: 'flattened', ignore_above: KEYWORD_IGNORE_ABOVE }
+      default: return keyword()
+    }
+  }
+  // A schema written by hand (no x-cloudflare-type): its JSON type decides.
   const type = Array.isArray(f.type) ? f.type[0] : f.type
   switch (type) {
     case 'integer': return { type: 'long' }
     case 'number': return { type: 'double' }
     case 'boolean': return { type: 'boolean' }
-    case 'string': return { type: 'keyword', ignore_above: 8191 }
-    case 'array': return f.items ? fieldMapping(f.items) : { type: 'keyword', ignore_above: 8191 }
-    case 'object': {
-      // String maps (headers, cookies) and number maps (JA4Signals): keys are the sender's, so
-      // they are mapped dynamically by the value type.
-      const inner = typeof f.additionalProperties === 'object' ? fieldMapping(f.additionalProperties) : null
-      return inner ? { type: 'object', dynamic: true, properties: {} } : { type: 'object', dynamic: true }
-    }
-    default: return { type: 'keyword', ignore_above: 8191 }
+    case 'array': return f.items ? fieldMapping(f.items) : keyword()
+    case 'object': return { type: 'flattened', ignore_above: KEYWORD_IGNORE_ABOVE }
+    default: return keyword()
   }
 }
 
@@ -60,12 +79,12 @@ export const ecsMappings: Mapping = {
   network: { properties: { transport: { type: 'keyword' }, direction: { type: 'keyword' }, protocol: { type: 'keyword' }, iana_number: { type: 'keyword' } } },
   http: {
     properties: {
-      request: { properties: { method: { type: 'keyword' }, bytes: { type: 'long' }, referrer: { type: 'keyword', ignore_above: 8191 } } },
+      request: { properties: { method: { type: 'keyword' }, bytes: { type: 'long' }, referrer: keyword() } },
       response: { properties: { status_code: { type: 'long' }, bytes: { type: 'long' }, mime_type: { type: 'keyword' } } }
     }
   },
-  url: { properties: { original: { type: 'keyword', ignore_above: 8191 }, domain: { type: 'keyword' }, path: { type: 'keyword', ignore_above: 8191 }, scheme: { type: 'keyword' } } },
-  user_agent: { properties: { original: { type: 'keyword', ignore_above: 8191 } } },
+  url: { properties: { original: keyword(), domain: { type: 'keyword' }, path: keyword(), scheme: { type: 'keyword' } } },
+  user_agent: { properties: { original: keyword() } },
   tls: { properties: { version_protocol: { type: 'keyword' }, cipher: { type: 'keyword' } } },
   rule: { properties: { id: { type: 'keyword' }, name: { type: 'keyword' }, ruleset: { type: 'keyword' } } },
   observer: { properties: { name: { type: 'keyword' }, geo: { properties: { country_iso_code: { type: 'keyword' }, city_name: { type: 'keyword' } } } } }
@@ -81,7 +100,12 @@ function endpoint(): Mapping {
   }
 }
 
-export function indexTemplate(dataset: string, schema: DatasetSchema): Mapping {
+export interface TemplateOptions {
+  /** Data stream lifecycle retention ("30d"); empty or absent: none (data kept until deleted). */
+  readonly dataRetention?: string
+}
+
+export function indexTemplate(dataset: string, schema: DatasetSchema, opts: TemplateOptions = {}): Mapping {
   const properties: Mapping = {}
   for (const [name, f] of Object.entries(schema.properties)) properties[name] = fieldMapping(f)
   return {
@@ -91,10 +115,13 @@ export function indexTemplate(dataset: string, schema: DatasetSchema): Mapping {
     priority: 200,
     _meta: { managed_by: 'logpush-receiver', dataset, description: `Generated from schemas/${dataset}.json` },
     template: {
+      // The data stream lifecycle rolls the backing indices over (this template replaces the
+      // built-in logs one and its ILM policy); retention only when asked for.
+      lifecycle: opts.dataRetention ? { enabled: true, data_retention: opts.dataRetention } : { enabled: true },
       mappings: {
         // New Cloudflare fields (schema drift) still index: strings as keywords, numbers as numbers.
         dynamic: true,
-        dynamic_templates: [{ strings_as_keyword: { match_mapping_type: 'string', mapping: { type: 'keyword', ignore_above: 8191 } } }],
+        dynamic_templates: [{ strings_as_keyword: { match_mapping_type: 'string', mapping: keyword() } }],
         properties: { ...ecsMappings, ...properties }
       }
     }

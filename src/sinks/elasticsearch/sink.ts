@@ -27,6 +27,8 @@ export interface ElasticsearchSinkOptions {
   readonly concurrency: number
   readonly retryMs: number
   readonly requestTimeoutMs: number
+  /** Data stream lifecycle retention ("30d"); empty: none. */
+  readonly dataRetention?: string
   readonly datasets: ReadonlyMap<string, DatasetSchema>
   readonly log: Logger
 }
@@ -72,7 +74,7 @@ export class ElasticsearchSink implements Sink {
   private ensureTemplates(): Promise<void> {
     this.templates ??= (async () => {
       for (const [dataset, schema] of this.opts.datasets) {
-        await this.client.indices.putIndexTemplate({ name: templateName(dataset), ...indexTemplate(dataset, schema) } as never)
+        await this.client.indices.putIndexTemplate({ name: templateName(dataset), ...indexTemplate(dataset, schema, { dataRetention: this.opts.dataRetention }) } as never)
       }
     })().catch((err: unknown) => {
       this.templates = null
