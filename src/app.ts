@@ -83,6 +83,7 @@ async function createSinks(
       concurrency: config.elasticsearchBulkConcurrency,
       retryMs: config.elasticsearchRetryMs,
       requestTimeoutMs: config.elasticsearchRequestTimeoutMs,
+      dataRetention: config.elasticsearchDataRetention,
       datasets: new Map([...ctx.datasets].map(([k, d]) => [k, d.schema])),
       ecs: loadEcs(join(schemasDir, 'ecs')),
       format: config.elasticsearchFormat as 'ecs' | 'elastic-integration',

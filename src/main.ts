@@ -1,7 +1,7 @@
 // The process: configuration, listen, signals. Everything else is built by app.ts.
 import { buildApp } from './app.js'
 import { describeConfig, loadConfig, type Config } from './config/index.js'
-import { destinationConf } from './intake/index.js'
+import { destinationConfHints } from './intake/index.js'
 import { createLogger } from './observability/index.js'
 
 async function main(): Promise<void> {
@@ -23,7 +23,7 @@ async function main(): Promise<void> {
       '',
       `No LOGPUSH_TOKENS set: generated a token and stored it in ${built.tokenPath} (mode 0600).`,
       'Paste one of these as destination_conf of a Logpush job (PUBLIC_URL sets the host):',
-      ...[...built.datasets.keys()].map((d) => `  ${d}: ${destinationConf(config.publicUrl, d, built.generatedToken!)}`),
+      ...destinationConfHints(config.publicUrl, [...built.datasets].map(([d, { schema }]) => [d, schema['x-scope']] as const), built.generatedToken),
       ''
     ]
     process.stderr.write(lines.join('\n') + '\n')

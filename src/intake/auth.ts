@@ -75,3 +75,14 @@ export async function ensureTokens(configured: string, dataDir: string): Promise
 export function destinationConf(publicUrl: string, dataset: string, token: string): string {
   return `${publicUrl.replace(/\/+$/, '')}/logpush/${dataset}?header_Authorization=${encodeURIComponent(`Bearer ${token}`)}`
 }
+
+/** The Cloudflare API path that creates Logpush jobs for a dataset of these scopes. */
+export function logpushJobsPath(scopes: readonly string[] = ['zone']): string {
+  const paths = scopes.map((s) => s === 'account' ? '/accounts/{account_id}/logpush/jobs' : '/zones/{zone_id}/logpush/jobs')
+  return `POST ${paths.join(' or ')}`
+}
+
+/** One start-up hint per dataset: where its job is created, and the destination_conf to paste. */
+export function destinationConfHints(publicUrl: string, datasets: Iterable<readonly [string, readonly string[] | undefined]>, token: string): string[] {
+  return [...datasets].map(([d, scopes]) => `  ${d} (${logpushJobsPath(scopes)}): ${destinationConf(publicUrl, d, token)}`)
+}
