@@ -86,6 +86,7 @@ async function createSinks(
       retryMs: config.elasticsearchRetryMs,
       requestTimeoutMs: config.elasticsearchRequestTimeoutMs,
       modes: { indexMode: config.elasticsearchIndexMode as 'standard' | 'logsdb', sourceMode: config.elasticsearchSourceMode as 'stored' | 'synthetic' },
+      dataRetention: config.elasticsearchDataRetention,
       datasets: new Map([...ctx.datasets].map(([k, d]) => [k, d.schema])),
       ecs: loadEcs(join(schemasDir, 'ecs')),
       format: config.elasticsearchFormat as 'ecs' | 'elastic-integration',

@@ -221,6 +221,13 @@ export const settings = {
     enum: ['ecs', 'elastic-integration'],
     description: 'ecs: our documents (ECS fields + the line) in logs-cloudflare.<dataset>-<namespace>; elastic-integration: {@timestamp, message} in Elastic\'s logs-cloudflare_logpush.<stream>-<namespace> for the datasets its integration covers'
   },
+  elasticsearchDataRetention: {
+    env: 'ELASTICSEARCH_DATA_RETENTION',
+    type: 'string',
+    default: '',
+    pattern: '^([1-9][0-9]*(d|h|m|s))?$',
+    description: 'Data stream lifecycle retention of every logs-cloudflare.* stream (e.g. 30d, 12h); empty: kept until you delete them'
+  },
   splunkHecUrl: { env: 'SPLUNK_HEC_URL', type: 'string', default: 'https://127.0.0.1:8088', description: 'Splunk HEC base URL, with SINKS=splunk (/services/collector/event is appended)' },
   splunkHecToken: { env: 'SPLUNK_HEC_TOKEN', type: 'string', default: '', secret: true, description: 'HEC token, sent as "Authorization: Splunk <token>"' },
   splunkHecCaFile: { env: 'SPLUNK_HEC_CA_FILE', type: 'string', default: '', description: 'PEM file of the CA that signed the HEC certificate' },

@@ -4,8 +4,13 @@ import type { DatasetSchema, FieldSchema } from '../dataset-schema.js'
 import type { CuratedDataset } from './curated.js'
 import { scopesOf, type ReferenceDataset, type ReferenceField, type ReferenceType } from './reference.js'
 
-/** RFC 3339 with 0 to 9 fraction digits: timestamp_format rfc3339, rfc3339ms and rfc3339ns. */
-export const RFC3339_PATTERN = '^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?([Zz]|[+-]\\d{2}:?\\d{2})$'
+/**
+ * A timestamp as a string: RFC 3339 with 0 to 9 fraction digits (timestamp_format rfc3339,
+ * rfc3339ms, rfc3339ns), or unix / unixnano digits in quotes. Cloudflare writes those as bare
+ * integers, but other producers (and Elastic's own test lines) quote them, and refusing a line
+ * over quotes would lose it for nothing: the event time reads both.
+ */
+export const TIMESTAMP_STRING_PATTERN = '^(\\d{1,19}|\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?([Zz]|[+-]\\d{2}:?\\d{2}))$'
 
 // Every field may be absent (a job sends only its field_names) or null: Cloudflare never promises
 // a value, and one null must not turn a whole line into a dead letter.
@@ -22,7 +27,7 @@ const TYPES: Record<ReferenceType, FieldSchema> = {
   object: { type: ['object', 'null'] },
   // unix / unixnano give integers (unixnano is above 2^53: checked as an integer, stored as sent);
   // rfc3339, rfc3339ms and rfc3339ns give strings. The pattern applies to strings only.
-  'int or string (timestamp)': { type: ['integer', 'string', 'null'], pattern: RFC3339_PATTERN, 'x-es-type': 'date' }
+  'int or string (timestamp)': { type: ['integer', 'string', 'null'], pattern: TIMESTAMP_STRING_PATTERN, 'x-es-type': 'date' }
 }
 
 function scopeWords(scopes: readonly string[]): string {

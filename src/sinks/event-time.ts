@@ -9,12 +9,19 @@ type Rec = Record<string, unknown>
  */
 export function eventTime(line: string, record: Rec, field: string): string | undefined {
   const v = record[field]
-  if (typeof v === 'string') return normaliseRfc3339(v)
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) return undefined
-  // A unixnano value is above 2^53, so the parsed number lost its last digits: read them from the
-  // line itself, at the top level (a nested record, e.g. in http_requests' Subrequests, may carry
-  // a field of the same name).
-  const digits = Number.isSafeInteger(v) ? String(v) : topLevelInteger(line, field) ?? BigInt(v).toString()
+  let digits: string
+  if (typeof v === 'string') {
+    // Quoted unix / unixnano digits: not what Cloudflare sends, but what some producers do.
+    if (!/^\d{1,19}$/.test(v)) return normaliseRfc3339(v)
+    digits = v
+  } else if (typeof v === 'number' && Number.isInteger(v) && v >= 0) {
+    // A unixnano value is above 2^53, so the parsed number lost its last digits: read them from
+    // the line itself, at the top level (a nested record, e.g. in http_requests' Subrequests, may
+    // carry a field of the same name).
+    digits = Number.isSafeInteger(v) ? String(v) : topLevelInteger(line, field) ?? BigInt(v).toString()
+  } else {
+    return undefined
+  }
   let ns: bigint
   if (digits.length >= 18) ns = BigInt(digits)
   else if (digits.length >= 15) ns = BigInt(digits) * 1_000n

@@ -78,6 +78,8 @@ test('a unixnano event time is read from the top level, not from a nested record
   // EdgeStartTimestamp; reading the first match in the text took the subrequest's time.
   const line = '{"Subrequests":[{"EdgeStartTimestamp":1600000000000000001}],"EdgeStartTimestamp":1764300000123456789}'
   assert.equal(eventTime(line, JSON.parse(line), 'EdgeStartTimestamp'), '2025-11-28T03:20:00.123456789Z')
+  const quoted = '{"EdgeStartTimestamp":"1764300000123456789"}'
+  assert.equal(eventTime(quoted, JSON.parse(quoted), 'EdgeStartTimestamp'), '2025-11-28T03:20:00.123456789Z', 'quoted unixnano digits')
   const keyInString = '{"Note":"\\"EdgeStartTimestamp\\":1600000000000000001","EdgeStartTimestamp":1764300000123456789}'
   assert.equal(eventTime(keyInString, JSON.parse(keyInString), 'EdgeStartTimestamp'), '2025-11-28T03:20:00.123456789Z')
 })

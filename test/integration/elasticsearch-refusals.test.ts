@@ -143,7 +143,7 @@ test('our templates pin index.mode and index.mapping.source.mode: _simulate_inde
   // The other choice, under a name of its own (ours are shared by every test on this node): the
   // node takes it, and a synthetic _source is no longer the document as sent (fields re-ordered).
   const run = randomBytes(4).toString('hex')
-  const template = indexTemplate('http_requests', loadSchema('http_requests'), undefined, { indexMode: 'logsdb', sourceMode: 'synthetic' }) as any
+  const template = indexTemplate('http_requests', loadSchema('http_requests'), { modes: { indexMode: 'logsdb', sourceMode: 'synthetic' } }) as any
   await es(url, `/_index_template/lprtest-logsdb-${run}`, { method: 'PUT', body: JSON.stringify({ ...template, index_patterns: [`logs-lprtest.logsdb${run}-*`], priority: 300 }) })
   t.after(() => es(url, `/_index_template/lprtest-logsdb-${run}`, { method: 'DELETE' }).catch(() => {}))
   const stream = `logs-lprtest.logsdb${run}-x`

@@ -158,3 +158,17 @@ test('every dataset gets event.kind/category/type and at least one field from it
   const covered = [...ecs.mappings.values()].filter((m: EcsMapping) => m.elastic !== null)
   assert.equal(covered.length, 25, 'the datasets Elastic\'s integration has a stream for')
 })
+
+test('README\'s ECS coverage table has a row per dataset with its Elastic stream', async () => {
+  const { packageRoot } = await import('../../src/paths.js')
+  const readme = readFileSync(join(packageRoot, 'README.md'), 'utf8')
+  const rows = new Map([...readme.matchAll(/^\| ([a-z0-9_]+) \| (`([a-z_]+)`|—) \| [a-z_, ]+ \| /gm)].map((m) => [m[1]!, m[3] ?? null]))
+  for (const [dataset, mapping] of ecs.mappings) assert.equal(rows.get(dataset), mapping.elastic, `README row for ${dataset}`)
+})
+
+test('http_outcome: success below 400, failure from 400, nothing for what is not a status', () => {
+  const rule: EcsRule = { from: 'S', to: 'event.outcome', transform: 'http_outcome' }
+  assert.deepEqual(build([rule], { S: 399 }), { event: { outcome: 'success' } })
+  assert.deepEqual(build([rule], { S: 400 }), { event: { outcome: 'failure' } })
+  assert.deepEqual(build([rule], { S: 0 }), {})
+})

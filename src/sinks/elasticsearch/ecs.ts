@@ -38,7 +38,7 @@ export interface EcsRule {
   readonly append?: boolean
 }
 
-export const TRANSFORMS = ['lowercase', 'uppercase', 'map', 'split', 'json', 'url', 'pair', 'string', 'date', 'duration', 'scale', 'community_id'] as const
+export const TRANSFORMS = ['lowercase', 'uppercase', 'map', 'split', 'json', 'url', 'pair', 'string', 'date', 'duration', 'scale', 'community_id', 'http_outcome'] as const
 export type Transform = typeof TRANSFORMS[number]
 
 export interface EcsMapping {
@@ -341,6 +341,12 @@ function compileRule(rule: EcsRule, types: ReadonlyMap<string, EcsType>): EcsBui
         if (typeof v === 'number') put(out, to, Math.round(v * factor))
       }
     }
+    case 'http_outcome':
+      // ECS's reading of an HTTP status: below 400 the request succeeded, from 400 on it failed.
+      return (r, out) => {
+        const v = Number(first(r))
+        if (Number.isInteger(v) && v >= 100) put(out, to, v < 400 ? 'success' : 'failure')
+      }
     case 'community_id':
       return (r, out) => {
         const [sip, dip, sport, dport, proto] = from.map((f) => r[f])

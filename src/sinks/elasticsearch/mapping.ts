@@ -17,6 +17,14 @@ export function templateName(dataset: string): string {
 export function integrationDataStreamName(stream: string, namespace: string): string {
   return `logs-cloudflare_logpush.${stream}-${namespace}`
 }
+/**
+ * Longest keyword indexed, in characters. Lucene refuses a term above 32766 bytes and a UTF-8
+ * character takes up to 4, so 8191 characters always fit: a 40 KB ClientRequestURI or a 100 KB
+ * RequestHeaders value is kept in _source and simply not indexed, instead of failing the document.
+ */
+export const KEYWORD_IGNORE_ABOVE = 8191
+
+const keyword = (): Mapping => ({ type: 'keyword', ignore_above: KEYWORD_IGNORE_ABOVE })
 
 export function fieldMapping(f: FieldSchema): Mapping {
   // Cloudflare sends "" for an IP it does not have (EdgeServerIP without an origin request):
@@ -26,20 +34,30 @@ export function fieldMapping(f: FieldSchema): Mapping {
   // timestamp_format. Strings and unix seconds index as dates; unixnano (no epoch-nanos format
   // exists) is kept exactly in _source and @timestamp carries it with nanosecond precision.
   if (f['x-es-type'] === 'date') return { type: 'date_nanos', format: 'strict_date_optional_time_nanos||epoch_second', ignore_malformed: true }
+  const cf = f['x-cloudflare-type']
+  if (cf !== undefined) {
+    // The reference's own type decides; a field whose type is only inferred gets a mapping that
+    // does not fail the document when the guess is wrong (numbers ignore what does not parse).
+    const lenient = f['x-unverified'] === true
+    switch (cf) {
+      case 'int': case 'array[int]': return lenient ? { type: 'long', ignore_malformed: true } : { type: 'long' }
+      case 'float': return lenient ? { type: 'double', ignore_malformed: true } : { type: 'double' }
+      case 'bool': return { type: 'boolean' }
+      // Free-form maps and arrays of objects: one field, every leaf searchable as a keyword,
+      // instead of one mapped field per header name or record key.
+      case 'object': case 'array[object]': return { type: 'flattened', ignore_above: KEYWORD_IGNORE_ABOVE }
+      default: return keyword()
+    }
+  }
+  // A schema written by hand (no x-cloudflare-type): its JSON type decides.
   const type = Array.isArray(f.type) ? f.type[0] : f.type
   switch (type) {
     case 'integer': return { type: 'long' }
     case 'number': return { type: 'double' }
     case 'boolean': return { type: 'boolean' }
-    case 'string': return { type: 'keyword', ignore_above: 8191 }
-    case 'array': return f.items ? fieldMapping(f.items) : { type: 'keyword', ignore_above: 8191 }
-    case 'object': {
-      // String maps (headers, cookies) and number maps (JA4Signals): keys are the sender's, so
-      // they are mapped dynamically by the value type.
-      const inner = typeof f.additionalProperties === 'object' ? fieldMapping(f.additionalProperties) : null
-      return inner ? { type: 'object', dynamic: true, properties: {} } : { type: 'object', dynamic: true }
-    }
-    default: return { type: 'keyword', ignore_above: 8191 }
+    case 'array': return f.items ? fieldMapping(f.items) : keyword()
+    case 'object': return { type: 'flattened', ignore_above: KEYWORD_IGNORE_ABOVE }
+    default: return keyword()
   }
 }
 
@@ -54,7 +72,7 @@ export const baseEcsMappings: Mapping = {
 function ecsFieldMapping(type: EcsType): Mapping {
   switch (type) {
     // A 40 KB URL or user agent keeps its document: Lucene's term limit is 32 KB.
-    case 'keyword': return { type: 'keyword', ignore_above: 8191 }
+    case 'keyword': return keyword()
     case 'ip': return { type: 'ip', ignore_malformed: true }
     case 'date': return { type: 'date_nanos' }
     case 'flattened': return { type: 'flattened' }
@@ -95,12 +113,16 @@ export function ecsMappings(mapping: EcsMapping | undefined, types: ReadonlyMap<
   return root
 }
 
-export function indexTemplate(
-  dataset: string,
-  schema: DatasetSchema,
-  ecs?: { mapping: EcsMapping | undefined, types: ReadonlyMap<string, EcsType> },
-  modes: StorageModes = { indexMode: 'standard', sourceMode: 'stored' }
-): Mapping {
+export interface TemplateOptions {
+  /** Data stream lifecycle retention ("30d"); empty or absent: none (data kept until deleted). */
+  readonly dataRetention?: string
+  /** The dataset's ECS mapping (schemas/ecs) and the ECS field types; absent: only the fields every document gets. */
+  readonly ecs?: { readonly mapping: EcsMapping | undefined, readonly types: ReadonlyMap<string, EcsType> }
+  /** index.mode and index.mapping.source.mode; standard and stored when absent. */
+  readonly modes?: StorageModes
+}
+
+export function indexTemplate(dataset: string, schema: DatasetSchema, opts: TemplateOptions = {}): Mapping {
   const properties: Mapping = {}
   for (const [name, f] of Object.entries(schema.properties)) properties[name] = fieldMapping(f)
   return {
@@ -110,12 +132,15 @@ export function indexTemplate(
     priority: 200,
     _meta: { managed_by: 'logpush-receiver', dataset, description: `Generated from schemas/${dataset}.json` },
     template: {
-      settings: storageSettings(modes),
+      settings: storageSettings(opts.modes ?? { indexMode: 'standard', sourceMode: 'stored' }),
+      // The data stream lifecycle rolls the backing indices over (this template replaces the
+      // built-in logs one and its ILM policy); retention only when asked for.
+      lifecycle: opts.dataRetention ? { enabled: true, data_retention: opts.dataRetention } : { enabled: true },
       mappings: {
         // New Cloudflare fields (schema drift) still index: strings as keywords, numbers as numbers.
         dynamic: true,
-        dynamic_templates: [{ strings_as_keyword: { match_mapping_type: 'string', mapping: { type: 'keyword', ignore_above: 8191 } } }],
-        properties: { ...ecsMappings(ecs?.mapping, ecs?.types ?? new Map()), ...properties }
+        dynamic_templates: [{ strings_as_keyword: { match_mapping_type: 'string', mapping: keyword() } }],
+        properties: { ...ecsMappings(opts.ecs?.mapping, opts.ecs?.types ?? new Map()), ...properties }
       }
     }
   }

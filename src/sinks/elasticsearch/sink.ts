@@ -33,6 +33,8 @@ export interface ElasticsearchSinkOptions {
   readonly requestTimeoutMs: number
   /** index.mode and index.mapping.source.mode of our templates; standard and stored when absent. */
   readonly modes?: StorageModes
+  /** Data stream lifecycle retention ("30d"); empty: none. */
+  readonly dataRetention?: string
   readonly datasets: ReadonlyMap<string, DatasetSchema>
   /** ECS mappings from schemas/ecs; absent: documents carry only the fields every document gets. */
   readonly ecs?: EcsSet
@@ -122,7 +124,7 @@ export class ElasticsearchSink implements Sink {
         // Elastic's integration owns the templates of its data streams: ours would fight its mappings and pipelines.
         if (this.integrationStream(dataset)) continue
         const ecs = this.opts.ecs ? { mapping: this.opts.ecs.mappings.get(dataset), types: this.opts.ecs.types } : undefined
-        await this.client.indices.putIndexTemplate({ name: templateName(dataset), ...indexTemplate(dataset, schema, ecs, this.opts.modes) } as never)
+        await this.client.indices.putIndexTemplate({ name: templateName(dataset), ...indexTemplate(dataset, schema, { dataRetention: this.opts.dataRetention, ...(ecs ? { ecs } : {}), ...(this.opts.modes ? { modes: this.opts.modes } : {}) }) } as never)
       }
     })().catch((err: unknown) => {
       this.templates = null
