@@ -2,6 +2,7 @@
 // whatever is retried or re-sent lands once. Item and request failures are classified by
 // classify.ts; retries back off with jitter within a time budget, after which the batch fails
 // as a whole (the sender retries it, and what was already stored comes back as 409s).
+import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Client, errors } from '@elastic/elasticsearch'
@@ -73,8 +74,19 @@ export class ElasticsearchSink implements Sink {
 
   private ensureTemplates(): Promise<void> {
     this.templates ??= (async () => {
+      // Each template put is a cluster-state update (seconds on a busy node, times 37 datasets):
+      // read what is installed in one request and put only the templates whose content changed.
+      const installed = new Map<string, unknown>()
+      const found = await this.client.indices.getIndexTemplate({ name: `${templateName('*')}` }, { ignore: [404] })
+      for (const t of (found as { index_templates?: Array<{ name: string, index_template: { _meta?: { hash?: unknown } } }> }).index_templates ?? []) {
+        installed.set(t.name, t.index_template._meta?.hash)
+      }
       for (const [dataset, schema] of this.opts.datasets) {
-        await this.client.indices.putIndexTemplate({ name: templateName(dataset), ...indexTemplate(dataset, schema, { dataRetention: this.opts.dataRetention }) } as never)
+        const template = indexTemplate(dataset, schema, { dataRetention: this.opts.dataRetention })
+        const hash = createHash('sha256').update(JSON.stringify(template)).digest('hex')
+        if (installed.get(templateName(dataset)) === hash) continue
+        const meta = { ...(template._meta as Record<string, unknown>), hash }
+        await this.client.indices.putIndexTemplate({ name: templateName(dataset), ...template, _meta: meta } as never)
       }
     })().catch((err: unknown) => {
       this.templates = null
