@@ -124,7 +124,7 @@ test('a Logpush bucket: pages of keys, several days, late arrivals, challenge, C
   assert.ok(!service.output().includes(TEST_S3_KEYS.TEST_S3_SECRET), 'credentials never logged')
 })
 
-test('a bucket the reader may not list shows in /health per source, and the other source keeps going', { timeout: 120_000 }, async (t) => {
+test('a bucket that cannot be listed shows in /health per source, and the other source keeps going', { timeout: 120_000 }, async (t) => {
   const url = requireS3(t)
   if (!url) return
   const s3 = testS3Client(url)
