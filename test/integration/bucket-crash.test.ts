@@ -78,7 +78,7 @@ test('kill -9 loop while a source drains a bucket: every line exactly once in th
     EVENTS_ROTATE_BYTES: String(256 * 1024)
   }
   let service: ServiceProcess = await spawnService(t, env)
-  const settledRows = async (): Promise<number> => ((await (await fetch(`${service.url}/health`)).json()) as any).sources.http.progress.rows
+  const settledRows = async (): Promise<number> => ((await (await fetch(`${service.url}/health`)).json()) as any).sources.http?.progress.rows ?? 0
   let crashes = 0
   const progressAtCrash: number[] = []
   while (crashes < 12 || writing) {

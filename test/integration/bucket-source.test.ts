@@ -39,7 +39,7 @@ async function waitSettled(service: ServiceProcess, name: string, settled: numbe
   let s: any = null
   while (Date.now() < end) {
     s = await sourceStatus(service, name)
-    if (s.objects.done + s.objects.failed >= settled) return s
+    if (s && s.objects.done + s.objects.failed >= settled) return s
     await sleep(200)
   }
   throw new Error(`source ${name} settled ${s?.objects.done}+${s?.objects.failed} of ${settled} objects: ${JSON.stringify(s)}`)
@@ -140,7 +140,7 @@ test('a bucket that cannot be listed shows in /health per source, and the other 
   let missing: any
   for (let i = 0; i < 100; i++) {
     missing = await sourceStatus(service, 'missing')
-    if (missing.lastError) break
+    if (missing?.lastError) break
     await sleep(100)
   }
   assert.equal(missing.state, 'failing')
