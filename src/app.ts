@@ -129,8 +129,7 @@ async function createSources(
     commit: ctx.commit
   }
   const sources = config.sources.map((sc) => {
-    const dataset = ctx.datasets.get(sc.dataset)
-    if (!dataset) throw new ConfigInvalid(`CONFIG_FILE source "${sc.name}" names dataset "${sc.dataset}", which has no schema; known: ${[...ctx.datasets.keys()].join(', ')}`)
+    const dataset = ctx.datasets.get(sc.dataset)!
     return new BucketSource({
       config: sc,
       client: createBucketClient(sc),
@@ -369,8 +368,19 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   }
   await app.register(intakePlugin, intake)
   await app.register(hecPlugin, intake)
-  sources = await createSources(config, { dataDir, datasets, spool, stats, pool, commit, challenges, log })
-  for (const s of sources) s.start()
+  for (const sc of config.sources) {
+    if (!datasets.has(sc.dataset)) throw new ConfigInvalid(`CONFIG_FILE source "${sc.name}" names dataset "${sc.dataset}", which has no schema; known: ${[...datasets.keys()].join(', ')}`)
+  }
+  // Sources are built (the S3 client loaded, progress records read) and start reading once the
+  // service listens: neither must delay the start, nor a bucket's backlog compete with it.
+  let sourcesBuilt: Promise<void> = Promise.resolve()
+  app.addHook('onListen', function startSources(done) {
+    sourcesBuilt = createSources(config, { dataDir, datasets, spool, stats, pool, commit, challenges, log }).then(
+      (built) => { sources = closing ? [] : built; for (const s of sources) s.start() },
+      (err: unknown) => { log.error({ err }, 'Could not start the bucket sources.') }
+    )
+    done()
+  })
 
   return {
     // pino's Logger type is wider than fastify's base logger type; the instance is the same.
@@ -395,6 +405,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       const started = Date.now()
       await app.close()
       // Sources first: an object being read is abandoned unrecorded and read again at the next start.
+      await sourcesBuilt
       await Promise.all(sources.map((s) => s.stop()))
       // Deliver what the destinations take within the grace period; the rest stays spooled.
       await Promise.all(forwarders.map((f) => f.drained(Math.max(0, graceMs - (Date.now() - started)))))

@@ -77,6 +77,9 @@ export async function launchS3Mock(log: (line: string) => void = () => {}): Prom
     [
       // Small heap: objects live on disk (the store root), the JVM only moves them.
       '-Xmx512m',
+      // Start-up is most of its cost in a test run, on a busy machine: C1 only, one GC thread.
+      '-XX:TieredStopAtLevel=1',
+      '-XX:+UseSerialGC',
       '-jar', jar,
       '--server.ssl.enabled=false',
       `--server.port=${port}`,
@@ -112,7 +115,7 @@ export async function launchS3Mock(log: (line: string) => void = () => {}): Prom
       throw new Error(`S3Mock exited during start (code ${child.exitCode}):\n${output}`);
     }
     try {
-      const res = await fetch(`${url}/`, { signal: AbortSignal.timeout(2000) });
+      const res = await fetch(`${url}/`, { signal: AbortSignal.timeout(30_000) });
       await res.arrayBuffer();
       if (res.ok) break;
     } catch {}
