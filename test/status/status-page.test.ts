@@ -136,7 +136,17 @@ test('status page in headless chromium after a known load', { skip: !CHROMIUM &&
   assert.ok(!(await page.content()).includes(server.token))
   await page.focus('button[data-copy="conf-http_requests"]')
   await page.keyboard.press('Enter')
-  await page.waitForFunction('document.getElementById("copy-status").textContent !== ""')
+  await page.locator('#copy-status', { hasText: 'Copied' }).waitFor()
+
+  // It refreshes by itself: a new batch shows up without a reload (the script polls every 10 s).
+  assert.equal((await post(server, '/logpush/network_analytics_logs', batchText('network_analytics_logs', 3))).status, 200)
+  // Polled from here: the page's CSP forbids the eval a string predicate would need.
+  const until = Date.now() + 30_000
+  while ((await row('datasets', 'network_analytics_logs'))[2] !== '10') {
+    assert.ok(Date.now() < until, 'the page showed the new batch within 30 s')
+    await new Promise((resolve) => setTimeout(resolve, 250))
+  }
+  assert.deepEqual(dialogs, [])
 
   await mkdir(OUTPUT_DIR, { recursive: true })
   const shot = join(OUTPUT_DIR, 'status-page.png')
