@@ -61,7 +61,8 @@ test('every line of Elastic\'s pipeline test inputs passes our schemas, or is a 
   const seen: string[] = []
   const unexpected: string[] = []
   let lines = 0
-  for (const stream of readdirSync(FIXTURES, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort()) {
+  // data_stream/ keeps the integration's own layout (expected outputs, fields files) for the ECS tests.
+  for (const stream of readdirSync(FIXTURES, { withFileTypes: true }).filter((e) => e.isDirectory() && e.name !== 'data_stream').map((e) => e.name).sort()) {
     const id = STREAMS[stream]
     assert.ok(id, `no dataset for Elastic's stream ${stream}`)
     const dataset = datasets.get(id)
