@@ -76,6 +76,8 @@ export function renderMetrics(opts: MetricsOptions): string {
   for (const [dataset, d] of datasets) for (const [reason, n] of d.rejectedByCode) o.sample('lpr_lines_rejected_total', { dataset, reason }, n)
   o.family('lpr_unknown_field_lines_total', 'counter', 'Lines carrying a field the dataset schema does not list (schema drift).')
   for (const [dataset, d] of datasets) for (const [field, n] of d.unknownFields) o.sample('lpr_unknown_field_lines_total', { dataset, field }, n)
+  o.family('lpr_type_mismatch_lines_total', 'counter', 'Lines dead-lettered with a field whose JSON type the dataset schema does not allow (type drift).')
+  for (const [dataset, d] of datasets) for (const [field, n] of d.typeMismatches) o.sample('lpr_type_mismatch_lines_total', { dataset, field }, n)
 
   for (const [metric, help, key] of [
     ['lpr_lines_delivered_total', 'Lines a destination stored.', 'delivered'],

@@ -183,6 +183,7 @@ async function ingestInWorker(opts: IngestOptions, dataset: Dataset, pool: Parse
   if (!f?.summary) throw new Error('parse worker ended without a summary')
   opts.tally.accepted += f.summary.accepted
   for (const [field, n] of f.summary.unknownFields) opts.tally.countUnknownField(field, n)
+  for (const [field, n] of f.summary.typeMismatches) opts.tally.countTypeMismatch(field, n)
   return {
     dataset,
     batch,

@@ -4,8 +4,10 @@
 // document refused as not NDJSON, unknown fields counted.
 import { LineRejectCode } from '../errors.js'
 import type { Dataset } from './datasets.js'
+import { typeMismatches } from './type-drift.js'
 
-export type Verdict = { ok: true, record: Record<string, unknown> } | { ok: false, code: LineRejectCode, reason: string }
+/** A schema failure carries the parsed record, for the type-drift counts. */
+export type Verdict = { ok: true, record: Record<string, unknown> } | { ok: false, code: LineRejectCode, reason: string, record?: Record<string, unknown> }
 
 export function checkLine(dataset: Dataset, line: string): Verdict {
   let value: unknown
@@ -20,7 +22,7 @@ export function checkLine(dataset: Dataset, line: string): Verdict {
   if (!dataset.validate(value)) {
     const e = dataset.validate.errors?.[0]
     const where = e?.instancePath ? e.instancePath : '(record)'
-    return { ok: false, code: LineRejectCode.schema, reason: `${where} ${e?.message ?? 'does not match the schema'}` }
+    return { ok: false, code: LineRejectCode.schema, reason: `${where} ${e?.message ?? 'does not match the schema'}`, record: value as Record<string, unknown> }
   }
   return { ok: true, record: value as Record<string, unknown> }
 }
@@ -49,6 +51,7 @@ export interface Tally {
   accepted: number
   countRejected(code: string): void
   countUnknownField(field: string): void
+  countTypeMismatch(field: string): void
 }
 
 export class LineChecker {
@@ -76,6 +79,7 @@ export class LineChecker {
       }
       this.rejected++
       this.tally.countRejected(verdict.code)
+      if (verdict.record) for (const field of typeMismatches(this.dataset, verdict.record)) this.tally.countTypeMismatch(field)
       return { kind: 'reject', code: verdict.code, reason: verdict.reason }
     }
     if (this.records === 1) {

@@ -25,6 +25,7 @@ export interface ChunkResult {
     readonly rejected: number
     readonly notNdjson: string | null
     readonly unknownFields: ReadonlyArray<[string, number]>
+    readonly typeMismatches: ReadonlyArray<[string, number]>
   }
 }
 

@@ -15,6 +15,7 @@ interface Session {
   readonly checker: LineChecker
   readonly decoder: StringDecoder
   readonly unknownFields: Map<string, number>
+  readonly typeMismatches: Map<string, number>
   readonly maxLineBytes: number
   tail: string
   refuse: ChunkResult['refuse'] | null
@@ -69,16 +70,19 @@ parentPort!.on('message', (m: { op: string, sid: number, mid?: number, dataset?:
       const dataset = datasets.get(m.dataset!)
       if (!dataset) throw new Error(`unknown dataset ${m.dataset}`)
       const unknownFields = new Map<string, number>()
+      const typeMismatches = new Map<string, number>()
+      const bounded = (m: Map<string, number>, field: string): void => {
+        const key = m.has(field) || m.size < driftFieldsMax ? field : '_other'
+        m.set(key, (m.get(key) ?? 0) + 1)
+      }
       const tally: Tally = {
         accepted: 0,
         // The main thread counts rejections from the dead letters it writes.
         countRejected () {},
-        countUnknownField (field) {
-          const key = unknownFields.has(field) || unknownFields.size < driftFieldsMax ? field : '_other'
-          unknownFields.set(key, (unknownFields.get(key) ?? 0) + 1)
-        }
+        countUnknownField (field) { bounded(unknownFields, field) },
+        countTypeMismatch (field) { bounded(typeMismatches, field) }
       }
-      sessions.set(m.sid, { checker: new LineChecker(dataset, m.maxLineBytes!, tally), decoder: new StringDecoder('utf8'), unknownFields, maxLineBytes: m.maxLineBytes!, tail: '', refuse: null })
+      sessions.set(m.sid, { checker: new LineChecker(dataset, m.maxLineBytes!, tally), decoder: new StringDecoder('utf8'), unknownFields, typeMismatches, maxLineBytes: m.maxLineBytes!, tail: '', refuse: null })
       return
     }
     if (m.op === 'cancel') { sessions.delete(m.sid); return }
@@ -94,7 +98,7 @@ parentPort!.on('message', (m: { op: string, sid: number, mid?: number, dataset?:
       const result = handle(s, s.decoder.end(), true)
       sessions.delete(m.sid)
       const c = s.checker
-      const summary = { lines: c.lineNo, accepted: c.accepted, rejected: c.rejected, notNdjson: s.refuse ? null : c.finish(), unknownFields: [...s.unknownFields] }
+      const summary = { lines: c.lineNo, accepted: c.accepted, rejected: c.rejected, notNdjson: s.refuse ? null : c.finish(), unknownFields: [...s.unknownFields], typeMismatches: [...s.typeMismatches] }
       parentPort!.postMessage({ mid: m.mid, result: { ...result, summary } }, transferable(result.framed))
     }
   } catch (err) {
