@@ -12,10 +12,11 @@ import type { Config, DatasetRoute } from './config/index.js'
 import { ConfigInvalid } from './errors.js'
 import { ChallengeLog, TokenSet, checkToken, ensureTokens, hecPlugin, intakePlugin, type CommitResult } from './intake/index.js'
 import { ParsePool, loadDatasets, type Dataset } from './pipeline/index.js'
-import { Forwarder, Spool, type DeadLetter, type SpoolBatch } from './spool/index.js'
+import { Forwarder, Spool, UNRECOGNISED_DATASET, type DeadLetter, type SpoolBatch } from './spool/index.js'
 import { FileSink, DiscardSink, RotatingFiles, type Rejection, type Sink } from './sinks/index.js'
 import { Stats, cached, healthPlugin, metricsPlugin, type Readiness } from './observability/index.js'
 import { schemasDir, version } from './paths.js'
+import { intakeSourcetypes, loadSplunkSourcetypes, sinkSourcetypes, type SplunkSourcetypes } from './splunk-sourcetypes.js'
 
 export interface BuiltApp {
   readonly app: FastifyInstance
@@ -33,7 +34,7 @@ export interface BuiltApp {
 
 async function createSinks(
   config: Config,
-  ctx: { dataDir: string, rotation: { rotateBytes: number, rotateMs: number, gzipRotated: boolean, log: Logger }, datasets: ReadonlyMap<string, Dataset>, log: Logger }
+  ctx: { dataDir: string, rotation: { rotateBytes: number, rotateMs: number, gzipRotated: boolean, log: Logger }, datasets: ReadonlyMap<string, Dataset>, log: Logger, splunkSourcetypes: SplunkSourcetypes }
 ): Promise<Sink[]> {
   // The names and the namespace were checked against their patterns in config.
   const names = config.sinks.split(',')
@@ -51,12 +52,12 @@ async function createSinks(
         token: config.splunkHecToken,
         caFile: config.splunkHecCaFile,
         tlsVerify: config.splunkHecTlsVerify,
-        sourcetype: config.splunkHecSourcetype,
+        sourcetype: config.splunkHecSourcetype !== '' ? config.splunkHecSourcetype : ctx.splunkSourcetypes.default,
         source: config.splunkHecSource,
         host: config.splunkHecHost,
         defaultIndex: config.splunkHecIndex,
         indexes: perDataset((r) => r.splunk?.index),
-        sourcetypes: perDataset((r) => r.splunk?.sourcetype),
+        sourcetypes: sinkSourcetypes(ctx.splunkSourcetypes, ctx.datasets.keys(), config.splunkHecSourcetype, perDataset((r) => r.splunk?.sourcetype)),
         sources: perDataset((r) => r.splunk?.source),
         batchBytes: config.splunkHecBatchBytes,
         gzip: config.splunkHecGzip,
@@ -100,6 +101,7 @@ async function readTls(config: Config): Promise<{ cert: Buffer, key: Buffer }> {
 export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   const dataDir = resolve(config.dataDir)
   const datasets = loadDatasets(schemasDir)
+  const splunkSourcetypes = loadSplunkSourcetypes(schemasDir)
   const stats = new Stats(datasets.keys(), config.driftFieldsMax)
   const tokenInfo = await ensureTokens(config.tokens, dataDir)
   const tokens = new TokenSet(tokenInfo.tokens)
@@ -119,10 +121,10 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   const deadLetters = new RotatingFiles({ ...rotation, dir: join(dataDir, 'dead-letter'), kind: 'dead-letter' })
   await deadLetters.init()
 
-  for (const dataset of Object.keys(config.routes)) {
+  for (const dataset of [...Object.keys(config.routes), ...Object.values(config.hecSourcetypes)]) {
     if (!datasets.has(dataset)) throw new ConfigInvalid(`CONFIG_FILE names dataset "${dataset}", which has no schema; known: ${[...datasets.keys()].join(', ')}`)
   }
-  const forwarders = (await createSinks(config, { dataDir, rotation, datasets, log })).map((sink) => new Forwarder({
+  const forwarders = (await createSinks(config, { dataDir, rotation, datasets, log, splunkSourcetypes })).map((sink) => new Forwarder({
     spool,
     sink,
     log,
@@ -150,6 +152,8 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   async function commit(batch: SpoolBatch, digest: string): Promise<CommitResult> {
     const sealed = await batch.seal()
     if (sealed.deadLetterPath) await deadLetters.appendFile(batch.dataset, sealed.deadLetterPath)
+    // A batch whose dataset could not be told lives in the dead-letter store only.
+    if (batch.dataset === UNRECOGNISED_DATASET) { await batch.discard(); return { stored: true } }
     const outcome = await batch.commit(digest)
     await batch.releaseDeadLetters()
     return { stored: !outcome.duplicate }
@@ -250,6 +254,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       headBytes: config.smallBodyBytes
     },
     driftFieldsMax: config.driftFieldsMax,
+    sourcetypes: intakeSourcetypes(splunkSourcetypes, datasets.keys(), config.hecSourcetypes),
     commit
   }
   await app.register(intakePlugin, intake)

@@ -19,6 +19,8 @@ export interface DatasetRoute {
 export interface ConfigFile {
   readonly settings: Readonly<Record<string, string>>
   readonly datasets: Readonly<Record<string, DatasetRoute>>
+  /** The HEC intake's sourcetype -> dataset entries (added to those of schemas/splunk/sourcetypes.json). */
+  readonly hecSourcetypes: Readonly<Record<string, string>>
 }
 
 const schema = {
@@ -49,6 +51,13 @@ const schema = {
           }
         }
       }
+    },
+    hec: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        sourcetypes: { type: 'object', additionalProperties: { type: 'string', pattern: '^[a-z][a-z0-9_]*$' } }
+      }
     }
   }
 }
@@ -78,9 +87,10 @@ export function readConfigFile(path: string): ConfigFile {
     }).join('; ')
     throw new ConfigInvalid(`CONFIG_FILE ${path}: ${why}`)
   }
-  const file = data as { settings?: Record<string, string | number | boolean>, datasets?: Record<string, DatasetRoute> }
+  const file = data as { settings?: Record<string, string | number | boolean>, datasets?: Record<string, DatasetRoute>, hec?: { sourcetypes?: Record<string, string> } }
   return {
     settings: Object.fromEntries(Object.entries(file.settings ?? {}).map(([k, v]) => [k, String(v)])),
-    datasets: file.datasets ?? {}
+    datasets: file.datasets ?? {},
+    hecSourcetypes: file.hec?.sourcetypes ?? {}
   }
 }

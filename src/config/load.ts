@@ -8,6 +8,8 @@ type ValueOf<D extends SettingDef> = D['type'] extends 'integer' ? number : D['t
 export type Config = { readonly [K in SettingKey]: ValueOf<(typeof settings)[K]> } & {
   /** Per-dataset routing from CONFIG_FILE; empty without one. */
   readonly routes: Readonly<Record<string, DatasetRoute>>
+  /** CONFIG_FILE hec.sourcetypes: sourcetype -> dataset for the HEC intake; empty without one. */
+  readonly hecSourcetypes: Readonly<Record<string, string>>
 }
 
 const schema = {
@@ -31,7 +33,7 @@ const validate = new Ajv({ coerceTypes: true, useDefaults: true, allErrors: true
 
 /** Reads the settings from an environment (process.env by default), validated once and frozen. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const file = env.CONFIG_FILE ? readConfigFile(env.CONFIG_FILE) : { settings: {}, datasets: {} }
+  const file = env.CONFIG_FILE ? readConfigFile(env.CONFIG_FILE) : { settings: {}, datasets: {}, hecSourcetypes: {} }
   // Empty strings mean "unset" for every setting, the way shells and compose files write them.
   const input: Record<string, unknown> = {}
   for (const s of Object.values(settings) as SettingDef[]) {
@@ -45,6 +47,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const out: Record<string, unknown> = {}
   for (const [key, s] of Object.entries(settings) as [SettingKey, SettingDef][]) out[key] = input[s.env]
   out.routes = file.datasets
+  out.hecSourcetypes = file.hecSourcetypes
   const config = out as Config
   const sinks = new Set(config.sinks.split(','))
   for (const [dataset, route] of Object.entries(config.routes)) {
@@ -71,5 +74,6 @@ export function describeConfig(config: Config): Record<string, unknown> {
     out[s.env] = s.secret ? (config[key] === '' ? '(unset)' : '(set)') : config[key]
   }
   if (Object.keys(config.routes).length > 0) out.routes = config.routes
+  if (Object.keys(config.hecSourcetypes).length > 0) out.hecSourcetypes = config.hecSourcetypes
   return out
 }

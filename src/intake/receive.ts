@@ -4,7 +4,7 @@ import type { Readable, Transform } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { IntakeBodyTooLarge, IntakeNotReady, PipelineNotNdjson } from '../errors.js'
 import { ingest, type Dataset, type ParsePool } from '../pipeline/index.js'
-import type { Spool, SpoolBatch } from '../spool/index.js'
+import { UNRECOGNISED_DATASET, type Spool, type SpoolBatch } from '../spool/index.js'
 import { DatasetStats, type Stats } from '../observability/stats.js'
 import { redactSecret } from '../observability/logger.js'
 import { asDecodeError, decodeBody, type DecodeLimits } from './decode.js'
@@ -56,7 +56,9 @@ export async function receive(
   reply: FastifyReply,
   opts: ReceiveOptions,
   dataset: Dataset | ((record: Record<string, unknown>) => Dataset | null),
-  framing?: Transform
+  framing?: Transform,
+  /** Why a batch whose dataset the function cannot tell is kept whole as dead letters; refused (400) when absent. */
+  unrecognisedReason?: string
 ): Promise<Received> {
   const { limits } = opts
   // A declared length over the limit is refused before a byte is read.
@@ -94,7 +96,8 @@ export async function receive(
       tally,
       maxLineBytes: limits.maxLineBytes,
       requestId: request.id,
-      pool: opts.pool
+      pool: opts.pool,
+      ...(unrecognisedReason !== undefined ? { unrecognised: { open: () => opts.spool.open(UNRECOGNISED_DATASET, request.id), reason: unrecognisedReason } } : {})
     })
   } catch (err) {
     raw.unpipe(first)
@@ -108,7 +111,7 @@ export async function receive(
   }
 
   const { batch } = result
-  const name = result.dataset?.name ?? null
+  const name = result.dataset?.name ?? (result.unrecognised ? UNRECOGNISED_DATASET : null)
   if (meter.inflatedBytes <= limits.headBytes) {
     const small = classifySmallBody(meter.head)
     if (small) {
@@ -140,6 +143,7 @@ export async function receive(
     request.log.info({ dataset: name, lines: result.lines }, 'Re-sent batch already accepted; not stored again.')
     return { kind: 'duplicate', dataset: name, accepted: result.accepted, rejected: result.rejected }
   }
+  if (result.unrecognised) request.log.warn({ lines: result.rejected, reason: unrecognisedReason }, 'Batch of an unrecognised dataset kept whole in the dead-letter store.')
   const dstats = opts.stats.dataset(name)
   dstats.batches++
   dstats.add(tally)

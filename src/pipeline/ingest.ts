@@ -6,13 +6,15 @@ import { Writable, type Readable, type Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import split2 from 'split2'
 import { PipelineLineTooLong, PipelineNotNdjson, PipelineUnknownDataset } from '../errors.js'
-import type { DeadLetter, SpoolBatch } from '../spool/index.js'
+import { UNRECOGNISED_DATASET, type DeadLetter, type SpoolBatch } from '../spool/index.js'
 import type { DatasetStats } from '../observability/stats.js'
 import type { Dataset } from './datasets.js'
 import { LineChecker, type LineOutcome } from './line-checker.js'
 import type { ChunkResult, ParsePool } from './parse-pool.js'
 
 export { checkLine } from './line-checker.js'
+
+const UNKNOWN_DATASET_CODE = new PipelineUnknownDataset().code
 
 export interface IngestOptions {
   /** The batch's dataset, or how to tell it from the first record (HEC senders may not say). */
@@ -30,6 +32,12 @@ export interface IngestOptions {
   readonly requestId: string
   /** Worker threads for split + parse + validate; the work stays on this thread when absent. */
   readonly pool?: ParsePool | null
+  /**
+   * When the dataset function cannot tell a first record that is a JSON object: keep the whole
+   * batch, every line as received, as dead letters in the batch `open()` gives (its dataset is
+   * UNRECOGNISED_DATASET), instead of failing with PipelineUnknownDataset.
+   */
+  readonly unrecognised?: { readonly open: () => Promise<SpoolBatch>, readonly reason: string }
 }
 
 export interface IngestResult {
@@ -41,6 +49,8 @@ export interface IngestResult {
   readonly rejected: number
   /** Why the body is not NDJSON at all, when its first lines say so; nothing of it may be stored then. */
   readonly notNdjson: string | null
+  /** The batch holds, as dead letters, every line of a body whose dataset could not be told. */
+  readonly unrecognised?: boolean
 }
 
 /** What a framing stage passes on instead of a record it could not extract. */
@@ -65,16 +75,34 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
   let batch: SpoolBatch | null = null
   let checker: LineChecker | null = null
   let items = 0
+  // Set once the first record could not be told and the batch is kept whole as dead letters.
+  let unrecognised: { lineNo: number, kept: number } | null = null
+
+  const keep = (raw: string, done: (err?: Error | null) => void): void => {
+    const u = unrecognised!
+    u.lineNo++
+    if (raw.trim().length === 0) return done()
+    // The same bound as for any line: an over-long one refuses the whole body.
+    if (raw.length > opts.maxLineBytes) return done(new PipelineLineTooLong(opts.maxLineBytes))
+    u.kept++
+    tally.countRejected(UNKNOWN_DATASET_CODE)
+    batch!.writeDeadLetter({ time: new Date().toISOString(), dataset: UNRECOGNISED_DATASET, stage: 'validation', code: UNKNOWN_DATASET_CODE, reason: opts.unrecognised!.reason, line: u.lineNo, requestId, raw }).then(() => done(), done)
+  }
 
   /** The dataset and its batch, settled by the first record when the sender did not name it. */
-  const settle = async (line: string): Promise<LineChecker | Error> => {
+  const settle = async (line: string): Promise<LineChecker | Error | null> => {
     if (!dataset) {
       let record: unknown
       try { record = JSON.parse(line) } catch {}
       const chosen = record !== null && typeof record === 'object' && !Array.isArray(record) && typeof opts.dataset === 'function'
         ? opts.dataset(record as Record<string, unknown>)
         : null
-      if (!chosen) return new PipelineUnknownDataset()
+      if (!chosen) {
+        if (!opts.unrecognised || record === null || typeof record !== 'object' || Array.isArray(record)) return new PipelineUnknownDataset()
+        batch = await opts.unrecognised.open()
+        unrecognised = { lineNo: 0, kept: 0 }
+        return null
+      }
       dataset = chosen
     }
     batch ??= await opts.open(dataset)
@@ -101,6 +129,7 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
     highWaterMark: 64,
     write (item: string | RejectedItem, _enc, done) {
       items++
+      if (unrecognised) return keep(typeof item === 'string' ? item : item.raw, done)
       if (typeof item !== 'string') {
         // A record the framing could not extract (an HEC envelope without an event).
         if (!checker || !batch || !dataset) return done(new PipelineNotNdjson(`the first record is unusable: ${item.reason}`))
@@ -115,6 +144,7 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
       if (item.trim().length === 0) return done()
       settle(item).then((c) => {
         if (c instanceof Error) return done(c)
+        if (c === null) return keep(item, done)
         take(c, item, done)
       }, done)
     }
@@ -131,6 +161,8 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
     if (err instanceof Error && err.message === 'maximum buffer reached') throw new PipelineLineTooLong(opts.maxLineBytes)
     throw err
   }
+  const u = unrecognised as { lineNo: number, kept: number } | null
+  if (u) return { dataset: null, batch, lines: u.lineNo, accepted: 0, rejected: u.kept, notNdjson: null, unrecognised: true }
   const c = checker as LineChecker | null
   return { dataset, batch, lines: c?.lineNo ?? items, accepted: c?.accepted ?? 0, rejected: c?.rejected ?? 0, notNdjson: c?.finish() ?? null }
 }
