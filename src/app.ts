@@ -1,5 +1,6 @@
 // The composition root: the one file that knows every room and wires them.
-import { readFile, rm, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import type { Server as TlsServer } from 'node:tls'
 import { join, resolve } from 'node:path'
 import { randomUUID } from 'node:crypto'
@@ -16,6 +17,7 @@ import { Forwarder, Spool, UNRECOGNISED_DATASET, type DeadLetter, type SpoolBatc
 import { FileSink, DiscardSink, RotatingFiles, type Rejection, type Sink } from './sinks/index.js'
 import { Stats, cached, healthPlugin, metricsPlugin, type Readiness } from './observability/index.js'
 import { schemasDir, version } from './paths.js'
+import { DirLock, DirectoryInUse, serviceLockPath } from './data-dir-lock.js'
 import { intakeSourcetypes, loadSplunkSourcetypes, sinkSourcetypes, type SplunkSourcetypes } from './splunk-sourcetypes.js'
 
 export interface BuiltApp {
@@ -100,8 +102,15 @@ async function readTls(config: Config): Promise<{ cert: Buffer, key: Buffer }> {
 
 export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   const dataDir = resolve(config.dataDir)
-  const datasets = loadDatasets(schemasDir)
-  const splunkSourcetypes = loadSplunkSourcetypes(schemasDir)
+  // One process per data directory: two spools on one directory would reuse sequence numbers.
+  await mkdir(dataDir, { recursive: true })
+  const lock = await DirLock.acquire(serviceLockPath(dataDir)).catch((err: unknown) => {
+    throw err instanceof DirectoryInUse ? new ConfigInvalid(`DATA_DIR ${err.message}`) : err
+  })
+  const schemas = config.schemasDir !== '' ? resolve(config.schemasDir) : schemasDir
+  const datasets = loadDatasets(schemas)
+  // A schemas directory of the operator's own may leave the Splunk sourcetypes to ours.
+  const splunkSourcetypes = loadSplunkSourcetypes(existsSync(join(schemas, 'splunk', 'sourcetypes.json')) ? schemas : schemasDir)
   const stats = new Stats(datasets.keys(), config.driftFieldsMax)
   const tokenInfo = await ensureTokens(config.tokens, dataDir)
   const tokens = new TokenSet(tokenInfo.tokens)
@@ -205,6 +214,14 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     })
   })
 
+  // Where this instance listens, for `npm run replay` on the same machine.
+  app.addHook('onListen', async function announce() {
+    const a = app.server.address()
+    if (a === null || typeof a === 'string') return
+    const host = a.address === '0.0.0.0' ? '127.0.0.1' : a.address === '::' ? '::1' : a.address
+    await lock.announce(`${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${a.port}`)
+  })
+
   // During a shutdown, answers to requests still in flight close their connection, so the
   // server is not kept waiting on a keep-alive socket that will carry nothing more.
   app.addHook('onSend', async function closeWhenStopping(request, reply) {
@@ -238,7 +255,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     })
   })
   const workers = config.parseWorkers === -1 ? availableParallelism() : config.parseWorkers
-  const pool = workers > 0 ? new ParsePool(workers, { schemasDir, driftFieldsMax: config.driftFieldsMax, maxLineBytes: config.maxLineBytes }, log) : null
+  const pool = workers > 0 ? new ParsePool(workers, { schemasDir: schemas, driftFieldsMax: config.driftFieldsMax, maxLineBytes: config.maxLineBytes }, log) : null
   const intake = {
     pool,
     datasets,
@@ -287,6 +304,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       await Promise.all(forwarders.map((f) => f.stop(Math.max(0, graceMs - (Date.now() - started)))))
       await deadLetters.close()
       await pool?.close()
+      await lock.release()
     }
   }
 }

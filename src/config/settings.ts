@@ -25,6 +25,12 @@ export const settings = {
   port: { env: 'PORT', type: 'integer', default: 8080, minimum: 0, description: 'TCP port to listen on' },
   host: { env: 'HOST', type: 'string', default: '0.0.0.0', description: 'Address to bind' },
   dataDir: { env: 'DATA_DIR', type: 'string', default: './data', description: 'Where tokens, events, dead letters and staging files live' },
+  schemasDir: {
+    env: 'SCHEMAS_DIR',
+    type: 'string',
+    default: '',
+    description: 'Directory of the dataset schemas (<dataset>.json); empty: schemas/ of this installation'
+  },
   publicUrl: {
     env: 'PUBLIC_URL',
     type: 'string',
