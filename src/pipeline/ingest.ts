@@ -78,15 +78,17 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
   // Set once the first record could not be told and the batch is kept whole as dead letters.
   let unrecognised: { lineNo: number, kept: number } | null = null
 
-  const keep = (raw: string, done: (err?: Error | null) => void): void => {
+  const keep = (raw: string, done: (err?: Error | null) => void, rejected?: RejectedItem): void => {
     const u = unrecognised!
     u.lineNo++
     if (raw.trim().length === 0) return done()
     // The same bound as for any line: an over-long one refuses the whole body.
     if (raw.length > opts.maxLineBytes) return done(new PipelineLineTooLong(opts.maxLineBytes))
     u.kept++
-    tally.countRejected(UNKNOWN_DATASET_CODE)
-    batch!.writeDeadLetter({ time: new Date().toISOString(), dataset: UNRECOGNISED_DATASET, stage: 'validation', code: UNKNOWN_DATASET_CODE, reason: opts.unrecognised!.reason, line: u.lineNo, requestId, raw }).then(() => done(), done)
+    // An HEC envelope without a usable event keeps its own reason: it holds no record.
+    const code = rejected?.code ?? UNKNOWN_DATASET_CODE
+    tally.countRejected(code)
+    batch!.writeDeadLetter({ time: new Date().toISOString(), dataset: UNRECOGNISED_DATASET, stage: 'validation', code, reason: rejected?.reason ?? opts.unrecognised!.reason, line: u.lineNo, requestId, raw }).then(() => done(), done)
   }
 
   /** The dataset and its batch, settled by the first record when the sender did not name it. */
@@ -129,7 +131,7 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
     highWaterMark: 64,
     write (item: string | RejectedItem, _enc, done) {
       items++
-      if (unrecognised) return keep(typeof item === 'string' ? item : item.raw, done)
+      if (unrecognised) return typeof item === 'string' ? keep(item, done) : keep(item.raw, done, item)
       if (typeof item !== 'string') {
         // A record the framing could not extract (an HEC envelope without an event).
         if (!checker || !batch || !dataset) return done(new PipelineNotNdjson(`the first record is unusable: ${item.reason}`))

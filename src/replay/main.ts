@@ -1,5 +1,7 @@
-// npm run replay -- --dataset <id> [--since <time>] [--batch-bytes <n>] [--url <service url>]
+// npm run replay -- --dataset <id> [--since <time>] [--unrecognised] [--batch-bytes <n>] [--url <service url>]
 //
+// --unrecognised replays, instead of the dataset's own dead letters, the HEC batches kept under
+// dead-letter/_unknown/ that the schemas now tell as this dataset (after its schema was added).
 // Configured like the service (the same environment and CONFIG_FILE, above all DATA_DIR). When
 // the service runs (DATA_DIR/service.lock names a live process and its URL) the valid dead
 // letters go to it; otherwise the service's code runs in this process on a loopback port for the
@@ -13,11 +15,11 @@ import { pino } from 'pino'
 import { buildApp, type BuiltApp } from '../app.js'
 import { loadConfig } from '../config/index.js'
 import { DirLock, DirectoryInUse, readLock, serviceLockPath } from '../data-dir-lock.js'
-import { ensureTokens } from '../intake/index.js'
+import { ensureTokens, recogniseDataset } from '../intake/index.js'
 import { createLogger } from '../observability/index.js'
 import { loadDatasets } from '../pipeline/index.js'
 import { schemasDir } from '../paths.js'
-import { httpSend, replay } from './replay.js'
+import { ReplayRefused, httpSend, replay } from './replay.js'
 
 const DEFAULT_BATCH_BYTES = 4 * 1024 * 1024
 // In-process mode: how long the destinations may take the replayed lines before it exits, ms.
@@ -48,7 +50,8 @@ async function main(): Promise<void> {
         dataset: { type: 'string' },
         since: { type: 'string' },
         'batch-bytes': { type: 'string' },
-        url: { type: 'string' }
+        url: { type: 'string' },
+        unrecognised: { type: 'boolean' }
       },
       strict: true
     }).values
@@ -58,13 +61,16 @@ async function main(): Promise<void> {
   if (!args.dataset) fail('--dataset <id> is required (the dead letters of DATA_DIR/dead-letter/<id>/ are replayed)')
   const since = args.since !== undefined ? new Date(args.since) : undefined
   if (since && Number.isNaN(since.getTime())) fail(`--since ${args.since}: not a date or time (e.g. 2026-11-28T12:00:00Z)`)
-  const batchBytes = args['batch-bytes'] !== undefined ? Number(args['batch-bytes']) : DEFAULT_BATCH_BYTES
-  if (!Number.isInteger(batchBytes) || batchBytes < 1024) fail('--batch-bytes must be an integer of at least 1024')
+  const wanted = args['batch-bytes'] !== undefined ? Number(args['batch-bytes']) : DEFAULT_BATCH_BYTES
+  if (!Number.isInteger(wanted) || wanted < 1024) fail('--batch-bytes must be an integer of at least 1024')
 
   const config = loadConfig()
+  // A batch the intake would refuse as too large would stay pending for ever.
+  const batchBytes = Math.min(wanted, config.maxBodyBytes, config.maxInflatedBytes)
   const dataDir = resolve(config.dataDir)
   const schemas = config.schemasDir !== '' ? resolve(config.schemasDir) : schemasDir
-  const dataset = loadDatasets(schemas).get(args.dataset)
+  const datasets = loadDatasets(schemas)
+  const dataset = datasets.get(args.dataset)
   if (!dataset) fail(`no schema for dataset "${args.dataset}" in ${schemas}`)
 
   // One replay of a dataset at a time: two would both send the same lines.
@@ -87,10 +93,18 @@ async function main(): Promise<void> {
   }
   process.stderr.write(`replay: ${built ? 'no service runs on this DATA_DIR: running its code in this process' : `sending to the service at ${url}`}\n`)
   try {
-    const report = await replay({ dataDir, dataset, ...(since ? { since } : {}), batchBytes, send: httpSend(url, token) })
+    const report = await replay({
+      dataDir,
+      dataset,
+      ...(since ? { since } : {}),
+      ...(args.unrecognised ? { recognise: recogniseDataset(datasets) } : {}),
+      batchBytes,
+      send: httpSend(url, token)
+    })
     process.stdout.write(JSON.stringify(report) + '\n')
     if (report.refusedByService > 0) {
-      process.stderr.write(`replay: the service refused ${report.refusedByService} lines the schema on disk accepts: it runs an older schema. Restart it, then replay again (those lines are dead letters again).\n`)
+      process.stderr.write(`replay: stopped: the service refused ${report.refusedByService} lines the schema on disk accepts, so it runs an older schema. Restart it, then replay again (those lines are dead letters again, and not counted as replayed).\n`)
+      process.exitCode = 1
     }
   } finally {
     if (built) await built.close(DELIVERY_GRACE_MS)
@@ -98,4 +112,8 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => fail((err as Error).message))
+main().catch((err: unknown) => {
+  // Typically the running service validates with an older schema than the one on disk.
+  const hint = err instanceof ReplayRefused ? '. If the service runs an older schema than the one on disk, restart it and replay again: the interrupted batch is sent again first' : ''
+  fail((err as Error).message + hint)
+})

@@ -12,16 +12,22 @@
 // segments would collide with it. So replay talks to the running service (found through
 // DATA_DIR/service.lock) and, when none runs, runs the service's code in its own process on a
 // loopback port, holding that same lock so that a service started meanwhile refuses to start.
+import { randomUUID } from 'node:crypto'
 import { request as httpRequest } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { join } from 'node:path'
 import type { Dataset } from '../pipeline/index.js'
+import { LineRejectCode } from '../errors.js'
 import { checkLine } from '../pipeline/index.js'
+import { UNRECOGNISED_DATASET } from '../spool/index.js'
 import { deadLetterFiles, readDeadLetterFile } from './dead-letters.js'
 import { Ledger, lineId, type Pending } from './ledger.js'
 
-/** Sends one batch body to the intake; resolves with its JSON answer or throws. */
-export type Send = (dataset: string, body: string) => Promise<IntakeAnswer>
+/**
+ * Sends one batch body to the intake under the given request id (the service's dead letters of
+ * the batch carry it); resolves with its JSON answer or throws.
+ */
+export type Send = (dataset: string, body: string, requestId: string) => Promise<IntakeAnswer>
 
 export interface IntakeAnswer {
   readonly accepted: number
@@ -37,6 +43,12 @@ export interface ReplayOptions {
   /** Largest batch body sent at once, bytes. */
   readonly batchBytes: number
   readonly send: Send
+  /**
+   * Replays the HEC batches kept under dead-letter/_unknown/ (their dataset could not be told)
+   * that this function, given each batch's first record, now tells as the dataset: after its
+   * schema was added. The dataset's own dead letters are not read then.
+   */
+  readonly recognise?: (record: Record<string, unknown>) => Dataset | null
   /** Called after each batch is in the spool (progress; tests stop here to play a crash). */
   readonly onBatch?: (n: number) => void | Promise<void>
 }
@@ -53,7 +65,10 @@ export interface ReplayReport {
   readonly duplicates: number
   /** Lines the current schema still refuses: they stay dead letters. */
   readonly stillInvalid: number
-  /** Lines the service refused although the schema on disk accepts them: restart the service. */
+  /**
+   * Lines the service refused although the schema on disk accepts them: it runs an older schema.
+   * They are dead letters again, not recorded as replayed, and the run stops there.
+   */
   readonly refusedByService: number
   readonly batches: number
 }
@@ -66,47 +81,71 @@ export async function replay(opts: ReplayOptions): Promise<ReplayReport> {
   await ledger.load()
   const r = { dataset: name, scanned: 0, alreadyReplayed: 0, replayed: 0, duplicates: 0, stillInvalid: 0, refusedByService: 0, batches: 0 }
 
-  const ingest = async (p: Pending): Promise<void> => {
-    const answer = await opts.send(name, p.body)
+  /** False when the service refused lines: the run must stop. */
+  const ingest = async (p: Pending): Promise<boolean> => {
+    const requestId = `replay-${randomUUID()}`
+    const answer = await opts.send(name, p.body, requestId)
     if (answer.duplicate) r.duplicates += p.ids.length
-    else r.refusedByService += answer.rejected
-    await ledger.finish(p)
-    r.replayed += p.ids.length
+    let refused = new Set<string>()
+    if (!answer.duplicate && answer.rejected > 0) {
+      // Those lines are dead letters again (under our request id): they are not replayed yet.
+      refused = await refusedIds(opts.dataDir, name, requestId, answer.rejected)
+      r.refusedByService += answer.rejected
+    }
+    await ledger.finish({ ids: p.ids.filter((id) => !refused.has(id)), body: p.body })
+    r.replayed += p.ids.length - refused.size
     r.batches++
     await opts.onBatch?.(r.batches)
+    return refused.size === 0
   }
 
   // An interrupted run first: the same bytes again, so that a stored batch is a re-send.
   const interrupted = await ledger.pending()
-  if (interrupted) await ingest(interrupted)
+  if (interrupted && !await ingest(interrupted)) return r
 
   // Ids of this run's batches, and of lines met twice in the store (a repeated dead letter).
   const seen = new Set<string>()
   let ids: string[] = []
   let lines: string[] = []
   let bytes = 0
-  const flush = async (): Promise<void> => {
-    if (ids.length === 0) return
+  const flush = async (): Promise<boolean> => {
+    if (ids.length === 0) return true
     const p: Pending = { ids, body: lines.join('\n') + '\n' }
     ids = []
     lines = []
     bytes = 0
     await ledger.begin(p)
-    await ingest(p)
+    return await ingest(p)
   }
 
-  for (const file of await deadLetterFiles(join(opts.dataDir, 'dead-letter', name))) {
+  const from = opts.recognise ? UNRECOGNISED_DATASET : name
+  // With `recognise`: the request whose lines are being read, and whether they are this dataset's.
+  let request: string | undefined
+  let ours = false
+  for (const file of await deadLetterFiles(join(opts.dataDir, 'dead-letter', from))) {
     for await (const letter of readDeadLetterFile(file)) {
       // Lines a destination refused were valid: replaying them would send them everywhere again.
-      if (letter.stage !== 'validation' || letter.dataset !== name) continue
+      if (letter.stage !== 'validation' || letter.dataset !== from) continue
+      // An HEC envelope without an event holds no record, whatever the schema says now.
+      if (letter.code === LineRejectCode.envelope) continue
       if (opts.since && !(Date.parse(letter.time) >= opts.since.getTime())) continue
+      if (opts.recognise) {
+        // A request's dead letters are appended together, in order: its first one decides.
+        if (letter.requestId !== request || request === undefined) {
+          request = letter.requestId
+          let record: unknown
+          try { record = JSON.parse(letter.raw) } catch {}
+          ours = record !== null && typeof record === 'object' && !Array.isArray(record) && opts.recognise(record as Record<string, unknown>)?.name === name
+        }
+        if (!ours) continue
+      }
       r.scanned++
       const id = lineId(name, letter.raw)
       if (ledger.has(id) || seen.has(id)) { r.alreadyReplayed++; continue }
       if (!checkLine(opts.dataset, letter.raw).ok) { r.stillInvalid++; continue }
       seen.add(id)
       const size = Buffer.byteLength(letter.raw) + 1
-      if (bytes + size > opts.batchBytes) await flush()
+      if (bytes + size > opts.batchBytes && !await flush()) return r
       ids.push(id)
       lines.push(letter.raw)
       bytes += size
@@ -116,18 +155,28 @@ export async function replay(opts: ReplayOptions): Promise<ReplayReport> {
   return r
 }
 
+/** The ids of the lines the service dead-lettered under `requestId`: the newest files hold them. */
+async function refusedIds(dataDir: string, dataset: string, requestId: string, count: number): Promise<Set<string>> {
+  const out = new Set<string>()
+  for (const file of (await deadLetterFiles(join(dataDir, 'dead-letter', dataset))).reverse()) {
+    for await (const letter of readDeadLetterFile(file)) if (letter.requestId === requestId) out.add(lineId(dataset, letter.raw))
+    if (out.size >= count) break
+  }
+  return out
+}
+
 /**
  * A Send that POSTs to a service's /logpush/<dataset> with its token. The service is on this
  * machine (same DATA_DIR); over TLS its certificate names the public host, not the loopback
  * address, so it is not verified.
  */
 export function httpSend(baseUrl: string, token: string): Send {
-  return (dataset, body) => new Promise((resolve, reject) => {
+  return (dataset, body, requestId) => new Promise((resolve, reject) => {
     const url = new URL(`/logpush/${dataset}`, baseUrl)
     const payload = Buffer.from(body)
     const options = {
       method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-ndjson', 'content-length': payload.length },
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-ndjson', 'content-length': payload.length, 'x-request-id': requestId },
       ...(url.protocol === 'https:' ? { rejectUnauthorized: false } : {})
     }
     const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, options, (res) => {

@@ -6,11 +6,13 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { cp, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises'
+import { cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { batchText } from '../helpers/fixtures.js'
 import { post, readDeadLetters, readStore, startServer } from '../helpers/server.js'
+import { recogniseDataset } from '../../src/intake/index.js'
 import { schemasDir } from '../../src/paths.js'
 import { loadDatasets } from '../../src/pipeline/index.js'
 import { httpSend, replay, type Send } from '../../src/replay/replay.js'
@@ -120,8 +122,8 @@ test('a replay interrupted after the service stored a batch, before it was recor
   const later = await replay({ dataDir, dataset, since: new Date(Date.now() + 60_000), batchBytes: 1024, send })
   assert.deepEqual([later.scanned, later.replayed], [0, 0])
   let calls = 0
-  const crashing: Send = async (d, body) => {
-    const answer = await send(d, body)
+  const crashing: Send = async (d, body, id) => {
+    const answer = await send(d, body, id)
     if (++calls === 3) throw new Error('killed after the service stored batch 3')
     return answer
   }
@@ -191,4 +193,63 @@ test('one process per DATA_DIR: a live holder of service.lock keeps the service 
   assert.deepEqual([lock.pid, lock.url], [process.pid, server.url])
   await server.built.close()
   await assert.rejects(stat(join(dataDir, 'service.lock')), { code: 'ENOENT' })
+})
+
+test('--unrecognised: HEC batches kept under _unknown are replayed once into the dataset whose schema was added', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'lpr-replay-'))
+  const without = join(await mkdtemp(join(tmpdir(), 'lpr-schemas-')), 'schemas')
+  await cp(schemasDir, without, { recursive: true })
+  await rm(join(without, 'network_analytics_logs.json'))
+  const nal = batchText('network_analytics_logs', 5)
+  const hec = async (url: string, body: string): Promise<number> => (await fetch(`${url}/services/collector/raw?sourcetype=cloudflare:json`, {
+    method: 'POST', body, headers: { authorization: 'Splunk test-token-0123456789abcdef' }
+  })).status
+  const writer = await startServer(t, { DATA_DIR: dataDir, SCHEMAS_DIR: without, PARSE_WORKERS: '0' })
+  assert.equal(await hec(writer.url, nal), 200)
+  assert.equal(await hec(writer.url, '{"Foo":1}\n{"Foo":2}\n'), 200)
+  await writer.built.close()
+  assert.equal((await readDeadLetters({ dataDir }, '_unknown')).length, 7)
+
+  const server = await startServer(t, { DATA_DIR: dataDir, PARSE_WORKERS: '0' })
+  const datasets = loadDatasets(schemasDir)
+  const options = { dataDir, dataset: datasets.get('network_analytics_logs')!, recognise: recogniseDataset(datasets), batchBytes: 1 << 20, send: httpSend(server.url, server.token) }
+  assert.deepEqual(counts(await replay(options)), { scanned: 5, alreadyReplayed: 0, replayed: 5, duplicates: 0, stillInvalid: 0, refusedByService: 0 })
+  assert.deepEqual(counts(await replay(options)), { scanned: 5, alreadyReplayed: 5, replayed: 0, duplicates: 0, stillInvalid: 0, refusedByService: 0 })
+  assert.equal(await readStore(server, 'events', 'network_analytics_logs'), nal)
+  assert.equal((await readDeadLetters({ dataDir }, '_unknown')).length, 7)
+})
+
+test('a service still on an older schema: refused lines are not recorded as replayed, and are after its restart', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'lpr-replay-'))
+  const broken = await brokenSchemas()
+  // Another stale schema: EdgeResponseStatus a string, ClientASN right.
+  const stale = join(await mkdtemp(join(tmpdir(), 'lpr-schemas-')), 'schemas')
+  await cp(schemasDir, stale, { recursive: true })
+  const staleSchema = JSON.parse(await readFile(join(stale, 'http_requests.json'), 'utf8'))
+  staleSchema.properties.EdgeResponseStatus.type = 'string'
+  await writeFile(join(stale, 'http_requests.json'), JSON.stringify(staleSchema))
+  const withStatus = (i: number): string => `{"RayID":"e${i}","ClientASN":${i},"EdgeResponseStatus":200}`
+  const body = [valid(1), valid(2), ...range(1, 6).map(fixable), ...range(1, 3).map(withStatus)].join('\n') + '\n'
+  const writer = await startServer(t, { DATA_DIR: dataDir, SCHEMAS_DIR: broken, PARSE_WORKERS: '0' })
+  assert.equal((await post(writer, '/logpush/http_requests', body)).json.rejected, 9)
+  await writer.built.close()
+
+  const dataset = loadDatasets(schemasDir).get('http_requests')!
+  const old = await startServer(t, { DATA_DIR: dataDir, SCHEMAS_DIR: stale, PARSE_WORKERS: '0' })
+  const first = await replay({ dataDir, dataset, batchBytes: 1 << 20, send: httpSend(old.url, old.token) })
+  assert.deepEqual(counts(first), { scanned: 9, alreadyReplayed: 0, replayed: 6, duplicates: 0, stillInvalid: 0, refusedByService: 3 })
+  // Two refused lines first make the whole batch "not NDJSON": the replay stops, its batch pending.
+  const writer2 = await startServer(t, { DATA_DIR: dataDir, SCHEMAS_DIR: broken, PARSE_WORKERS: '0' })
+  assert.equal((await post(writer2, '/logpush/http_requests', [valid(3), ...range(4, 5).map(withStatus)].join('\n') + '\n')).json.rejected, 2)
+  await writer2.built.close()
+  await assert.rejects(replay({ dataDir, dataset, since: new Date(Date.now() - 2000), batchBytes: 1 << 20, send: httpSend(old.url, old.token) }), /answered 400: Body is not NDJSON/)
+  await old.built.close()
+
+  const fixed = await startServer(t, { DATA_DIR: dataDir, PARSE_WORKERS: '0' })
+  const second = await replay({ dataDir, dataset, batchBytes: 1 << 20, send: httpSend(fixed.url, fixed.token) })
+  // The pending batch first: e1..e3 as dead-lettered again by the stale service (within --since),
+  // e4, e5; then every dead letter is one already replayed.
+  assert.deepEqual(counts(second), { scanned: 14, alreadyReplayed: 14, replayed: 5, duplicates: 0, stillInvalid: 0, refusedByService: 0 })
+  const events = [valid(1), valid(2), ...range(1, 6).map(fixable), valid(3), ...range(1, 5).map(withStatus)]
+  assert.equal(await readStore(fixed, 'events', 'http_requests'), events.join('\n') + '\n')
 })
