@@ -1,5 +1,6 @@
 // The composition root: the one file that knows every room and wires them.
-import { readFile, rm, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import type { Server as TlsServer } from 'node:tls'
 import { join, resolve } from 'node:path'
 import { randomUUID } from 'node:crypto'
@@ -12,12 +13,14 @@ import type { Config, DatasetRoute } from './config/index.js'
 import { ConfigInvalid } from './errors.js'
 import { ChallengeLog, TokenSet, checkToken, destinationConf, ensureTokens, hecPlugin, intakePlugin, type CommitResult } from './intake/index.js'
 import { LineBudget, ParsePool, clip, loadDatasets, type Dataset } from './pipeline/index.js'
-import { Forwarder, Spool, type DeadLetter, type SpoolBatch } from './spool/index.js'
+import { Forwarder, Spool, UNRECOGNISED_DATASET, type DeadLetter, type SpoolBatch } from './spool/index.js'
 import { FileSink, DiscardSink, RotatingFiles, type Rejection, type Sink } from './sinks/index.js'
 import { Stats, cached, healthPlugin, metricsPlugin, type Readiness } from './observability/index.js'
 import { schemasDir, version } from './paths.js'
 import type { BucketSource } from './sources/bucket/index.js'
 import { RecentDeadLetters, StatusAccess, statusPlugin } from './status/index.js'
+import { DirLock, DirectoryInUse, serviceLockPath } from './data-dir-lock.js'
+import { intakeSourcetypes, loadSplunkSourcetypes, sinkSourcetypes, type SplunkSourcetypes } from './splunk-sourcetypes.js'
 
 export interface BuiltApp {
   readonly app: FastifyInstance
@@ -35,7 +38,7 @@ export interface BuiltApp {
 
 async function createSinks(
   config: Config,
-  ctx: { dataDir: string, rotation: { rotateBytes: number, rotateMs: number, gzipRotated: boolean, log: Logger }, datasets: ReadonlyMap<string, Dataset>, log: Logger }
+  ctx: { dataDir: string, rotation: { rotateBytes: number, rotateMs: number, gzipRotated: boolean, log: Logger }, datasets: ReadonlyMap<string, Dataset>, log: Logger, splunkSourcetypes: SplunkSourcetypes }
 ): Promise<Sink[]> {
   // The names and the namespace were checked against their patterns in config.
   const names = config.sinks.split(',')
@@ -53,12 +56,12 @@ async function createSinks(
         token: config.splunkHecToken,
         caFile: config.splunkHecCaFile,
         tlsVerify: config.splunkHecTlsVerify,
-        sourcetype: config.splunkHecSourcetype,
+        sourcetype: config.splunkHecSourcetype !== '' ? config.splunkHecSourcetype : ctx.splunkSourcetypes.default,
         source: config.splunkHecSource,
         host: config.splunkHecHost,
         defaultIndex: config.splunkHecIndex,
         indexes: perDataset((r) => r.splunk?.index),
-        sourcetypes: perDataset((r) => r.splunk?.sourcetype),
+        sourcetypes: sinkSourcetypes(ctx.splunkSourcetypes, ctx.datasets.keys(), config.splunkHecSourcetype, perDataset((r) => r.splunk?.sourcetype)),
         sources: perDataset((r) => r.splunk?.source),
         batchBytes: config.splunkHecBatchBytes,
         gzip: config.splunkHecGzip,
@@ -160,7 +163,15 @@ async function readTls(config: Config): Promise<{ cert: Buffer, key: Buffer }> {
 
 export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   const dataDir = resolve(config.dataDir)
-  const datasets = loadDatasets(schemasDir)
+  // One process per data directory: two spools on one directory would reuse sequence numbers.
+  await mkdir(dataDir, { recursive: true })
+  const lock = await DirLock.acquire(serviceLockPath(dataDir)).catch((err: unknown) => {
+    throw err instanceof DirectoryInUse ? new ConfigInvalid(`DATA_DIR ${err.message}`) : err
+  })
+  const schemas = config.schemasDir !== '' ? resolve(config.schemasDir) : schemasDir
+  const datasets = loadDatasets(schemas)
+  // A schemas directory of the operator's own may leave the Splunk sourcetypes to ours.
+  const splunkSourcetypes = loadSplunkSourcetypes(existsSync(join(schemas, 'splunk', 'sourcetypes.json')) ? schemas : schemasDir)
   const stats = new Stats(datasets.keys(), config.driftFieldsMax, config.driftFieldNameMaxChars)
   const tokenInfo = await ensureTokens(config.tokens, dataDir)
   const tokens = new TokenSet(tokenInfo.tokens)
@@ -181,10 +192,10 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   await deadLetters.init()
   const recentDeadLetters = new RecentDeadLetters(config.statusDeadLettersKept, new Set(datasets.keys()))
 
-  for (const dataset of Object.keys(config.routes)) {
+  for (const dataset of [...Object.keys(config.routes), ...Object.values(config.hecSourcetypes)]) {
     if (!datasets.has(dataset)) throw new ConfigInvalid(`CONFIG_FILE names dataset "${dataset}", which has no schema; known: ${[...datasets.keys()].join(', ')}`)
   }
-  const forwarders = (await createSinks(config, { dataDir, rotation, datasets, log })).map((sink) => new Forwarder({
+  const forwarders = (await createSinks(config, { dataDir, rotation, datasets, log, splunkSourcetypes })).map((sink) => new Forwarder({
     spool,
     sink,
     log,
@@ -223,6 +234,8 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       // For the status page only: its failure must not fail a batch that is safely stored.
       await recentDeadLetters.noteFile(batch.dataset, sealed.deadLetterPath).catch((err: unknown) => log.warn({ err }, 'Could not read the latest dead letters for the status page.'))
     }
+    // A batch whose dataset could not be told lives in the dead-letter store only.
+    if (batch.dataset === UNRECOGNISED_DATASET) { await batch.discard(); return { stored: true } }
     const outcome = await batch.commit(digest)
     await batch.releaseDeadLetters()
     return { stored: !outcome.duplicate }
@@ -279,6 +292,14 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       error: status >= 500 && !error.code ? 'Internal Server Error' : error.name === 'FastifyError' ? httpReason(status) : error.name,
       message: status >= 500 && !error.code ? 'Internal error; see the service log' : error.message
     })
+  })
+
+  // Where this instance listens, for `npm run replay` on the same machine.
+  app.addHook('onListen', async function announce() {
+    const a = app.server.address()
+    if (a === null || typeof a === 'string') return
+    const host = a.address === '0.0.0.0' ? '127.0.0.1' : a.address === '::' ? '::1' : a.address
+    await lock.announce(`${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${a.port}`)
   })
 
   // fastify's own 404 logs and answers the whole URL, query string included, where a token may
@@ -344,7 +365,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   const challenges = new ChallengeLog(config.challengesKept)
   let sources: BucketSource[] = []
   const workers = config.parseWorkers === -1 ? availableParallelism() : config.parseWorkers
-  const pool = workers > 0 ? new ParsePool(workers, { schemasDir, driftFieldsMax: config.driftFieldsMax, driftFieldNameMaxChars: config.driftFieldNameMaxChars, maxLineBytes: config.maxLineBytes }, log) : null
+  const pool = workers > 0 ? new ParsePool(workers, { schemasDir: schemas, driftFieldsMax: config.driftFieldsMax, driftFieldNameMaxChars: config.driftFieldNameMaxChars, maxLineBytes: config.maxLineBytes }, log) : null
   const intake = {
     pool,
     datasets,
@@ -364,6 +385,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     lineBudget: new LineBudget(Math.max(config.lineBufferBudgetBytes, config.maxLineBytes)),
     driftFieldsMax: config.driftFieldsMax,
     driftFieldNameMaxChars: config.driftFieldNameMaxChars,
+    sourcetypes: intakeSourcetypes(splunkSourcetypes, datasets.keys(), config.hecSourcetypes),
     commit
   }
   await app.register(intakePlugin, intake)
@@ -412,6 +434,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       await Promise.all(forwarders.map((f) => f.stop(Math.max(0, graceMs - (Date.now() - started)))))
       await deadLetters.close()
       await pool?.close()
+      await lock.release()
     }
   }
 }

@@ -22,6 +22,8 @@ export interface ConfigFile {
   readonly datasets: Readonly<Record<string, DatasetRoute>>
   /** Buckets Logpush writes to, read by the service (src/sources/bucket). */
   readonly sources: readonly BucketSourceConfig[]
+  /** The HEC intake's sourcetype -> dataset entries (added to those of schemas/splunk/sourcetypes.json). */
+  readonly hecSourcetypes: Readonly<Record<string, string>>
 }
 
 const schema = {
@@ -53,7 +55,14 @@ const schema = {
         }
       }
     },
-    sources: { type: 'array', items: bucketSourceSchema }
+    sources: { type: 'array', items: bucketSourceSchema },
+    hec: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        sourcetypes: { type: 'object', additionalProperties: { type: 'string', pattern: '^[a-z][a-z0-9_]*$' } }
+      }
+    }
   }
 }
 
@@ -82,10 +91,11 @@ export function readConfigFile(path: string): ConfigFile {
     }).join('; ')
     throw new ConfigInvalid(`CONFIG_FILE ${path}: ${why}`)
   }
-  const file = data as { settings?: Record<string, string | number | boolean>, datasets?: Record<string, DatasetRoute>, sources?: Array<Partial<BucketSourceConfig>> }
+  const file = data as { settings?: Record<string, string | number | boolean>, datasets?: Record<string, DatasetRoute>, sources?: Array<Partial<BucketSourceConfig>>, hec?: { sourcetypes?: Record<string, string> } }
   return {
     settings: Object.fromEntries(Object.entries(file.settings ?? {}).map(([k, v]) => [k, String(v)])),
     datasets: file.datasets ?? {},
-    sources: normalizeSources(file.sources ?? [])
+    sources: normalizeSources(file.sources ?? []),
+    hecSourcetypes: file.hec?.sourcetypes ?? {}
   }
 }

@@ -11,6 +11,8 @@ export type Config = { readonly [K in SettingKey]: ValueOf<(typeof settings)[K]>
   readonly routes: Readonly<Record<string, DatasetRoute>>
   /** Bucket sources from CONFIG_FILE; empty without one. */
   readonly sources: readonly BucketSourceConfig[]
+  /** CONFIG_FILE hec.sourcetypes: sourcetype -> dataset for the HEC intake; empty without one. */
+  readonly hecSourcetypes: Readonly<Record<string, string>>
 }
 
 const schema = {
@@ -34,7 +36,7 @@ const validate = new Ajv({ coerceTypes: true, useDefaults: true, allErrors: true
 
 /** Reads the settings from an environment (process.env by default), validated once and frozen. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const file = env.CONFIG_FILE ? readConfigFile(env.CONFIG_FILE) : { settings: {}, datasets: {}, sources: [] }
+  const file = env.CONFIG_FILE ? readConfigFile(env.CONFIG_FILE) : { settings: {}, datasets: {}, sources: [], hecSourcetypes: {} }
   // Empty strings mean "unset" for every setting, the way shells and compose files write them.
   const input: Record<string, unknown> = {}
   for (const s of Object.values(settings) as SettingDef[]) {
@@ -49,6 +51,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   for (const [key, s] of Object.entries(settings) as [SettingKey, SettingDef][]) out[key] = input[s.env]
   out.routes = file.datasets
   out.sources = file.sources
+  out.hecSourcetypes = file.hecSourcetypes
   const config = out as Config
   const sinks = new Set(config.sinks.split(','))
   for (const [dataset, route] of Object.entries(config.routes)) {
@@ -81,6 +84,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
   if (Object.keys(config.routes).length > 0) out.routes = config.routes
   // Sources name the variables that hold their keys, never the keys.
   if (config.sources.length > 0) out.sources = config.sources
+  if (Object.keys(config.hecSourcetypes).length > 0) out.hecSourcetypes = config.hecSourcetypes
   return out
 }
 

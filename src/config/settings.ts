@@ -25,6 +25,12 @@ export const settings = {
   port: { env: 'PORT', type: 'integer', default: 8080, minimum: 0, description: 'TCP port to listen on' },
   host: { env: 'HOST', type: 'string', default: '0.0.0.0', description: 'Address to bind' },
   dataDir: { env: 'DATA_DIR', type: 'string', default: './data', description: 'Where tokens, events, dead letters and staging files live' },
+  schemasDir: {
+    env: 'SCHEMAS_DIR',
+    type: 'string',
+    default: '',
+    description: 'Directory of the dataset schemas (<dataset>.json); empty: schemas/ of this installation'
+  },
   publicUrl: {
     env: 'PUBLIC_URL',
     type: 'string',
@@ -232,7 +238,12 @@ export const settings = {
   splunkHecToken: { env: 'SPLUNK_HEC_TOKEN', type: 'string', default: '', secret: true, description: 'HEC token, sent as "Authorization: Splunk <token>"' },
   splunkHecCaFile: { env: 'SPLUNK_HEC_CA_FILE', type: 'string', default: '', description: 'PEM file of the CA that signed the HEC certificate' },
   splunkHecTlsVerify: { env: 'SPLUNK_HEC_TLS_VERIFY', type: 'boolean', default: true, description: 'Verify the HEC certificate (false accepts self-signed ones, like Logpush\'s insecure-skip-verify)' },
-  splunkHecSourcetype: { env: 'SPLUNK_HEC_SOURCETYPE', type: 'string', default: 'cloudflare:json', description: 'sourcetype of every event (what the Cloudflare App for Splunk expects)' },
+  splunkHecSourcetype: {
+    env: 'SPLUNK_HEC_SOURCETYPE',
+    type: 'string',
+    default: '',
+    description: 'sourcetype of every event; empty: per dataset from schemas/splunk/sourcetypes.json (cloudflare:json, cloudflare:access for access_requests)'
+  },
   splunkHecSource: { env: 'SPLUNK_HEC_SOURCE', type: 'string', default: '', description: 'source of every event; empty: cloudflare:<dataset>' },
   splunkHecHost: { env: 'SPLUNK_HEC_HOST', type: 'string', default: '', description: 'host of every event; empty: not sent (HEC uses its own)' },
   splunkHecIndex: { env: 'SPLUNK_HEC_INDEX', type: 'string', default: '', description: 'Index for every dataset without its own in CONFIG_FILE; empty: the token\'s default index' },

@@ -16,6 +16,8 @@ export interface HecRouteOptions extends ReceiveOptions {
   readonly tokens: TokenSet
   readonly authHeader: string
   readonly spool: Spool
+  /** sourcetype= of a splunk:// job -> dataset (schemas/splunk/sourcetypes.json, CONFIG_FILE hec.sourcetypes). */
+  readonly sourcetypes: ReadonlyMap<string, string>
 }
 
 interface HecAnswer { status: number, text: string, code: number }
@@ -73,16 +75,28 @@ export async function hecPlugin(app: FastifyInstance, opts: HecRouteOptions): Pr
     if (!opts.tokens.has(token)) throw new IntakeTokenInvalid()
   })
 
-  const target = (request: FastifyRequest): Dataset | ((r: Record<string, unknown>) => Dataset | null) => {
-    const name = (request.query as Record<string, string | undefined>).dataset
-    if (name === undefined || name === '') return recognise
-    const d = opts.datasets.get(name)
-    if (!d) throw new IntakeUnknownDataset(clip(name, 64), known)
-    return d
+  /**
+   * The dataset: ?dataset=, else the one the job's sourcetype= names, else told from the first
+   * record's fields; a batch none of these tells is kept whole as dead letters (the reason).
+   */
+  const target = (request: FastifyRequest): { dataset: Dataset | ((r: Record<string, unknown>) => Dataset | null), unrecognised?: string } => {
+    const query = request.query as Record<string, string | undefined>
+    const name = query.dataset
+    if (name !== undefined && name !== '') {
+      const d = opts.datasets.get(name)
+      if (!d) throw new IntakeUnknownDataset(clip(name, 64), known)
+      return { dataset: d }
+    }
+    const sourcetype = query.sourcetype
+    const named = sourcetype ? opts.datasets.get(opts.sourcetypes.get(sourcetype) ?? '') : undefined
+    if (named) return { dataset: named }
+    const st = sourcetype ? `sourcetype=${clip(sourcetype, 100)} names no dataset` : 'no sourcetype='
+    return { dataset: recognise, unrecognised: `the dataset cannot be told: no dataset=, ${st}, and the first record's fields match no schema better than all others` }
   }
 
   const answer = async (request: FastifyRequest, reply: FastifyReply, envelopes: boolean): Promise<typeof SUCCESS> => {
-    const r = await receive(request, reply, opts, target(request), envelopes ? new HecEnvelopeSplitter(opts.limits.maxLineBytes) : undefined)
+    const t = target(request)
+    const r = await receive(request, reply, opts, t.dataset, envelopes ? new HecEnvelopeSplitter(opts.limits.maxLineBytes) : undefined, t.unrecognised)
     if (r.kind === 'stored' || r.kind === 'duplicate') reply.header('x-logpush-receiver', JSON.stringify({ dataset: r.dataset, accepted: r.accepted, rejected: r.rejected, duplicate: r.kind === 'duplicate' }))
     return SUCCESS
   }

@@ -4,7 +4,7 @@ import type { Readable, Transform } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { IntakeBodyTooLarge, IntakeClientGone, IntakeNotReady, PipelineNotNdjson } from '../errors.js'
 import { ingest, type Dataset, type LineBudget, type ParsePool } from '../pipeline/index.js'
-import type { Spool, SpoolBatch } from '../spool/index.js'
+import { UNRECOGNISED_DATASET, type Spool, type SpoolBatch } from '../spool/index.js'
 import { DatasetStats, type Stats } from '../observability/stats.js'
 import { redactSecret } from '../observability/logger.js'
 import { asDecodeError, decodeBody, type DecodeLimits } from './decode.js'
@@ -59,7 +59,9 @@ export async function receive(
   reply: FastifyReply,
   opts: ReceiveOptions,
   dataset: Dataset | ((record: Record<string, unknown>) => Dataset | null),
-  framing?: Transform
+  framing?: Transform,
+  /** Why a batch whose dataset the function cannot tell is kept whole as dead letters; refused (400) when absent. */
+  unrecognisedReason?: string
 ): Promise<Received> {
   const { limits } = opts
   // A declared length over the limit is refused before a byte is read.
@@ -116,7 +118,8 @@ export async function receive(
       ...(limits.maxLineDepth ? { maxDepth: limits.maxLineDepth } : {}),
       budget: opts.lineBudget ?? null,
       requestId: request.id,
-      pool: opts.pool
+      pool: opts.pool,
+      ...(unrecognisedReason !== undefined ? { unrecognised: { open: () => opts.spool.open(UNRECOGNISED_DATASET, request.id), reason: unrecognisedReason } } : {})
     })
   } catch (err) {
     raw.unpipe(first)
@@ -131,7 +134,7 @@ export async function receive(
   first = null
 
   const { batch } = result
-  const name = result.dataset?.name ?? null
+  const name = result.dataset?.name ?? (result.unrecognised ? UNRECOGNISED_DATASET : null)
   if (meter.inflatedBytes <= limits.headBytes) {
     const small = classifySmallBody(meter.head)
     if (small) {
@@ -166,6 +169,7 @@ export async function receive(
     request.log.info({ dataset: name, lines: result.lines }, 'Re-sent batch already accepted; not stored again.')
     return { kind: 'duplicate', dataset: name, accepted: result.accepted, rejected: result.rejected }
   }
+  if (result.unrecognised) request.log.warn({ lines: result.rejected, reason: unrecognisedReason }, 'Batch of an unrecognised dataset kept whole in the dead-letter store.')
   const dstats = opts.stats.dataset(name)
   dstats.batches++
   dstats.add(tally)

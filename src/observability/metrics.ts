@@ -101,6 +101,9 @@ export function createRegistry(opts: Omit<MetricsOptions, 'authorize'>): Registr
   counter(registry, 'lpr_unknown_field_lines_total', 'Lines carrying a field the dataset schema does not list (schema drift).', ['dataset', 'field'], function * () {
     for (const [dataset, d] of stats.datasets()) for (const [field, n] of d.unknownFields) yield [{ dataset, field }, n]
   })
+  counter(registry, 'lpr_type_mismatch_lines_total', 'Lines dead-lettered with a field whose JSON type the dataset schema does not allow (type drift).', ['dataset', 'field'], function * () {
+    for (const [dataset, d] of stats.datasets()) for (const [field, n] of d.typeMismatches) yield [{ dataset, field }, n]
+  })
 
   for (const [metric, help, key] of [
     ['lpr_lines_delivered_total', 'Lines a destination stored.', 'delivered'],

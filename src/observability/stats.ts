@@ -31,6 +31,8 @@ export class DatasetStats {
   readonly rejectedByCode = new Map<string, number>()
   /** Fields seen that the dataset's schema does not list: Cloudflare added a field, or an old job sends a removed one. */
   readonly unknownFields = new Map<string, number>()
+  /** Schema fields seen with a JSON type the schema does not allow: Cloudflare changed a field's type. */
+  readonly typeMismatches = new Map<string, number>()
 
   constructor (private readonly driftFieldsMax: number, private readonly driftFieldNameMaxChars = DRIFT_FIELD_NAME_MAX_CHARS) {}
 
@@ -51,11 +53,18 @@ export class DatasetStats {
     this.unknownFields.set(key, (this.unknownFields.get(key) ?? 0) + n)
   }
 
+  countTypeMismatch(field: string, n = 1): void {
+    // Bounded like the unknown fields: nested paths and many fields must not grow memory.
+    const key = driftKey(this.typeMismatches, field, this.driftFieldsMax, this.driftFieldNameMaxChars)
+    this.typeMismatches.set(key, (this.typeMismatches.get(key) ?? 0) + n)
+  }
+
   /** Adds a committed batch's tally: a batch that fails or turns out to be a ping counts nothing. */
   add(tally: DatasetStats): void {
     this.accepted += tally.accepted
     for (const [code, n] of tally.rejectedByCode) this.countRejected(code, n)
     for (const [field, n] of tally.unknownFields) this.countUnknownField(field, n)
+    for (const [field, n] of tally.typeMismatches) this.countTypeMismatch(field, n)
   }
 
   toJSON(): Record<string, unknown> {
@@ -67,7 +76,8 @@ export class DatasetStats {
       challenges: this.challenges,
       duplicates: this.duplicates,
       rejectedByCode: Object.fromEntries(this.rejectedByCode),
-      unknownFields: Object.fromEntries(this.unknownFields)
+      unknownFields: Object.fromEntries(this.unknownFields),
+      typeMismatches: Object.fromEntries(this.typeMismatches)
     }
   }
 }

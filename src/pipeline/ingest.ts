@@ -12,7 +12,7 @@ import { Writable, type Readable, type Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { isUtf8 } from 'node:buffer'
 import { PipelineLineTooLong, PipelineNotNdjson, PipelineUnknownDataset } from '../errors.js'
-import type { DeadLetter, SpoolBatch } from '../spool/index.js'
+import { UNRECOGNISED_DATASET, type DeadLetter, type SpoolBatch } from '../spool/index.js'
 import type { DatasetStats } from '../observability/stats.js'
 import type { Dataset } from './datasets.js'
 import { DEFAULT_MAX_DEPTH, LineChecker } from './line-checker.js'
@@ -20,6 +20,8 @@ import { LineCutter, checkLines, checkRecord, eachLine, type CheckedLines, type 
 import type { ChunkResult, ParsePool, ParseSession } from './parse-pool.js'
 
 export { checkLine } from './line-checker.js'
+
+const UNKNOWN_DATASET_CODE = new PipelineUnknownDataset().code
 
 export interface IngestOptions {
   /** The batch's dataset, or how to tell it from the first record (HEC senders may not say). */
@@ -41,6 +43,12 @@ export interface IngestOptions {
   readonly requestId: string
   /** Worker threads for split + parse + validate; the work stays on this thread when absent. */
   readonly pool?: ParsePool | null
+  /**
+   * When the dataset function cannot tell a first record that is a JSON object: keep the whole
+   * batch, every line as received, as dead letters in the batch `open()` gives (its dataset is
+   * UNRECOGNISED_DATASET), instead of failing with PipelineUnknownDataset.
+   */
+  readonly unrecognised?: { readonly open: () => Promise<SpoolBatch>, readonly reason: string }
 }
 
 export interface IngestResult {
@@ -52,6 +60,8 @@ export interface IngestResult {
   readonly rejected: number
   /** Why the body is not NDJSON at all, when its first lines say so; nothing of it may be stored then. */
   readonly notNdjson: string | null
+  /** The batch holds, as dead letters, every line of a body whose dataset could not be told. */
+  readonly unrecognised?: boolean
 }
 
 /** What a framing stage passes on instead of a record it could not extract. */
@@ -122,15 +132,53 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
   return await ingestLines(opts)
 }
 
-/** The first non-blank line's record decides the dataset when the sender did not name it. */
-function recognise(opts: IngestOptions, text: string | null): Dataset {
+/**
+ * The first non-blank line's record decides the dataset when the sender did not name it; null
+ * when it is a JSON object no schema tells and the batch is to be kept whole (opts.unrecognised).
+ */
+function recognise(opts: IngestOptions, first: Buffer): Dataset | null {
   let record: unknown
-  try { record = text === null ? null : JSON.parse(text) } catch {}
-  const chosen = record !== null && typeof record === 'object' && !Array.isArray(record) && typeof opts.dataset === 'function'
-    ? opts.dataset(record as Record<string, unknown>)
-    : null
-  if (!chosen) throw new PipelineUnknownDataset()
-  return chosen
+  try { record = isUtf8(first) ? JSON.parse(first.toString('utf8')) : null } catch {}
+  const isObject = record !== null && typeof record === 'object' && !Array.isArray(record)
+  const chosen = isObject && typeof opts.dataset === 'function' ? opts.dataset(record as Record<string, unknown>) : null
+  if (chosen) return chosen
+  if (!opts.unrecognised || !isObject) throw new PipelineUnknownDataset()
+  return null
+}
+
+/**
+ * A batch whose dataset could not be told: every non-blank line becomes a dead letter of
+ * UNRECOGNISED_DATASET, its bytes as received (rawBase64 when they are not UTF-8), so that
+ * `npm run replay -- --unrecognised` can ingest it once its schema exists.
+ */
+class KeepWhole {
+  lineNo = 0
+  kept = 0
+  constructor (private readonly batch: SpoolBatch, private readonly opts: IngestOptions) {}
+
+  /** One line or record (a Buffer), or what a framing stage could not extract (keeps its own reason). */
+  async keep(item: Buffer | RejectedItem): Promise<void> {
+    this.lineNo++
+    let code: string = UNKNOWN_DATASET_CODE
+    let reason = this.opts.unrecognised!.reason
+    let bytes: { raw: string } | { rawBase64: string }
+    if (Buffer.isBuffer(item)) {
+      if (item.every((c) => c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a)) return
+      bytes = isUtf8(item) ? { raw: item.toString('utf8') } : { rawBase64: item.toString('base64') }
+    } else {
+      // An HEC envelope without a usable event holds no record: it keeps its own reason.
+      code = item.code
+      reason = item.reason
+      bytes = item.rawBase64 === undefined ? { raw: item.raw ?? '' } : { rawBase64: item.rawBase64 }
+    }
+    this.kept++
+    this.opts.tally.countRejected(code)
+    await this.batch.writeDeadLetter({ time: new Date().toISOString(), dataset: UNRECOGNISED_DATASET, stage: 'validation', code, reason, line: this.lineNo, requestId: this.opts.requestId, ...bytes })
+  }
+
+  result(): IngestResult {
+    return { dataset: null, batch: this.batch, lines: this.lineNo, accepted: 0, rejected: this.kept, notNdjson: null, unrecognised: true }
+  }
 }
 
 function firstRecord(data: Buffer): Buffer | null {
@@ -143,20 +191,34 @@ function firstRecord(data: Buffer): Buffer | null {
   return found
 }
 
+/** Every line of a piece of complete lines into a batch kept whole. */
+async function keepLines(whole: KeepWhole, lines: Buffer): Promise<void> {
+  const all: Buffer[] = []
+  eachLine(lines, (line) => { all.push(line); return true })
+  for (const line of all) await whole.keep(line)
+}
+
 /** Newline-delimited lines, checked on this thread (PARSE_WORKERS=0, or an HEC batch that names no dataset). */
 async function ingestLines(opts: IngestOptions): Promise<IngestResult> {
   let dataset: Dataset | null = typeof opts.dataset === 'function' ? null : opts.dataset
   let batch: SpoolBatch | null = null
   let checker: LineChecker | null = null
+  let whole: KeepWhole | null = null
   const cutter = new LineCutter(opts.maxLineBytes, opts.budget ?? null)
 
   const take = async (lines: Buffer): Promise<void> => {
+    if (whole) return await keepLines(whole, lines)
     if (!checker) {
       if (!dataset) {
         // Until the dataset is known, blank lines need no decision.
         const first = firstRecord(lines)
         if (!first) return
-        dataset = recognise(opts, isUtf8(first) ? first.toString('utf8') : null)
+        dataset = recognise(opts, first)
+        if (!dataset) {
+          batch = await opts.unrecognised!.open()
+          whole = new KeepWhole(batch, opts)
+          return await keepLines(whole, lines)
+        }
       }
       batch = await opts.open(dataset)
       checker = new LineChecker(dataset, opts.maxLineBytes, opts.tally, opts.maxDepth ?? DEFAULT_MAX_DEPTH)
@@ -185,6 +247,8 @@ async function ingestLines(opts: IngestOptions): Promise<IngestResult> {
     }
   })
   await run(opts, null, consumer)
+  const w = whole as KeepWhole | null
+  if (w) return w.result()
   const c = checker as LineChecker | null
   return { dataset, batch, lines: c?.lineNo ?? 0, accepted: c?.accepted ?? 0, rejected: c?.rejected ?? 0, notNdjson: c?.finish() ?? null }
 }
@@ -194,10 +258,12 @@ async function ingestRecords(opts: IngestOptions, framing: Transform): Promise<I
   let dataset: Dataset | null = typeof opts.dataset === 'function' ? null : opts.dataset
   let batch: SpoolBatch | null = null
   let checker: LineChecker | null = null
+  let whole: KeepWhole | null = null
   let items = 0
 
   const take = async (item: Buffer | RejectedItem): Promise<void> => {
     items++
+    if (whole) return await whole.keep(item)
     if (!Buffer.isBuffer(item)) {
       const rejected = item as RejectedItem
       // A record the framing could not extract (an HEC envelope without an event).
@@ -208,7 +274,12 @@ async function ingestRecords(opts: IngestOptions, framing: Transform): Promise<I
       return
     }
     if (!checker) {
-      dataset ??= recognise(opts, isUtf8(item) ? item.toString('utf8') : null)
+      dataset ??= recognise(opts, item)
+      if (!dataset) {
+        batch = await opts.unrecognised!.open()
+        whole = new KeepWhole(batch, opts)
+        return await whole.keep(item)
+      }
       batch = await opts.open(dataset)
       checker = new LineChecker(dataset, opts.maxLineBytes, opts.tally, opts.maxDepth ?? DEFAULT_MAX_DEPTH)
     }
@@ -225,6 +296,8 @@ async function ingestRecords(opts: IngestOptions, framing: Transform): Promise<I
     }
   })
   await run(opts, framing, consumer)
+  const w = whole as KeepWhole | null
+  if (w) return w.result()
   const c = checker as LineChecker | null
   return { dataset, batch, lines: c?.lineNo ?? items, accepted: c?.accepted ?? 0, rejected: c?.rejected ?? 0, notNdjson: c?.finish() ?? null }
 }
@@ -281,6 +354,7 @@ async function ingestInWorker(opts: IngestOptions, dataset: Dataset, pool: Parse
   if (!f?.summary) throw new Error('parse worker ended without a summary')
   opts.tally.accepted += f.summary.accepted
   for (const [field, n] of f.summary.unknownFields) opts.tally.countUnknownField(field, n)
+  for (const [field, n] of f.summary.typeMismatches) opts.tally.countTypeMismatch(field, n)
   return {
     dataset,
     batch,

@@ -6,8 +6,10 @@
 import { isUtf8 } from 'node:buffer'
 import { LineRejectCode } from '../errors.js'
 import type { Dataset } from './datasets.js'
+import { typeMismatches } from './type-drift.js'
 
-export type Verdict = { ok: true, record: Record<string, unknown> } | { ok: false, code: LineRejectCode, reason: string }
+/** A schema failure carries the parsed record, for the type-drift counts. */
+export type Verdict = { ok: true, record: Record<string, unknown> } | { ok: false, code: LineRejectCode, reason: string, record?: Record<string, unknown> }
 
 /** Deeper than any Cloudflare record (they nest two or three levels); MAX_LINE_DEPTH sets it. */
 export const DEFAULT_MAX_DEPTH = 32
@@ -125,7 +127,7 @@ export function checkLine(dataset: Dataset, line: string, maxDepth = DEFAULT_MAX
     const where = e?.instancePath ? e.instancePath : '(record)'
     // Fields are nullable, so Ajv's own words would read "must be integer,null".
     const message = e?.keyword === 'type' ? `must be ${String(e.params.type).split(',').join(' or ')}` : e?.message
-    return { ok: false, code: LineRejectCode.schema, reason: clip(`${where} ${message ?? 'does not match the schema'}`) }
+    return { ok: false, code: LineRejectCode.schema, reason: clip(`${where} ${message ?? 'does not match the schema'}`), record: value as Record<string, unknown> }
   }
   return { ok: true, record: value as Record<string, unknown> }
 }
@@ -156,6 +158,7 @@ export interface Tally {
   accepted: number
   countRejected(code: string): void
   countUnknownField(field: string): void
+  countTypeMismatch(field: string): void
 }
 
 const SKIP: LineOutcome = { kind: 'skip' }
@@ -206,6 +209,7 @@ export class LineChecker {
       }
       this.rejected++
       this.tally.countRejected(verdict.code)
+      if (verdict.record) for (const field of typeMismatches(this.dataset, verdict.record)) this.tally.countTypeMismatch(field)
       return utf8
         ? { kind: 'reject', code: verdict.code, reason: verdict.reason, raw: text }
         : { kind: 'reject', code: verdict.code, reason: verdict.reason, rawBase64: line.toString('base64') }

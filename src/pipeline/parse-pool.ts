@@ -16,6 +16,7 @@ export interface ChunkResult extends CheckedLines {
     readonly rejected: number
     readonly notNdjson: string | null
     readonly unknownFields: ReadonlyArray<[string, number]>
+    readonly typeMismatches: ReadonlyArray<[string, number]>
   }
 }
 

@@ -15,6 +15,7 @@ const datasets = loadDatasets(schemasDir)
 interface Session {
   readonly checker: LineChecker
   readonly unknownFields: Map<string, number>
+  readonly typeMismatches: Map<string, number>
   refused: boolean
 }
 
@@ -36,16 +37,19 @@ parentPort!.on('message', (m: { op: string, sid: number, mid?: number, dataset?:
       const dataset = datasets.get(m.dataset!)
       if (!dataset) throw new Error(`unknown dataset ${m.dataset}`)
       const unknownFields = new Map<string, number>()
+      const typeMismatches = new Map<string, number>()
+      const bounded = (counts: Map<string, number>, field: string): void => {
+        const key = driftKey(counts, field, driftFieldsMax, driftFieldNameMaxChars)
+        counts.set(key, (counts.get(key) ?? 0) + 1)
+      }
       const tally: Tally = {
         accepted: 0,
         // The main thread counts rejections from the dead letters it writes.
         countRejected () {},
-        countUnknownField (field) {
-          const key = driftKey(unknownFields, field, driftFieldsMax, driftFieldNameMaxChars)
-          unknownFields.set(key, (unknownFields.get(key) ?? 0) + 1)
-        }
+        countUnknownField (field) { bounded(unknownFields, field) },
+        countTypeMismatch (field) { bounded(typeMismatches, field) }
       }
-      sessions.set(m.sid, { checker: new LineChecker(dataset, m.maxLineBytes!, tally, m.maxDepth), unknownFields, refused: false })
+      sessions.set(m.sid, { checker: new LineChecker(dataset, m.maxLineBytes!, tally, m.maxDepth), unknownFields, typeMismatches, refused: false })
       return
     }
     if (m.op === 'cancel') { sessions.delete(m.sid); return }
@@ -60,7 +64,7 @@ parentPort!.on('message', (m: { op: string, sid: number, mid?: number, dataset?:
       const result = handle(s, m.data ?? new Uint8Array(0))
       sessions.delete(m.sid)
       const c = s.checker
-      const summary = { lines: c.lineNo, accepted: c.accepted, rejected: c.rejected, notNdjson: s.refused ? null : c.finish(), unknownFields: [...s.unknownFields] }
+      const summary = { lines: c.lineNo, accepted: c.accepted, rejected: c.rejected, notNdjson: s.refused ? null : c.finish(), unknownFields: [...s.unknownFields], typeMismatches: [...s.typeMismatches] }
       parentPort!.postMessage({ mid: m.mid, result: { ...result, summary } satisfies ChunkResult }, transferable(result.framed))
     }
   } catch (err) {

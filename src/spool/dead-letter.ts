@@ -1,3 +1,9 @@
+/**
+ * Where a batch whose dataset cannot be told is kept, whole, as dead letters: not a dataset id
+ * (those start with a letter), so it never meets a schema's name.
+ */
+export const UNRECOGNISED_DATASET = '_unknown'
+
 /** A line that could not be taken, as stored in the dead-letter store (one JSON object per line). */
 export interface DeadLetter {
   readonly time: string

@@ -216,7 +216,7 @@ test('health reports version, uptime and per-dataset counters', async (t) => {
   assert.match(h.version, /^\d+\.\d+\.\d+/)
   assert.equal(typeof h.uptimeSeconds, 'number')
   assert.deepEqual({ ...h.datasets.http_requests, rejectedByCode: undefined, unknownFields: undefined }, {
-    batches: 1, accepted: 4, rejected: 1, pings: 1, challenges: 0, duplicates: 0, rejectedByCode: undefined, unknownFields: undefined
+    batches: 1, accepted: 4, rejected: 1, pings: 1, challenges: 0, duplicates: 0, rejectedByCode: undefined, unknownFields: undefined, typeMismatches: {}
   })
   assert.deepEqual(h.datasets.http_requests.rejectedByCode, { LPR_ERR_PIPELINE_LINE_NOT_JSON: 1 })
 })

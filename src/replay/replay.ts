@@ -1,0 +1,197 @@
+// Replay: dead letters of a dataset that the current schema now accepts go into the spool once,
+// and only once; the others stay where they are. It is a client of the service's own modules:
+// the dead-letter store is read as files, each line is re-validated with the pipeline's checkLine
+// against schemas/ as they are now, and the valid lines are sent as one Logpush batch at a time
+// to the service's own intake (POST /logpush/<dataset> with its token), which validates them
+// again, stores them durably in the spool and answers only then; the destinations get them from
+// the spool like any batch. Exactly once comes from the ledger (ledger.ts) plus the intake's
+// re-send detection.
+//
+// Why HTTP and not the spool files directly: a running service owns the spool in memory (the
+// next sequence number, which segments exist, when to delete them); a second process writing
+// segments would collide with it. So replay talks to the running service (found through
+// DATA_DIR/service.lock) and, when none runs, runs the service's code in its own process on a
+// loopback port, holding that same lock so that a service started meanwhile refuses to start.
+import { randomUUID } from 'node:crypto'
+import { request as httpRequest } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import { join } from 'node:path'
+import type { Dataset } from '../pipeline/index.js'
+import { LineRejectCode } from '../errors.js'
+import { checkLine } from '../pipeline/index.js'
+import { UNRECOGNISED_DATASET } from '../spool/index.js'
+import { deadLetterFiles, readDeadLetterFile } from './dead-letters.js'
+import { Ledger, lineId, type Pending } from './ledger.js'
+
+/**
+ * Sends one batch body to the intake under the given request id (the service's dead letters of
+ * the batch carry it); resolves with its JSON answer or throws.
+ */
+export type Send = (dataset: string, body: string, requestId: string) => Promise<IntakeAnswer>
+
+export interface IntakeAnswer {
+  readonly accepted: number
+  readonly rejected: number
+  readonly duplicate?: boolean
+}
+
+export interface ReplayOptions {
+  readonly dataDir: string
+  readonly dataset: Dataset
+  /** Only dead letters written at or after this time. */
+  readonly since?: Date
+  /** Largest batch body sent at once, bytes. */
+  readonly batchBytes: number
+  readonly send: Send
+  /**
+   * Replays the HEC batches kept under dead-letter/_unknown/ (their dataset could not be told)
+   * that this function, given each batch's first record, now tells as the dataset: after its
+   * schema was added. The dataset's own dead letters are not read then.
+   */
+  readonly recognise?: (record: Record<string, unknown>) => Dataset | null
+  /** Called after each batch is in the spool (progress; tests stop here to play a crash). */
+  readonly onBatch?: (n: number) => void | Promise<void>
+}
+
+export interface ReplayReport {
+  readonly dataset: string
+  /** Dead letters read (of this dataset, validation stage, in the time window). */
+  readonly scanned: number
+  /** Lines an earlier replay already ingested (or repeated in the store). */
+  readonly alreadyReplayed: number
+  /** Lines ingested by this run, an interrupted batch of an earlier run included. */
+  readonly replayed: number
+  /** Of those, lines the service answered as already stored (an interrupted batch re-sent). */
+  readonly duplicates: number
+  /** Lines the current schema still refuses: they stay dead letters. */
+  readonly stillInvalid: number
+  /**
+   * Lines the service refused although the schema on disk accepts them: it runs an older schema.
+   * They are dead letters again, not recorded as replayed, and the run stops there.
+   */
+  readonly refusedByService: number
+  readonly batches: number
+}
+
+export class ReplayRefused extends Error {}
+
+export async function replay(opts: ReplayOptions): Promise<ReplayReport> {
+  const name = opts.dataset.name
+  const ledger = new Ledger(join(opts.dataDir, 'replay', name))
+  await ledger.load()
+  const r = { dataset: name, scanned: 0, alreadyReplayed: 0, replayed: 0, duplicates: 0, stillInvalid: 0, refusedByService: 0, batches: 0 }
+
+  /** False when the service refused lines: the run must stop. */
+  const ingest = async (p: Pending): Promise<boolean> => {
+    const requestId = `replay-${randomUUID()}`
+    const answer = await opts.send(name, p.body, requestId)
+    if (answer.duplicate) r.duplicates += p.ids.length
+    let refused = new Set<string>()
+    if (!answer.duplicate && answer.rejected > 0) {
+      // Those lines are dead letters again (under our request id): they are not replayed yet.
+      refused = await refusedIds(opts.dataDir, name, requestId, answer.rejected)
+      r.refusedByService += answer.rejected
+    }
+    await ledger.finish({ ids: p.ids.filter((id) => !refused.has(id)), body: p.body })
+    r.replayed += p.ids.length - refused.size
+    r.batches++
+    await opts.onBatch?.(r.batches)
+    return refused.size === 0
+  }
+
+  // An interrupted run first: the same bytes again, so that a stored batch is a re-send.
+  const interrupted = await ledger.pending()
+  if (interrupted && !await ingest(interrupted)) return r
+
+  // Ids of this run's batches, and of lines met twice in the store (a repeated dead letter).
+  const seen = new Set<string>()
+  let ids: string[] = []
+  let lines: string[] = []
+  let bytes = 0
+  const flush = async (): Promise<boolean> => {
+    if (ids.length === 0) return true
+    const p: Pending = { ids, body: lines.join('\n') + '\n' }
+    ids = []
+    lines = []
+    bytes = 0
+    await ledger.begin(p)
+    return await ingest(p)
+  }
+
+  const from = opts.recognise ? UNRECOGNISED_DATASET : name
+  // With `recognise`: the request whose lines are being read, and whether they are this dataset's.
+  let request: string | undefined
+  let ours = false
+  for (const file of await deadLetterFiles(join(opts.dataDir, 'dead-letter', from))) {
+    for await (const letter of readDeadLetterFile(file)) {
+      // Lines a destination refused were valid: replaying them would send them everywhere again.
+      if (letter.stage !== 'validation' || letter.dataset !== from) continue
+      // An HEC envelope without an event holds no record, whatever the schema says now.
+      if (letter.code === LineRejectCode.envelope) continue
+      if (opts.since && !(Date.parse(letter.time) >= opts.since.getTime())) continue
+      if (opts.recognise) {
+        // A request's dead letters are appended together, in order: its first one decides.
+        if (letter.requestId !== request || request === undefined) {
+          request = letter.requestId
+          let record: unknown
+          try { record = JSON.parse(letter.raw) } catch {}
+          ours = record !== null && typeof record === 'object' && !Array.isArray(record) && opts.recognise(record as Record<string, unknown>)?.name === name
+        }
+        if (!ours) continue
+      }
+      r.scanned++
+      const id = lineId(name, letter.raw)
+      if (ledger.has(id) || seen.has(id)) { r.alreadyReplayed++; continue }
+      if (!checkLine(opts.dataset, letter.raw).ok) { r.stillInvalid++; continue }
+      seen.add(id)
+      const size = Buffer.byteLength(letter.raw) + 1
+      if (bytes + size > opts.batchBytes && !await flush()) return r
+      ids.push(id)
+      lines.push(letter.raw)
+      bytes += size
+    }
+  }
+  await flush()
+  return r
+}
+
+/** The ids of the lines the service dead-lettered under `requestId`: the newest files hold them. */
+async function refusedIds(dataDir: string, dataset: string, requestId: string, count: number): Promise<Set<string>> {
+  const out = new Set<string>()
+  for (const file of (await deadLetterFiles(join(dataDir, 'dead-letter', dataset))).reverse()) {
+    for await (const letter of readDeadLetterFile(file)) if (letter.requestId === requestId) out.add(lineId(dataset, letter.raw))
+    if (out.size >= count) break
+  }
+  return out
+}
+
+/**
+ * A Send that POSTs to a service's /logpush/<dataset> with its token. The service is on this
+ * machine (same DATA_DIR); over TLS its certificate names the public host, not the loopback
+ * address, so it is not verified.
+ */
+export function httpSend(baseUrl: string, token: string): Send {
+  return (dataset, body, requestId) => new Promise((resolve, reject) => {
+    const url = new URL(`/logpush/${dataset}`, baseUrl)
+    const payload = Buffer.from(body)
+    const options = {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-ndjson', 'content-length': payload.length, 'x-request-id': requestId },
+      ...(url.protocol === 'https:' ? { rejectUnauthorized: false } : {})
+    }
+    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, options, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8')
+        let json: Record<string, unknown> = {}
+        try { json = JSON.parse(text) as Record<string, unknown> } catch {}
+        if (res.statusCode !== 200) return reject(new ReplayRefused(`the service answered ${res.statusCode}: ${typeof json.message === 'string' ? json.message : text.slice(0, 500)}`))
+        resolve({ accepted: Number(json.accepted ?? 0), rejected: Number(json.rejected ?? 0), ...(json.duplicate === true ? { duplicate: true } : {}) })
+      })
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end(payload)
+  })
+}

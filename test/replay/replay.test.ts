@@ -1,0 +1,256 @@
+// Replay (issue 10, point 5): lines dead-lettered by a schema that is then fixed are ingested
+// once and only once, whether the service runs or not, after an interrupted replay, and after a
+// replay killed mid-way; lines the fixed schema still refuses stay dead letters. The broken
+// schema is a copy of schemas/ in which ClientASN is a string (real values are integers), used
+// through SCHEMAS_DIR by the service that writes the dead letters.
+import { test, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { cp, mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { batchText } from '../helpers/fixtures.js'
+import { post, readDeadLetters, readStore, startServer } from '../helpers/server.js'
+import { recogniseDataset } from '../../src/intake/index.js'
+import { schemasDir } from '../../src/paths.js'
+import { loadDatasets } from '../../src/pipeline/index.js'
+import { httpSend, replay, type Send } from '../../src/replay/replay.js'
+
+const REPLAY = fileURLToPath(new URL('../../src/replay/main.js', import.meta.url))
+const NANO = '1652295571783000123'
+
+const valid = (i: number): string => `{"RayID":"v${i}","ClientRequestHost":"example.com","EdgeResponseStatus":200}`
+/** Refused by the broken schema (ClientASN: string), valid under the real one; keeps a unixnano. */
+const fixable = (i: number): string => `{"RayID":"n${i}","ClientASN":${13335 + i},"EdgeStartTimestamp":${NANO},"ClientRequestPath":"\\/caf\\u00e9"}`
+const invalid = ['{"RayID":"x1","EdgeResponseStatus":"two hundred"}', 'oops']
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, k) => from + k)
+}
+
+function batch(valids: number[], fixables: number[], withInvalid: boolean): string {
+  return [...valids.map(valid), ...fixables.map(fixable), ...(withInvalid ? invalid : [])].join('\n') + '\n'
+}
+
+async function brokenSchemas(): Promise<string> {
+  const dir = join(await mkdtemp(join(tmpdir(), 'lpr-schemas-')), 'schemas')
+  await cp(schemasDir, dir, { recursive: true })
+  const path = join(dir, 'http_requests.json')
+  const schema = JSON.parse(await readFile(path, 'utf8'))
+  schema.properties.ClientASN.type = 'string'
+  await writeFile(path, JSON.stringify(schema))
+  return dir
+}
+
+/** Runs the service on the broken schema long enough to dead-letter a batch, then stops it. */
+async function deadLetterWithBrokenSchema(t: TestContext, dataDir: string, broken: string, body: string, rejected: number): Promise<void> {
+  const writer = await startServer(t, { DATA_DIR: dataDir, SCHEMAS_DIR: broken, PARSE_WORKERS: '0' })
+  const r = await post(writer, '/logpush/http_requests', body)
+  assert.equal(r.status, 200)
+  assert.equal(r.json.rejected, rejected)
+  await writer.built.close()
+}
+
+interface Run { code: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string, report: any }
+
+function runReplay(t: TestContext, dataDir: string, args: string[], onSpawn?: (kill: () => void) => void): Promise<Run> {
+  const child = spawn(process.execPath, [REPLAY, '--dataset', 'http_requests', ...args], {
+    env: { PATH: process.env.PATH, LOGPUSH_TOKENS: 'test-token-0123456789abcdef', LOG_LEVEL: 'warn', DATA_DIR: dataDir },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  onSpawn?.(() => child.kill('SIGKILL'))
+  return new Promise((resolve) => child.once('exit', (code, signal) => {
+    let report: any = null
+    try { report = JSON.parse(stdout.trim().split('\n').pop() ?? '') } catch {}
+    resolve({ code, signal, stdout, stderr, report })
+  }))
+}
+
+const counts = (r: any): Record<string, number> => ({
+  scanned: r.scanned, alreadyReplayed: r.alreadyReplayed, replayed: r.replayed, duplicates: r.duplicates, stillInvalid: r.stillInvalid, refusedByService: r.refusedByService
+})
+
+test('replay with the service stopped, twice, then with it running: each fixed line ingested once, the rest stay', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'lpr-replay-'))
+  const broken = await brokenSchemas()
+  await deadLetterWithBrokenSchema(t, dataDir, broken, batch(range(1, 3), range(1, 12), true), 14)
+
+  // No service: replay runs the service's code itself.
+  const first = await runReplay(t, dataDir, [])
+  assert.equal(first.code, 0, first.stderr)
+  assert.match(first.stderr, /no service runs on this DATA_DIR/)
+  assert.deepEqual(counts(first.report), { scanned: 14, alreadyReplayed: 0, replayed: 12, duplicates: 0, stillInvalid: 2, refusedByService: 0 })
+  const again = await runReplay(t, dataDir, [])
+  assert.equal(again.code, 0, again.stderr)
+  assert.deepEqual(counts(again.report), { scanned: 14, alreadyReplayed: 12, replayed: 0, duplicates: 0, stillInvalid: 2, refusedByService: 0 })
+
+  // More dead letters from the broken schema, then the fixed service runs: replay talks to it.
+  await deadLetterWithBrokenSchema(t, dataDir, broken, batch([4, 5], range(13, 20), false), 8)
+  const service = await startServer(t, { DATA_DIR: dataDir, PARSE_WORKERS: '0' })
+  const third = await runReplay(t, dataDir, ['--since', '2000-01-01'])
+  assert.equal(third.code, 0, third.stderr)
+  assert.match(third.stderr, new RegExp(`sending to the service at ${service.url}`))
+  assert.deepEqual(counts(third.report), { scanned: 22, alreadyReplayed: 12, replayed: 8, duplicates: 0, stillInvalid: 2, refusedByService: 0 })
+
+  assert.ok(await service.built.drained(30_000))
+  // Every line once, byte for byte, in the order it reached the spool.
+  const expected = [...range(1, 3).map(valid), ...range(1, 12).map(fixable), valid(4), valid(5), ...range(13, 20).map(fixable)].join('\n') + '\n'
+  assert.equal(await readStore({ dataDir }, 'events', 'http_requests'), expected)
+  // The dead letters are all where they were; the lines still invalid are among them.
+  const dead = await readDeadLetters({ dataDir }, 'http_requests')
+  assert.equal(dead.length, 22)
+  assert.deepEqual(dead.filter((d) => invalid.includes(d.raw)).map((d) => d.raw), invalid)
+})
+
+test('a replay interrupted after the service stored a batch, before it was recorded, does not ingest it twice', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'lpr-replay-'))
+  const broken = await brokenSchemas()
+  const writer = await startServer(t, { DATA_DIR: dataDir, SCHEMAS_DIR: broken, PARSE_WORKERS: '0' })
+  assert.equal((await post(writer, '/logpush/http_requests', batch([1, 2], range(1, 30), true))).json.rejected, 32)
+  await writer.built.close()
+
+  const server = await startServer(t, { DATA_DIR: dataDir, PARSE_WORKERS: '0' })
+  const dataset = loadDatasets(schemasDir).get('http_requests')!
+  const send = httpSend(server.url, server.token)
+  // Dead letters older than --since are not looked at.
+  const later = await replay({ dataDir, dataset, since: new Date(Date.now() + 60_000), batchBytes: 1024, send })
+  assert.deepEqual([later.scanned, later.replayed], [0, 0])
+  let calls = 0
+  const crashing: Send = async (d, body, id) => {
+    const answer = await send(d, body, id)
+    if (++calls === 3) throw new Error('killed after the service stored batch 3')
+    return answer
+  }
+  // Small batches: about a thousand bytes, several lines each.
+  await assert.rejects(replay({ dataDir, dataset, batchBytes: 1024, send: crashing }), /killed after/)
+  const pending = JSON.parse(await readFile(join(dataDir, 'replay', 'http_requests', 'pending.json'), 'utf8'))
+  assert.ok(pending.ids.length > 0)
+
+  const report = await replay({ dataDir, dataset, batchBytes: 1024, send })
+  // The interrupted batch is sent again first and recognised as a re-send.
+  assert.equal(report.duplicates, pending.ids.length)
+  assert.equal(report.alreadyReplayed, 30 - report.replayed + pending.ids.length)
+  assert.equal(report.stillInvalid, 2)
+  assert.equal(report.refusedByService, 0)
+  const expected = [valid(1), valid(2), ...range(1, 30).map(fixable)].join('\n') + '\n'
+  assert.equal(await readStore(server, 'events', 'http_requests'), expected)
+})
+
+test('a replay killed mid-way (SIGKILL) and run again ingests every fixed line exactly once', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'lpr-replay-'))
+  const broken = await brokenSchemas()
+  const n = 300
+  await deadLetterWithBrokenSchema(t, dataDir, broken, batch([1, 2], range(1, n), false), n)
+  const service = await startServer(t, { DATA_DIR: dataDir, PARSE_WORKERS: '0' })
+  const log = join(dataDir, 'replay', 'http_requests', 'replayed.log')
+
+  // Killed as soon as the first small batch is recorded: the rest of the run is cut anywhere.
+  const killed = await runReplay(t, dataDir, ['--batch-bytes', '1024'], (kill) => {
+    const timer = setInterval(() => {
+      stat(log).then((s) => { if (s.size > 0) { clearInterval(timer); kill() } }, () => {})
+    }, 2)
+    t.after(() => clearInterval(timer))
+  })
+  assert.equal(killed.signal, 'SIGKILL', `the replay finished before it could be killed: ${killed.stdout}`)
+
+  const rest = await runReplay(t, dataDir, ['--batch-bytes', '1024'])
+  assert.equal(rest.code, 0, rest.stderr)
+  // Part of the work was done by the killed run, part (its interrupted batch, if any, again) now.
+  assert.ok(rest.report.alreadyReplayed > 0 && rest.report.replayed - rest.report.duplicates < n, JSON.stringify(rest.report))
+  assert.equal(rest.report.alreadyReplayed + rest.report.replayed - rest.report.duplicates, n)
+  const dataset = loadDatasets(schemasDir).get('http_requests')!
+  const once = await replay({ dataDir, dataset, batchBytes: 1024, send: httpSend(service.url, service.token) })
+  assert.deepEqual(counts(once), { scanned: n, alreadyReplayed: n, replayed: 0, duplicates: 0, stillInvalid: 0, refusedByService: 0 })
+
+  assert.ok(await service.built.drained(30_000))
+  const expected = [valid(1), valid(2), ...range(1, n).map(fixable)].join('\n') + '\n'
+  assert.equal(await readStore({ dataDir }, 'events', 'http_requests'), expected)
+})
+
+test('one process per DATA_DIR: a live holder of service.lock keeps the service out, a dead one does not', async (t) => {
+  // Without the lock, a replay running the service's code and a service started meanwhile would
+  // give out the same spool sequence numbers.
+  const dataDir = await mkdtemp(join(tmpdir(), 'lpr-lock-'))
+  const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' })
+  t.after(() => other.kill('SIGKILL'))
+  await writeFile(join(dataDir, 'service.lock'), JSON.stringify({ pid: other.pid, started: null, url: null }))
+  await assert.rejects(startServer(t, { DATA_DIR: dataDir }), (err: any) => err.code === 'LPR_ERR_CONFIG_INVALID' && /held by process/.test(err.message))
+  other.kill('SIGKILL')
+  await new Promise((r) => other.once('exit', r))
+  const server = await startServer(t, { DATA_DIR: dataDir })
+  // The URL is announced once the server listens (fastify's onListen hooks run after listen()).
+  let lock: any = null
+  for (let i = 0; i < 200 && lock?.url == null; i++) {
+    lock = JSON.parse(await readFile(join(dataDir, 'service.lock'), 'utf8'))
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  assert.deepEqual([lock.pid, lock.url], [process.pid, server.url])
+  await server.built.close()
+  await assert.rejects(stat(join(dataDir, 'service.lock')), { code: 'ENOENT' })
+})
+
+test('--unrecognised: HEC batches kept under _unknown are replayed once into the dataset whose schema was added', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'lpr-replay-'))
+  // Before: only http_requests has a schema (network_analytics_logs shares none of its fields).
+  const without = join(await mkdtemp(join(tmpdir(), 'lpr-schemas-')), 'schemas')
+  await mkdir(without)
+  await cp(join(schemasDir, 'http_requests.json'), join(without, 'http_requests.json'))
+  const nal = batchText('network_analytics_logs', 5)
+  const hec = async (url: string, body: string): Promise<number> => (await fetch(`${url}/services/collector/raw?sourcetype=cloudflare:json`, {
+    method: 'POST', body, headers: { authorization: 'Splunk test-token-0123456789abcdef' }
+  })).status
+  const writer = await startServer(t, { DATA_DIR: dataDir, SCHEMAS_DIR: without, PARSE_WORKERS: '0' })
+  assert.equal(await hec(writer.url, nal), 200)
+  assert.equal(await hec(writer.url, '{"Foo":1}\n{"Foo":2}\n'), 200)
+  await writer.built.close()
+  assert.equal((await readDeadLetters({ dataDir }, '_unknown')).length, 7)
+
+  const server = await startServer(t, { DATA_DIR: dataDir, PARSE_WORKERS: '0' })
+  const datasets = loadDatasets(schemasDir)
+  const options = { dataDir, dataset: datasets.get('network_analytics_logs')!, recognise: recogniseDataset(datasets), batchBytes: 1 << 20, send: httpSend(server.url, server.token) }
+  assert.deepEqual(counts(await replay(options)), { scanned: 5, alreadyReplayed: 0, replayed: 5, duplicates: 0, stillInvalid: 0, refusedByService: 0 })
+  assert.deepEqual(counts(await replay(options)), { scanned: 5, alreadyReplayed: 5, replayed: 0, duplicates: 0, stillInvalid: 0, refusedByService: 0 })
+  assert.equal(await readStore(server, 'events', 'network_analytics_logs'), nal)
+  assert.equal((await readDeadLetters({ dataDir }, '_unknown')).length, 7)
+})
+
+test('a service still on an older schema: refused lines are not recorded as replayed, and are after its restart', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'lpr-replay-'))
+  const broken = await brokenSchemas()
+  // Another stale schema: EdgeResponseStatus a string, ClientASN right.
+  const stale = join(await mkdtemp(join(tmpdir(), 'lpr-schemas-')), 'schemas')
+  await cp(schemasDir, stale, { recursive: true })
+  const staleSchema = JSON.parse(await readFile(join(stale, 'http_requests.json'), 'utf8'))
+  staleSchema.properties.EdgeResponseStatus.type = 'string'
+  await writeFile(join(stale, 'http_requests.json'), JSON.stringify(staleSchema))
+  const withStatus = (i: number): string => `{"RayID":"e${i}","ClientASN":${i},"EdgeResponseStatus":200}`
+  const body = [valid(1), valid(2), ...range(1, 6).map(fixable), ...range(1, 3).map(withStatus)].join('\n') + '\n'
+  const writer = await startServer(t, { DATA_DIR: dataDir, SCHEMAS_DIR: broken, PARSE_WORKERS: '0' })
+  assert.equal((await post(writer, '/logpush/http_requests', body)).json.rejected, 9)
+  await writer.built.close()
+
+  const dataset = loadDatasets(schemasDir).get('http_requests')!
+  const old = await startServer(t, { DATA_DIR: dataDir, SCHEMAS_DIR: stale, PARSE_WORKERS: '0' })
+  const first = await replay({ dataDir, dataset, batchBytes: 1 << 20, send: httpSend(old.url, old.token) })
+  assert.deepEqual(counts(first), { scanned: 9, alreadyReplayed: 0, replayed: 6, duplicates: 0, stillInvalid: 0, refusedByService: 3 })
+  // Two refused lines first make the whole batch "not NDJSON": the replay stops, its batch pending.
+  const writer2 = await startServer(t, { DATA_DIR: dataDir, SCHEMAS_DIR: broken, PARSE_WORKERS: '0' })
+  assert.equal((await post(writer2, '/logpush/http_requests', [valid(3), ...range(4, 5).map(withStatus)].join('\n') + '\n')).json.rejected, 2)
+  await writer2.built.close()
+  await assert.rejects(replay({ dataDir, dataset, since: new Date(Date.now() - 2000), batchBytes: 1 << 20, send: httpSend(old.url, old.token) }), /answered 400: Body is not NDJSON/)
+  await old.built.close()
+
+  const fixed = await startServer(t, { DATA_DIR: dataDir, PARSE_WORKERS: '0' })
+  const second = await replay({ dataDir, dataset, batchBytes: 1 << 20, send: httpSend(fixed.url, fixed.token) })
+  // The pending batch first: e1..e3 as dead-lettered again by the stale service (within --since),
+  // e4, e5; then every dead letter is one already replayed.
+  assert.deepEqual(counts(second), { scanned: 14, alreadyReplayed: 14, replayed: 5, duplicates: 0, stillInvalid: 0, refusedByService: 0 })
+  const events = [valid(1), valid(2), ...range(1, 6).map(fixable), valid(3), ...range(1, 5).map(withStatus)]
+  assert.equal(await readStore(fixed, 'events', 'http_requests'), events.join('\n') + '\n')
+})
