@@ -49,6 +49,7 @@ const GOLDEN = `
 # TYPE lpr_challenges_total counter
 # TYPE lpr_lines_rejected_total counter
 # TYPE lpr_unknown_field_lines_total counter
+# TYPE lpr_type_mismatch_lines_total counter
 # TYPE lpr_lines_delivered_total counter
 # TYPE lpr_lines_duplicate_total counter
 # TYPE lpr_lines_dead_lettered_total counter
