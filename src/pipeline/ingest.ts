@@ -164,6 +164,8 @@ class KeepWhole {
     let bytes: { raw: string } | { rawBase64: string }
     if (Buffer.isBuffer(item)) {
       if (item.every((c) => c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a)) return
+      // The same bound as for any line: an over-long one refuses the whole body.
+      if (item.length > this.opts.maxLineBytes) throw new PipelineLineTooLong(this.opts.maxLineBytes)
       bytes = isUtf8(item) ? { raw: item.toString('utf8') } : { rawBase64: item.toString('base64') }
     } else {
       // An HEC envelope without a usable event holds no record: it keeps its own reason.
