@@ -63,6 +63,12 @@ const GOLDEN = `
 # TYPE lpr_sink_pending_bytes gauge
 # TYPE lpr_sink_oldest_pending_age_seconds gauge
 # TYPE lpr_sink_up gauge
+# TYPE lpr_sink_stopped gauge
+# TYPE lpr_source_objects_seen_total counter
+# TYPE lpr_source_objects_done_total counter
+# TYPE lpr_source_objects_failed_total counter
+# TYPE lpr_source_newest_done_lag_seconds gauge
+# TYPE lpr_source_up gauge
 # TYPE nodejs_heap_used_bytes gauge
 `.trim().split('\n')
 
