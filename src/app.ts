@@ -398,7 +398,11 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   let sourcesBuilt: Promise<void> = Promise.resolve()
   app.addHook('onListen', function startSources(done) {
     sourcesBuilt = createSources(config, { dataDir, datasets, spool, stats, pool, commit, challenges, log }).then(
-      (built) => { sources = closing ? [] : built; for (const s of sources) s.start() },
+      async (built) => {
+        if (closing) return await Promise.all(built.map((s) => s.stop())).then(() => {})
+        sources = built
+        for (const s of sources) s.start()
+      },
       (err: unknown) => { log.error({ err }, 'Could not start the bucket sources.') }
     )
     done()

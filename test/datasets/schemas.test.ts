@@ -61,7 +61,10 @@ test('the service loads every dataset, and ignores subfolders of schemas/', asyn
   const datasets = loadDatasets(dir)
   assert.deepEqual([...datasets.keys()], [...loadSchemas().keys()])
   assert.equal(datasets.size, 37)
-  for (const d of datasets.values()) assert.ok(d.knownFields.has(d.eventTimeField), d.name)
+  for (const d of datasets.values()) {
+    assert.ok(d.knownFields.has(d.eventTimeField), d.name)
+    assert.equal(d.validate({}), true, `${d.name}: compiles, and an empty line is valid`)
+  }
 })
 
 test('every dataset\'s event time is read from its full line in all five timestamp formats', () => {

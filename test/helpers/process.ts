@@ -46,7 +46,8 @@ export async function spawnService(t: TestContext, env: Record<string, string> =
   t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   const tls = Boolean(env.TLS_CERT_FILE)
   const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`
-  const deadline = Date.now() + 20_000
+  // Generous: on a busy 2-core machine a start (parse workers, destination clients) can take 20 s and more.
+  const deadline = Date.now() + 60_000
   for (;;) {
     if (child.exitCode !== null) throw new Error(`service exited early:\n${output}`)
     try {

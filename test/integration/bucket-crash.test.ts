@@ -82,6 +82,13 @@ test('kill -9 loop while a source drains a bucket: every line exactly once in th
   let crashes = 0
   const progressAtCrash: number[] = []
   while (crashes < 12 || writing) {
+    // The source is built once the service listens: kill only after it has begun listing, at a
+    // random moment of its reading.
+    for (let i = 0; i < 300; i++) {
+      const h = await (await fetch(`${service.url}/health`)).json().catch(() => null) as any
+      if (h?.sources?.http?.lastListedAt || h?.sources?.http?.objects?.inFlight > 0) break
+      await sleep(50)
+    }
     await sleep(200 + Math.floor(Math.random() * 800))
     progressAtCrash.push(await settledRows().catch(() => -1))
     service.child.kill('SIGKILL')

@@ -9,8 +9,8 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { post, readDeadLetters, startServer } from '../helpers/server.js'
 import { requireElasticsearch } from '../helpers/elasticsearch-env.js'
-import { batchText } from '../helpers/fixtures.js'
-import { compileEcs, loadEcs, type EcsType } from '../../src/sinks/elasticsearch/index.js'
+import { TIMESTAMP_FORMATS, fullLine, loadSchemas } from '../helpers/dataset-lines.js'
+import { compileEcs, documentId, loadEcs, type EcsType } from '../../src/sinks/elasticsearch/index.js'
 import { loadDatasets } from '../../src/pipeline/index.js'
 import { schemasDir } from '../../src/paths.js'
 
@@ -34,9 +34,10 @@ async function integrationTemplate(url: string, stream: string): Promise<void> {
         mappings: {
           properties: {
             '@timestamp': { type: 'date' },
-            message: { type: 'match_only_text' },
-            data_stream: { properties: { type: { type: 'constant_keyword' }, dataset: { type: 'constant_keyword' }, namespace: { type: 'constant_keyword' } } },
-            event: { properties: { dataset: { type: 'constant_keyword', value: dataset }, module: { type: 'constant_keyword', value: 'cloudflare_logpush' } } }
+            message: { type: 'text' },
+            // The integration maps these as constant_keyword, which the test node (no mapper-constant-keyword module) lacks.
+            data_stream: { properties: { type: { type: 'keyword' }, dataset: { type: 'keyword' }, namespace: { type: 'keyword' } } },
+            event: { properties: { dataset: { type: 'keyword' }, module: { type: 'keyword' } } }
           }
         }
       }
@@ -57,11 +58,15 @@ test('ELASTICSEARCH_FORMAT=elastic-integration: {@timestamp, message} documents 
   const na = ['{"Datetime":1652295571783000123,"IPSourceAddress":"198.51.100.7","Outcome":"pass","SourcePort":443}']
   assert.deepEqual((await post(server, '/logpush/http_requests', http.join('\n') + '\n')).json, { dataset: 'http_requests', accepted: 2, rejected: 0 })
   assert.deepEqual((await post(server, '/logpush/network_analytics_logs', na.join('\n') + '\n')).json, { dataset: 'network_analytics_logs', accepted: 1, rejected: 0 })
+  // A dataset Elastic has no stream for keeps our format and our stream.
+  const zaraz = '{"TimestampStart":1652295571783000123,"EventType":"track","IP":"192.0.2.9"}'
+  assert.deepEqual((await post(server, '/logpush/zaraz_events', zaraz + '\n')).json, { dataset: 'zaraz_events', accepted: 1, rejected: 0 })
   assert.ok(await server.built.drained(60_000), 'delivered')
   for (const [stream, lines] of [['http_request', http], ['network_analytics', na]] as const) {
     const name = `logs-cloudflare_logpush.${stream}-${namespace}`
-    const ds = await es(url, `/_data_stream/${name}`)
-    assert.equal(ds.data_streams[0]?.name, name, 'a data stream of the integration\'s template')
+    // GET /_data_stream is not in the test node; _resolve/index (core) names data streams too.
+    const resolved = await es(url, `/_resolve/index/${name}`)
+    assert.deepEqual(resolved.data_streams.map((d: { name: string }) => d.name), [name], 'a data stream of the integration\'s template')
     await es(url, `/${name}/_refresh`, { method: 'POST' })
     const hits: any[] = (await es(url, `/${name}/_search?size=10`)).hits.hits.map((h: any) => h._source)
     assert.deepEqual(hits.map((h: any) => h.message).sort(), [...lines].sort(), 'message is the line as sent')
@@ -70,9 +75,12 @@ test('ELASTICSEARCH_FORMAT=elastic-integration: {@timestamp, message} documents 
       assert.equal(h.event.dataset, `cloudflare_logpush.${stream}`)
     }
   }
-  // Nothing went to our own streams for the datasets Elastic covers.
-  const ours = await fetch(`${url}/_data_stream/logs-cloudflare.http_requests-${namespace}`)
-  assert.equal(ours.status, 404)
+  // Our own streams got only the dataset Elastic does not cover, as an ECS document.
+  const ours = await es(url, `/_resolve/index/logs-cloudflare.*-${namespace}`)
+  assert.deepEqual([...ours.data_streams.map((d: { name: string }) => d.name), ...ours.indices.map((i: { name: string }) => i.name)], [`logs-cloudflare.zaraz_events-${namespace}`])
+  await es(url, `/logs-cloudflare.zaraz_events-${namespace}/_refresh`, { method: 'POST' })
+  const z = (await es(url, `/logs-cloudflare.zaraz_events-${namespace}/_search`)).hits.hits[0]._source
+  assert.deepEqual([z.source.ip, z.event.action, z.IP], ['192.0.2.9', 'track', '192.0.2.9'])
   assert.deepEqual(await readDeadLetters(server, 'http_requests'), [])
 })
 
@@ -92,26 +100,31 @@ test('every dataset: the ECS fields its mapping file makes of a line are stored 
   const server = await startServer(t, { SINKS: 'elasticsearch', ELASTICSEARCH_URL: url, ELASTICSEARCH_NAMESPACE: namespace })
   const ecs = loadEcs(join(schemasDir, 'ecs'))
   const datasets = loadDatasets(schemasDir)
-  const LINES = 4
-  // One request (so one bulk) per dataset: lines with every field of the schema filled.
+  const schemas = loadSchemas()
+  const LINES = TIMESTAMP_FORMATS.length
+  // One request (so one bulk) per dataset: a line with every field of the reference filled, in each timestamp format.
+  const sent = new Map<string, string>()
   for (const dataset of datasets.keys()) {
-    const r = await post(server, `/logpush/${dataset}`, batchText(dataset, LINES))
+    const lines = TIMESTAMP_FORMATS.map((format, i) => fullLine(schemas.get(dataset)!, format, i))
+    for (const line of lines) sent.set(documentId(dataset, line), line)
+    const r = await post(server, `/logpush/${dataset}`, lines.join('\n') + '\n')
     assert.deepEqual(r.json, { dataset, accepted: LINES, rejected: 0 }, dataset)
   }
   assert.ok(await server.built.drained(240_000), 'delivered')
-  for (const [dataset, d] of datasets) {
+  for (const dataset of datasets.keys()) {
     assert.deepEqual(await readDeadLetters(server, dataset), [], `${dataset}: no mapping errors`)
     const stream = `logs-cloudflare.${dataset}-${namespace}`
     await es(url, `/${stream}/_refresh`, { method: 'POST' })
-    const hits: any[] = (await es(url, `/${stream}/_search?size=${LINES}`)).hits.hits.map((h: any) => h._source)
+    const hits: any[] = (await es(url, `/${stream}/_search?size=${LINES}`)).hits.hits
     assert.equal(hits.length, LINES, dataset)
     const mapping: any = (Object.values(await es(url, `/${stream}/_mapping`))[0] as any).mappings
     const builder = compileEcs(ecs.mappings.get(dataset)!, ecs.types)
     let fromLine = 0
-    for (const source of hits) {
-      const record = Object.fromEntries(Object.entries(source).filter(([k]) => d.knownFields.has(k)))
+    for (const { _id: id, _source: source } of hits) {
+      // The line this document was made of (its _id says which): the builder sees it as the sink did.
+      const line = sent.get(id)!
       const made: Record<string, unknown> = {}
-      builder(record, made)
+      builder(JSON.parse(line), made, line)
       for (const [field, value] of leaves(made, '', new Map())) {
         const stored = field.split('.').reduce<any>((o, k) => o?.[k], source)
         assert.deepEqual(stored, value, `${dataset}: ${field} stored as made`)

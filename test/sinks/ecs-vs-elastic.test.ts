@@ -1,5 +1,5 @@
 // Our ECS fields against Elastic's: for each published pipeline test of Elastic's Cloudflare
-// Logpush integration (test/fixtures/elastic-integrations: the input lines and the documents its
+// Logpush integration (test/fixtures/elastic-ecs: the documents its
 // ingest pipeline makes of them), the same line through our builder must give the same ECS fields,
 // field by field. Elastic's own cloudflare_logpush.* namespace is not compared (ours is the line
 // itself). Every other difference fails the test unless schemas/ecs/_elastic-differences.yaml
@@ -13,7 +13,7 @@ import { compileEcs, documentText, eventTime, loadEcs } from '../../src/sinks/el
 import { packageRoot, schemasDir } from '../../src/paths.js'
 import { loadDatasets } from '../../src/pipeline/index.js'
 
-const fixturesDir = join(packageRoot, 'test', 'fixtures', 'elastic-integrations')
+const fixturesDir = join(packageRoot, 'test', 'fixtures', 'elastic-ecs')
 const ecs = loadEcs(join(schemasDir, 'ecs'))
 const schemas = loadDatasets(schemasDir)
 

@@ -172,3 +172,13 @@ test('http_outcome: success below 400, failure from 400, nothing for what is not
   assert.deepEqual(build([rule], { S: 400 }), { event: { outcome: 'failure' } })
   assert.deepEqual(build([rule], { S: 0 }), {})
 })
+
+test('date reads a unixnano time from the line, all its digits', () => {
+  const line = '{"ConnectTimestamp":1652295571783000123,"DisconnectTimestamp":1652295572783000999}'
+  const out: Record<string, any> = {}
+  compileEcs({ dataset: 't', elastic: null, rules: [
+    { from: 'ConnectTimestamp', to: 'event.start', transform: 'date' },
+    { from: ['ConnectTimestamp', 'DisconnectTimestamp'], to: 'event.duration', transform: 'duration' }
+  ] }, ecs.types)(JSON.parse(line), out, line)
+  assert.deepEqual(out.event, { start: '2022-05-11T18:59:31.783000123Z', duration: 1_000_000_876 })
+})

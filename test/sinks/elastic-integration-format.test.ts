@@ -1,7 +1,7 @@
 // ELASTICSEARCH_FORMAT=elastic-integration: for the datasets Elastic's Cloudflare Logpush
 // integration covers, documents go to its data streams in the shape its Agent input sends, so its
 // ingest pipelines and dashboards work unchanged. Held against the integration's published
-// base-fields.yml of each data stream (test/fixtures/elastic-integrations/data_stream/<stream>/fields).
+// base-fields.yml of each data stream (test/fixtures/elastic-ecs/<stream>/fields).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
@@ -10,7 +10,7 @@ import { parse as parseYaml } from 'yaml'
 import { integrationDataStreamName, integrationDocumentText, loadEcs } from '../../src/sinks/elasticsearch/index.js'
 import { packageRoot, schemasDir } from '../../src/paths.js'
 
-const streamsDir = join(packageRoot, 'test', 'fixtures', 'elastic-integrations', 'data_stream')
+const streamsDir = join(packageRoot, 'test', 'fixtures', 'elastic-ecs')
 const ecs = loadEcs(join(schemasDir, 'ecs'))
 const covered = new Map([...ecs.mappings].flatMap(([d, m]) => m.elastic ? [[d, m.elastic] as const] : []))
 const published = readdirSync(streamsDir).filter((s) => existsSync(join(streamsDir, s, 'fields', 'base-fields.yml')))

@@ -81,7 +81,7 @@ test('item 404 index_not_found_exception and 403 cluster_block_exception stop de
   for (const [status, type] of [[404, 'index_not_found_exception'], [403, 'cluster_block_exception']] as const) {
     const { es, sink } = await setup(t)
     es.onItem = () => ({ status, type, reason: 'no such index [logs-cloudflare.http_requests-default]' })
-    let read = 0
+    const read = 0
     const { progress, calls } = recorder(() => read)
     await assert.rejects(sink.deliver(batchOf(lines(5)), progress), (e: unknown) => e instanceof DeliveryStopped && e.code === 'LPR_ERR_SINK_ELASTICSEARCH_CLUSTER')
     assert.deepEqual(calls.flatMap((c) => c.rejected), [], type)
@@ -91,7 +91,7 @@ test('item 404 index_not_found_exception and 403 cluster_block_exception stop de
 test('whole-request 401 stops delivery with the credentials code', async (t) => {
   const { es, sink } = await setup(t)
   es.onRequest = () => ({ status: 401, body: { error: { type: 'security_exception', reason: 'unable to authenticate with provided credentials and anonymous access is not allowed for this request' }, status: 401 } })
-  let read = 0
+  const read = 0
   await assert.rejects(sink.deliver(batchOf(lines(3)), recorder(() => read).progress), (e: unknown) => e instanceof DeliveryStopped && e.code === 'LPR_ERR_SINK_ELASTICSEARCH_CREDENTIALS' && /unable to authenticate/.test(e.message))
   assert.equal((sink.health() as any).stopped.code, 'LPR_ERR_SINK_ELASTICSEARCH_CREDENTIALS')
 })

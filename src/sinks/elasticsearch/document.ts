@@ -37,7 +37,7 @@ export function documentText(line: string, record: Rec, ctx: DocumentContext): s
     data_stream: { type: 'logs', dataset: `cloudflare.${ctx.dataset}`, namespace: ctx.namespace },
     event: { dataset: `cloudflare.${ctx.dataset}`, module: 'cloudflare', kind: 'event', ingested: ctx.ingested }
   }
-  ctx.ecs?.(record, e)
+  ctx.ecs?.(record, e, line)
   const head = JSON.stringify(e)
   // '{}' has no fields to follow ours; every other object line continues after its '{'.
   const body = line.trimStart().slice(1).trimStart()

@@ -34,14 +34,16 @@ export function fieldMapping(f: FieldSchema): Mapping {
   // timestamp_format. Strings and unix seconds index as dates; unixnano (no epoch-nanos format
   // exists) is kept exactly in _source and @timestamp carries it with nanosecond precision.
   if (f['x-es-type'] === 'date') return { type: 'date_nanos', format: 'strict_date_optional_time_nanos||epoch_second', ignore_malformed: true }
+  // A field whose type the reference only infers takes any value in the schema; every concrete
+  // mapping refuses some shape (flattened a string, long an object), so it is kept in _source
+  // and not indexed until Cloudflare documents its type.
+  if (f['x-unverified'] === true) return { type: 'object', enabled: false }
   const cf = f['x-cloudflare-type']
   if (cf !== undefined) {
-    // The reference's own type decides; a field whose type is only inferred gets a mapping that
-    // does not fail the document when the guess is wrong (numbers ignore what does not parse).
-    const lenient = f['x-unverified'] === true
+    // The reference's own type decides.
     switch (cf) {
-      case 'int': case 'array[int]': return lenient ? { type: 'long', ignore_malformed: true } : { type: 'long' }
-      case 'float': return lenient ? { type: 'double', ignore_malformed: true } : { type: 'double' }
+      case 'int': case 'array[int]': return { type: 'long' }
+      case 'float': return { type: 'double' }
       case 'bool': return { type: 'boolean' }
       // Free-form maps and arrays of objects: one field, every leaf searchable as a keyword,
       // instead of one mapped field per header name or record key.
