@@ -12,7 +12,7 @@
 // segments would collide with it. So replay talks to the running service (found through
 // DATA_DIR/service.lock) and, when none runs, runs the service's code in its own process on a
 // loopback port, holding that same lock so that a service started meanwhile refuses to start.
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { request as httpRequest } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { join } from 'node:path'
@@ -75,6 +75,19 @@ export interface ReplayReport {
 
 export class ReplayRefused extends Error {}
 
+/**
+ * A blank first line (spaces and tabs, which the intake skips) spelling 64 random bits, so every
+ * new batch has a body of its own: the intake's re-send digest must not mistake a batch for one
+ * sent before with the same lines, say to a service still on an older schema that dead-lettered
+ * them all. A batch re-sent from pending.json keeps its line, so there the digest still says
+ * "already stored".
+ */
+function nonceLine(): string {
+  let out = ''
+  for (const byte of randomBytes(8)) for (let bit = 0; bit < 8; bit++) out += (byte >> bit) & 1 ? '\t' : ' '
+  return out
+}
+
 export async function replay(opts: ReplayOptions): Promise<ReplayReport> {
   const name = opts.dataset.name
   const ledger = new Ledger(join(opts.dataDir, 'replay', name))
@@ -107,13 +120,14 @@ export async function replay(opts: ReplayOptions): Promise<ReplayReport> {
   const seen = new Set<string>()
   let ids: string[] = []
   let lines: string[] = []
-  let bytes = 0
+  // Every batch starts with its nonce line (64 bytes and a newline).
+  let bytes = 65
   const flush = async (): Promise<boolean> => {
     if (ids.length === 0) return true
-    const p: Pending = { ids, body: lines.join('\n') + '\n' }
+    const p: Pending = { ids, body: `${nonceLine()}\n${lines.join('\n')}\n` }
     ids = []
     lines = []
-    bytes = 0
+    bytes = 65
     await ledger.begin(p)
     return await ingest(p)
   }
