@@ -4,14 +4,11 @@
 // destination and in Elasticsearch, however often the process dies.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createReadStream } from 'node:fs'
-import { mkdtemp, readdir, writeFile } from 'node:fs/promises'
+import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
-import { createGunzip } from 'node:zlib'
-import split2 from 'split2'
 import { batchText } from '../helpers/fixtures.js'
+import { eventLines, esCount } from '../helpers/stored.js'
 import { freePort, spawnService, waitDrained, type ServiceProcess } from '../helpers/process.js'
 import { requireElasticsearch } from '../helpers/elasticsearch-env.js'
 import { TEST_S3_KEYS, eachLimit, logpushKey, newBucket, putGz, requireS3, testS3Client } from '../helpers/s3.js'
@@ -19,22 +16,6 @@ import { dayOf } from '../../src/sources/bucket/index.js'
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
-async function eventLines(dataDir: string, dataset: string): Promise<string[]> {
-  const dir = join(dataDir, 'events', dataset)
-  const out: string[] = []
-  for (const f of (await readdir(dir).catch(() => [] as string[])).filter((f) => /\.ndjson(\.gz)?$/.test(f)).sort()) {
-    let s: Readable = createReadStream(join(dir, f))
-    if (f.endsWith('.gz')) s = s.pipe(createGunzip())
-    for await (const line of s.pipe(split2())) if (line) out.push(line as string)
-  }
-  return out
-}
-
-async function esCount(url: string, stream: string): Promise<number> {
-  await fetch(`${url}/${stream}/_refresh`, { method: 'POST' })
-  const res = await fetch(`${url}/${stream}/_count`)
-  return res.ok ? ((await res.json()) as { count: number }).count : 0
-}
 
 test('kill -9 loop while a source drains a bucket: every line exactly once in the file destination and in Elasticsearch', { timeout: 600_000 }, async (t) => {
   const url = requireS3(t)

@@ -2,36 +2,18 @@
 // post, Elasticsearch outages, the high/low watermarks. No mocks of the file system or process.
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { createReadStream } from 'node:fs'
-import { mkdtemp, readdir } from 'node:fs/promises'
+import { mkdtemp } from 'node:fs/promises'
 import { createConnection, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
-import { createGunzip, gzipSync } from 'node:zlib'
-import split2 from 'split2'
+import { gzipSync } from 'node:zlib'
 import { batchText } from '../helpers/fixtures.js'
+import { eventLines, esCount } from '../helpers/stored.js'
 import { freePort, spawnService, waitDrained, type ServiceProcess } from '../helpers/process.js'
 import { elasticsearchUrl, isManagedElasticsearch, requireElasticsearch, startManagedElasticsearch, stopManagedElasticsearch } from '../helpers/elasticsearch-env.js'
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
-async function eventLines(dataDir: string, dataset: string): Promise<string[]> {
-  const dir = join(dataDir, 'events', dataset)
-  const out: string[] = []
-  for (const f of (await readdir(dir).catch(() => [] as string[])).filter((f) => /\.ndjson(\.gz)?$/.test(f)).sort()) {
-    let s: Readable = createReadStream(join(dir, f))
-    if (f.endsWith('.gz')) s = s.pipe(createGunzip())
-    for await (const line of s.pipe(split2())) if (line) out.push(line as string)
-  }
-  return out
-}
-
-async function esCount(url: string, stream: string): Promise<number> {
-  await fetch(`${url}/${stream}/_refresh`, { method: 'POST' })
-  const res = await fetch(`${url}/${stream}/_count`)
-  return res.ok ? ((await res.json()) as { count: number }).count : 0
-}
 
 async function postUntilOk(url: () => string, token: string, body: Buffer, stop: () => boolean): Promise<boolean> {
   for (;;) {

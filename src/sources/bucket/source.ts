@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Readable } from 'node:stream'
 import type { Logger } from 'pino'
 import type { BucketSourceConfig } from '../../config/index.js'
-import { redactSecret } from '../../observability/index.js'
+import { redactSecret, type SourceGauges } from '../../observability/index.js'
 import { classify, type Failure } from './classify.js'
 import type { BucketClient, ListedObject } from './client.js'
 import { objectDigest, type ObjectOutcome } from './ingest-object.js'
@@ -37,13 +37,8 @@ export interface BucketSourceOptions {
   readonly now?: () => number
 }
 
-export interface SourceGauges {
-  readonly seen: number
-  readonly done: number
-  readonly failed: number
-  readonly up: boolean
-  readonly newestDoneLagSeconds: number
-}
+// What /metrics reads of a source; the shape belongs to observability (a leaf every room may use).
+export type { SourceGauges }
 
 const CHALLENGE_MAX_BYTES = 4096
 const FAILURES_KEPT = 10
