@@ -38,7 +38,7 @@ export interface BuiltApp {
 
 async function createSinks(
   config: Config,
-  ctx: { dataDir: string, rotation: { rotateBytes: number, rotateMs: number, gzipRotated: boolean, log: Logger }, datasets: ReadonlyMap<string, Dataset>, log: Logger, splunkSourcetypes: SplunkSourcetypes }
+  ctx: { dataDir: string, rotation: { rotateBytes: number, rotateMs: number, gzipRotated: boolean, log: Logger }, datasets: ReadonlyMap<string, Dataset>, log: Logger, splunkSourcetypes: SplunkSourcetypes, ecsDir: string }
 ): Promise<Sink[]> {
   // The names and the namespace were checked against their patterns in config.
   const names = config.sinks.split(',')
@@ -91,7 +91,7 @@ async function createSinks(
       modes: { indexMode: config.elasticsearchIndexMode as 'standard' | 'logsdb', sourceMode: config.elasticsearchSourceMode as 'stored' | 'synthetic' },
       dataRetention: config.elasticsearchDataRetention,
       datasets: new Map([...ctx.datasets].map(([k, d]) => [k, d.schema])),
-      ecs: loadEcs(join(schemasDir, 'ecs')),
+      ecs: loadEcs(ctx.ecsDir),
       format: config.elasticsearchFormat as 'ecs' | 'elastic-integration',
       log: ctx.log.child({ sink: 'elasticsearch' })
     })
@@ -118,7 +118,7 @@ const REQUEST_ID = /^[\w.:-]{1,128}$/
 /** Bucket sources from CONFIG_FILE; the S3 client is loaded only when one is configured. */
 async function createSources(
   config: Config,
-  ctx: { dataDir: string, datasets: ReadonlyMap<string, Dataset>, spool: Spool, stats: Stats, pool: ParsePool | null, commit: (batch: SpoolBatch, digest: string) => Promise<CommitResult>, challenges: ChallengeLog, log: Logger }
+  ctx: { dataDir: string, datasets: ReadonlyMap<string, Dataset>, spool: Spool, stats: Stats, pool: ParsePool | null, lineBudget: LineBudget, commit: (batch: SpoolBatch, digest: string) => Promise<CommitResult>, challenges: ChallengeLog, log: Logger }
 ): Promise<BucketSource[]> {
   if (config.sources.length === 0) return []
   const { BucketSource, createBucketClient, ingestObject } = await import('./sources/bucket/index.js')
@@ -129,6 +129,9 @@ async function createSources(
     maxLineBytes: config.maxLineBytes,
     maxInflatedBytes: config.maxInflatedBytes,
     driftFieldsMax: config.driftFieldsMax,
+    driftFieldNameMaxChars: config.driftFieldNameMaxChars,
+    maxLineDepth: config.maxLineDepth,
+    lineBudget: ctx.lineBudget,
     commit: ctx.commit
   }
   const sources = config.sources.map((sc) => {
@@ -172,6 +175,8 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   const datasets = loadDatasets(schemas)
   // A schemas directory of the operator's own may leave the Splunk sourcetypes to ours.
   const splunkSourcetypes = loadSplunkSourcetypes(existsSync(join(schemas, 'splunk', 'sourcetypes.json')) ? schemas : schemasDir)
+  // Likewise the ECS mappings: the operator's, when their schemas directory has them.
+  const ecsDir = existsSync(join(schemas, 'ecs', '_types.yaml')) ? join(schemas, 'ecs') : join(schemasDir, 'ecs')
   const stats = new Stats(datasets.keys(), config.driftFieldsMax, config.driftFieldNameMaxChars)
   const tokenInfo = await ensureTokens(config.tokens, dataDir)
   const tokens = new TokenSet(tokenInfo.tokens)
@@ -190,12 +195,12 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   const rotation = { rotateBytes: config.eventsRotateBytes, rotateMs: config.eventsRotateSeconds * 1000, gzipRotated: config.eventsGzipRotated, log }
   const deadLetters = new RotatingFiles({ ...rotation, dir: join(dataDir, 'dead-letter'), kind: 'dead-letter' })
   await deadLetters.init()
-  const recentDeadLetters = new RecentDeadLetters(config.statusDeadLettersKept, new Set(datasets.keys()))
+  const recentDeadLetters = new RecentDeadLetters(config.statusDeadLettersKept, new Set([...datasets.keys(), UNRECOGNISED_DATASET]))
 
   for (const dataset of [...Object.keys(config.routes), ...Object.values(config.hecSourcetypes)]) {
     if (!datasets.has(dataset)) throw new ConfigInvalid(`CONFIG_FILE names dataset "${dataset}", which has no schema; known: ${[...datasets.keys()].join(', ')}`)
   }
-  const forwarders = (await createSinks(config, { dataDir, rotation, datasets, log, splunkSourcetypes })).map((sink) => new Forwarder({
+  const forwarders = (await createSinks(config, { dataDir, rotation, datasets, log, splunkSourcetypes, ecsDir })).map((sink) => new Forwarder({
     spool,
     sink,
     log,
@@ -348,7 +353,8 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       stats,
       readiness,
       access: new StatusAccess([...tokenInfo.tokens, config.metricsToken]),
-      datasets: [...datasets.values()].map((d) => ({ name: d.name, scopes: jobScopes((d.schema as { 'x-scope'?: unknown })['x-scope']) })),
+      // HEC batches no rule could place are kept under _unknown: shown, but no job points there.
+      datasets: [...[...datasets.values()].map((d) => ({ name: d.name, scopes: jobScopes((d.schema as { 'x-scope'?: unknown })['x-scope']) })), { name: UNRECOGNISED_DATASET, scopes: [] }],
       destinationConf: (dataset) => destinationConf(config.publicUrl, dataset, 'YOUR_TOKEN'),
       deadLetters: recentDeadLetters,
       spool: () => ({
@@ -365,6 +371,9 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   const challenges = new ChallengeLog(config.challengesKept)
   let sources: BucketSource[] = []
   const workers = config.parseWorkers === -1 ? availableParallelism() : config.parseWorkers
+  // One budget for the unfinished lines of every request and bucket read; never below one longest
+  // line, or such a line could never be received.
+  const lineBudget = new LineBudget(Math.max(config.lineBufferBudgetBytes, config.maxLineBytes))
   const pool = workers > 0 ? new ParsePool(workers, { schemasDir: schemas, driftFieldsMax: config.driftFieldsMax, driftFieldNameMaxChars: config.driftFieldNameMaxChars, maxLineBytes: config.maxLineBytes }, log) : null
   const intake = {
     pool,
@@ -381,8 +390,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       maxLineDepth: config.maxLineDepth,
       headBytes: config.smallBodyBytes
     },
-    // Never below one longest line, or such a line could never be received.
-    lineBudget: new LineBudget(Math.max(config.lineBufferBudgetBytes, config.maxLineBytes)),
+    lineBudget,
     driftFieldsMax: config.driftFieldsMax,
     driftFieldNameMaxChars: config.driftFieldNameMaxChars,
     sourcetypes: intakeSourcetypes(splunkSourcetypes, datasets.keys(), config.hecSourcetypes),
@@ -397,7 +405,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   // service listens: neither must delay the start, nor a bucket's backlog compete with it.
   let sourcesBuilt: Promise<void> = Promise.resolve()
   app.addHook('onListen', function startSources(done) {
-    sourcesBuilt = createSources(config, { dataDir, datasets, spool, stats, pool, commit, challenges, log }).then(
+    sourcesBuilt = createSources(config, { dataDir, datasets, spool, stats, pool, lineBudget, commit, challenges, log }).then(
       async (built) => {
         if (closing) return await Promise.all(built.map((s) => s.stop())).then(() => {})
         sources = built

@@ -99,6 +99,7 @@ async function main(): Promise<void> {
       ...(since ? { since } : {}),
       ...(args.unrecognised ? { recognise: recogniseDataset(datasets) } : {}),
       batchBytes,
+      maxDepth: config.maxLineDepth,
       send: httpSend(url, token)
     })
     process.stdout.write(JSON.stringify(report) + '\n')

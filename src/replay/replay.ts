@@ -42,6 +42,8 @@ export interface ReplayOptions {
   readonly since?: Date
   /** Largest batch body sent at once, bytes. */
   readonly batchBytes: number
+  /** MAX_LINE_DEPTH of the service, so replay checks lines exactly as it will. */
+  readonly maxDepth?: number
   readonly send: Send
   /**
    * Replays the HEC batches kept under dead-letter/_unknown/ (their dataset could not be told)
@@ -156,7 +158,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayReport> {
       r.scanned++
       const id = lineId(name, letter.raw)
       if (ledger.has(id) || seen.has(id)) { r.alreadyReplayed++; continue }
-      if (!checkLine(opts.dataset, letter.raw).ok) { r.stillInvalid++; continue }
+      if (!checkLine(opts.dataset, letter.raw, opts.maxDepth).ok) { r.stillInvalid++; continue }
       seen.add(id)
       const size = Buffer.byteLength(letter.raw) + 1
       if (bytes + size > opts.batchBytes && !await flush()) return r

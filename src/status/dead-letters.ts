@@ -25,9 +25,10 @@ export class RecentDeadLetters {
   /** keep: how many per dataset (STATUS_DEAD_LETTERS_KEPT); datasets: the known ones, which bound the map. */
   constructor (private readonly keep: number, private readonly datasets: ReadonlySet<string>) {}
 
-  note(dataset: string, r: { time?: unknown, stage?: unknown, code?: unknown, reason?: unknown, line?: unknown, sink?: unknown, raw?: unknown }): void {
+  note(dataset: string, r: { time?: unknown, stage?: unknown, code?: unknown, reason?: unknown, line?: unknown, sink?: unknown, raw?: unknown, rawBase64?: unknown }): void {
     if (this.keep === 0 || !this.datasets.has(dataset)) return
-    const raw = typeof r.raw === 'string' ? r.raw : ''
+    // A line that is not UTF-8 is kept as base64 (issue 11): shown so, never decoded into something else.
+    const raw = typeof r.raw === 'string' ? r.raw : typeof r.rawBase64 === 'string' ? `(not UTF-8; base64) ${r.rawBase64}` : ''
     const entry: RecentDeadLetter = {
       time: typeof r.time === 'string' ? r.time : new Date().toISOString(),
       stage: typeof r.stage === 'string' ? r.stage : 'validation',

@@ -190,7 +190,7 @@ function connectSection(v: StatusView): Html {
 <p id="copy-status" class="muted" role="status" aria-live="polite"></p>
 <table class="data" id="connect">
 <thead><tr><th scope="col">Dataset</th><th scope="col"><code>destination_conf</code></th><th scope="col">API path</th></tr></thead>
-<tbody>${v.datasets.map((d) => html`<tr>
+<tbody>${v.datasets.filter((d) => d.scopes.length > 0).map((d) => html`<tr>
 <th scope="row">${d.name}</th>
 <td class="conf"><input id="conf-${d.name}" type="text" readonly value="${d.destinationConf}" aria-label="destination_conf for ${d.name}"> <button type="button" data-copy="conf-${d.name}">Copy</button></td>
 <td>${d.scopes.map((scope, i) => html`${i > 0 ? html`<br>or ` : ''}<code class="api">POST /client/v4/${scope === 'account' ? 'accounts/{account_id}' : 'zones/{zone_id}'}/logpush/jobs</code>`)}</td>

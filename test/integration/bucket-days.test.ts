@@ -52,7 +52,7 @@ test('60 simulated days: late arrivals read once, progress record and heap bound
     config,
     client: createBucketClient(config, { ...process.env, ...TEST_S3_KEYS }),
     dir: join(dir, 'sources', 'days'),
-    ingest: (body, digest, label) => ingestObject({ spool, stats, pool: null, maxLineBytes: 1 << 20, maxInflatedBytes: 1 << 30, driftFieldsMax: 10, commit }, dataset, body, digest, label),
+    ingest: (body, digest, label) => ingestObject({ spool, stats, pool: null, maxLineBytes: 1 << 20, maxInflatedBytes: 1 << 30, driftFieldsMax: 10, driftFieldNameMaxChars: 128, maxLineDepth: 32, lineBudget: null, commit }, dataset, body, digest, label),
     onChallenge: () => {},
     log,
     now: () => clock

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto'
 import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import { createGunzip } from 'node:zlib'
 import { PipelineNotNdjson, SourceBadGzip, SourceInflatedTooLarge } from '../../errors.js'
-import { ingest, type Dataset, type ParsePool } from '../../pipeline/index.js'
+import { ingest, type Dataset, type LineBudget, type ParsePool } from '../../pipeline/index.js'
 import type { Spool, SpoolBatch } from '../../spool/index.js'
 import { DatasetStats, type Stats } from '../../observability/index.js'
 
@@ -17,6 +17,11 @@ export interface ObjectIngestOptions {
   readonly maxLineBytes: number
   readonly maxInflatedBytes: number
   readonly driftFieldsMax: number
+  readonly driftFieldNameMaxChars: number
+  /** MAX_LINE_DEPTH, as for pushed batches. */
+  readonly maxLineDepth: number
+  /** The budget for unfinished lines that the HTTP intake shares: a bucket read is no exception. */
+  readonly lineBudget: LineBudget | null
   /** Makes a batch durable (dead letters, then the spool segment), as for an HTTP batch. */
   readonly commit: (batch: SpoolBatch, digest: string) => Promise<{ stored: boolean }>
 }
@@ -56,7 +61,7 @@ export async function ingestObject(
     body.destroy()
     return { kind: 'duplicate' }
   }
-  const tally = new DatasetStats(opts.driftFieldsMax)
+  const tally = new DatasetStats(opts.driftFieldsMax, opts.driftFieldNameMaxChars)
   const meter = new InflatedMeter(opts.maxInflatedBytes)
   let result
   try {
@@ -67,6 +72,8 @@ export async function ingestObject(
       through: [createGunzip({ chunkSize: 64 * 1024 }), meter],
       tally,
       maxLineBytes: opts.maxLineBytes,
+      maxDepth: opts.maxLineDepth,
+      budget: opts.lineBudget,
       requestId: label,
       pool: opts.pool
     })
