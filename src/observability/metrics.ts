@@ -49,35 +49,22 @@ type Sample = readonly [Labels, number]
 const finite = (v: number): number => (Number.isFinite(v) ? v : 0)
 
 /**
- * A counter whose value lives elsewhere (Stats): at each scrape it is reset and set to what
- * `read` yields, so prom-client renders it and Stats stays the one source of truth.
+ * A metric whose value lives elsewhere (Stats, the spool, the sinks): at each scrape it is reset
+ * and set to what `read` yields, so prom-client renders it and the reader stays the one source of
+ * truth. Counters are set through inc() from zero, since prom-client's Counter has no set().
  */
-function counter(registry: Registry, name: string, help: string, labelNames: readonly string[], read: () => Iterable<Sample>): void {
-  new Counter({
-    name,
-    help,
-    labelNames,
-    registers: [registry],
-    collect() {
-      this.reset()
-      for (const [labels, value] of read()) this.inc(labels, Math.max(0, finite(value)))
-    }
-  })
+function scraped(kind: 'counter' | 'gauge', registry: Registry, name: string, help: string, labelNames: readonly string[], read: () => Iterable<Sample>): void {
+  const config = { name, help, labelNames, registers: [registry] }
+  if (kind === 'counter') {
+    new Counter({ ...config, collect() { this.reset(); for (const [labels, value] of read()) this.inc(labels, Math.max(0, finite(value))) } })
+  } else {
+    new Gauge({ ...config, collect() { this.reset(); for (const [labels, value] of read()) this.set(labels, finite(value)) } })
+  }
 }
 
-/** A gauge read at scrape time. */
-function gauge(registry: Registry, name: string, help: string, labelNames: readonly string[], read: () => Iterable<Sample>): void {
-  new Gauge({
-    name,
-    help,
-    labelNames,
-    registers: [registry],
-    collect() {
-      this.reset()
-      for (const [labels, value] of read()) this.set(labels, finite(value))
-    }
-  })
-}
+type Scraped = (registry: Registry, name: string, help: string, labelNames: readonly string[], read: () => Iterable<Sample>) => void
+const counter: Scraped = (...args) => scraped('counter', ...args)
+const gauge: Scraped = (...args) => scraped('gauge', ...args)
 
 /** The registry behind /metrics; exported for the tests that pin its families. */
 export function createRegistry(opts: Omit<MetricsOptions, 'authorize'>): Registry {

@@ -249,10 +249,7 @@ async function ingestLines(opts: IngestOptions): Promise<IngestResult> {
     }
   })
   await run(opts, null, consumer)
-  const w = whole as KeepWhole | null
-  if (w) return w.result()
-  const c = checker as LineChecker | null
-  return { dataset, batch, lines: c?.lineNo ?? 0, accepted: c?.accepted ?? 0, rejected: c?.rejected ?? 0, notNdjson: c?.finish() ?? null }
+  return outcome(whole as KeepWhole | null, checker as LineChecker | null, dataset, batch, 0)
 }
 
 /** Records a framing stage extracted (HEC event envelopes), checked on this thread. */
@@ -298,10 +295,7 @@ async function ingestRecords(opts: IngestOptions, framing: Transform): Promise<I
     }
   })
   await run(opts, framing, consumer)
-  const w = whole as KeepWhole | null
-  if (w) return w.result()
-  const c = checker as LineChecker | null
-  return { dataset, batch, lines: c?.lineNo ?? items, accepted: c?.accepted ?? 0, rejected: c?.rejected ?? 0, notNdjson: c?.finish() ?? null }
+  return outcome(whole as KeepWhole | null, checker as LineChecker | null, dataset, batch, items)
 }
 
 /** Complete lines go to a parse worker; framed valid lines and dead letters come back, in order. */
@@ -365,4 +359,10 @@ async function ingestInWorker(opts: IngestOptions, dataset: Dataset, pool: Parse
     rejected: f.summary.rejected,
     notNdjson: f.summary.notNdjson
   }
+}
+
+/** What an in-thread ingest ends with: a batch kept whole as dead letters, or the checker's counts. */
+function outcome(whole: KeepWhole | null, checker: LineChecker | null, dataset: Dataset | null, batch: SpoolBatch | null, linesSeen: number): IngestResult {
+  if (whole) return whole.result()
+  return { dataset, batch, lines: checker?.lineNo ?? linesSeen, accepted: checker?.accepted ?? 0, rejected: checker?.rejected ?? 0, notNdjson: checker?.finish() ?? null }
 }
