@@ -62,6 +62,8 @@ export const SourceInflatedTooLarge = createError('LPR_ERR_SOURCE_INFLATED_TOO_L
 export const SourceAccessDenied = createError('LPR_ERR_SOURCE_ACCESS_DENIED', 'The bucket refused %s: %s. The reader needs s3:ListBucket on the bucket and s3:GetObject on the prefix', 403)
 export const SourceThrottled = createError('LPR_ERR_SOURCE_THROTTLED', 'The bucket asked us to slow down (%s); backing off', 503)
 export const SourceUnavailable = createError('LPR_ERR_SOURCE_UNAVAILABLE', 'Could not %s: %s', 502)
+// Cloudflare's API (collectors, watchdog, CLI): the API's own messages, verbatim.
+export const CloudflareApiFailed = createError('LPR_ERR_CLOUDFLARE_API', 'Cloudflare API answered HTTP %d: %s', 502)
 
 /** Codes of lines that are dead-lettered, not answered: one bad line never fails its batch. */
 export const LineRejectCode = {
@@ -95,7 +97,7 @@ export const allCodes: readonly string[] = [
     IntakeTokenMissing, IntakeTokenMalformed, IntakeTokenInvalid, IntakeUnknownDataset, IntakeUnsupportedEncoding, IntakeBodyTooLarge,
     IntakeInflatedTooLarge, IntakeBadGzip, IntakeNotReady, PipelineLineTooLong, PipelineNotNdjson,
     PipelineUnknownDataset, PipelineLinesBusy, IntakeClientGone, ConfigInvalid, SpoolStateUnreadable, SpoolDiskUnknown,
-    SourceBadGzip, SourceInflatedTooLarge, SourceAccessDenied, SourceThrottled, SourceUnavailable
+    SourceBadGzip, SourceInflatedTooLarge, SourceAccessDenied, SourceThrottled, SourceUnavailable, CloudflareApiFailed
   ].map((E) => new E().code),
   ...Object.values(LineRejectCode),
   ...Object.values(SinkStopCode)

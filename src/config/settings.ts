@@ -254,6 +254,13 @@ export const settings = {
   splunkHecAck: { env: 'SPLUNK_HEC_ACK', type: 'boolean', default: false, description: 'Indexer acknowledgement (Splunk Enterprise, token with useACK): a batch counts as delivered when its ackIds read true' },
   splunkHecAckPollMs: { env: 'SPLUNK_HEC_ACK_POLL_MS', type: 'integer', default: 10_000, minimum: 10, description: 'How often to poll /services/collector/ack, ms' },
   splunkHecAckTimeoutMs: { env: 'SPLUNK_HEC_ACK_TIMEOUT_MS', type: 'integer', default: 300_000, minimum: 100, description: 'Resend a request whose ackId is not true after this long, ms (Splunk suggests about 5 minutes)' },
+  cloudflareApiUrl: {
+    env: 'CLOUDFLARE_API_URL',
+    type: 'string',
+    default: 'https://api.cloudflare.com/client/v4',
+    pattern: '^https?://',
+    description: 'Cloudflare API v4 base URL, for the pull collectors, the watchdog and the CLI (change it only for a proxy or a test double)'
+  },
   statusDeadLettersKept: {
     env: 'STATUS_DEAD_LETTERS_KEPT',
     type: 'integer',
