@@ -1,0 +1,17 @@
+// The Cloudflare API double as tests use it: every area's routes on one server, the OpenAPI
+// checks attached. A test ends with `assert.deepEqual(double.violations, [])`: every request our
+// code sent and every answer the double gave matched Cloudflare's published schema.
+import { CloudflareDouble } from './server.js'
+import { jobReadRoutes } from './jobs.js'
+
+export { CloudflareDouble, ok, fail, AUTH_ERRORS, type Grant, type Route, type Reply, type DoubleRequest } from './server.js'
+export { addJob, jobsState, jobsIn, jobView, type DoubleJob } from './jobs.js'
+
+/** A started double with every route; `base` is the API base URL (…/client/v4). */
+export async function startCloudflareDouble(): Promise<{ double: CloudflareDouble, base: string }> {
+  const double = new CloudflareDouble()
+  // Each area adds its routes here (one line each).
+  double.use(...jobReadRoutes)
+  const base = await double.start()
+  return { double, base }
+}
