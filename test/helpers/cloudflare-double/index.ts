@@ -5,7 +5,7 @@ import { CloudflareDouble } from './server.js'
 import { jobReadRoutes } from './jobs.js'
 import { attachOpenApi } from './openapi.js'
 
-export { CloudflareDouble, ok, fail, AUTH_ERRORS, type Grant, type Route, type Reply, type DoubleRequest } from './server.js'
+export { CloudflareDouble, ok, fail, AUTH_ERRORS, rateLimited, looksLikeGlobalKey, type Grant, type Route, type Reply, type DoubleRequest, type RecordedRequest, type Injected } from './server.js'
 export { addJob, jobsState, jobsIn, jobView, type DoubleJob } from './jobs.js'
 export { attachOpenApi, compileOpenApi, loadSubset, type OpenApiDoc } from './openapi.js'
 
