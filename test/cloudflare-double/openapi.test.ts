@@ -97,7 +97,9 @@ test('path parameters and request bodies: a missing required field, a wrong type
   assert.deepEqual(await violations(double, base, 'POST', jobs, good), [])
   assert.deepEqual(await violations(double, base, 'POST', jobs, { dataset: 'http_requests' }), ["post-zones-zone_identifier-logpush-jobs request body: must have required property 'destination_conf'"])
   assert.deepEqual(await violations(double, base, 'POST', jobs, { ...good, enabled: 'yes' }), ['post-zones-zone_identifier-logpush-jobs request body: /enabled must be boolean'])
-  assert.deepEqual(await violations(double, base, 'POST', jobs, { ...good, destination_conf: 'https://logs.example.com/x?header_Authorization=Bearer abc' }), ['post-zones-zone_identifier-logpush-jobs request body: /destination_conf must match format "uri"'])
+  assert.deepEqual(await violations(double, base, 'POST', jobs, { ...good, destination_conf: 'https://logs.example.com/x?header_Authorization=Bearer abc' }), ['post-zones-zone_identifier-logpush-jobs request body: /destination_conf must match format "cloudflare-destination-conf"'])
+  // Cloudflare's documented {DATE} placeholder is not a URI character, yet a valid destination.
+  assert.deepEqual(await violations(double, base, 'POST', jobs, { ...good, destination_conf: 's3://bucket/logs/{DATE}?region=us-east-1' }), [])
   assert.deepEqual(await violations(double, base, 'POST', jobs, { ...good, max_upload_bytes: 1000 }), ['post-zones-zone_identifier-logpush-jobs request body: /max_upload_bytes must be >= 5000000'])
   assert.deepEqual(await violations(double, base, 'POST', jobs, { ...good, output_options: { timestamp_format: 'iso8601' } }), ['post-zones-zone_identifier-logpush-jobs request body: /output_options/timestamp_format must be equal to one of the allowed values: ["unixnano","unix","rfc3339"]'])
   assert.deepEqual(await violations(double, base, 'POST', jobs, '{"destination_conf":'), ['post-zones-zone_identifier-logpush-jobs request body: is not JSON'])

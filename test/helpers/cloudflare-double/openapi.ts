@@ -31,10 +31,23 @@
 import { readFileSync } from 'node:fs'
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import addFormatsModule from 'ajv-formats'
+import formatsModule from 'ajv-formats/dist/formats.js'
 import type { CloudflareDouble, RecordedRequest } from './server.js'
 
 // ajv-formats is CommonJS: under NodeNext its default export arrives as the module object.
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv) => Ajv
+const isUri = ((formatsModule as unknown as { default?: { fullFormats: unknown } }).default ?? formatsModule as unknown as { fullFormats: unknown }).fullFormats as { uri: (s: string) => boolean }
+
+/**
+ * `destination_conf` as Cloudflare documents it: a URI, except that the path may hold the `{DATE}`
+ * placeholder Logpush fills in per batch (`s3://<BUCKET_PATH>/{DATE}?region=...` in
+ * developers.cloudflare.com/logs/logpush/logpush-job/enable-destinations/; jobs and ownership
+ * challenges compare it byte for byte, cloudflare/terraform-provider-cloudflare#1019). Braces are not
+ * URI characters, so the placeholder is set aside before the URI check (see ERRATA).
+ */
+export function isDestinationConf(value: string): boolean {
+  return isUri.uri(value.replaceAll('{DATE}', '20260101'))
+}
 
 export const SUBSET_FILE = new URL('../../../../test/fixtures/cloudflare-openapi/subset.json', import.meta.url)
 
@@ -128,6 +141,13 @@ export const ERRATA: ReadonlyArray<{ readonly schema: string | RegExp, readonly 
     patch: (s) => { s.allOf = s.oneOf; delete s.oneOf }
   },
   {
+    schema: 'logpush_destination_conf',
+    why: 'declared `format: uri`, but Cloudflare\'s own destination_conf examples put a `{DATE}` placeholder in the path ' +
+      '(`s3://<BUCKET_PATH>/{DATE}?region=us-west-2`, developers.cloudflare.com/logs/logpush/logpush-job/enable-destinations/), ' +
+      'and braces are not URI characters; checked as a URI once `{DATE}` is set aside (isDestinationConf)',
+    patch: (s) => { s.format = 'cloudflare-destination-conf' }
+  },
+  {
     schema: /_messages$/,
     why: 'every `*_messages` item declares `code: {minimum: 1000}`, but the API\'s own rate-limit answer is code 971 ' +
       '"Please wait and consider throttling your request speed" (cloudflare/workers-sdk#10025 "[code: 971]"), which the ' +
@@ -196,6 +216,7 @@ export function compileOpenApi(doc: OpenApiDoc): OpenApiChecker {
   const params = new Ajv({ allErrors: true, strict: true, strictTypes: false, allowUnionTypes: true, coerceTypes: 'array' })
   for (const ajv of [bodies, params]) {
     addFormats(ajv)
+    ajv.addFormat('cloudflare-destination-conf', { type: 'string', validate: isDestinationConf })
     ajv.addSchema({ $id: SCHEMA_ID, definitions } as never)
   }
 
