@@ -44,7 +44,8 @@ const job = (over: Record<string, unknown> = {}): Record<string, unknown> => ({
 test('every route the double starts with names an operation of the subset, with its method and a path of its template', async (t) => {
   const { double } = await startCloudflareDouble()
   t.after(() => double.stop())
-  const checker = compileOpenApi(loadSubset())
+  // eager: every schema of the subset compiles under ajv's strict mode, not only those a test touches.
+  const checker = compileOpenApi(loadSubset(), { eager: true })
   const shape = (p: string): string => p.replace(/\{[^}]+\}|:[a-z_]+/g, '*')
   const withIds = double.routeTable.filter((r) => r.operationId !== undefined)
   assert.ok(withIds.length > 0)
