@@ -3,7 +3,8 @@
  *
  * test/fixtures/cloudflare-openapi/subset.json is an extract of cloudflare/api-schemas
  * openapi.json (its README says which commit and how each piece was found): the operations we
- * call, with every component they reference. `attachOpenApi(double)` makes the double check every
+ * call, with every component they reference; two operations the stored commits lack are
+ * reconstructed there and marked `x-reconstructed`. `attachOpenApi(double)` makes the double check every
  * request to a route that names an operationId, and every answer it gives there:
  *
  *   - the route's operationId is in the subset, with the request's method, and the request path
@@ -39,11 +40,11 @@ const addFormats = ((addFormatsModule as unknown as { default?: unknown }).defau
 const isUri = ((formatsModule as unknown as { default?: { fullFormats: unknown } }).default ?? formatsModule as unknown as { fullFormats: unknown }).fullFormats as { uri: (s: string) => boolean }
 
 /**
- * `destination_conf` as Cloudflare documents it: a URI, except that the path may hold the `{DATE}`
- * placeholder Logpush fills in per batch (`s3://<BUCKET_PATH>/{DATE}?region=...` in
- * developers.cloudflare.com/logs/logpush/logpush-job/enable-destinations/; jobs and ownership
- * challenges compare it byte for byte, cloudflare/terraform-provider-cloudflare#1019). Braces are not
- * URI characters, so the placeholder is set aside before the URI check (see ERRATA).
+ * `destination_conf` as Cloudflare uses it: a URI, except that the path may hold the `{DATE}` path
+ * variable Logpush fills in per batch (the destination pages of developers.cloudflare.com/logs/,
+ * e.g. `r2://<bucket>/logs/{DATE}`; a real job's destination_conf with it, compared byte for byte by the
+ * ownership challenge, in cloudflare/terraform-provider-cloudflare#1019).
+ * Braces are not URI characters, so the placeholder is set aside before the URI check (see ERRATA).
  */
 export function isDestinationConf(value: string): boolean {
   return isUri.uri(value.replaceAll('{DATE}', '20260101'))
@@ -142,9 +143,9 @@ export const ERRATA: ReadonlyArray<{ readonly schema: string | RegExp, readonly 
   },
   {
     schema: 'logpush_destination_conf',
-    why: 'declared `format: uri`, but Cloudflare\'s own destination_conf examples put a `{DATE}` placeholder in the path ' +
-      '(`s3://<BUCKET_PATH>/{DATE}?region=us-west-2`, developers.cloudflare.com/logs/logpush/logpush-job/enable-destinations/), ' +
-      'and braces are not URI characters; checked as a URI once `{DATE}` is set aside (isDestinationConf)',
+    why: 'declared `format: uri`, but a destination path may hold Logpush\'s `{DATE}` variable (Cloudflare\'s destination ' +
+      'docs; a real job in cloudflare/terraform-provider-cloudflare#1019), and braces are not URI characters; checked as a ' +
+      'URI once `{DATE}` is set aside (isDestinationConf)',
     patch: (s) => { s.format = 'cloudflare-destination-conf' }
   },
   {
