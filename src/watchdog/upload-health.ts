@@ -150,8 +150,9 @@ export function summarise(rows: readonly Row[]): Map<number, UploadHealth> {
   }
   for (const [jobId, minutes] of failedMinutes) {
     const h = byJob.get(jobId)!
-    const after = minutes.filter((m) => h.lastOkAt === null || m > h.lastOkAt)
-    h.firstFailedAfterOkAt = after.length > 0 ? Math.min(...after) : null
+    for (const m of minutes) {
+      if ((h.lastOkAt === null || m > h.lastOkAt) && (h.firstFailedAfterOkAt === null || m < h.firstFailedAfterOkAt)) h.firstFailedAfterOkAt = m
+    }
   }
   return byJob
 }
