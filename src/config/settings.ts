@@ -35,7 +35,7 @@ export const settings = {
     env: 'PUBLIC_URL',
     type: 'string',
     default: 'https://logs.example.com',
-    description: 'Base URL Logpush reaches this service at; used only to print ready-to-paste destination_conf values'
+    description: 'Base URL Logpush reaches this service at; used to print ready-to-paste destination_conf values and by the job watchdog to tell this service\'s jobs'
   },
   tlsCertFile: {
     env: 'TLS_CERT_FILE',
