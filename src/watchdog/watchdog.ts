@@ -141,7 +141,7 @@ export class Watchdog {
   start(): void {
     const loop = (): void => {
       if (this.stopped) return
-      this.running = this.poll().finally(() => {
+      this.running = this.poll().catch((err: unknown) => { this.o.log.error({ err }, 'Watchdog poll failed.') }).finally(() => {
         this.running = null
         if (!this.stopped) this.timer = setTimeout(loop, this.o.pollMs)
       })
@@ -161,7 +161,13 @@ export class Watchdog {
     let complete = true
     for (const scope of this.scopes) {
       if (this.stopped) return
-      if (!(await this.pollScope(scope))) complete = false
+      try {
+        if (!(await this.pollScope(scope))) complete = false
+      } catch (err) {
+        // An answer of a shape nobody expected must not end the loop (or the process).
+        this.failed(scope, 'reading the answers', err)
+        complete = false
+      }
     }
     this.lastPollAt = this.now()
     if (complete) this.lastCompletePollAt = this.lastPollAt
@@ -180,11 +186,12 @@ export class Watchdog {
   /** True when the scope answered both questions. */
   private async pollScope(scope: Scope): Promise<boolean> {
     const name = `${scope.kind}/${scope.id}`
-    const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.o.requestTimeoutMs ?? 30_000)])
+    // Each call gets its own timeout; stop() aborts whichever is under way.
+    const signal = (): AbortSignal => AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.o.requestTimeoutMs ?? 30_000)])
     const listed = []
     try {
       const params = scope.kind === 'zone' ? { zone_id: scope.id } : { account_id: scope.id }
-      for await (const job of this.client.logpush.jobs.list(params, { signal })) if (job) listed.push(job)
+      for await (const job of this.client.logpush.jobs.list(params, { signal: signal() })) if (job) listed.push(job)
     } catch (err) {
       if (this.stopped) return false
       this.failed(scope, 'listing Logpush jobs', err)
@@ -206,7 +213,7 @@ export class Watchdog {
           since: new Date(now - this.o.windowMs),
           until: new Date(now),
           limit: this.o.maxRows ?? 10_000,
-          signal
+          signal: signal()
         })
         health = read.byJob
         if (read.truncated) this.o.log.warn({ scope: scope.kind, scopeId: scope.id }, `Watchdog: ${name} has more upload-health rows than ${this.o.maxRows ?? 10_000} in the window; counts are partial.`)

@@ -60,6 +60,13 @@ test('failing and disabled jobs show in /health and /metrics after one poll, bef
   recordUploads(double, healthy, { ok: true }, now - 10 * MIN, now, MIN)
   const hec = addJob(double, { kind: 'zones', id: ZONE }, { destination_conf: 'splunk://logs.example.com:443/services/collector/raw?channel=0aeeac95-ac74-4aa9-b30d-6c4c0ac581ba&header_Authorization=Splunk%20x', dataset: 'firewall_events', enabled: true })
   recordUploads(double, hec, { ok: true }, now - 10 * MIN, now, MIN)
+  // Failing in the health data while the job's own fields still say nothing (they can lag):
+  // only the GraphQL data tells this one.
+  const healthOnly = addJob(double, { kind: 'zones', id: ZONE }, { destination_conf: conf('firewall_events'), dataset: 'firewall_events', enabled: true })
+  recordUploads(double, healthOnly, { ok: true }, now - 12 * MIN, now - 6 * MIN, MIN)
+  recordUploads(double, healthOnly, { ok: false, status: 1106, message: 'Timeout', final: true }, now - 5 * MIN, now, MIN)
+  healthOnly.last_error = null
+  healthOnly.error_message = null
   // Another receiver's job, failing too: not ours, not shown.
   const other = addJob(double, { kind: 'zones', id: ZONE }, { destination_conf: conf('http_requests', 'siem.example.net'), dataset: 'http_requests', enabled: true })
   recordUploads(double, other, failure, now - 2 * HOUR, now, 5 * MIN)
@@ -83,7 +90,7 @@ test('failing and disabled jobs show in /health and /metrics after one poll, bef
   assert.deepEqual(w.errors, {})
   assert.equal(w.failingThresholdSeconds, 3600)
   const byId = new Map<number, any>(w.jobs.map((j: any) => [j.id, j]))
-  assert.deepEqual([...byId.keys()].sort(), [failing.id, disabled.id, healthy.id, hec.id].sort(), 'the other destination\'s job is not watched')
+  assert.deepEqual([...byId.keys()].sort(), [failing.id, disabled.id, healthy.id, hec.id, healthOnly.id].sort(), 'the other destination\'s job is not watched')
 
   const f = byId.get(failing.id)
   assert.equal(f.state, 'failing')
@@ -111,6 +118,16 @@ test('failing and disabled jobs show in /health and /metrics after one poll, bef
   assert.equal(d.uploadsRetried, 0)
   assert.deepEqual(d.failedStatuses, {})
 
+  const g = byId.get(healthOnly.id)
+  assert.equal(g.state, 'failing')
+  assert.equal(g.lastError, null)
+  assert.equal(g.uploadsFailed, 5)
+  assert.ok(g.uploadsOk >= 5)
+  assert.deepEqual(g.failedStatuses, { 1106: 5 })
+  // Failing since its first failed minute after the last success: five minutes, not yet an hour.
+  assert.equal(g.failingSince, new Date(Math.floor((now - 5 * MIN) / MIN) * MIN).toISOString())
+  assert.equal(g.failingTooLong, false)
+
   for (const ok of [byId.get(healthy.id), byId.get(hec.id)]) {
     assert.equal(ok.state, 'ok')
     assert.ok(ok.uploadsOk >= 9, `ok uploads ${ok.uploadsOk}`)
@@ -123,11 +140,12 @@ test('failing and disabled jobs show in /health and /metrics after one poll, bef
   const labels = (job: DoubleJob, scope: string, scopeId: string): string => `job_id="${job.id}",dataset="${job.dataset}",scope="${scope}",scope_id="${scopeId}"`
   assert.ok(metricLines(metrics, 'lpr_logpush_job_failing').includes(`lpr_logpush_job_failing{${labels(failing, 'zone', ZONE)}} 1`), metrics)
   assert.ok(metricLines(metrics, 'lpr_logpush_job_failing').includes(`lpr_logpush_job_failing{${labels(healthy, 'zone', ZONE)}} 0`))
+  assert.ok(metricLines(metrics, 'lpr_logpush_job_uploads').includes(`lpr_logpush_job_uploads{${labels(healthOnly, 'zone', ZONE)},status="failed"} 5`))
   assert.ok(metricLines(metrics, 'lpr_logpush_job_enabled').includes(`lpr_logpush_job_enabled{${labels(disabled, 'account', ACCOUNT)}} 0`))
   assert.ok(metricLines(metrics, 'lpr_logpush_job_enabled').includes(`lpr_logpush_job_enabled{${labels(failing, 'zone', ZONE)}} 1`))
   assert.ok(metricLines(metrics, 'lpr_logpush_job_uploads').includes(`lpr_logpush_job_uploads{${labels(failing, 'zone', ZONE)},status="retried"} ${f.uploadsRetried}`))
   assert.ok(metricLines(metrics, 'lpr_logpush_job_last_complete_timestamp_seconds').includes(`lpr_logpush_job_last_complete_timestamp_seconds{${labels(failing, 'zone', ZONE)}} ${(now - 2 * HOUR) / 1000}`))
-  assert.equal(metricLines(metrics, 'lpr_logpush_job_enabled').length, 4)
+  assert.equal(metricLines(metrics, 'lpr_logpush_job_enabled').length, 5)
   assert.ok(!metrics.includes(`job_id="${other.id}"`), 'no series for the other destination\'s job')
   assert.ok(metricLines(metrics, 'lpr_watchdog_poll_errors_total').includes('lpr_watchdog_poll_errors_total 0'))
   const lastPoll = Number(metricLines(metrics, 'lpr_watchdog_last_poll_timestamp_seconds')[0]!.split(' ')[1])
@@ -245,6 +263,21 @@ test('GraphQL errors are shown verbatim and the job fields still judge the job; 
   assert.equal(s.errors[`zone/${ZONE}`], 'listing Logpush jobs: HTTP 401: Invalid access token (code 9109)')
   assert.equal(s.jobs[0]!.state, 'unknown')
   assert.equal(w2.gauges().jobs[0]!.failing, true, 'losing sight of a failing job does not resolve its alert')
+  assert.deepEqual(double.violations, [])
+})
+
+test('polls repeat on their timer and end with stop()', async (t) => {
+  const { double, base } = await start(t)
+  addJob(double, { kind: 'zones', id: ZONE }, { destination_conf: conf('http_requests'), dataset: 'http_requests', enabled: true })
+  const w = watchdog(base, createLogger('silent'), TOKEN, { pollMs: 5 })
+  const graphql = (): number => double.requests.filter((r) => r.path === '/graphql').length
+  w.start()
+  while (graphql() < 3) await sleep(5)
+  await w.stop()
+  const after = graphql()
+  await sleep(50)
+  assert.equal(graphql(), after, 'no poll after stop()')
+  assert.ok(w.status().lastCompletePollAt !== null)
   assert.deepEqual(double.violations, [])
 })
 
