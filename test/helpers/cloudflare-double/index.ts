@@ -4,9 +4,11 @@
 import { CloudflareDouble } from './server.js'
 import { jobReadRoutes } from './jobs.js'
 import { graphqlRoutes } from './graphql.js'
+import { attachOpenApi } from './openapi.js'
 
 export { CloudflareDouble, ok, fail, AUTH_ERRORS, type Grant, type Route, type Reply, type DoubleRequest } from './server.js'
 export { addJob, jobsState, jobsIn, jobView, type DoubleJob } from './jobs.js'
+export { attachOpenApi, compileOpenApi, loadSubset, type OpenApiDoc } from './openapi.js'
 
 /** A started double with every route; `base` is the API base URL (…/client/v4). */
 export async function startCloudflareDouble(): Promise<{ double: CloudflareDouble, base: string }> {
@@ -14,6 +16,7 @@ export async function startCloudflareDouble(): Promise<{ double: CloudflareDoubl
   // Each area adds its routes here (one line each).
   double.use(...jobReadRoutes)
   double.use(...graphqlRoutes)
+  attachOpenApi(double)
   const base = await double.start()
   return { double, base }
 }

@@ -233,7 +233,10 @@ export class CloudflareDouble {
       answer: 'json' in reply ? reply.json : undefined
     }
     this.requests.push(recorded)
-    if (this.validator && operationId !== undefined) this.violations.push(...this.validator({ ...recorded, params }))
+    if (this.validator && operationId !== undefined) {
+      // A validator that throws is a broken check, not a passing one: it shows up as a violation.
+      try { this.violations.push(...this.validator({ ...recorded, params })) } catch (err) { this.violations.push(`${operationId}: the OpenAPI check failed: ${(err as Error).message}`) }
+    }
     if ('json' in reply) {
       const text = JSON.stringify(reply.json)
       res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers })
