@@ -116,6 +116,7 @@ test('GraphQL errors as the API gives them: unknown fields, parse errors, limits
     [`{ viewer { zones(filter: {zoneTag: "${ZONE}"}) { logpushHealthAdaptiveGroups(limit: 10) { dimensions { jobId colour } } } } }`, {}, 400, /^unknown field "colour"$/],
     [`{ viewer { zones(filter: {zoneTag: "${ZONE}"}) { logpushHealthAdaptiveGroups(limit: 10) { dimensions { destinationType } } } } }`, {}, 400, /not implemented by the double/],
     [`{ viewer { zones(filter: {zoneTag: "${ZONE}"}) { logpushHealthAdaptiveGroups(limit: 10, filter: {colour: 1}) { count } } } }`, {}, 400, /unknown field "colour" in filter/],
+    [`{ viewer { zones(filter: {zoneTag: "${ZONE}"}) { logpushHealthAdaptiveGroups(limit: 10, filter: {OR: [{status: 200}]}) { count } } } }`, {}, 400, /not implemented by the double/],
     [`{ viewer { zones(filter: {zoneTag: "${ZONE}"}) { logpushHealthAdaptiveGroups { count } } } }`, {}, 400, /^limit must be positive number and not greater than 10000$/],
     [`{ viewer { zones(filter: {zoneTag: "${ZONE}"}) { logpushHealthAdaptiveGroups(limit: 20000) { count } } } }`, {}, 400, /^limit must be positive/],
     [`{ viewer { zones(filter: {zoneTag: "${ZONE}"}) { logpushHealthAdaptiveGroups(limit: 1, filter: {datetime_geq: "2020-01-01T00:00:00Z"}) { count } } } }`, {}, 400, /^cannot request data older than 2592000s$/],

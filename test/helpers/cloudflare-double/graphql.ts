@@ -15,9 +15,10 @@
  *             `does not have access to the path...` 403 (a token without Analytics Read).
  *             CF docs analytics/graphql-api/errors.mdx.
  *   [GQL-Q]   `viewer { zones(filter: {zoneTag: $tag}) {...} }` and `viewer { accounts(filter:
- *             {accountTag: $tag}) {...} }`; filters `<field>`, `<field>_geq/_gt/_leq/_lt/_neq/_in`;
- *             `limit`; `orderBy: [<field>_ASC|_DESC]`. CF docs analytics/graphql-api/
- *             getting-started/querying-basics.mdx, features/filtering.mdx, features/sorting.mdx.
+ *             {accountTag: $tag}) {...} }`; dataset filters `k: v` and `k_op: v` with the scalar
+ *             operators gt, lt, geq, leq, neq, in (CF docs analytics/graphql-api/features/
+ *             filtering.mdx); `limit`; `orderBy: [<field>_ASC|_DESC]` (execute-graphql-query.mdx
+ *             example: `orderBy: [datetime_DESC]`).
  *   [LPH]     Dataset `logpushHealthAdaptiveGroups` (CF docs logs/logpush/logpush-health.mdx: "the
  *             raw health metrics can be queried via the logpushHealthAdaptiveGroups dataset";
  *             30 days of health data in the dashboard). Its fields are published only through the
@@ -38,11 +39,12 @@
  *   [DIS]     After about 24 hours of continuous failure the job is disabled (cloudflare-docs PR
  *             32514); `disableAfterMs` (default 24 h) sets that time here.
  *
- * Not implemented (honestly): fragments, directives, aliases on the viewer, mutations, any
+ * Not implemented (honestly): fragments, directives, mutations, `AND`/`OR` and `like` in filters,
+ * `zoneTag_in`/`zoneTag_gt` and omitting the zone filter (all zones), any
  * dataset but logpushHealthAdaptiveGroups, any other field of it (destinationType's values are not
  * published: asking for it gets a "not implemented by the double" error, distinct from the real
  * API's `unknown field` error for fields the schema does not have), `avg`/`max`/`quantiles`,
- * introspection, `zoneTag_in`, and the API's rate limits (its 300 queries per 5 minutes).
+ * introspection, and the API's rate limits (300 queries per 5 minutes, CF docs analytics/graphql-api/limits.mdx).
  */
 import { type CloudflareDouble, type DoubleRequest, type Reply, type Route } from './server.js'
 import { jobsState, type DoubleJob } from './jobs.js'
@@ -292,14 +294,15 @@ function matcher(filter: Record<string, unknown>, path: Array<string | number>):
   const tests: Array<(a: UploadAttempt, jobId: number) => boolean> = []
   for (const [key, raw] of Object.entries(filter)) {
     if (raw === null || raw === undefined) continue
-    const m = /^([A-Za-z]+?)(?:_(geq|gt|leq|lt|neq|in|notin))?$/.exec(key)
+    if (key === 'AND' || key === 'OR' || key.endsWith('_like')) throw new QueryError(400, `double: filter "${key}" is not implemented by the double`, path)
+    const m = /^([A-Za-z]+?)(?:_(geq|gt|leq|lt|neq|in))?$/.exec(key)
     const get = m ? FILTERABLE[m[1]!] : undefined
     if (!m || !get) throw new QueryError(400, `unknown field "${key}" in filter`, path)
     const [, field, op] = m as unknown as [string, string, string | undefined]
-    if (op === 'in' || op === 'notin') {
+    if (op === 'in') {
       if (!Array.isArray(raw)) throw new QueryError(400, `error parsing args: ${key} must be a list`, path)
       const set = new Set(raw.map((x) => comparable(field, x, path)))
-      tests.push(op === 'in' ? (a, j) => set.has(get(a, j)) : (a, j) => !set.has(get(a, j)))
+      tests.push((a, j) => set.has(get(a, j)))
       continue
     }
     const want = comparable(field, raw, path)
@@ -400,7 +403,7 @@ function execute(double: CloudflareDouble, req: DoubleRequest, op: Operation, va
       const extra = Object.keys(filter ?? {}).filter((k) => k !== tagName)
       if (extra.length > 0) throw new QueryError(400, `double: filter "${extra[0]}" on ${scopeField.name} is not implemented by the double`, path)
       const tag = filter?.[tagName]
-      if (typeof tag !== 'string') throw new QueryError(400, `error parsing args: ${scopeField.name} needs filter {${tagName}: ...}`, path)
+      if (typeof tag !== 'string') throw new QueryError(400, `double: ${scopeField.name} without a filter {${tagName}: "..."} is not implemented by the double`, path)
       // [GQL-ERR] a credential without Analytics Read, or an account/zone it does not cover.
       if (req.grant.permissions !== '*' && !req.grant.permissions.includes('analytics:read')) throw new QueryError(403, `does not have access to the path`, path)
       const covered = isZone
