@@ -81,6 +81,7 @@ test('a failed upload sets last_error and error_message, a success resets them a
   recordUpload(double, job, { ok: false, status: 415, message: 'error 415: error pushing: error uploading to https: 415 {"message":"wrong"}' }, t0)
   assert.equal(job.last_error, new Date(t0).toISOString())
   assert.match(job.error_message!, /^error 415/)
+  assert.deepEqual(healthState(double).attempts.get(job.id)!.map((a) => [a.status, a.final, a.message]), [[415, 0, job.error_message]])
   assert.equal(job.last_complete, null)
   recordUpload(double, job, { ok: true }, t0 + MIN)
   assert.equal(job.last_complete, new Date(t0 + MIN).toISOString())

@@ -199,6 +199,8 @@ export interface UploadAttempt {
   readonly records: number
   readonly bytes: number
   readonly bytesCompressed: number
+  /** What the failure said (becomes the job's error_message); null for a success. */
+  readonly message: string | null
 }
 
 export interface HealthState {
@@ -229,13 +231,13 @@ export function recordUpload(double: CloudflareDouble, job: DoubleJob, outcome: 
   if (outcome.ok) {
     const records = outcome.records ?? 1000
     const bytes = outcome.bytes ?? records * 500
-    list.push({ at, status: 200, final: 1, records, bytes, bytesCompressed: Math.round(bytes / 10) })
+    list.push({ at, status: 200, final: 1, records, bytes, bytesCompressed: Math.round(bytes / 10), message: null })
     job.last_complete = new Date(at).toISOString()
     job.last_error = null
     job.error_message = null
     return
   }
-  list.push({ at, status: outcome.status, final: outcome.final === true ? 1 : 0, records: 0, bytes: 0, bytesCompressed: 0 })
+  list.push({ at, status: outcome.status, final: outcome.final === true ? 1 : 0, records: 0, bytes: 0, bytesCompressed: 0, message: outcome.message })
   job.last_error = new Date(at).toISOString()
   job.error_message = outcome.message
   const lastOk = Math.max(-Infinity, ...list.filter((a) => a.status >= 200 && a.status < 300).map((a) => a.at))
