@@ -21,6 +21,7 @@ import type { BucketSource } from './sources/bucket/index.js'
 import { RecentDeadLetters, StatusAccess, statusPlugin } from './status/index.js'
 import { DirLock, DirectoryInUse, serviceLockPath } from './data-dir-lock.js'
 import { intakeSourcetypes, loadSplunkSourcetypes, sinkSourcetypes, type SplunkSourcetypes } from './splunk-sourcetypes.js'
+import { createWatchdog } from './watchdog/index.js'
 
 export interface BuiltApp {
   readonly app: FastifyInstance
@@ -165,6 +166,10 @@ async function readTls(config: Config): Promise<{ cert: Buffer, key: Buffer }> {
 }
 
 export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
+  // The Logpush job watchdog (off unless WATCHDOG_API_TOKEN and zones/accounts are set), built
+  // first so half a configuration stops the start before anything is opened; it polls once the
+  // service listens, only reads Cloudflare's API and shows what it finds.
+  const watchdog = createWatchdog(config, log)
   const dataDir = resolve(config.dataDir)
   // One process per data directory: two spools on one directory would reuse sequence numbers.
   await mkdir(dataDir, { recursive: true })
@@ -336,7 +341,8 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
         const s = f.status() as { pendingLines: number, pendingBytes: number, oldestPendingAgeSeconds: number, stopped?: { code: string } | null }
         return [f.name, { pendingLines: s.pendingLines, pendingBytes: s.pendingBytes, oldestPendingAgeSeconds: s.oldestPendingAgeSeconds, failing: f.failing, stopped: s.stopped?.code ?? null }]
       })),
-      sources: () => new Map(sources.map((s) => [s.name, s.gauges()]))
+      sources: () => new Map(sources.map((s) => [s.name, s.gauges()])),
+      watchdog: () => watchdog?.gauges() ?? null
     })
     await scope.register(healthPlugin, {
       version,
@@ -346,7 +352,8 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
         spool: { bytes: spool.bytes(), highWatermarkBytes: config.spoolHighWatermarkBytes },
         ...Object.fromEntries(forwarders.map((f) => [f.name, f.status()]))
       }),
-      sources: () => Object.fromEntries(sources.map((s) => [s.name, s.status()]))
+      sources: () => Object.fromEntries(sources.map((s) => [s.name, s.status()])),
+      watchdog: () => watchdog?.status() ?? { enabled: false }
     })
     await scope.register(statusPlugin, {
       version,
@@ -416,6 +423,11 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     done()
   })
 
+  app.addHook('onListen', function startWatchdog(done) {
+    if (!closing) watchdog?.start()
+    done()
+  })
+
   return {
     // pino's Logger type is wider than fastify's base logger type; the instance is the same.
     app: app as unknown as FastifyInstance,
@@ -438,6 +450,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       clearInterval(diskTimer)
       const started = Date.now()
       await app.close()
+      await watchdog?.stop()
       // Sources first: an object being read is abandoned unrecorded and read again at the next start.
       await sourcesBuilt
       await Promise.all(sources.map((s) => s.stop()))

@@ -35,7 +35,7 @@ export const settings = {
     env: 'PUBLIC_URL',
     type: 'string',
     default: 'https://logs.example.com',
-    description: 'Base URL Logpush reaches this service at; used only to print ready-to-paste destination_conf values'
+    description: 'Base URL Logpush reaches this service at; used to print ready-to-paste destination_conf values and by the job watchdog to tell this service\'s jobs'
   },
   tlsCertFile: {
     env: 'TLS_CERT_FILE',
@@ -260,6 +260,61 @@ export const settings = {
     default: 'https://api.cloudflare.com/client/v4',
     pattern: '^https?://',
     description: 'Cloudflare API v4 base URL, for the pull collectors, the watchdog and the CLI (change it only for a proxy or a test double)'
+  },
+  watchdogApiToken: {
+    env: 'WATCHDOG_API_TOKEN',
+    type: 'string',
+    default: '',
+    secret: true,
+    description: 'Cloudflare API token of the job watchdog (read-only: Logs Read and Analytics Read on the watched zones/accounts); with WATCHDOG_ZONES or WATCHDOG_ACCOUNTS it turns the watchdog on'
+  },
+  watchdogZones: {
+    env: 'WATCHDOG_ZONES',
+    type: 'string',
+    default: '',
+    pattern: '^([0-9a-f]{32}(,[0-9a-f]{32})*)?$',
+    description: 'Comma-separated zone ids whose Logpush jobs the watchdog watches'
+  },
+  watchdogAccounts: {
+    env: 'WATCHDOG_ACCOUNTS',
+    type: 'string',
+    default: '',
+    pattern: '^([0-9a-f]{32}(,[0-9a-f]{32})*)?$',
+    description: 'Comma-separated account ids whose (account-level) Logpush jobs the watchdog watches'
+  },
+  watchdogAllJobs: {
+    env: 'WATCHDOG_ALL_JOBS',
+    type: 'boolean',
+    default: false,
+    description: 'Watch every Logpush job of those zones/accounts; false: only jobs whose destination_conf points at PUBLIC_URL (/logpush/ or the HEC path)'
+  },
+  watchdogPollSeconds: {
+    env: 'WATCHDOG_POLL_SECONDS',
+    type: 'integer',
+    default: 300,
+    minimum: 1,
+    description: 'How often the watchdog reads jobs and upload health, seconds (GraphQL allows 300 queries per 5 minutes per user)'
+  },
+  watchdogWindowSeconds: {
+    env: 'WATCHDOG_WINDOW_SECONDS',
+    type: 'integer',
+    default: 900,
+    minimum: 60,
+    description: 'Upload health read per poll: the last this many seconds of logpushHealthAdaptiveGroups'
+  },
+  watchdogFailingSeconds: {
+    env: 'WATCHDOG_FAILING_SECONDS',
+    type: 'integer',
+    default: 3600,
+    minimum: 0,
+    description: 'A job failing this long is logged as an error and lpr_logpush_job_failing becomes 1 (Cloudflare disables a job after about 24 h of failures)'
+  },
+  watchdogLagSeconds: {
+    env: 'WATCHDOG_LAG_SECONDS',
+    type: 'integer',
+    default: 3600,
+    minimum: 60,
+    description: 'An enabled job whose last_complete is older than this is lagging: logged as an error, lpr_logpush_job_lagging becomes 1'
   },
   statusDeadLettersKept: {
     env: 'STATUS_DEAD_LETTERS_KEPT',

@@ -31,6 +31,21 @@ export interface SourceGauges {
   readonly newestDoneLagSeconds: number
 }
 
+/** The Logpush job watchdog's numbers (src/watchdog); the room's own type matches this shape. */
+export interface WatchdogGauges {
+  readonly jobs: ReadonlyArray<{
+    readonly labels: { readonly job_id: string, readonly dataset: string, readonly scope: string, readonly scope_id: string }
+    readonly enabled: boolean
+    readonly failing: boolean
+    readonly lagging: boolean
+    readonly uploads: { readonly ok: number, readonly retried: number, readonly failed: number } | null
+    readonly lastCompleteSeconds: number | null
+    readonly lagSeconds: number | null
+  }>
+  readonly pollErrors: number
+  readonly lastPollSeconds: number | null
+}
+
 export interface MetricsOptions {
   readonly stats: Stats
   readonly version: string
@@ -40,6 +55,8 @@ export interface MetricsOptions {
   readonly sinks: () => ReadonlyMap<string, SinkGauges>
   /** Bucket sources by name (empty or absent without any). */
   readonly sources?: () => ReadonlyMap<string, SourceGauges>
+  /** The job watchdog, null (or absent) while it is off. */
+  readonly watchdog?: () => WatchdogGauges | null
 }
 
 type Labels = Record<string, string | number>
@@ -134,6 +151,20 @@ export function createRegistry(opts: Omit<MetricsOptions, 'authorize'>): Registr
     () => [...sources()].map(([source, g]): Sample => [{ source }, g.newestDoneLagSeconds]))
   gauge(registry, 'lpr_source_up', '0 while listing the bucket fails or reads are refused for permissions.', ['source'],
     () => [...sources()].map(([source, g]): Sample => [{ source }, g.up ? 1 : 0]))
+
+  // The Logpush job watchdog: Cloudflare's view of the jobs that push here (families exist, empty, while it is off).
+  const watched = (): WatchdogGauges['jobs'] => opts.watchdog?.()?.jobs ?? []
+  const perJob = (name: string, help: string, pick: (j: WatchdogGauges['jobs'][number]) => number | null): void =>
+    gauge(registry, name, help, ['job_id', 'dataset', 'scope', 'scope_id'], () => watched().flatMap((j): Sample[] => { const v = pick(j); return v === null ? [] : [[j.labels, v]] }))
+  perJob('lpr_logpush_job_enabled', '1 while the Logpush job is enabled, 0 once disabled (Cloudflare disables a job after about a day of failures).', (j) => (j.enabled ? 1 : 0))
+  perJob('lpr_logpush_job_failing', '1 while the job has been failing for longer than WATCHDOG_FAILING_SECONDS.', (j) => (j.failing ? 1 : 0))
+  perJob('lpr_logpush_job_lagging', '1 while the enabled job\'s last_complete is older than WATCHDOG_LAG_SECONDS.', (j) => (j.lagging ? 1 : 0))
+  gauge(registry, 'lpr_logpush_job_uploads', 'Upload attempts in the last WATCHDOG_WINDOW_SECONDS (GraphQL logpushHealthAdaptiveGroups): ok, retried (failed, to be retried), failed (batch dropped).', ['job_id', 'dataset', 'scope', 'scope_id', 'status'],
+    () => watched().flatMap((j): Sample[] => (j.uploads === null ? [] : (['ok', 'retried', 'failed'] as const).map((status): Sample => [{ ...j.labels, status }, j.uploads![status]]))))
+  perJob('lpr_logpush_job_last_complete_timestamp_seconds', 'The job\'s last_complete: log time up to which it has pushed successfully.', (j) => j.lastCompleteSeconds)
+  perJob('lpr_logpush_job_lag_seconds', 'Seconds since the job\'s last_complete.', (j) => j.lagSeconds)
+  counter(registry, 'lpr_watchdog_poll_errors_total', 'Cloudflare API calls of the watchdog that failed (listing jobs, reading upload health).', [], () => { const w = opts.watchdog?.(); return w ? [[{}, w.pollErrors]] : [] })
+  gauge(registry, 'lpr_watchdog_last_poll_timestamp_seconds', 'End of the watchdog\'s last poll in which every zone and account answered.', [], () => { const t = opts.watchdog?.()?.lastPollSeconds; return t === undefined || t === null ? [] : [[{}, t]] })
 
   // README documented this name before prom-client; its default is nodejs_heap_size_used_bytes.
   gauge(registry, 'nodejs_heap_used_bytes', 'V8 heap in use (the same value as nodejs_heap_size_used_bytes).', [], () => [[{}, process.memoryUsage().heapUsed]])

@@ -69,6 +69,14 @@ const GOLDEN = `
 # TYPE lpr_source_objects_failed_total counter
 # TYPE lpr_source_newest_done_lag_seconds gauge
 # TYPE lpr_source_up gauge
+# TYPE lpr_logpush_job_enabled gauge
+# TYPE lpr_logpush_job_failing gauge
+# TYPE lpr_logpush_job_lagging gauge
+# TYPE lpr_logpush_job_uploads gauge
+# TYPE lpr_logpush_job_last_complete_timestamp_seconds gauge
+# TYPE lpr_logpush_job_lag_seconds gauge
+# TYPE lpr_watchdog_poll_errors_total counter
+# TYPE lpr_watchdog_last_poll_timestamp_seconds gauge
 # TYPE nodejs_heap_used_bytes gauge
 `.trim().split('\n')
 

@@ -3,6 +3,7 @@
 // code sent and every answer the double gave matched Cloudflare's published schema.
 import { CloudflareDouble } from './server.js'
 import { jobReadRoutes } from './jobs.js'
+import { graphqlRoutes } from './graphql.js'
 import { attachOpenApi } from './openapi.js'
 
 export { CloudflareDouble, ok, fail, AUTH_ERRORS, rateLimited, looksLikeGlobalKey, type Grant, type Route, type Reply, type DoubleRequest, type RecordedRequest, type Injected } from './server.js'
@@ -14,6 +15,7 @@ export async function startCloudflareDouble(): Promise<{ double: CloudflareDoubl
   const double = new CloudflareDouble()
   // Each area adds its routes here (one line each).
   double.use(...jobReadRoutes)
+  double.use(...graphqlRoutes)
   attachOpenApi(double)
   const base = await double.start()
   return { double, base }

@@ -1,0 +1,39 @@
+// The job watchdog room: its only door. app.ts builds it from the configuration.
+import type { Logger } from 'pino'
+import type { Config } from '../config/index.js'
+import { ConfigInvalid } from '../errors.js'
+import { Watchdog } from './watchdog.js'
+
+export { Watchdog, redactConf, type WatchdogOptions, type WatchdogStatus, type WatchdogGauges, type WatchedJob } from './watchdog.js'
+export { pointsAtService } from './destination.js'
+export { judge, type JobState, type AlertState, type Judged } from './judge.js'
+export { readUploadHealth, healthQuery, summarise, type Scope, type UploadHealth } from './upload-health.js'
+
+const list = (s: string): string[] => s.split(',').map((x) => x.trim()).filter((x) => x !== '')
+
+/**
+ * The watchdog the settings ask for, or null when it is off (no token and no zones/accounts).
+ * Half a configuration (a token without anything to watch, or ids without a token) is an error at
+ * start, not a watchdog that silently does nothing.
+ */
+export function createWatchdog(config: Config, log: Logger): Watchdog | null {
+  const zones = list(config.watchdogZones)
+  const accounts = list(config.watchdogAccounts)
+  const token = config.watchdogApiToken.trim()
+  if (token === '' && zones.length === 0 && accounts.length === 0) return null
+  if (token === '') throw new ConfigInvalid('WATCHDOG_ZONES/WATCHDOG_ACCOUNTS are set: the watchdog needs WATCHDOG_API_TOKEN too (Logs Read and Analytics Read)')
+  if (zones.length === 0 && accounts.length === 0) throw new ConfigInvalid('WATCHDOG_API_TOKEN is set: name the zones (WATCHDOG_ZONES) and/or accounts (WATCHDOG_ACCOUNTS) whose Logpush jobs to watch')
+  return new Watchdog({
+    baseUrl: config.cloudflareApiUrl,
+    credentials: { kind: 'token', token },
+    zones,
+    accounts,
+    publicUrl: config.publicUrl,
+    allJobs: config.watchdogAllJobs,
+    pollMs: config.watchdogPollSeconds * 1000,
+    windowMs: config.watchdogWindowSeconds * 1000,
+    failingMs: config.watchdogFailingSeconds * 1000,
+    lagMs: config.watchdogLagSeconds * 1000,
+    log: log.child({ room: 'watchdog' })
+  })
+}
