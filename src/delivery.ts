@@ -64,6 +64,12 @@ export interface Sink {
   /** Recovers from the state last checkpointed with a delivered batch (undefined on a fresh start). */
   init(state: unknown): Promise<void>
   deliver(batch: DeliveryBatch, progress: Progress, signal: AbortSignal): Promise<DeliveryResult>
+  /**
+   * What to checkpoint before the first delivery when there is no checkpoint yet. A destination
+   * that recovers by cutting back to its checkpointed state needs one: without it, what the very
+   * first delivery wrote before a crash is kept, and the spool delivers that batch again.
+   */
+  startState?(): unknown
   /** Whatever operators should see about this destination in /health. */
   health?(): Record<string, unknown>
   close(): Promise<void>

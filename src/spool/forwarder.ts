@@ -37,6 +37,9 @@ export class Forwarder {
   async prepare(): Promise<void> {
     this.checkpoint = await this.opts.spool.loadCheckpoint(this.name)
     await this.opts.sink.init(this.checkpoint.state)
+    if (this.checkpoint.state === undefined && this.opts.sink.startState) {
+      await this.save({ ...this.checkpoint, state: this.opts.sink.startState() })
+    }
   }
 
   start(): void {

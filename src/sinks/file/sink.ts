@@ -4,7 +4,9 @@
 // Exactly once across crashes: the state checkpointed with every delivered batch names each
 // dataset's active file, its size, and the next file number. At start, bytes past the recorded
 // size are cut off and files numbered at or after `next` are removed: they hold a batch whose
-// delivery was not checkpointed, and which the spool will deliver again.
+// delivery was not checkpointed, and which the spool will deliver again. A fresh start
+// checkpoints its state before the first delivery (startState), so this holds for the very
+// first batch too.
 import { mkdir, open, readdir, rm, stat, truncate, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
@@ -83,6 +85,11 @@ export class FileSink implements Sink {
     this.state.next = Math.max(this.state.next, highest + 1)
     this.timer = setInterval(() => { void this.exclusive(() => this.rotateAged()) }, Math.min(this.opts.rotateMs, 60_000))
     this.timer.unref()
+  }
+
+  /** Checkpointed before the first delivery: files numbered from here on are not yet delivered. */
+  startState(): FileState {
+    return structuredClone(this.state)
   }
 
   deliver(batch: DeliveryBatch): Promise<DeliveryResult> {
