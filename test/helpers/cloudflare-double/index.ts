@@ -2,16 +2,18 @@
 // checks attached. A test ends with `assert.deepEqual(double.violations, [])`: every request our
 // code sent and every answer the double gave matched Cloudflare's published schema.
 import { CloudflareDouble } from './server.js'
-import { jobReadRoutes } from './jobs.js'
+import { jobReadRoutes, jobWriteRoutes } from './jobs.js'
 
 export { CloudflareDouble, ok, fail, AUTH_ERRORS, type Grant, type Route, type Reply, type DoubleRequest } from './server.js'
 export { addJob, jobsState, jobsIn, jobView, type DoubleJob } from './jobs.js'
+export { destinationSettings, issueToken, needsOwnership } from './destinations.js'
 
 /** A started double with every route; `base` is the API base URL (…/client/v4). */
 export async function startCloudflareDouble(): Promise<{ double: CloudflareDouble, base: string }> {
   const double = new CloudflareDouble()
   // Each area adds its routes here (one line each).
   double.use(...jobReadRoutes)
+  double.use(...jobWriteRoutes)
   const base = await double.start()
   return { double, base }
 }
