@@ -103,6 +103,8 @@ test('double: create, update, delete and exists; a job is created disabled, kind
   double.tokens.set('ro', { accounts: '*', zones: '*', permissions: ['logs:read'] })
   const ro = sdkClient(double.baseUrl, { kind: 'token', token: 'ro' }, { maxRetries: 0 })
   assert.equal(await apiError(ro.logpush.jobs.create({ zone_id: 'zone1', destination_conf: conf })), 'HTTP 403: Authentication error (code 10000)')
+  // permissions.mdx: every Logpush operation, reading jobs too, needs Logs Write.
+  assert.equal(await apiError(ro.logpush.jobs.list({ zone_id: 'zone1' }).then((p) => p.getPaginatedItems())), 'HTTP 403: Authentication error (code 10000)')
   assert.deepEqual(double.violations, [])
 })
 

@@ -93,11 +93,14 @@ function getJob(req: Parameters<Route['handle']>[0], double: CloudflareDouble): 
   return ok(jobView(job))
 }
 
+// Reading jobs needs Logs Write too: "all Logpush API operations require Logs: Write permission
+// because Logpush jobs contain sensitive information" (CF docs src/content/docs/logs/logpush/permissions.mdx;
+// every operation of api-configuration.mdx lists "Logs Write" as its accepted permission).
 export const jobReadRoutes: Route[] = [
-  { method: 'GET', pattern: '/zones/:zone_id/logpush/jobs', operationId: 'get-zones-zone_identifier-logpush-jobs', permission: 'logs:read', handle: listJobs },
-  { method: 'GET', pattern: '/accounts/:account_id/logpush/jobs', operationId: 'get-accounts-account_identifier-logpush-jobs', permission: 'logs:read', handle: listJobs },
-  { method: 'GET', pattern: '/zones/:zone_id/logpush/jobs/:job_id', operationId: 'get-zones-zone_identifier-logpush-jobs-job_identifier', permission: 'logs:read', handle: getJob },
-  { method: 'GET', pattern: '/accounts/:account_id/logpush/jobs/:job_id', operationId: 'get-accounts-account_identifier-logpush-jobs-job_identifier', permission: 'logs:read', handle: getJob }
+  { method: 'GET', pattern: '/zones/:zone_id/logpush/jobs', operationId: 'get-zones-zone_identifier-logpush-jobs', permission: 'logs:write', handle: listJobs },
+  { method: 'GET', pattern: '/accounts/:account_id/logpush/jobs', operationId: 'get-accounts-account_identifier-logpush-jobs', permission: 'logs:write', handle: listJobs },
+  { method: 'GET', pattern: '/zones/:zone_id/logpush/jobs/:job_id', operationId: 'get-zones-zone_identifier-logpush-jobs-job_identifier', permission: 'logs:write', handle: getJob },
+  { method: 'GET', pattern: '/accounts/:account_id/logpush/jobs/:job_id', operationId: 'get-accounts-account_identifier-logpush-jobs-job_identifier', permission: 'logs:write', handle: getJob }
 ]
 
 // Error answers of the write operations. The validation failure's status and code: 400 and 1002
