@@ -1,7 +1,7 @@
 // What `jobs create` sends to Cloudflare, built from data: the dataset's scope and fields come from
 // its schema (schemas/<dataset>.json), the destination from the service's own settings.
 import type { DatasetSchema, DatasetScope } from '../dataset-schema.js'
-import { destinationConf } from '../intake/index.js'
+import { destinationConf } from '../intake/auth.js'
 
 export class UsageError extends Error {}
 

@@ -10,11 +10,12 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import type Cloudflare from 'cloudflare'
-import { APIError } from 'cloudflare'
-import { apiErrors, apiStatus, describeApiError, sdkClient, type CloudflareCredentials } from '../cloudflare-api/client.js'
+import type { CloudflareCredentials } from '../cloudflare-api/client.js'
 import { loadConfig, type Config } from '../config/index.js'
 import type { DatasetSchema } from '../dataset-schema.js'
-import { newToken, readTokens } from '../intake/index.js'
+// auth.ts itself, not the intake room's door: the door loads the whole ingest path, which a
+// command-line tool that only reads tokens and builds URLs does not need.
+import { newToken, readTokens } from '../intake/auth.js'
 import { schemasDir } from '../paths.js'
 import { createRequest, fieldNames, needsOwnership, redactConf, scopeFor, serviceDestination, TIMESTAMP_FORMATS, UsageError, type Scope, type TimestampFormat } from './job-request.js'
 import { obtainChallenge, challengeReader } from './ownership.js'
@@ -29,6 +30,10 @@ export interface CliIo {
 }
 
 const PROG = 'logpush-receiver'
+
+// The SDK is loaded on first use: it is most of the start-up time, and --help, --dry-run and
+// the token commands that touch no API do not need it.
+const api = (): Promise<typeof import('../cloudflare-api/client.js')> => import('../cloudflare-api/client.js')
 
 type Options = NonNullable<ParseArgsConfig['options']>
 
@@ -68,7 +73,7 @@ interface Ctx {
   readonly args: string[]
   readonly json: boolean
   config(): Config
-  client(): Cloudflare
+  client(): Promise<Cloudflare>
   /** Writes a result: JSON when --json, else the text. */
   out(value: unknown, text: string): void
   note(text: string): void
@@ -235,7 +240,7 @@ Options:
         `POST ${url}\nContent-Type: application/json\n\n${JSON.stringify(shown, null, 2)}`)
       return
     }
-    const client = ctx.client()
+    const client = await ctx.client()
     if (challenge) {
       ctx.note(`Requesting an ownership challenge for ${flag(ctx, 'show-secrets') ? conf : redactConf(conf)} ...`)
       body.ownership_challenge = await obtainChallenge({
@@ -257,7 +262,7 @@ const jobsList: Command = {
   async run(ctx) {
     const scopes: Scope[] = [...list(ctx, 'zone').map((id) => ({ kind: 'zones', id }) as const), ...list(ctx, 'account').map((id) => ({ kind: 'accounts', id }) as const)]
     if (scopes.length === 0) throw new UsageError('give at least one --zone Z or --account A')
-    const client = ctx.client()
+    const client = await ctx.client()
     const rows: Array<JobLike & { scope: string }> = []
     for (const scope of scopes) {
       for await (const job of client.logpush.jobs.list(idOf(scope))) if (job) rows.push({ scope: scopeLabel(scope), ...shownJob(ctx, job as JobLike) })
@@ -278,7 +283,7 @@ const jobsShow: Command = {
   async run(ctx) {
     const id = jobId(ctx)
     const scope = scopeFor(null, null, str(ctx, 'zone'), str(ctx, 'account'))
-    const job = await ctx.client().logpush.jobs.get(id, idOf(scope))
+    const job = await (await ctx.client()).logpush.jobs.get(id, idOf(scope))
     const shown = shownJob(ctx, job as JobLike)
     ctx.out(shown, jobLines(shown))
   }
@@ -294,7 +299,7 @@ function toggle(enabled: boolean): Command {
     async run(ctx) {
       const id = jobId(ctx)
       const scope = scopeFor(null, null, str(ctx, 'zone'), str(ctx, 'account'))
-      const job = await ctx.client().logpush.jobs.update(id, { enabled, ...idOf(scope) })
+      const job = await (await ctx.client()).logpush.jobs.update(id, { enabled, ...idOf(scope) })
       ctx.out(shownJob(ctx, job as JobLike), `Job ${id} ${job?.enabled ? 'enabled' : 'disabled'}.`)
     }
   }
@@ -313,7 +318,7 @@ const jobsDelete: Command = {
       if (!ctx.io.confirm) throw new UsageError('not deleting without --yes: stdin is not a terminal to ask on')
       if (!(await ctx.io.confirm(`Delete Logpush job ${id} of ${scopeLabel(scope)}? [y/N] `))) throw new Aborted('not deleted')
     }
-    await ctx.client().logpush.jobs.delete(id, idOf(scope))
+    await (await ctx.client()).logpush.jobs.delete(id, idOf(scope))
     ctx.out({ id, deleted: true }, `Deleted job ${id}.`)
   }
 }
@@ -332,7 +337,7 @@ Exit code 1 when Cloudflare finds it invalid.`,
     const schema = loadSchema(ctx.config(), dataset)
     const scope = scopeFor(dataset, schema, str(ctx, 'zone'), str(ctx, 'account'))
     const conf = await destinationFor(ctx, dataset, false)
-    const r = await ctx.client().logpush.validate.destination({ destination_conf: conf, ...idOf(scope) })
+    const r = await (await ctx.client()).logpush.validate.destination({ destination_conf: conf, ...idOf(scope) })
     const shown = flag(ctx, 'show-secrets') ? conf : redactConf(conf)
     ctx.out({ destination_conf: shown, valid: r?.valid === true, message: r?.message ?? '' },
       r?.valid === true ? `valid: ${shown}` : `invalid: ${r?.message || '(no message)'}\n  ${shown}`)
@@ -378,7 +383,7 @@ Options:
     if (tokens.length < 2) throw new UsageError('LOGPUSH_TOKENS holds one token, so there is nothing to rotate to: run `token generate`, set the LOGPUSH_TOKENS it prints, restart the service, then run this again')
     const current = tokens.at(-1)!
     const old = tokens.slice(0, -1)
-    const client = ctx.client()
+    const client = await ctx.client()
     const update = flag(ctx, 'update-jobs')
     const found: Array<{ scope: string, id: number, dataset: string | null, updated: boolean, error?: string }> = []
     for (const scope of scopes) {
@@ -392,7 +397,8 @@ Options:
             await client.logpush.jobs.update(job.id, { destination_conf: swapToken(job.destination_conf, from, current, config.authHeader), ...idOf(scope) })
             row.updated = true
           } catch (err) {
-            if (!(err instanceof APIError)) throw err
+            const { apiStatus, describeApiError } = await api()
+            if (apiStatus(err) === undefined) throw err
             row.error = describeApiError(err)
           }
         }
@@ -458,14 +464,17 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   if (parsed.positionals.length > cmd.positionals) return fail(2, `unexpected argument "${parsed.positionals[cmd.positionals]}"\n${usage}`)
   const json = parsed.values.json === true
   let config: Config | undefined
-  let client: Cloudflare | undefined
+  let client: Promise<Cloudflare> | undefined
   const ctx: Ctx = {
     io,
     values: parsed.values as Ctx['values'],
     args: parsed.positionals,
     json,
     config: () => (config ??= loadConfig(io.env)),
-    client: () => (client ??= sdkClient(ctx.config().cloudflareApiUrl, cliCredentials(io.env, typeof parsed.values['api-token-file'] === 'string' ? parsed.values['api-token-file'] : undefined))),
+    client: () => (client ??= (async () => {
+      const creds = cliCredentials(io.env, typeof parsed.values['api-token-file'] === 'string' ? parsed.values['api-token-file'] : undefined)
+      return (await api()).sdkClient(ctx.config().cloudflareApiUrl, creds)
+    })()),
     out: (value, text) => io.stdout((json ? JSON.stringify(value, null, 2) : text) + '\n'),
     note: (text) => io.stderr(text + '\n')
   }
@@ -478,6 +487,8 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     if (err instanceof UsageError) return fail(2, `${err.message}\n${usage}`)
     const code = (err as { code?: unknown }).code
     if (code === 'LPR_ERR_CONFIG_INVALID') return fail(2, `${code}: ${(err as Error).message}`)
+    const { APIError } = await import('cloudflare')
+    const { apiErrors, apiStatus, describeApiError } = await api()
     if (err instanceof APIError || apiStatus(err) !== undefined) {
       return fail(1, `LPR_ERR_CLOUDFLARE_API: Cloudflare API: ${describeApiError(err)}`, { code: 'LPR_ERR_CLOUDFLARE_API', status: apiStatus(err), errors: apiErrors(err) })
     }
