@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import type Cloudflare from 'cloudflare'
 import type { CloudflareCredentials } from '../cloudflare-api/client.js'
-import { loadConfig, type Config } from '../config/index.js'
+import { loadConfig, settings, type Config } from '../config/index.js'
 import type { DatasetSchema } from '../dataset-schema.js'
 // auth.ts itself, not the intake room's door: the door loads the whole ingest path, which a
 // command-line tool that only reads tokens and builds URLs does not need.
@@ -156,6 +156,10 @@ async function destinationFor(ctx: Ctx, dataset: string, dryRun: boolean): Promi
   if (given !== undefined) {
     if (!/^[a-z0-9]+:\/\//i.test(given)) throw new UsageError(`--destination "${given}" is not a destination_conf (scheme://...)`)
     return given
+  }
+  // The default PUBLIC_URL is a placeholder: a job pointed at it could never deliver.
+  if (!dryRun && ctx.config().publicUrl === settings.publicUrl.default) {
+    throw new UsageError(`PUBLIC_URL is not set (the default ${settings.publicUrl.default} is a placeholder): set it to the https address Logpush reaches this service at, or pass --destination`)
   }
   const token = await receiverToken(ctx)
   if (token === undefined) {

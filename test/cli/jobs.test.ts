@@ -103,6 +103,9 @@ test('jobs create refuses a zone dataset with --account and an account dataset w
   assert.match(d.err, /Unknown option '--bogus'/)
   const e = await cli(s.env, 'jobs', 'frobnicate')
   assert.equal(e.code, 2)
+  const f = await cli({ ...s.env, PUBLIC_URL: '' }, 'jobs', 'create', '--dataset', 'http_requests', '--zone', 'zone1')
+  assert.equal(f.code, 2)
+  assert.match(f.err, /PUBLIC_URL is not set \(the default https:\/\/logs\.example\.com is a placeholder\)/)
   assert.equal(s.double.requests.length, 0)
 })
 
