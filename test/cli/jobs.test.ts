@@ -208,7 +208,7 @@ test('errors: an unknown job and a refused credential exit 1 with the API\'s mes
   assert.equal(unknown.err, 'logpush-receiver: LPR_ERR_CLOUDFLARE_API: Cloudflare API: HTTP 404: job not found (code 1002)\n')
   const badToken = await cli({ ...s.env, CLOUDFLARE_API_TOKEN: 'not-a-known-token' }, 'jobs', 'list', '--zone', 'zone1', '--json')
   assert.equal(badToken.code, 1)
-  assert.equal(badToken.err, 'logpush-receiver: LPR_ERR_CLOUDFLARE_API: Cloudflare API: HTTP 401: Invalid access token (code 9109)\n')
+  assert.equal(badToken.err, 'logpush-receiver: LPR_ERR_CLOUDFLARE_API: Cloudflare API: HTTP 403: Invalid access token (code 9109)\n')
   assert.deepEqual(badToken.json.error.errors, [{ code: 9109, message: 'Invalid access token' }])
   assert.ok(!badToken.err.includes('not-a-known-token'))
   s.double.tokens.set('read-only', { accounts: '*', zones: '*', permissions: ['logs:read'] })
