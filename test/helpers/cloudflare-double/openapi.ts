@@ -104,7 +104,7 @@ export function toJsonSchema(s: Json): Json {
  * Corrections to the published schema, applied to the compiled copy. Each names the component,
  * what changes, and why the schema is wrong there.
  */
-export const ERRATA: ReadonlyArray<{ readonly schema: string, readonly why: string, patch(s: JsonObject): void }> = [
+export const ERRATA: ReadonlyArray<{ readonly schema: string | RegExp, readonly why: string, patch(s: JsonObject): void }> = [
   {
     schema: 'logpush_error_message',
     why: 'declared `format: date-time`, but it carries the failure text: its own description ("If not null, the job is ' +
@@ -131,16 +131,28 @@ export const ERRATA: ReadonlyArray<{ readonly schema: string, readonly why: stri
     schema: 'aaa_audit_logs_response_collection',
     why: 'declared `oneOf: [{errors, messages, result: [audit log], success}, aaa_api-response-common]`: every success ' +
       'envelope matches both branches (the first requires nothing), and `oneOf` fails when more than one matches, so no ' +
-      'answer could ever be valid; read as `anyOf`, which keeps the audit-log item schema in force',
-    patch: (s) => { s.anyOf = s.oneOf; delete s.oneOf }
+      'answer could ever be valid; read as `allOf` (a success envelope whose result is audit logs), which keeps both ' +
+      'the envelope and the audit-log item schema in force (`anyOf` would let any success envelope through)',
+    patch: (s) => { s.allOf = s.oneOf; delete s.oneOf }
+  },
+  {
+    schema: /_messages$/,
+    why: 'every `*_messages` item declares `code: {minimum: 1000}`, but the API\'s own rate-limit answer is code 971 ' +
+      '"Please wait and consider throttling your request speed" (cloudflare/workers-sdk#10025 "[code: 971]"), which the ' +
+      'operations\' 4XX answers include; the minimum is dropped, `code` stays a required integer',
+    patch: (s) => {
+      const code = ((s.items as JsonObject | undefined)?.properties as JsonObject | undefined)?.code as JsonObject | undefined
+      if (code) delete code.minimum
+    }
   }
 ]
 
 function applyErrata(schemas: Record<string, JsonObject>): Record<string, JsonObject> {
   const copy = JSON.parse(JSON.stringify(schemas)) as Record<string, JsonObject>
   for (const e of ERRATA) {
-    const target = copy[e.schema]
-    if (target) e.patch(target)
+    for (const [name, target] of Object.entries(copy)) {
+      if (typeof e.schema === 'string' ? name === e.schema : e.schema.test(name)) e.patch(target)
+    }
   }
   return copy
 }

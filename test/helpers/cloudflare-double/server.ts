@@ -186,6 +186,9 @@ export class CloudflareDouble {
     return this
   }
 
+  /** The routes registered so far, in order (tests check them against the OpenAPI subset). */
+  get routeTable(): readonly Route[] { return this.routes.map((c) => c.route) }
+
   /** Area state, created on first use. */
   area<T>(name: string, create: () => T): T {
     if (!this.areas.has(name)) this.areas.set(name, create())
