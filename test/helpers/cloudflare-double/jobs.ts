@@ -9,8 +9,8 @@
  *   create: `post-zones-zone_identifier-logpush-jobs` / `post-accounts-account_identifier-logpush-jobs`;
  *   update: `put-…-logpush-jobs-job_identifier`; delete: `delete-…-logpush-jobs-job_identifier`
  *   (answers `{id}`, cloudflare-typescript JobDeleteResponse); validate destination:
- *   `post-zones-zone_id-logpush-validate-destination`, `delete-accounts-account_id-logpush-validate-destination`
- *   (sic: the account operation's id starts with "delete"; these two keep api-schemas' newer `_id` names) answering `{valid, message}`, and `…/exists`
+ *   `post-zones-zone_identifier-logpush-validate-destination`, `delete-accounts-account_identifier-logpush-validate-destination`
+ *   (sic: the account operation's id starts with "delete") answering `{valid, message}`, and `…/exists`
  *   answering `{exists}`; ownership: `post-…-logpush-ownership` answering `{filename, message, valid}`,
  *   `post-…-logpush-ownership-validate` answering `{valid}`. The ids are those of CF docs
  *   src/content/docs/logs/logpush/logpush-job/api-configuration.mdx ("Endpoints" table), the request
@@ -213,8 +213,8 @@ export const jobWriteRoutes: Route[] = [
   { method: 'PUT', pattern: '/accounts/:account_id/logpush/jobs/:job_id', operationId: 'put-accounts-account_identifier-logpush-jobs-job_identifier', permission: W, handle: updateJob },
   { method: 'DELETE', pattern: '/zones/:zone_id/logpush/jobs/:job_id', operationId: 'delete-zones-zone_identifier-logpush-jobs-job_identifier', permission: W, handle: deleteJob },
   { method: 'DELETE', pattern: '/accounts/:account_id/logpush/jobs/:job_id', operationId: 'delete-accounts-account_identifier-logpush-jobs-job_identifier', permission: W, handle: deleteJob },
-  { method: 'POST', pattern: '/zones/:zone_id/logpush/validate/destination', operationId: 'post-zones-zone_id-logpush-validate-destination', permission: W, handle: validate },
-  { method: 'POST', pattern: '/accounts/:account_id/logpush/validate/destination', operationId: 'delete-accounts-account_id-logpush-validate-destination', permission: W, handle: validate },
+  { method: 'POST', pattern: '/zones/:zone_id/logpush/validate/destination', operationId: 'post-zones-zone_identifier-logpush-validate-destination', permission: W, handle: validate },
+  { method: 'POST', pattern: '/accounts/:account_id/logpush/validate/destination', operationId: 'delete-accounts-account_identifier-logpush-validate-destination', permission: W, handle: validate },
   { method: 'POST', pattern: '/zones/:zone_id/logpush/validate/destination/exists', operationId: 'post-zones-zone_identifier-logpush-validate-destination-exists', permission: W, handle: destinationExists },
   { method: 'POST', pattern: '/accounts/:account_id/logpush/validate/destination/exists', operationId: 'delete-accounts-account_identifier-logpush-validate-destination-exists', permission: W, handle: destinationExists },
   { method: 'POST', pattern: '/zones/:zone_id/logpush/ownership', operationId: 'post-zones-zone_identifier-logpush-ownership', permission: W, handle: ownership },

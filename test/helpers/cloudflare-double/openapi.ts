@@ -124,8 +124,9 @@ export const ERRATA: ReadonlyArray<{ readonly schema: string | RegExp, readonly 
     why: 'declared `format: uri`, but Cloudflare documents destination_conf values with the `{DATE}` placeholder ' +
       '(CF docs logs/logpush/logpush-job/api-configuration.mdx: `s3://mybucket/logs/{DATE}?region=us-east-1&sse=AES256`, ' +
       'the same for R2, GCS and Azure), and `{`/`}` are not URI characters (RFC 3986), so the format refuses the documented ' +
-      'form; checked as scheme://... without whitespace instead (maxLength stays)',
-    patch: (s) => { delete s.format; s.pattern = '^[A-Za-z][A-Za-z0-9+.-]*://\\S*$' }
+      'form; checked as a URI whose characters may also be `{` and `}` (maxLength stays), so an unencoded space ' +
+      '(the classic header_Authorization=Bearer abc mistake) is still refused',
+    patch: (s) => { delete s.format; s.pattern = "^[A-Za-z][A-Za-z0-9+.-]*:[A-Za-z0-9._~:/?#\\[\\]@!$&'()*+,;=%{}-]*$" }
   },
   {
     schema: 'aaa_audit_logs_response_collection',
