@@ -69,6 +69,10 @@ test('jobs create, zone dataset: the exact destination_conf, output_options and 
   assert.ok(!r.out.includes(TEST_TOKEN) && !r.err.includes(TEST_TOKEN))
   const sent = s.double.requests.find((q) => q.method === 'POST' && q.path === '/zones/zone1/logpush/jobs')
   assert.equal(sent?.headers.authorization, `Bearer ${CF_TOKEN}`)
+  // --dry-run --show-secrets prints the very body that was sent, byte for byte.
+  const dry = await cli(s.env, 'jobs', 'create', '--dataset', 'http_requests', '--zone', 'zone1', '--fields', 'ClientIP,RayID,EdgeStartTimestamp', '--dry-run', '--show-secrets')
+  assert.equal(dry.out.slice(dry.out.indexOf('\n\n') + 2), JSON.stringify(JSON.parse(sent!.body.toString()), null, 2) + '\n')
+  assert.equal(JSON.stringify(JSON.parse(sent!.body.toString())), sent!.body.toString())
   assert.deepEqual(s.double.violations, [])
 })
 
