@@ -53,23 +53,38 @@ export function parseTokens(list: string): string[] {
 }
 
 /**
+ * The tokens the service accepts, as it reads them: LOGPUSH_TOKENS, else DATA_DIR/token; none
+ * when neither has one (the CLI reads them this way and never creates the file).
+ */
+export async function readTokens(configured: string, dataDir: string): Promise<{ tokens: string[], path: string | null }> {
+  const tokens = parseTokens(configured)
+  if (tokens.length > 0) return { tokens, path: null }
+  const path = join(dataDir, 'token')
+  try {
+    return { tokens: parseTokens((await readFile(path, 'utf8')).replace(/\n/g, ',')), path }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    return { tokens: [], path }
+  }
+}
+
+/**
  * With no token configured, the first start makes one and keeps it (0600) in the data directory,
  * so that a fresh install is never an open endpoint and a restart keeps the job's token valid.
  */
 export async function ensureTokens(configured: string, dataDir: string): Promise<{ tokens: string[], generated: boolean, path: string | null }> {
-  const tokens = parseTokens(configured)
-  if (tokens.length > 0) return { tokens, generated: false, path: null }
+  const found = await readTokens(configured, dataDir)
+  if (found.tokens.length > 0) return { ...found, generated: false }
   const path = join(dataDir, 'token')
-  try {
-    const stored = parseTokens((await readFile(path, 'utf8')).replace(/\n/g, ','))
-    if (stored.length > 0) return { tokens: stored, generated: false, path }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-  }
   await mkdir(dataDir, { recursive: true })
-  const token = randomBytes(32).toString('base64url')
+  const token = newToken()
   await writeFile(path, token + '\n', { mode: 0o600, flag: 'wx' })
   return { tokens: [token], generated: true, path }
+}
+
+/** A new shared secret: 256 random bits, base64url (nothing to URL-encode in destination_conf). */
+export function newToken(): string {
+  return randomBytes(32).toString('base64url')
 }
 
 export function destinationConf(publicUrl: string, dataset: string, token: string): string {

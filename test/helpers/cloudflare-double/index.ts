@@ -2,12 +2,13 @@
 // checks attached. A test ends with `assert.deepEqual(double.violations, [])`: every request our
 // code sent and every answer the double gave matched Cloudflare's published schema.
 import { CloudflareDouble } from './server.js'
-import { jobReadRoutes } from './jobs.js'
+import { jobReadRoutes, jobWriteRoutes } from './jobs.js'
 import { graphqlRoutes } from './graphql.js'
 import { attachOpenApi } from './openapi.js'
 
 export { CloudflareDouble, ok, fail, AUTH_ERRORS, rateLimited, looksLikeGlobalKey, type Grant, type Route, type Reply, type DoubleRequest, type RecordedRequest, type Injected } from './server.js'
 export { addJob, jobsState, jobsIn, jobView, type DoubleJob } from './jobs.js'
+export { destinationSettings, issueToken, needsOwnership } from './destinations.js'
 export { attachOpenApi, compileOpenApi, loadSubset, type OpenApiDoc } from './openapi.js'
 
 /** A started double with every route; `base` is the API base URL (…/client/v4). */
@@ -16,6 +17,7 @@ export async function startCloudflareDouble(): Promise<{ double: CloudflareDoubl
   // Each area adds its routes here (one line each).
   double.use(...jobReadRoutes)
   double.use(...graphqlRoutes)
+  double.use(...jobWriteRoutes)
   attachOpenApi(double)
   const base = await double.start()
   return { double, base }
