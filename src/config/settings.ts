@@ -266,7 +266,7 @@ export const settings = {
     type: 'string',
     default: '',
     secret: true,
-    description: 'Cloudflare API token of the job watchdog (read-only: Logs Read and Analytics Read on the watched zones/accounts); with WATCHDOG_ZONES or WATCHDOG_ACCOUNTS it turns the watchdog on'
+    description: 'Cloudflare API token of the job watchdog (Logs Write, which Cloudflare needs even to list jobs, and Analytics Read on the watched zones/accounts); with WATCHDOG_ZONES or WATCHDOG_ACCOUNTS it turns the watchdog on'
   },
   watchdogZones: {
     env: 'WATCHDOG_ZONES',

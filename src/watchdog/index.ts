@@ -21,7 +21,7 @@ export function createWatchdog(config: Config, log: Logger): Watchdog | null {
   const accounts = list(config.watchdogAccounts)
   const token = config.watchdogApiToken.trim()
   if (token === '' && zones.length === 0 && accounts.length === 0) return null
-  if (token === '') throw new ConfigInvalid('WATCHDOG_ZONES/WATCHDOG_ACCOUNTS are set: the watchdog needs WATCHDOG_API_TOKEN too (Logs Read and Analytics Read)')
+  if (token === '') throw new ConfigInvalid('WATCHDOG_ZONES/WATCHDOG_ACCOUNTS are set: the watchdog needs WATCHDOG_API_TOKEN too (Logs Write, which Cloudflare needs to list jobs, and Analytics Read)')
   if (zones.length === 0 && accounts.length === 0) throw new ConfigInvalid('WATCHDOG_API_TOKEN is set: name the zones (WATCHDOG_ZONES) and/or accounts (WATCHDOG_ACCOUNTS) whose Logpush jobs to watch')
   return new Watchdog({
     baseUrl: config.cloudflareApiUrl,

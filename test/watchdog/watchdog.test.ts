@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
-import { addJob, startCloudflareDouble, type CloudflareDouble, type DoubleJob } from '../helpers/cloudflare-double/index.js'
+import { AUTH_ERRORS, addJob, startCloudflareDouble, type CloudflareDouble, type DoubleJob } from '../helpers/cloudflare-double/index.js'
 import { recordUpload, recordUploads } from '../helpers/cloudflare-double/graphql.js'
 import { post, startServer } from '../helpers/server.js'
 import { Watchdog, createWatchdog } from '../../src/watchdog/index.js'
@@ -26,7 +26,7 @@ async function start(t: TestContext): Promise<{ double: CloudflareDouble, base: 
   t.after(() => started.double.stop())
   started.double.accounts.add(ACCOUNT)
   started.double.zones.set(ZONE, { account: ACCOUNT, name: 'example.com' })
-  started.double.tokens.set(TOKEN, { accounts: [ACCOUNT], zones: [ZONE], permissions: ['logs:read', 'analytics:read'] })
+  started.double.tokens.set(TOKEN, { accounts: [ACCOUNT], zones: [ZONE], permissions: ['logs:write', 'analytics:read'] })
   return started
 }
 
@@ -159,7 +159,7 @@ test('an auth failure is shown in /health and /metrics and stops nothing else: i
   const server = await startServer(t, { PUBLIC_URL, CLOUDFLARE_API_URL: base, WATCHDOG_API_TOKEN: 'revoked-token', WATCHDOG_ZONES: ZONE, WATCHDOG_POLL_SECONDS: '3600' })
   const health = await afterFirstPoll(server.url)
   assert.equal(health.status, 'ok')
-  assert.equal(health.watchdog.errors[`zone/${ZONE}`], 'listing Logpush jobs: HTTP 401: Invalid access token (code 9109)')
+  assert.equal(health.watchdog.errors[`zone/${ZONE}`], `listing Logpush jobs: HTTP ${AUTH_ERRORS.unknownToken.status}: Invalid access token (code 9109)`)
   assert.equal(health.watchdog.lastCompletePollAt, null)
   assert.equal(health.watchdog.pollErrors, 1)
   assert.deepEqual(health.watchdog.jobs, [])
@@ -231,7 +231,7 @@ test('GraphQL errors are shown verbatim and the job fields still judge the job; 
   const job = addJob(double, { kind: 'zones', id: ZONE }, { destination_conf: conf('http_requests'), dataset: 'http_requests', enabled: true })
   recordUpload(double, job, failure, Date.now() - MIN)
   // A token that may list jobs but not read analytics: GraphQL answers 403 with its own words.
-  double.tokens.set('logs-only', { accounts: '*', zones: '*', permissions: ['logs:read'] })
+  double.tokens.set('logs-only', { accounts: '*', zones: '*', permissions: ['logs:write'] })
   const { log, out } = capture()
   const w = watchdog(base, log, 'logs-only', { failingMs: 0 })
   await w.poll()
@@ -260,7 +260,7 @@ test('GraphQL errors are shown verbatim and the job fields still judge the job; 
   double.tokens.delete(TOKEN)
   await w2.poll()
   s = w2.status()
-  assert.equal(s.errors[`zone/${ZONE}`], 'listing Logpush jobs: HTTP 401: Invalid access token (code 9109)')
+  assert.equal(s.errors[`zone/${ZONE}`], `listing Logpush jobs: HTTP ${AUTH_ERRORS.unknownToken.status}: Invalid access token (code 9109)`)
   assert.equal(s.jobs[0]!.state, 'unknown')
   assert.equal(w2.gauges().jobs[0]!.failing, true, 'losing sight of a failing job does not resolve its alert')
   assert.deepEqual(double.violations, [])

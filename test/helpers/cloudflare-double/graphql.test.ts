@@ -2,7 +2,7 @@
 // their own: the watchdog's tests are only as good as what the double answers.
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { addJob, startCloudflareDouble, type CloudflareDouble } from './index.js'
+import { AUTH_ERRORS, addJob, startCloudflareDouble, type CloudflareDouble } from './index.js'
 import { healthState, parseQuery, recordUpload, recordUploads } from './graphql.js'
 
 const ZONE = '023e105f4ecef8ad9ca31a8372d0c353'
@@ -158,7 +158,7 @@ test('authorisation: a zone or account the token does not cover, a token without
   assert.equal(r.status, 403)
   assert.equal(r.body.errors[0].message, 'does not have access to the path')
   r = await gql(base, zoneQ(ZONE), {}, 'no-such-token')
-  assert.equal(r.status, 401)
+  assert.equal(r.status, AUTH_ERRORS.unknownToken.status)
   assert.equal(r.body.errors[0].message, 'Invalid access token')
   assert.deepEqual(double.violations, [])
 })
