@@ -3,8 +3,10 @@
 // code sent and every answer the double gave matched Cloudflare's published schema.
 import { CloudflareDouble } from './server.js'
 import { jobReadRoutes } from './jobs.js'
+import { auditRoutes } from './audit.js'
 
 export { CloudflareDouble, ok, fail, AUTH_ERRORS, type Grant, type Route, type Reply, type DoubleRequest } from './server.js'
+export { addAuditV1, addAuditV2, auditState, type AuditV1Record, type AuditV2Record } from './audit.js'
 export { addJob, jobsState, jobsIn, jobView, type DoubleJob } from './jobs.js'
 
 /** A started double with every route; `base` is the API base URL (…/client/v4). */
@@ -12,6 +14,7 @@ export async function startCloudflareDouble(): Promise<{ double: CloudflareDoubl
   const double = new CloudflareDouble()
   // Each area adds its routes here (one line each).
   double.use(...jobReadRoutes)
+  double.use(...auditRoutes)
   const base = await double.start()
   return { double, base }
 }
