@@ -17,6 +17,8 @@ export interface HealthOptions {
   readonly sources?: () => Record<string, unknown>
   /** The Logpush job watchdog's view, shown as is; it never changes the status code (see README). */
   readonly watchdog?: () => unknown
+  /** Per-collector state (pull collectors), shown as is. */
+  readonly collectors?: () => Record<string, unknown>
 }
 
 /** GET /health: 200 when this instance can accept batches, 503 when not, so a load balancer can act on it. */
@@ -32,7 +34,8 @@ export async function healthPlugin(app: FastifyInstance, opts: HealthOptions): P
       datasets: opts.stats.toJSON(),
       ...(opts.sinks ? { sinks: opts.sinks() } : {}),
       ...(opts.sources ? { sources: opts.sources() } : {}),
-      ...(opts.watchdog ? { watchdog: opts.watchdog() } : {})
+      ...(opts.watchdog ? { watchdog: opts.watchdog() } : {}),
+      ...(opts.collectors ? { collectors: opts.collectors() } : {})
     }
   })
 }

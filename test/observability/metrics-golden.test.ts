@@ -77,6 +77,10 @@ const GOLDEN = `
 # TYPE lpr_logpush_job_lag_seconds gauge
 # TYPE lpr_watchdog_poll_errors_total counter
 # TYPE lpr_watchdog_last_poll_timestamp_seconds gauge
+# TYPE lpr_collector_records_total counter
+# TYPE lpr_collector_lag_seconds gauge
+# TYPE lpr_collector_up gauge
+# TYPE lpr_collector_errors_total counter
 # TYPE nodejs_heap_used_bytes gauge
 `.trim().split('\n')
 

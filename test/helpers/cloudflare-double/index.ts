@@ -4,9 +4,11 @@
 import { CloudflareDouble } from './server.js'
 import { jobReadRoutes, jobWriteRoutes } from './jobs.js'
 import { graphqlRoutes } from './graphql.js'
+import { auditRoutes } from './audit.js'
 import { attachOpenApi } from './openapi.js'
 
 export { CloudflareDouble, ok, fail, AUTH_ERRORS, rateLimited, looksLikeGlobalKey, type Grant, type Route, type Reply, type DoubleRequest, type RecordedRequest, type Injected } from './server.js'
+export { addAuditV1, addAuditV2, auditState, type AuditV1Record, type AuditV2Record } from './audit.js'
 export { addJob, jobsState, jobsIn, jobView, type DoubleJob } from './jobs.js'
 export { destinationSettings, issueToken, needsOwnership } from './destinations.js'
 export { attachOpenApi, compileOpenApi, loadSubset, type OpenApiDoc } from './openapi.js'
@@ -18,6 +20,7 @@ export async function startCloudflareDouble(): Promise<{ double: CloudflareDoubl
   double.use(...jobReadRoutes)
   double.use(...graphqlRoutes)
   double.use(...jobWriteRoutes)
+  double.use(...auditRoutes)
   attachOpenApi(double)
   const base = await double.start()
   return { double, base }
