@@ -64,6 +64,10 @@ export const SourceThrottled = createError('LPR_ERR_SOURCE_THROTTLED', 'The buck
 export const SourceUnavailable = createError('LPR_ERR_SOURCE_UNAVAILABLE', 'Could not %s: %s', 502)
 // Cloudflare's API (collectors, watchdog, CLI): the API's own messages, verbatim.
 export const CloudflareApiFailed = createError('LPR_ERR_CLOUDFLARE_API', 'Cloudflare API answered HTTP %d: %s', 502)
+// Logpull (GET /zones/{id}/logs/received): a window that could not be read whole is failed, never half-stored.
+export const SourceLogpullStream = createError('LPR_ERR_SOURCE_LOGPULL_STREAM', 'Logpull for zone %s, window %s, did not complete: %s; the window is discarded and read again', 502)
+export const SourceLogpullWindow = createError('LPR_ERR_SOURCE_LOGPULL_WINDOW', 'Logpull for zone %s refused window %s: %s', 400)
+export const SourceLogpullRetention = createError('LPR_ERR_SOURCE_LOGPULL_RETENTION', 'Logpull for zone %s: log retention is off (%s). Turn it on: POST /zones/%s/logs/control/retention/flag {"flag":true}', 400)
 
 /** Codes of lines that are dead-lettered, not answered: one bad line never fails its batch. */
 export const LineRejectCode = {

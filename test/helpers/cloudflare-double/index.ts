@@ -3,6 +3,7 @@
 // code sent and every answer the double gave matched Cloudflare's published schema.
 import { CloudflareDouble } from './server.js'
 import { jobReadRoutes } from './jobs.js'
+import { logpullRoutes } from './logpull.js'
 
 export { CloudflareDouble, ok, fail, AUTH_ERRORS, type Grant, type Route, type Reply, type DoubleRequest } from './server.js'
 export { addJob, jobsState, jobsIn, jobView, type DoubleJob } from './jobs.js'
@@ -12,6 +13,7 @@ export async function startCloudflareDouble(): Promise<{ double: CloudflareDoubl
   const double = new CloudflareDouble()
   // Each area adds its routes here (one line each).
   double.use(...jobReadRoutes)
+  double.use(...logpullRoutes)
   const base = await double.start()
   return { double, base }
 }
