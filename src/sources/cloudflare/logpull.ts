@@ -19,9 +19,12 @@
 //   - gzip by default. additional-details.mdx "Compression".
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { Readable, type Writable } from 'node:stream'
+import { request as httpRequest, type IncomingMessage } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import { pipeline, type Readable, type Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { apiFetch, apiStatus, type CloudflareCredentials } from '../../cloudflare-api/client.js'
+import { createGunzip } from 'node:zlib'
+import { apiFailure, apiStatus, authHeaders, type CloudflareCredentials } from '../../cloudflare-api/client.js'
 import { SourceLogpullRetention, SourceLogpullStream, SourceLogpullWindow } from '../../errors.js'
 
 // The runner's contract (cf-audit's window.ts), restated until that file is merged here.
@@ -44,6 +47,12 @@ export const LOGPULL_DEFAULTS = {
   retentionMarginMs: 10 * 60_000,
   perZonePerMinute: 15,
   perUserPerMinute: 180,
+  attempts: 5,
+  backoffMs: 1000,
+  maxBackoffMs: 60_000,
+  idleTimeoutMs: 120_000,
+  /** How much of a refusal's body is read for its message. */
+  maxErrorBodyBytes: 64 * 1024,
   /** Cloudflare's default `timestamps`; also Logpush's default timestamp_format, so pulled and pushed lines look alike. */
   timestamps: 'unixnano' as LogpullTimestamps
 } as const
@@ -114,10 +123,13 @@ export interface LogpullFetcherOptions {
   readonly now?: () => number
   /** Told when part or all of a window lies beyond retention and is skipped (the runner moves on rather than loop). */
   readonly onSkipped?: (info: { zone: string, window: string, skippedMs: number, reason: string }) => void
-  /** apiFetch's retry of 429 (Retry-After), 5xx and connection errors. */
+  /** Attempts for 429 (waiting its Retry-After), 5xx and connection errors, as apiFetch does; then the window fails. */
   readonly attempts?: number
+  /** First backoff; doubles per attempt up to maxBackoffMs; a Retry-After wins. */
   readonly backoffMs?: number
   readonly maxBackoffMs?: number
+  /** A connection silent this long is dropped and the window failed (Cloudflare itself answers 408 after 30 s idle). */
+  readonly idleTimeoutMs?: number
 }
 
 const TRAILER = Buffer.from('Error streaming data.')
@@ -261,38 +273,70 @@ export class LogpullFetcher implements WindowFetcher {
     const q = new URLSearchParams({ start: rfc3339(w.start), end: rfc3339(w.end), timestamps: this.o.timestamps ?? LOGPULL_DEFAULTS.timestamps })
     if (this.o.fields !== undefined && this.o.fields.length > 0) q.set('fields', this.o.fields.join(','))
     if (this.o.sample !== undefined) q.set('sample', String(this.o.sample))
-    await this.limiter.acquire([
-      { key: `zone:${this.zone}`, perMinute: this.o.perZonePerMinute ?? LOGPULL_DEFAULTS.perZonePerMinute },
-      { key: this.userKey, perMinute: this.o.perUserPerMinute ?? LOGPULL_DEFAULTS.perUserPerMinute }
-    ], signal)
-    let res: Response
-    try {
-      // fetch() decodes `Content-Encoding: gzip` as a stream (and passes identity through), so
-      // the body below is the NDJSON itself, read chunk by chunk; a truncated gzip errors the stream.
-      res = await apiFetch(this.o.baseUrl, `/zones/${encodeURIComponent(this.zone)}/logs/received?${q.toString()}`, this.o.credentials, {
-        signal, headers: { 'accept-encoding': 'gzip' }, attempts: this.o.attempts, backoffMs: this.o.backoffMs, maxBackoffMs: this.o.maxBackoffMs
-      })
-    } catch (err) {
-      throw this.refusal(err, w)
+    const res = await this.open(`/zones/${encodeURIComponent(this.zone)}/logs/received?${q.toString()}`, w, signal)
+    const encoding = String(res.headers['content-encoding'] ?? 'identity').trim().toLowerCase()
+    if (encoding !== 'gzip' && encoding !== 'x-gzip' && encoding !== 'identity' && encoding !== '') {
+      res.destroy()
+      throw new SourceLogpullStream(this.zone, label(w), `unexpected Content-Encoding "${encoding}"`)
     }
+    // Our own gunzip, not fetch()'s: fetch decodes leniently and takes a gzip stream cut short for
+    // a complete one, which here would store a partial window as whole. zlib's gunzip errors on it.
+    const body: Readable = encoding === 'identity' || encoding === '' ? res : pipeline(res, createGunzip(), () => {})
     const gate = new TrailerGate()
     try {
-      if (res.body !== null) {
-        for await (const chunk of Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>)) {
-          for (const b of gate.push(chunk as Buffer)) await write(out, b, signal)
-          if (gate.trailer) break
-        }
+      for await (const chunk of body) {
+        for (const b of gate.push(chunk as Buffer)) await write(out, b, signal)
+        if (gate.trailer) break
       }
       for (const b of gate.end()) await write(out, b, signal)
     } catch (err) {
       if (signal.aborted) throw err
       throw new SourceLogpullStream(this.zone, label(w), `the answer broke off (${(err as Error).message})`)
+    } finally {
+      res.destroy()
     }
     if (gate.trailer) throw new SourceLogpullStream(this.zone, label(w), 'Cloudflare ended the answer with "Error streaming data."')
     return gate.lines
   }
 
-  /** Logpull's own refusals (plain text, not the v4 envelope) as typed errors; anything else as apiFetch threw it (auth stays an auth failure). */
+  /**
+   * The GET, retried as apiFetch retries (429 after its Retry-After, 5xx and connection errors with
+   * backoff), each attempt first cleared by the rate limiter since Cloudflare counts them all.
+   * Resolves with a 2xx answer whose body is unread; a refusal rejects with the API's text.
+   */
+  private async open(path: string, w: Window, signal: AbortSignal): Promise<IncomingMessage> {
+    const attempts = this.o.attempts ?? LOGPULL_DEFAULTS.attempts
+    const maxBackoff = this.o.maxBackoffMs ?? LOGPULL_DEFAULTS.maxBackoffMs
+    let backoff = this.o.backoffMs ?? LOGPULL_DEFAULTS.backoffMs
+    const url = new URL(this.o.baseUrl.replace(/\/$/, '') + path)
+    const headers = { ...authHeaders(this.o.credentials), 'accept-encoding': 'gzip' }
+    for (let attempt = 1; ; attempt++) {
+      await this.limiter.acquire([
+        { key: `zone:${this.zone}`, perMinute: this.o.perZonePerMinute ?? LOGPULL_DEFAULTS.perZonePerMinute },
+        { key: this.userKey, perMinute: this.o.perUserPerMinute ?? LOGPULL_DEFAULTS.perUserPerMinute }
+      ], signal)
+      let res: IncomingMessage
+      try {
+        res = await get(url, headers, signal, this.o.idleTimeoutMs ?? LOGPULL_DEFAULTS.idleTimeoutMs)
+      } catch (err) {
+        if (signal.aborted) throw err
+        if (attempt >= attempts) throw new SourceLogpullStream(this.zone, label(w), `could not reach the API (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+        await sleep(backoff, undefined, { signal })
+        backoff = Math.min(backoff * 2, maxBackoff)
+        continue
+      }
+      const status = res.statusCode ?? 0
+      if (status >= 200 && status < 300) return res
+      const text = await readCapped(res, LOGPULL_DEFAULTS.maxErrorBodyBytes)
+      const retryAfter = res.headers['retry-after'] ?? null
+      if (!(status === 429 || status >= 500) || attempt >= attempts) throw this.refusal(apiFailure(status, text, Array.isArray(retryAfter) ? retryAfter[0] : retryAfter), w)
+      const after = Number(retryAfter)
+      await sleep(Number.isFinite(after) && after > 0 ? after * 1000 : backoff, undefined, { signal })
+      backoff = Math.min(backoff * 2, maxBackoff)
+    }
+  }
+
+  /** Logpull's own refusals (plain text, not the v4 envelope) as typed errors; anything else as apiFailure made it (an auth failure stays one for isAuthFailure). */
   private refusal(err: unknown, w: Window): unknown {
     if (apiStatus(err) !== 400) return err
     const said = (err as Error).message
@@ -300,6 +344,28 @@ export class LogpullFetcher implements WindowFetcher {
     if (/time range|error parsing (start |end )?time/i.test(said)) return Object.assign(new SourceLogpullWindow(this.zone, label(w), said), { status: 400 })
     return err
   }
+}
+
+/** One GET; resolves at the answer's head. The socket timeout also guards the body, which is read on the same socket. */
+function get(url: URL, headers: Record<string, string>, signal: AbortSignal, idleMs: number): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method: 'GET', headers, signal }, resolve)
+    req.setTimeout(idleMs, () => req.destroy(new Error(`no data for ${idleMs} ms`)))
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+async function readCapped(res: IncomingMessage, max: number): Promise<string> {
+  const chunks: Buffer[] = []
+  let n = 0
+  try {
+    for await (const c of res) {
+      if (n < max) chunks.push((c as Buffer).subarray(0, max - n))
+      n += (c as Buffer).length
+    }
+  } catch { /* what arrived is enough for the message */ }
+  return Buffer.concat(chunks).toString('utf8')
 }
 
 async function write(out: Writable, b: Buffer, signal: AbortSignal): Promise<void> {
