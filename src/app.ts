@@ -18,6 +18,7 @@ import { FileSink, DiscardSink, RotatingFiles, type Rejection, type Sink } from 
 import { Stats, cached, healthPlugin, metricsPlugin, type Readiness } from './observability/index.js'
 import { schemasDir, version } from './paths.js'
 import type { BucketSource } from './sources/bucket/index.js'
+import type { Collector } from './sources/cloudflare/index.js'
 import { RecentDeadLetters, StatusAccess, statusPlugin } from './status/index.js'
 import { DirLock, DirectoryInUse, serviceLockPath } from './data-dir-lock.js'
 import { intakeSourcetypes, loadSplunkSourcetypes, sinkSourcetypes, type SplunkSourcetypes } from './splunk-sourcetypes.js'
@@ -148,6 +149,47 @@ async function createSources(
   })
   for (const s of sources) await s.init()
   return sources
+}
+
+/** Pull collectors from CONFIG_FILE; the SDK is loaded only when one is configured. */
+async function createCollectors(
+  config: Config,
+  ctx: { dataDir: string, schemasDir: string, datasets: ReadonlyMap<string, Dataset>, spool: Spool, stats: Stats, pool: ParsePool | null, lineBudget: LineBudget, commit: (batch: SpoolBatch, digest: string) => Promise<CommitResult>, log: Logger }
+): Promise<Collector[]> {
+  if (config.collectors.length === 0) return []
+  const { Collector, fetcherFor } = await import('./sources/cloudflare/index.js')
+  const { ingestObject } = await import('./sources/bucket/index.js')
+  const { readCredentials } = await import('./cloudflare-api/client.js')
+  const { collectorDataset } = await import('./config/index.js')
+  const objects = {
+    spool: ctx.spool,
+    stats: ctx.stats,
+    pool: ctx.pool,
+    maxLineBytes: config.maxLineBytes,
+    maxInflatedBytes: config.maxInflatedBytes,
+    driftFieldsMax: config.driftFieldsMax,
+    driftFieldNameMaxChars: config.driftFieldNameMaxChars,
+    maxLineDepth: config.maxLineDepth,
+    lineBudget: ctx.lineBudget,
+    commit: ctx.commit
+  }
+  const collectors = config.collectors.map((cc) => {
+    const dataset = ctx.datasets.get(collectorDataset[cc.type])
+    if (!dataset) throw new ConfigInvalid(`CONFIG_FILE collector "${cc.name}" feeds dataset "${collectorDataset[cc.type]}", which has no schema`)
+    const credentials = readCredentials(`CONFIG_FILE collectors.${cc.name}.auth`, cc.auth)
+    return new Collector({
+      config: cc,
+      dataset: dataset.name,
+      fetcher: fetcherFor(cc, { baseUrl: config.cloudflareApiUrl, credentials, schemasDir: ctx.schemasDir, dataset: dataset.name, log: ctx.log }),
+      dir: join(ctx.dataDir, 'collectors', cc.name),
+      // The same path as a bucket object: gunzip, split, validate, spool, commit under the window's digest.
+      ingest: (body, digest, label) => ingestObject(objects, dataset, body, digest, label),
+      refusal: () => ctx.spool.refusal(),
+      log: ctx.log
+    })
+  })
+  for (const c of collectors) await c.init()
+  return collectors
 }
 
 /** Where a dataset's Logpush jobs live, from its schema's "x-scope" (a name or a list); zone when it says nothing. */
@@ -336,7 +378,8 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
         const s = f.status() as { pendingLines: number, pendingBytes: number, oldestPendingAgeSeconds: number, stopped?: { code: string } | null }
         return [f.name, { pendingLines: s.pendingLines, pendingBytes: s.pendingBytes, oldestPendingAgeSeconds: s.oldestPendingAgeSeconds, failing: f.failing, stopped: s.stopped?.code ?? null }]
       })),
-      sources: () => new Map(sources.map((s) => [s.name, s.gauges()]))
+      sources: () => new Map(sources.map((s) => [s.name, s.gauges()])),
+      collectors: () => new Map(collectors.map((c) => [c.name, c.gauges()]))
     })
     await scope.register(healthPlugin, {
       version,
@@ -346,7 +389,8 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
         spool: { bytes: spool.bytes(), highWatermarkBytes: config.spoolHighWatermarkBytes },
         ...Object.fromEntries(forwarders.map((f) => [f.name, f.status()]))
       }),
-      sources: () => Object.fromEntries(sources.map((s) => [s.name, s.status()]))
+      sources: () => Object.fromEntries(sources.map((s) => [s.name, s.status()])),
+      collectors: () => Object.fromEntries(collectors.map((c) => [c.name, c.status()]))
     })
     await scope.register(statusPlugin, {
       version,
@@ -370,6 +414,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   })
   const challenges = new ChallengeLog(config.challengesKept)
   let sources: BucketSource[] = []
+  let collectors: Collector[] = []
   const workers = config.parseWorkers === -1 ? availableParallelism() : config.parseWorkers
   // One budget for the unfinished lines of every request and bucket read; never below one longest
   // line, or such a line could never be received.
@@ -415,6 +460,19 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     )
     done()
   })
+  // Collectors likewise, each on its own: one failing (bad credentials) stops only itself.
+  let collectorsBuilt: Promise<void> = Promise.resolve()
+  app.addHook('onListen', function startCollectors(done) {
+    collectorsBuilt = createCollectors(config, { dataDir, schemasDir: schemas, datasets, spool, stats, pool, lineBudget, commit, log }).then(
+      async (built) => {
+        if (closing) return
+        collectors = built
+        for (const c of collectors) c.start()
+      },
+      (err: unknown) => { log.error({ err }, 'Could not start the collectors.') }
+    )
+    done()
+  })
 
   return {
     // pino's Logger type is wider than fastify's base logger type; the instance is the same.
@@ -441,6 +499,9 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       // Sources first: an object being read is abandoned unrecorded and read again at the next start.
       await sourcesBuilt
       await Promise.all(sources.map((s) => s.stop()))
+      // A window being fetched is abandoned (its staging file removed at the next start); a staged one is ingested again then.
+      await collectorsBuilt
+      await Promise.all(collectors.map((c) => c.stop()))
       // Deliver what the destinations take within the grace period; the rest stays spooled.
       await Promise.all(forwarders.map((f) => f.drained(Math.max(0, graceMs - (Date.now() - started)))))
       await Promise.all(forwarders.map((f) => f.stop(Math.max(0, graceMs - (Date.now() - started)))))

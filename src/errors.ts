@@ -64,6 +64,10 @@ export const SourceThrottled = createError('LPR_ERR_SOURCE_THROTTLED', 'The buck
 export const SourceUnavailable = createError('LPR_ERR_SOURCE_UNAVAILABLE', 'Could not %s: %s', 502)
 // Cloudflare's API (collectors, watchdog, CLI): the API's own messages, verbatim.
 export const CloudflareApiFailed = createError('LPR_ERR_CLOUDFLARE_API', 'Cloudflare API answered HTTP %d: %s', 502)
+// Pull collectors (src/sources/cloudflare): shown in /health, /metrics and the log.
+export const CollectorAuthFailed = createError('LPR_ERR_COLLECTOR_AUTH', 'Cloudflare refused the credentials of collector "%s"; it stopped until restarted: %s', 403)
+export const CollectorWindowIncomplete = createError('LPR_ERR_COLLECTOR_WINDOW_INCOMPLETE', 'The window %s was not read completely (%s); it is read again later', 502)
+export const CollectorCursorUnreadable = createError('LPR_ERR_COLLECTOR_CURSOR_UNREADABLE', 'Cannot read the cursor %s (%s); not starting the collector rather than guessing', 500)
 // Logpull (GET /zones/{id}/logs/received): a window that could not be read whole is failed, never half-stored.
 export const SourceLogpullStream = createError('LPR_ERR_SOURCE_LOGPULL_STREAM', 'Logpull for zone %s, window %s, did not complete: %s; the window is discarded and read again', 502)
 export const SourceLogpullWindow = createError('LPR_ERR_SOURCE_LOGPULL_WINDOW', 'Logpull for zone %s refused window %s: %s', 400)
@@ -101,7 +105,8 @@ export const allCodes: readonly string[] = [
     IntakeTokenMissing, IntakeTokenMalformed, IntakeTokenInvalid, IntakeUnknownDataset, IntakeUnsupportedEncoding, IntakeBodyTooLarge,
     IntakeInflatedTooLarge, IntakeBadGzip, IntakeNotReady, PipelineLineTooLong, PipelineNotNdjson,
     PipelineUnknownDataset, PipelineLinesBusy, IntakeClientGone, ConfigInvalid, SpoolStateUnreadable, SpoolDiskUnknown,
-    SourceBadGzip, SourceInflatedTooLarge, SourceAccessDenied, SourceThrottled, SourceUnavailable, CloudflareApiFailed
+    SourceBadGzip, SourceInflatedTooLarge, SourceAccessDenied, SourceThrottled, SourceUnavailable, CloudflareApiFailed,
+    CollectorAuthFailed, CollectorWindowIncomplete, CollectorCursorUnreadable
   ].map((E) => new E().code),
   ...Object.values(LineRejectCode),
   ...Object.values(SinkStopCode)

@@ -9,6 +9,7 @@ import { parse as parseYaml } from 'yaml'
 import { ConfigInvalid } from '../errors.js'
 import { settings, type SettingDef } from './settings.js'
 import { bucketSourceSchema, normalizeSources, type BucketSourceConfig } from './sources.js'
+import { collectorSchema, normalizeCollectors, type CollectorConfig } from './collectors.js'
 
 export interface DatasetRoute {
   /** Destinations (a subset of SINKS) that get this dataset; all of SINKS when absent. */
@@ -22,6 +23,8 @@ export interface ConfigFile {
   readonly datasets: Readonly<Record<string, DatasetRoute>>
   /** Buckets Logpush writes to, read by the service (src/sources/bucket). */
   readonly sources: readonly BucketSourceConfig[]
+  /** What the service pulls from Cloudflare's API (src/sources/cloudflare). */
+  readonly collectors: readonly CollectorConfig[]
   /** The HEC intake's sourcetype -> dataset entries (added to those of schemas/splunk/sourcetypes.json). */
   readonly hecSourcetypes: Readonly<Record<string, string>>
 }
@@ -56,6 +59,7 @@ const schema = {
       }
     },
     sources: { type: 'array', items: bucketSourceSchema },
+    collectors: { type: 'array', items: collectorSchema },
     hec: {
       type: 'object',
       additionalProperties: false,
@@ -91,11 +95,12 @@ export function readConfigFile(path: string): ConfigFile {
     }).join('; ')
     throw new ConfigInvalid(`CONFIG_FILE ${path}: ${why}`)
   }
-  const file = data as { settings?: Record<string, string | number | boolean>, datasets?: Record<string, DatasetRoute>, sources?: Array<Partial<BucketSourceConfig>>, hec?: { sourcetypes?: Record<string, string> } }
+  const file = data as { settings?: Record<string, string | number | boolean>, datasets?: Record<string, DatasetRoute>, sources?: Array<Partial<BucketSourceConfig>>, collectors?: Array<Record<string, unknown>>, hec?: { sourcetypes?: Record<string, string> } }
   return {
     settings: Object.fromEntries(Object.entries(file.settings ?? {}).map(([k, v]) => [k, String(v)])),
     datasets: file.datasets ?? {},
     sources: normalizeSources(file.sources ?? []),
+    collectors: normalizeCollectors(file.collectors ?? [], new Set((file.sources ?? []).map((s) => s.name!))),
     hecSourcetypes: file.hec?.sourcetypes ?? {}
   }
 }

@@ -2,3 +2,4 @@ export { loadConfig, describeConfig, startupErrorLine, type Config } from './loa
 export { settings, type SettingDef } from './settings.js'
 export type { DatasetRoute, ConfigFile } from './file.js'
 export type { BucketSourceConfig } from './sources.js'
+export { collectorDataset, type CollectorConfig, type CollectorType } from './collectors.js'

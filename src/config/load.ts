@@ -3,6 +3,7 @@ import { ConfigInvalid } from '../errors.js'
 import { settings, type SettingDef, type SettingKey } from './settings.js'
 import { readConfigFile, type DatasetRoute } from './file.js'
 import type { BucketSourceConfig } from './sources.js'
+import type { CollectorConfig } from './collectors.js'
 
 type ValueOf<D extends SettingDef> = D['type'] extends 'integer' ? number : D['type'] extends 'boolean' ? boolean : string
 
@@ -11,6 +12,8 @@ export type Config = { readonly [K in SettingKey]: ValueOf<(typeof settings)[K]>
   readonly routes: Readonly<Record<string, DatasetRoute>>
   /** Bucket sources from CONFIG_FILE; empty without one. */
   readonly sources: readonly BucketSourceConfig[]
+  /** Pull collectors from CONFIG_FILE; empty without one. */
+  readonly collectors: readonly CollectorConfig[]
   /** CONFIG_FILE hec.sourcetypes: sourcetype -> dataset for the HEC intake; empty without one. */
   readonly hecSourcetypes: Readonly<Record<string, string>>
 }
@@ -36,7 +39,7 @@ const validate = new Ajv({ coerceTypes: true, useDefaults: true, allErrors: true
 
 /** Reads the settings from an environment (process.env by default), validated once and frozen. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const file = env.CONFIG_FILE ? readConfigFile(env.CONFIG_FILE) : { settings: {}, datasets: {}, sources: [], hecSourcetypes: {} }
+  const file = env.CONFIG_FILE ? readConfigFile(env.CONFIG_FILE) : { settings: {}, datasets: {}, sources: [], collectors: [], hecSourcetypes: {} }
   // Empty strings mean "unset" for every setting, the way shells and compose files write them.
   const input: Record<string, unknown> = {}
   for (const s of Object.values(settings) as SettingDef[]) {
@@ -51,6 +54,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   for (const [key, s] of Object.entries(settings) as [SettingKey, SettingDef][]) out[key] = input[s.env]
   out.routes = file.datasets
   out.sources = file.sources
+  out.collectors = file.collectors
   out.hecSourcetypes = file.hecSourcetypes
   const config = out as Config
   const sinks = new Set(config.sinks.split(','))
@@ -65,6 +69,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (config.sources.length > 0 && config.dedupeWindowSeconds === 0) {
     // A bucket object re-read after a crash is recognised by its (bucket, key, ETag) digest in the spool.
     throw new ConfigInvalid('CONFIG_FILE has sources: DEDUPE_WINDOW_SECONDS must not be 0 (it keeps objects read again after a crash from being stored twice)')
+  }
+  if (config.collectors.length > 0 && config.dedupeWindowSeconds === 0) {
+    // A staged window ingested again after a crash is recognised by its digest in the spool.
+    throw new ConfigInvalid('CONFIG_FILE has collectors: DEDUPE_WINDOW_SECONDS must not be 0 (it keeps a window ingested again after a crash from being stored twice)')
   }
   if (sinks.has('splunk') && config.splunkHecToken === '') {
     throw new ConfigInvalid('SINKS names splunk: set SPLUNK_HEC_TOKEN (and SPLUNK_HEC_URL)')
@@ -84,6 +92,8 @@ export function describeConfig(config: Config): Record<string, unknown> {
   if (Object.keys(config.routes).length > 0) out.routes = config.routes
   // Sources name the variables that hold their keys, never the keys.
   if (config.sources.length > 0) out.sources = config.sources
+  // Collectors name the variables or files that hold their credentials, never the credentials.
+  if (config.collectors.length > 0) out.collectors = config.collectors
   if (Object.keys(config.hecSourcetypes).length > 0) out.hecSourcetypes = config.hecSourcetypes
   return out
 }

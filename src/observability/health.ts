@@ -15,6 +15,8 @@ export interface HealthOptions {
   readonly sinks?: () => Record<string, unknown>
   /** Per-source state (bucket sources), shown as is. */
   readonly sources?: () => Record<string, unknown>
+  /** Per-collector state (pull collectors), shown as is. */
+  readonly collectors?: () => Record<string, unknown>
 }
 
 /** GET /health: 200 when this instance can accept batches, 503 when not, so a load balancer can act on it. */
@@ -29,7 +31,8 @@ export async function healthPlugin(app: FastifyInstance, opts: HealthOptions): P
       uptimeSeconds: Math.round((Date.now() - opts.stats.startedAt) / 1000),
       datasets: opts.stats.toJSON(),
       ...(opts.sinks ? { sinks: opts.sinks() } : {}),
-      ...(opts.sources ? { sources: opts.sources() } : {})
+      ...(opts.sources ? { sources: opts.sources() } : {}),
+      ...(opts.collectors ? { collectors: opts.collectors() } : {})
     }
   })
 }

@@ -31,6 +31,15 @@ export interface SourceGauges {
   readonly newestDoneLagSeconds: number
 }
 
+export interface CollectorGauges {
+  readonly dataset: string
+  readonly records: number
+  readonly lagSeconds: number
+  readonly up: boolean
+  /** Failures since start, by code. */
+  readonly errors: ReadonlyMap<string, number>
+}
+
 export interface MetricsOptions {
   readonly stats: Stats
   readonly version: string
@@ -40,6 +49,8 @@ export interface MetricsOptions {
   readonly sinks: () => ReadonlyMap<string, SinkGauges>
   /** Bucket sources by name (empty or absent without any). */
   readonly sources?: () => ReadonlyMap<string, SourceGauges>
+  /** Pull collectors by name (empty or absent without any). */
+  readonly collectors?: () => ReadonlyMap<string, CollectorGauges>
 }
 
 type Labels = Record<string, string | number>
@@ -134,6 +145,16 @@ export function createRegistry(opts: Omit<MetricsOptions, 'authorize'>): Registr
     () => [...sources()].map(([source, g]): Sample => [{ source }, g.newestDoneLagSeconds]))
   gauge(registry, 'lpr_source_up', '0 while listing the bucket fails or reads are refused for permissions.', ['source'],
     () => [...sources()].map(([source, g]): Sample => [{ source }, g.up ? 1 : 0]))
+
+  const collectors = (): ReadonlyMap<string, CollectorGauges> => opts.collectors?.() ?? new Map<string, CollectorGauges>()
+  counter(registry, 'lpr_collector_records_total', 'Records a pull collector stored in the spool.', ['collector', 'dataset'],
+    () => [...collectors()].map(([collector, g]): Sample => [{ collector, dataset: g.dataset }, g.records]))
+  gauge(registry, 'lpr_collector_lag_seconds', 'How far a pull collector\'s cursor (the start of its next window) is behind now.', ['collector'],
+    () => [...collectors()].map(([collector, g]): Sample => [{ collector }, g.lagSeconds]))
+  gauge(registry, 'lpr_collector_up', '1 while a pull collector runs, 0 once it stopped (credentials refused).', ['collector'],
+    () => [...collectors()].map(([collector, g]): Sample => [{ collector }, g.up ? 1 : 0]))
+  counter(registry, 'lpr_collector_errors_total', 'Failed windows of a pull collector, by code (retried, or stopped for credentials).', ['collector', 'code'],
+    () => [...collectors()].flatMap(([collector, g]) => [...g.errors].map(([code, n]): Sample => [{ collector, code }, n])))
 
   // README documented this name before prom-client; its default is nodejs_heap_size_used_bytes.
   gauge(registry, 'nodejs_heap_used_bytes', 'V8 heap in use (the same value as nodejs_heap_size_used_bytes).', [], () => [[{}, process.memoryUsage().heapUsed]])

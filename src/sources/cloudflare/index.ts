@@ -1,0 +1,6 @@
+export { Collector, type CollectorOptions, type CollectorStatus, type CollectorGauges, type CollectorState } from './runner.js'
+export { CursorStore, stagedDigest, type CursorState, type StagedWindow } from './cursor.js'
+export { fetcherFor, type FetcherContext } from './fetchers.js'
+export { RecordMapper, type RecordMapping } from './mapping.js'
+export { nextWindow, inWindow, writeLine, describeWindow, type Window, type WindowFetcher } from './window.js'
+export { AuditLogsV1Fetcher, AuditLogsV2Fetcher } from './audit.js'
