@@ -53,13 +53,7 @@ export const collectorAuthSchema = {
     emailEnv: ENV_NAME,
     keyEnv: ENV_NAME,
     keyFile: { type: 'string', minLength: 1 }
-  },
-  oneOf: [
-    { required: ['tokenEnv'], not: { anyOf: [{ required: ['tokenFile'] }, { required: ['emailEnv'] }, { required: ['keyEnv'] }, { required: ['keyFile'] }] } },
-    { required: ['tokenFile'], not: { anyOf: [{ required: ['tokenEnv'] }, { required: ['emailEnv'] }, { required: ['keyEnv'] }, { required: ['keyFile'] }] } },
-    { required: ['emailEnv', 'keyEnv'], not: { anyOf: [{ required: ['tokenEnv'] }, { required: ['tokenFile'] }, { required: ['keyFile'] }] } },
-    { required: ['emailEnv', 'keyFile'], not: { anyOf: [{ required: ['tokenEnv'] }, { required: ['tokenFile'] }, { required: ['keyEnv'] }] } }
-  ]
+  }
 } as const
 
 /** Fields only some types take (JSON schema per field); a type's checks in typeChecks refuse them on other types. */
@@ -109,6 +103,15 @@ export const typeChecks: Record<CollectorType, (c: CollectorConfig) => Collector
   }
 }
 
+/** An API token (tokenEnv or tokenFile), or an email + Global API Key (emailEnv, and keyEnv or keyFile): one way, given once. */
+function checkAuth(c: CollectorConfig): void {
+  const a = c.auth
+  const tokens = [a.tokenEnv, a.tokenFile].filter((v) => v !== undefined).length
+  const keys = [a.keyEnv, a.keyFile].filter((v) => v !== undefined).length
+  const ok = (tokens === 1 && keys === 0 && a.emailEnv === undefined) || (tokens === 0 && keys === 1 && a.emailEnv !== undefined)
+  if (!ok) throw new ConfigInvalid(`CONFIG_FILE collectors.${c.name}.auth: give tokenEnv or tokenFile (an API token), or emailEnv with keyEnv or keyFile (email + Global API Key)`)
+}
+
 function auditChecks(c: CollectorConfig): CollectorConfig {
   if (c.account === undefined) throw new ConfigInvalid(`CONFIG_FILE collectors.${c.name}: type ${c.type} needs account`)
   if (c.zone !== undefined) throw new ConfigInvalid(`CONFIG_FILE collectors.${c.name}: type ${c.type} takes account, not zone`)
@@ -123,6 +126,7 @@ export function normalizeCollectors(raw: ReadonlyArray<Record<string, unknown>>,
     if (seen.has(c.name)) throw new ConfigInvalid(`CONFIG_FILE collectors: the name "${c.name}" is used twice`)
     if (taken.has(c.name)) throw new ConfigInvalid(`CONFIG_FILE collectors: the name "${c.name}" is already a bucket source's`)
     seen.add(c.name)
+    checkAuth(c)
     return typeChecks[c.type](c)
   })
 }

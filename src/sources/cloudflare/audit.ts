@@ -59,7 +59,7 @@ export class AuditLogsV1Fetcher implements WindowFetcher {
   }
 }
 
-/** Audit Logs v2: cursor pagination (result_info.cursors.after), ascending, until no cursor. */
+/** Audit Logs v2: cursor pagination, ascending, until no cursor. */
 export class AuditLogsV2Fetcher implements WindowFetcher {
   constructor (private readonly client: Cloudflare, private readonly account: string, private readonly perPage: number, private readonly mapper: RecordMapper) {}
 
@@ -78,7 +78,10 @@ export class AuditLogsV2Fetcher implements WindowFetcher {
       }, { signal })
       const items = res.getPaginatedItems()
       records += await writePage(items, w, this.mapper, seen, out, signal)
-      const next = res.result_info?.cursors?.after
+      // The SDK's page type reads result_info.cursors.after; the published schema (aaa_result_info)
+      // says result_info.cursor. Either one continues the listing.
+      const info = res.result_info as { cursors?: { after?: unknown }, cursor?: unknown } | undefined
+      const next = info?.cursors?.after ?? info?.cursor
       // An empty page with a cursor would loop for ever: the end, whatever the cursor says.
       cursor = items.length > 0 && typeof next === 'string' && next !== '' ? next : undefined
     } while (cursor !== undefined)

@@ -74,23 +74,25 @@ export class CursorStore {
     }
     if (text === null) {
       fresh = true
-      this.state = { next: initialNext, staged: null }
+      // Written at once: a restart before the first window must not start again from a later "now".
+      await this.write({ next: initialNext, staged: null })
     } else {
       this.state = parse(this.path, text)
     }
     // A temp file of an interrupted write (writeAtomic's) is never the cursor.
     await rm(`${this.path}.tmp`, { force: true })
+    const state = this.current
     const removed: string[] = []
     for (const f of await readdir(this.stagingDir)) {
-      if (f === this.state.staged?.file) continue
+      if (f === state.staged?.file) continue
       await rm(join(this.stagingDir, f), { force: true })
       removed.push(f)
     }
-    if (this.state.staged && !(await readdir(this.stagingDir)).includes(this.state.staged.file)) {
+    if (state.staged && !(await readdir(this.stagingDir)).includes(state.staged.file)) {
       // Step 2 comes after the file's fsync: a staged window without its file is a broken disk, not a crash.
-      throw new CollectorCursorUnreadable(this.path, 'ENOENT', `the staged file ${this.state.staged.file} is missing`)
+      throw new CollectorCursorUnreadable(this.path, 'ENOENT', `the staged file ${state.staged.file} is missing`)
     }
-    return { state: this.state, fresh, removed }
+    return { state, fresh, removed }
   }
 
   get current(): CursorState {

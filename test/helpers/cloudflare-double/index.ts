@@ -3,9 +3,11 @@
 // code sent and every answer the double gave matched Cloudflare's published schema.
 import { CloudflareDouble } from './server.js'
 import { jobReadRoutes } from './jobs.js'
+import { auditRoutes } from './audit.js'
 import { logpullRoutes } from './logpull.js'
 
 export { CloudflareDouble, ok, fail, AUTH_ERRORS, type Grant, type Route, type Reply, type DoubleRequest } from './server.js'
+export { addAuditV1, addAuditV2, auditState, type AuditV1Record, type AuditV2Record } from './audit.js'
 export { addJob, jobsState, jobsIn, jobView, type DoubleJob } from './jobs.js'
 
 /** A started double with every route; `base` is the API base URL (…/client/v4). */
@@ -13,6 +15,7 @@ export async function startCloudflareDouble(): Promise<{ double: CloudflareDoubl
   const double = new CloudflareDouble()
   // Each area adds its routes here (one line each).
   double.use(...jobReadRoutes)
+  double.use(...auditRoutes)
   double.use(...logpullRoutes)
   const base = await double.start()
   return { double, base }
