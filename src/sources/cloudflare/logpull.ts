@@ -26,10 +26,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { createGunzip } from 'node:zlib'
 import { apiFailure, apiStatus, authHeaders, type CloudflareCredentials } from '../../cloudflare-api/client.js'
 import { SourceLogpullRetention, SourceLogpullStream, SourceLogpullWindow } from '../../errors.js'
-
-// The runner's contract (cf-audit's window.ts), restated until that file is merged here.
-export interface Window { readonly start: number, readonly end: number }
-export interface WindowFetcher { fetch(window: Window, out: Writable, signal: AbortSignal): Promise<{ records: number }> }
+import type { Window, WindowFetcher } from './window.js'
 
 export type LogpullTimestamps = 'unixnano' | 'unix' | 'rfc3339'
 
