@@ -61,6 +61,8 @@ export interface LogpullZone {
   readonly records: LogpullRecord[]
   /** End the next `times` answers with "Error streaming data." after `afterRecords` records [MORE]. */
   trailer?: { afterRecords: number, times: number }
+  /** How many answers the double ended with the trailer so far. */
+  trailersSent?: number
   /** Time to the first byte of an answer; at or above idleTimeoutMs the answer is a 408 [MORE]. */
   firstByteDelayMs?: number
   /** gzip the body (Cloudflare's default [MORE]); false sends identity. */
@@ -252,6 +254,7 @@ async function received(req: DoubleRequest, double: CloudflareDouble): Promise<R
   let trailerAfter = Infinity
   if (zone.trailer && zone.trailer.times > 0) {
     zone.trailer.times--
+    zone.trailersSent = (zone.trailersSent ?? 0) + 1
     trailerAfter = zone.trailer.afterRecords
   }
   const body = Readable.from(chunks(selected, fields, timestamps, zone.chunkRecords, trailerAfter))
