@@ -446,6 +446,11 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   for (const sc of config.sources) {
     if (!datasets.has(sc.dataset)) throw new ConfigInvalid(`CONFIG_FILE source "${sc.name}" names dataset "${sc.dataset}", which has no schema; known: ${[...datasets.keys()].join(', ')}`)
   }
+  if (config.collectors.length > 0) {
+    // A collector's missing secret is a configuration error: refused at start, like any other.
+    const { readCredentials } = await import('./cloudflare-api/client.js')
+    for (const cc of config.collectors) readCredentials(`CONFIG_FILE collectors.${cc.name}.auth`, cc.auth)
+  }
   // Sources are built (the S3 client loaded, progress records read) and start reading once the
   // service listens: neither must delay the start, nor a bucket's backlog compete with it.
   let sourcesBuilt: Promise<void> = Promise.resolve()

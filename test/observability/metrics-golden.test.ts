@@ -69,6 +69,10 @@ const GOLDEN = `
 # TYPE lpr_source_objects_failed_total counter
 # TYPE lpr_source_newest_done_lag_seconds gauge
 # TYPE lpr_source_up gauge
+# TYPE lpr_collector_records_total counter
+# TYPE lpr_collector_lag_seconds gauge
+# TYPE lpr_collector_up gauge
+# TYPE lpr_collector_errors_total counter
 # TYPE nodejs_heap_used_bytes gauge
 `.trim().split('\n')
 

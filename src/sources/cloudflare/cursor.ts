@@ -95,6 +95,8 @@ export class CursorStore {
     return { state, fresh, removed }
   }
 
+  get loaded(): boolean { return this.state !== null }
+
   get current(): CursorState {
     if (!this.state) throw new Error('cursor not loaded')
     return this.state

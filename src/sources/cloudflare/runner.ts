@@ -108,16 +108,29 @@ export class Collector {
     this.now = opts.now ?? Date.now
   }
 
+  /** Loads the cursor; a cursor it cannot read stops this collector (shown in /health), not the service. */
   async init(): Promise<void> {
     const { config, log } = this.opts
     const initial = this.now() - config.startLookbackHours * 3600_000
-    const { fresh, removed, state } = await this.cursor.load(initial)
+    let loaded
+    try {
+      loaded = await this.cursor.load(initial)
+    } catch (err) {
+      const code = errorCode(err) === 'LPR_ERR_CLOUDFLARE_API' ? 'LPR_ERR_COLLECTOR_CURSOR_UNREADABLE' : errorCode(err)
+      this.fail(code, (err as Error).message)
+      this.state = 'stopped'
+      log.error({ collector: this.name, code }, (err as Error).message)
+      return
+    }
+    const { fresh, removed, state } = loaded
     if (fresh) log.info({ collector: this.name, from: new Date(initial).toISOString() }, 'Collector starts without a cursor: reading from this time on.')
     if (removed.length > 0) log.info({ collector: this.name, files: removed }, 'Collector removed staging files its cursor does not name (fetched before a crash, read again).')
     if (state.staged) log.info({ collector: this.name, window: describeWindow(state.staged.window) }, 'Collector resumes a staged window: ingesting it again from its file.')
   }
 
-  start(): void { this.running = this.loop() }
+  start(): void {
+    if (this.state !== 'stopped') this.running = this.loop()
+  }
 
   async stop(): Promise<void> {
     this.abort.abort()
@@ -144,6 +157,15 @@ export class Collector {
     await this.cursor.stage(staged)
     await this.ingestStaged(staged)
     return true
+  }
+
+  /** Whether a full window (or a staged one) is ready to read now. */
+  private behind(): boolean {
+    const cur = this.cursor.current
+    if (cur.staged) return true
+    const { config } = this.opts
+    const w = nextWindow(cur.next, this.now(), config.windowSeconds * 1000, config.delaySeconds * 1000)
+    return w !== null && w.end - w.start === config.windowSeconds * 1000
   }
 
   /** Fetches a window into its staging file, fsync'd (step 1 in cursor.ts). */
@@ -204,7 +226,9 @@ export class Collector {
           this.lastError = null
           this.state = 'running'
           failures = 0
-          if (did) continue
+          // Back to back only while a whole window is waiting (or a staged one); once caught up,
+          // pollSeconds apart, so windows do not shrink to slivers at the edge of now.
+          if (did && this.behind()) continue
         } catch (err) {
           if (signal.aborted) break
           if (isAuthFailure(err)) {
@@ -233,18 +257,24 @@ export class Collector {
     this.errors.set(code, (this.errors.get(code) ?? 0) + 1)
   }
 
+  /** Start of the next window to read (ms); null before the cursor could be read. */
+  private next(): number | null {
+    const cur = this.cursor.loaded ? this.cursor.current : null
+    return cur ? cur.staged?.window.start ?? cur.next : null
+  }
+
   private lagSeconds(): number {
-    const next = this.cursor.current.staged?.window.start ?? this.cursor.current.next
-    return Math.max(0, Math.round((this.now() - next) / 1000))
+    const next = this.next()
+    return next === null ? 0 : Math.max(0, Math.round((this.now() - next) / 1000))
   }
 
   status(): CollectorStatus {
-    const cur = this.cursor.current
+    const next = this.next()
     return {
       type: this.opts.config.type,
       dataset: this.dataset,
       state: this.state,
-      cursor: new Date(cur.staged?.window.start ?? cur.next).toISOString(),
+      cursor: next === null ? null : new Date(next).toISOString(),
       lagSeconds: this.lagSeconds(),
       lastWindow: this.lastWindow,
       records: this.records,
