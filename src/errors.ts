@@ -106,7 +106,8 @@ export const allCodes: readonly string[] = [
     IntakeInflatedTooLarge, IntakeBadGzip, IntakeNotReady, PipelineLineTooLong, PipelineNotNdjson,
     PipelineUnknownDataset, PipelineLinesBusy, IntakeClientGone, ConfigInvalid, SpoolStateUnreadable, SpoolDiskUnknown,
     SourceBadGzip, SourceInflatedTooLarge, SourceAccessDenied, SourceThrottled, SourceUnavailable, CloudflareApiFailed,
-    CollectorAuthFailed, CollectorWindowIncomplete, CollectorCursorUnreadable
+    CollectorAuthFailed, CollectorWindowIncomplete, CollectorCursorUnreadable,
+    SourceLogpullStream, SourceLogpullWindow, SourceLogpullRetention
   ].map((E) => new E().code),
   ...Object.values(LineRejectCode),
   ...Object.values(SinkStopCode)
