@@ -5,10 +5,12 @@ import { CloudflareDouble } from './server.js'
 import { jobReadRoutes } from './jobs.js'
 import { auditRoutes } from './audit.js'
 import { logpullRoutes } from './logpull.js'
+import { attachOpenApi } from './openapi.js'
 
-export { CloudflareDouble, ok, fail, AUTH_ERRORS, type Grant, type Route, type Reply, type DoubleRequest } from './server.js'
+export { CloudflareDouble, ok, fail, AUTH_ERRORS, rateLimited, looksLikeGlobalKey, type Grant, type Route, type Reply, type DoubleRequest, type RecordedRequest, type Injected } from './server.js'
 export { addAuditV1, addAuditV2, auditState, type AuditV1Record, type AuditV2Record } from './audit.js'
 export { addJob, jobsState, jobsIn, jobView, type DoubleJob } from './jobs.js'
+export { attachOpenApi, compileOpenApi, loadSubset, type OpenApiDoc } from './openapi.js'
 
 /** A started double with every route; `base` is the API base URL (…/client/v4). */
 export async function startCloudflareDouble(): Promise<{ double: CloudflareDouble, base: string }> {
@@ -17,6 +19,7 @@ export async function startCloudflareDouble(): Promise<{ double: CloudflareDoubl
   double.use(...jobReadRoutes)
   double.use(...auditRoutes)
   double.use(...logpullRoutes)
+  attachOpenApi(double)
   const base = await double.start()
   return { double, base }
 }

@@ -11,7 +11,7 @@
  *   [AUTH] Two schemes: `Authorization: Bearer <API token>`, or `X-Auth-Email` + `X-Auth-Key`
  *          (the Global API Key). https://developers.cloudflare.com/fundamentals/api/get-started/keys/ ;
  *          openapi.json `components.securitySchemes` (api_token, api_email, api_key).
- *   [RATE] 429 with a `Retry-After` header (seconds) once a client is over its limit.
+ *   [RATE] 429 with a `Retry-After` header (seconds) once a client is over its limit (rateLimited()).
  *          https://developers.cloudflare.com/fundamentals/api/reference/limits/
  *
  * Error codes for authentication are in AUTH_ERRORS below, each with its source. Tests change the
@@ -89,17 +89,59 @@ export interface Injected {
   readonly reply: Reply
 }
 
-// [AUTH] error answers. Sources: cloudflare/cloudflare-go errors seen by users
-// (cloudflare/cloudflare-go#1154 "Invalid request headers" 6003 with error_chain 6103/6111),
-// https://developers.cloudflare.com/fundamentals/api/troubleshooting/ (10000 "Authentication error",
-// 9103 "Unknown X-Auth-Key or X-Auth-Email", 9109 "Invalid access token").
+// [AUTH] error answers, as Cloudflare's API gateway gives them (the operations' schemas only say
+// "4XX: the failure envelope"). Each as observed in public reports of real answers:
+//   missing      400 9106: no credential at all. cloudflare/cloudflare-python#2678 ("Error code: 400 -
+//                {'success': False, 'errors': [{'code': 9106, 'message': 'Missing X-Auth-Key, X-Auth-Email or
+//                Authorization headers'}]}"); xiaotianxt/bypass-cloudflare-for-github-action#2.
+//   badKeyFormat 400 6003 + error_chain 6103: an X-Auth-Key no Global API Key can look like, most often an
+//                API token sent as a key. cloudflare/cloudflare-typescript#161 (the whole answer, status 400),
+//                undefinedplayer/cloudflare-ddns#18 ("common when you use your API Token instead of API Key"),
+//                rmbolger/Posh-ACME#126 ("asdf" reproduces it; a real key is 37 characters of digits and
+//                lowercase letters); NewFuture/DDNS#152 (a bad X-Auth-Email adds 6102 to the chain).
+//   badBearer    400 6003 + error_chain 6111: an Authorization header that is not `Bearer <token>`.
+//                Ultimate-Multisite/ultimate-multisite#73 (the whole answer).
+//   unknownToken 403 9109 "Invalid access token": a well-formed token Cloudflare does not know (revoked,
+//                expired, made up). 9109 comes with 403 in jeessy2/ddns-go#1341 (same code, an IP-restricted
+//                token) and in the recorded answers of several public clients' tests; /user/tokens/verify,
+//                which the double does not serve, answers 401 1000 "Invalid API Token" instead.
+//   unknownKey   403 9103 "Unknown X-Auth-Key or X-Auth-Email": a well-formed key/email pair that does not
+//                match. Message: netcccyun/dnsmgr#245; status 403 like the other refusals of a credential
+//                (no public report shows the status of this one).
+//   forbidden    403 10000 "Authentication error": a valid credential without access to this account/zone or
+//                without the permission. cloudflare/terraform-provider-cloudflare#1533 ("HTTP status 403:
+//                Authentication error (10000)"), hieunc229/mailflare#1; the Workers API docs of the time:
+//                "If you are unable to match your AccountID or ZoneID with the authorization header".
+// Real answers from the gateway sometimes omit `messages` and `result` (cloudflare-python#2678 above); the
+// double always sends the full failure envelope [ENV], which the operations' schemas require.
 export const AUTH_ERRORS = {
-  missing: { status: 400, errors: [{ code: 6003, message: 'Invalid request headers', error_chain: [{ code: 6103, message: 'Invalid format for X-Auth-Key header' }] }] },
+  missing: { status: 400, errors: [{ code: 9106, message: 'Missing X-Auth-Key, X-Auth-Email or Authorization headers' }] },
+  badKeyFormat: { status: 400, errors: [{ code: 6003, message: 'Invalid request headers', error_chain: [{ code: 6103, message: 'Invalid format for X-Auth-Key header' }] }] },
+  badEmailFormat: { status: 400, errors: [{ code: 6003, message: 'Invalid request headers', error_chain: [{ code: 6102, message: 'Invalid format for X-Auth-Email header' }] }] },
   badBearer: { status: 400, errors: [{ code: 6003, message: 'Invalid request headers', error_chain: [{ code: 6111, message: 'Invalid format for Authorization header' }] }] },
-  unknownToken: { status: 401, errors: [{ code: 9109, message: 'Invalid access token' }] },
+  unknownToken: { status: 403, errors: [{ code: 9109, message: 'Invalid access token' }] },
   unknownKey: { status: 403, errors: [{ code: 9103, message: 'Unknown X-Auth-Key or X-Auth-Email' }] },
   forbidden: { status: 403, errors: [{ code: 10000, message: 'Authentication error' }] }
 } as const
+
+/**
+ * Whether a string can be a Global API Key: 37 lowercase hex characters (rmbolger/Posh-ACME#126), or
+ * the newer `cfk_` keys (byJoey/xray-cf-lite#5: "cfk_ 这种新版 key", 2026). Only unregistered keys are
+ * judged: a key a test registers in `keys` is always taken as well-formed.
+ */
+export function looksLikeGlobalKey(key: string): boolean {
+  return /^[0-9a-f]{37}$/.test(key) || /^cfk_[A-Za-z0-9_-]+$/.test(key)
+}
+
+/**
+ * A 429 [RATE] with `Retry-After` in seconds and the API's own words: code 971 "Please wait and
+ * consider throttling your request speed" (cloudflare/workers-sdk#10025; lablabs/cloudflare-exporter#74
+ * "HTTP status 429: More than 1200 requests per 300 seconds reached. Please wait and consider
+ * throttling your request speed").
+ */
+export function rateLimited(retryAfterSeconds: number): Reply {
+  return fail(429, [{ code: 971, message: 'Please wait and consider throttling your request speed' }], { 'retry-after': String(retryAfterSeconds) })
+}
 
 /** A success envelope [ENV]. */
 export function ok(result: unknown, resultInfo?: Record<string, unknown>, status = 200): Reply {
@@ -144,6 +186,9 @@ export class CloudflareDouble {
     return this
   }
 
+  /** The routes registered so far, in order (tests check them against the OpenAPI subset). */
+  get routeTable(): readonly Route[] { return this.routes.map((c) => c.route) }
+
   /** Area state, created on first use. */
   area<T>(name: string, create: () => T): T {
     if (!this.areas.has(name)) this.areas.set(name, create())
@@ -151,6 +196,11 @@ export class CloudflareDouble {
   }
 
   inject(i: Injected): void { this.injected.push({ times: 1, ...i }) }
+
+  /** The requests the double received for one operation, in order. */
+  requestsTo(operationId: string): RecordedRequest[] {
+    return this.requests.filter((r) => r.operationId === operationId)
+  }
 
   async start(): Promise<string> {
     this.server = createServer((req, res) => { void this.serve(req, res) })
@@ -179,8 +229,10 @@ export class CloudflareDouble {
     }
     if (typeof email === 'string' && typeof key === 'string') {
       const grant = this.keys.get(`${email}\0${key}`)
-      if (!grant) return fail(AUTH_ERRORS.unknownKey.status, AUTH_ERRORS.unknownKey.errors)
-      return { auth: { kind: 'key', email, key }, grant }
+      if (grant) return { auth: { kind: 'key', email, key }, grant }
+      if (!looksLikeGlobalKey(key)) return fail(AUTH_ERRORS.badKeyFormat.status, AUTH_ERRORS.badKeyFormat.errors)
+      if (!email.includes('@')) return fail(AUTH_ERRORS.badEmailFormat.status, AUTH_ERRORS.badEmailFormat.errors)
+      return fail(AUTH_ERRORS.unknownKey.status, AUTH_ERRORS.unknownKey.errors)
     }
     return fail(AUTH_ERRORS.missing.status, AUTH_ERRORS.missing.errors)
   }
@@ -208,9 +260,14 @@ export class CloudflareDouble {
       const found = this.routes.map((c) => ({ c, m: c.re.exec(path) })).filter((x) => x.m !== null)
       const match = found.find((x) => x.c.route.method === req.method)
       if (!match) {
+        // [ROUTE] A path no route knows: 7003 + 7000, as the Workers API docs of the time show the answer
+        // ("Could not route to /zones/notazone/workers/script/bindings, perhaps your object identifier is
+        // invalid?" then "No route for that URI"; cloudflare/serverless-cloudflare-workers#32 for 7000).
+        // A known path with another method: 7001 "Method PUT not available for that URI." (the words of
+        // real answers quoted in public clients' FAQs and tests; 405 as those tests record it).
         reply = found.length > 0
-          ? fail(405, [{ code: 10405, message: 'Method not allowed' }])
-          : fail(404, [{ code: 7003, message: 'Could not route to ' + path + ', perhaps your object identifier is invalid?' }])
+          ? fail(405, [{ code: 7001, message: `Method ${req.method ?? ''} not available for that URI.` }])
+          : fail(404, [{ code: 7003, message: 'Could not route to ' + path + ', perhaps your object identifier is invalid?' }, { code: 7000, message: 'No route for that URI' }])
       } else {
         operationId = match.c.route.operationId
         params = Object.fromEntries(match.c.names.map((n, i) => [n, decodeURIComponent(match.m![i + 1])]))
@@ -233,7 +290,10 @@ export class CloudflareDouble {
       answer: 'json' in reply ? reply.json : undefined
     }
     this.requests.push(recorded)
-    if (this.validator && operationId !== undefined) this.violations.push(...this.validator({ ...recorded, params }))
+    if (this.validator && operationId !== undefined) {
+      // A validator that throws is a broken check, not a passing one: it shows up as a violation.
+      try { this.violations.push(...this.validator({ ...recorded, params })) } catch (err) { this.violations.push(`${operationId}: the OpenAPI check failed: ${(err as Error).message}`) }
+    }
     if ('json' in reply) {
       const text = JSON.stringify(reply.json)
       res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers })
