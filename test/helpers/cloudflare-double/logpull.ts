@@ -32,9 +32,8 @@
  *           BitGo/cloudflare-logpull-exporter logpull_test.go, copied from real answers).
  *           INFERRED in the same style (no public text found): the > 1 h refusal, an unknown field,
  *           a bad `timestamps`/`count`/`sample`; the 408 and 12-timeouts 429 bodies.
- *   [RATE]  A 429 body as users report it from the API: code 971 "Please wait and consider
- *           throttling your request speed", with Retry-After in seconds
- *           (developers.cloudflare.com/fundamentals/api/reference/limits/).
+ *   [RATE]  A 429 as the core's rateLimited() gives it (code 971 with Retry-After in seconds; its
+ *           sources in server.ts).
  *
  * Records live per zone in area state: `receivedAt` (what start/end select on), `visibleAt` (when
  * the double starts serving it; default receivedAt) and field values, the timestamps stored once
@@ -44,7 +43,7 @@ import { readFileSync } from 'node:fs'
 import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { constants as zlib, createGzip } from 'node:zlib'
-import { fail, ok, type CloudflareDouble, type DoubleRequest, type Reply, type Route } from './server.js'
+import { fail, ok, rateLimited, type CloudflareDouble, type DoubleRequest, type Reply, type Route } from './server.js'
 
 export interface LogpullRecord {
   /** When Cloudflare's log system received it (ms): what start/end select on [BASIC]. */
@@ -178,8 +177,7 @@ function userOf(req: DoubleRequest): string {
   return req.auth.kind === 'token' ? `token:${req.auth.token}` : `email:${req.auth.email.toLowerCase()}`
 }
 
-const tooMany = (retryAfter: number): Reply =>
-  fail(429, [{ code: 971, message: 'Please wait and consider throttling your request speed' }], { 'retry-after': String(retryAfter) })
+const tooMany = rateLimited
 
 async function received(req: DoubleRequest, double: CloudflareDouble): Promise<Reply> {
   const state = logpullState(double)
