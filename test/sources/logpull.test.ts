@@ -8,6 +8,7 @@ import { Readable, Writable } from 'node:stream'
 import { gzipSync } from 'node:zlib'
 import { isAuthFailure } from '../../src/cloudflare-api/client.js'
 import { LOGPULL_DEFAULTS, LogpullFetcher, LogpullRateLimiter, TrailerGate, type LogpullFetcherOptions } from '../../src/sources/cloudflare/logpull.js'
+import { normalizeCollectors } from '../../src/config/collectors.js'
 import { startCloudflareDouble, type CloudflareDouble } from '../helpers/cloudflare-double/index.js'
 import { addLogpullRecords, logpullLine, logpullZone, LOGPULL_DEFAULT_FIELDS, type LogpullRecord } from '../helpers/cloudflare-double/logpull.js'
 
@@ -240,4 +241,13 @@ test('a 429 with Retry-After is waited out and the window read', async (t) => {
   const got = await fetcher(c).fetch(W, slowSink().out, AbortSignal.timeout(30_000))
   assert.equal(got.records, 1)
   assert.deepEqual(c.double.requests.map((r) => r.status), [429, 200])
+})
+
+test('config: Logpull fields only on type logpull, a delay of at least a minute, windows of at most an hour', () => {
+  const base = { name: 'lp', type: 'logpull', zone: ZONE, auth: { tokenEnv: 'X' } }
+  const [c] = normalizeCollectors([{ ...base, fields: ['RayID'], timestamps: 'unix' }])
+  assert.equal(c!.delaySeconds, 300)
+  assert.throws(() => normalizeCollectors([{ ...base, delaySeconds: 59 }]), /delaySeconds: Logpull needs at least 60/)
+  assert.throws(() => normalizeCollectors([{ ...base, windowSeconds: 3601 }]), /at most 3600/)
+  assert.throws(() => normalizeCollectors([{ name: 'a', type: 'audit_logs', account: ACCOUNT, auth: { tokenEnv: 'X' }, fields: ['RayID'] }]), /a\.fields: only type logpull takes it/)
 })
