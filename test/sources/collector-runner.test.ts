@@ -2,7 +2,7 @@
 // staged window across a crash, Retry-After, and a refused credential that stops one collector only.
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp } from 'node:fs/promises'
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable, type Readable } from 'node:stream'
@@ -212,5 +212,31 @@ test('a refused credential stops that collector, with the API message, logged on
   const errors = cap.lines().filter((l) => l.collector === 'bad' && l.level >= 50)
   assert.equal(errors.length, 1, 'logged once')
   assert.ok(!JSON.stringify(cap.lines()).includes('unknowntoken') && !JSON.stringify(cap.lines()).includes('goodtoken'), 'no token in the log')
+  assert.deepEqual(d.violations, [])
+})
+
+test('a cursor it cannot read stops that collector (shown, not guessed); a window cut by a disk or stream failure is retried under its own code', async (t) => {
+  const { double: d, base } = await double(t)
+  const dir = await mkdtemp(join(tmpdir(), 'lpr-collector-bad-'))
+  await mkdir(join(dir, 'staging'), { recursive: true })
+  await writeFile(join(dir, 'cursor.json'), '{"next":')
+  const cap = captureLog()
+  const { c } = await collector(t, base, { name: 'damaged', type: 'audit_logs' }, { dir, log: cap.log })
+  c.start()
+  assert.equal(c.status().state, 'stopped')
+  assert.equal(c.status().cursor, null)
+  assert.equal(c.status().lastError?.code, 'LPR_ERR_COLLECTOR_CURSOR_UNREADABLE')
+  assert.equal(c.gauges().up, false)
+
+  const spool = fakeSpool()
+  let calls = 0
+  const flaky = await collector(t, base, { name: 'flaky', type: 'audit_logs', delaySeconds: 0, startLookbackHours: 1, pollSeconds: 60 }, {
+    ingest: spool.ingest,
+    fetcher: { async fetch(_w, out) { if (++calls === 1) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' }); out.write('{"ID":"x"}\n'); return { records: 1 } } }
+  })
+  flaky.c.start()
+  const end = Date.now() + 10_000
+  while (spool.lines().length === 0) { assert.ok(Date.now() < end, 'retried after the failure'); await sleep(20) }
+  assert.equal(flaky.c.gauges().errors.get('LPR_ERR_COLLECTOR_WINDOW_INCOMPLETE'), 1)
   assert.deepEqual(d.violations, [])
 })

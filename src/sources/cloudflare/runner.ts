@@ -15,7 +15,8 @@ import { createGzip } from 'node:zlib'
 import type { Logger } from 'pino'
 import type { CollectorConfig } from '../../config/index.js'
 import { apiStatus, describeApiError, isAuthFailure } from '../../cloudflare-api/client.js'
-import { CollectorAuthFailed } from '../../errors.js'
+import { CloudflareError } from 'cloudflare'
+import { CollectorAuthFailed, CollectorCursorUnreadable, CollectorWindowIncomplete } from '../../errors.js'
 import type { CollectorGauges } from '../../observability/index.js'
 import { fsyncDir, realFs } from '../../spool/fs.js'
 import type { ObjectOutcome } from '../bucket/index.js'
@@ -85,7 +86,9 @@ function errorCode(err: unknown): string {
   const c = (err as { code?: unknown })?.code
   if (typeof c === 'string' && c.startsWith('LPR_ERR_')) return c
   // The SDK's own errors (APIError and its subclasses, connection errors) carry no code of ours.
-  return 'LPR_ERR_CLOUDFLARE_API'
+  if (err instanceof CloudflareError) return 'LPR_ERR_CLOUDFLARE_API'
+  // Anything else (the staging disk, a stream) left the window unread.
+  return new CollectorWindowIncomplete('', '').code
 }
 
 export class Collector {
@@ -116,7 +119,7 @@ export class Collector {
     try {
       loaded = await this.cursor.load(initial)
     } catch (err) {
-      const code = errorCode(err) === 'LPR_ERR_CLOUDFLARE_API' ? 'LPR_ERR_COLLECTOR_CURSOR_UNREADABLE' : errorCode(err)
+      const code = new CollectorCursorUnreadable('', '', '').code
       this.fail(code, (err as Error).message)
       this.state = 'stopped'
       log.error({ collector: this.name, code }, (err as Error).message)
