@@ -68,6 +68,10 @@ export const CloudflareApiFailed = createError('LPR_ERR_CLOUDFLARE_API', 'Cloudf
 export const CollectorAuthFailed = createError('LPR_ERR_COLLECTOR_AUTH', 'Cloudflare refused the credentials of collector "%s"; it stopped until restarted: %s', 403)
 export const CollectorWindowIncomplete = createError('LPR_ERR_COLLECTOR_WINDOW_INCOMPLETE', 'The window %s was not read completely (%s); it is read again later', 502)
 export const CollectorCursorUnreadable = createError('LPR_ERR_COLLECTOR_CURSOR_UNREADABLE', 'Cannot read the cursor %s (%s); not starting the collector rather than guessing', 500)
+// Logpull (GET /zones/{id}/logs/received): a window that could not be read whole is failed, never half-stored.
+export const SourceLogpullStream = createError('LPR_ERR_SOURCE_LOGPULL_STREAM', 'Logpull for zone %s, window %s, did not complete: %s; the window is discarded and read again', 502)
+export const SourceLogpullWindow = createError('LPR_ERR_SOURCE_LOGPULL_WINDOW', 'Logpull for zone %s refused window %s: %s', 400)
+export const SourceLogpullRetention = createError('LPR_ERR_SOURCE_LOGPULL_RETENTION', 'Logpull for zone %s: log retention is off (%s). Turn it on: POST /zones/%s/logs/control/retention/flag {"flag":true}', 400)
 
 /** Codes of lines that are dead-lettered, not answered: one bad line never fails its batch. */
 export const LineRejectCode = {
@@ -102,7 +106,8 @@ export const allCodes: readonly string[] = [
     IntakeInflatedTooLarge, IntakeBadGzip, IntakeNotReady, PipelineLineTooLong, PipelineNotNdjson,
     PipelineUnknownDataset, PipelineLinesBusy, IntakeClientGone, ConfigInvalid, SpoolStateUnreadable, SpoolDiskUnknown,
     SourceBadGzip, SourceInflatedTooLarge, SourceAccessDenied, SourceThrottled, SourceUnavailable, CloudflareApiFailed,
-    CollectorAuthFailed, CollectorWindowIncomplete, CollectorCursorUnreadable
+    CollectorAuthFailed, CollectorWindowIncomplete, CollectorCursorUnreadable,
+    SourceLogpullStream, SourceLogpullWindow, SourceLogpullRetention
   ].map((E) => new E().code),
   ...Object.values(LineRejectCode),
   ...Object.values(SinkStopCode)

@@ -58,6 +58,15 @@ export const collectorAuthSchema = {
 
 /** Fields only some types take (JSON schema per field); a type's checks in typeChecks refuse them on other types. */
 export const collectorTypeFields = {
+  // logpull: the fields to ask for (Cloudflare's names; omitted: its default set, which "may change at any time"),
+  // the timestamp format (unixnano, Cloudflare's and Logpush's default; the http_requests schema takes all three)
+  // and a sample share (0 < x <= 1; a sampled window is not every record).
+  fields: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', pattern: '^[A-Za-z][A-Za-z0-9_]*$' } },
+  timestamps: { type: 'string', enum: ['unixnano', 'unix', 'rfc3339'] },
+  sample: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+  // logpull: Cloudflare's documented rates (15/min per zone, 180/min per user); lower them if other tools use the same zone or user.
+  zoneRequestsPerMinute: { type: 'integer', minimum: 1 },
+  userRequestsPerMinute: { type: 'integer', minimum: 1 }
 } as const
 
 export const collectorSchema = {
@@ -99,6 +108,8 @@ export const typeChecks: Record<CollectorType, (c: CollectorConfig) => Collector
     if (c.account !== undefined) throw new ConfigInvalid(`CONFIG_FILE collectors.${c.name}: type logpull takes zone, not account`)
     // Logpull answers at most one hour per request.
     if (c.windowSeconds > 3600) throw new ConfigInvalid(`CONFIG_FILE collectors.${c.name}.windowSeconds: Logpull allows at most 3600 (one hour)`)
+    // Logpull refuses an end less than a minute before now; below that every window would be refused.
+    if (c.delaySeconds < 60) throw new ConfigInvalid(`CONFIG_FILE collectors.${c.name}.delaySeconds: Logpull needs at least 60 (its docs: one minute; its OpenAPI: five, the default 300)`)
     return c
   }
 }
@@ -115,6 +126,7 @@ function checkAuth(c: CollectorConfig): void {
 function auditChecks(c: CollectorConfig): CollectorConfig {
   if (c.account === undefined) throw new ConfigInvalid(`CONFIG_FILE collectors.${c.name}: type ${c.type} needs account`)
   if (c.zone !== undefined) throw new ConfigInvalid(`CONFIG_FILE collectors.${c.name}: type ${c.type} takes account, not zone`)
+  for (const k of Object.keys(collectorTypeFields)) if (c[k] !== undefined) throw new ConfigInvalid(`CONFIG_FILE collectors.${c.name}.${k}: only type logpull takes it`)
   return c
 }
 

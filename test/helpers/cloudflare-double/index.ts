@@ -5,6 +5,7 @@ import { CloudflareDouble } from './server.js'
 import { jobReadRoutes, jobWriteRoutes } from './jobs.js'
 import { graphqlRoutes } from './graphql.js'
 import { auditRoutes } from './audit.js'
+import { logpullRoutes } from './logpull.js'
 import { attachOpenApi } from './openapi.js'
 
 export { CloudflareDouble, ok, fail, AUTH_ERRORS, rateLimited, looksLikeGlobalKey, type Grant, type Route, type Reply, type DoubleRequest, type RecordedRequest, type Injected } from './server.js'
@@ -21,6 +22,7 @@ export async function startCloudflareDouble(): Promise<{ double: CloudflareDoubl
   double.use(...graphqlRoutes)
   double.use(...jobWriteRoutes)
   double.use(...auditRoutes)
+  double.use(...logpullRoutes)
   attachOpenApi(double)
   const base = await double.start()
   return { double, base }
