@@ -2,14 +2,14 @@
 // staged window across a crash, Retry-After, and a refused credential that stops one collector only.
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable, type Readable } from 'node:stream'
 import { buffer } from 'node:stream/consumers'
 import { gunzipSync } from 'node:zlib'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Collector, fetcherFor, type WindowFetcher } from '../../src/sources/cloudflare/index.js'
+import { Collector, fetcherFor, writeLine, type WindowFetcher } from '../../src/sources/cloudflare/index.js'
 import { normalizeCollectors } from '../../src/config/collectors.js'
 import { collectorDataset } from '../../src/config/index.js'
 import type { ObjectOutcome } from '../../src/sources/bucket/index.js'
@@ -238,5 +238,44 @@ test('a cursor it cannot read stops that collector (shown, not guessed); a windo
   const end = Date.now() + 10_000
   while (spool.lines().length === 0) { assert.ok(Date.now() < end, 'retried after the failure'); await sleep(20) }
   assert.equal(flaky.c.gauges().errors.get('LPR_ERR_COLLECTOR_WINDOW_INCOMPLETE'), 1)
+  assert.deepEqual(d.violations, [])
+})
+
+test('a staging file that fails while the window is still being fetched fails that window only: no unhandled rejection, no hang', async (t) => {
+  // The bug: the staging pipeline's rejection had no handler until the fetch returned, so a disk
+  // error during a long fetch (ENOSPC, EIO) ended the whole process, intake included; and the
+  // fetcher, writing into the destroyed gzip stream, waited for a drain that never came.
+  const { double: d, base } = await double(t)
+  const dir = await mkdtemp(join(tmpdir(), 'lpr-collector-staging-'))
+  // The first window's staging file cannot be created: a directory holds its name.
+  const blocked = join(dir, 'staging', `${T0 - 3_600_000}-${T0}.ndjson.gz`)
+  const spool = fakeSpool()
+  let calls = 0
+  const { c } = await collector(t, base, { name: 'disk', type: 'audit_logs', delaySeconds: 0, startLookbackHours: 1, pollSeconds: 60 }, {
+    dir,
+    ingest: spool.ingest,
+    now: () => T0,
+    fetcher: {
+      async fetch(_w, out, signal) {
+        if (++calls === 1) {
+          // A long window, its records arriving slowly from the network, until the failure of the file stops it.
+          for (let i = 0; ; i++) {
+            await writeLine(out, JSON.stringify({ ID: `r${i}` }) + '\n', signal)
+            await sleep(100, undefined, { signal })
+          }
+        }
+        await writeLine(out, '{"ID":"after"}\n', signal)
+        return { records: 1 }
+      }
+    }
+  })
+  await mkdir(blocked, { recursive: true })
+  c.start()
+  const end = Date.now() + 10_000
+  while (c.gauges().errors.size === 0) { assert.ok(Date.now() < end, 'the failed window is reported'); await sleep(20) }
+  await rm(blocked, { recursive: true })
+  while (spool.lines().length === 0) { assert.ok(Date.now() < end, 'the window is fetched again once the disk is back: ' + JSON.stringify(c.status()) + ' calls ' + calls); await sleep(20) }
+  assert.deepEqual(spool.lines(), [{ ID: 'after' }])
+  assert.equal(c.status().state === 'stopped', false)
   assert.deepEqual(d.violations, [])
 })

@@ -178,9 +178,14 @@ export class Collector {
     const gzip = createGzip()
     const counted = new Counted()
     const written = pipeline(gzip, counted, createWriteStream(path, { mode: 0o600 }))
+    // The staging file can fail while the fetch still runs (ENOSPC, EIO): that rejection is
+    // handled at once (an unhandled one would end the whole process, intake included) and stops
+    // the fetch, which would otherwise wait for a drain that never comes.
+    const fileFailed = new AbortController()
+    written.catch((err: unknown) => fileFailed.abort(err))
     let records: number
     try {
-      records = (await this.opts.fetcher.fetch(w, gzip, signal)).records
+      records = (await this.opts.fetcher.fetch(w, gzip, AbortSignal.any([signal, fileFailed.signal]))).records
       gzip.end()
       await written
     } catch (err) {

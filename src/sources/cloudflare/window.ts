@@ -40,6 +40,9 @@ export function describeWindow(w: Window): string {
  * it is staged on, never by memory. Rejects when the stream fails or the signal aborts.
  */
 export async function writeLine(out: Writable, line: string, signal?: AbortSignal): Promise<void> {
+  // A destroyed stream never drains: a staging file that failed must end the window, not hang it.
+  if (out.destroyed) throw new Error('the staging stream closed')
+  signal?.throwIfAborted()
   if (out.write(line)) return
   await new Promise<void>((resolve, reject) => {
     const done = (err?: unknown): void => {
