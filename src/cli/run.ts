@@ -383,6 +383,11 @@ Options:
     const scopes: Scope[] = [...list(ctx, 'zone').map((id) => ({ kind: 'zones', id }) as const), ...list(ctx, 'account').map((id) => ({ kind: 'accounts', id }) as const)]
     if (scopes.length === 0) throw new UsageError('give at least one --zone Z or --account A')
     const config = ctx.config()
+    // Jobs are found by PUBLIC_URL: with the placeholder none is, and "no job uses an old token"
+    // would advise dropping a token every real job still sends.
+    if (config.publicUrl === settings.publicUrl.default) {
+      throw new UsageError(`PUBLIC_URL is not set (the default ${settings.publicUrl.default} is a placeholder): set it to the address your jobs push to, so that their destination_conf can be found`)
+    }
     const tokens = (await readTokens(config.tokens, resolve(config.dataDir))).tokens
     if (tokens.length < 2) throw new UsageError('LOGPUSH_TOKENS holds one token, so there is nothing to rotate to: run `token generate`, set the LOGPUSH_TOKENS it prints, restart the service, then run this again')
     const current = tokens.at(-1)!
@@ -412,8 +417,9 @@ Options:
     const left = found.filter((j) => !j.updated)
     const value = left.length === 0 ? current : tokens.join(',')
     const lines = found.map((j) => `${j.id}\t${j.scope}\t${j.dataset ?? '-'}\t${j.updated ? 'updated' : j.error ? `FAILED: ${j.error}` : 'uses an old token'}`)
+    const searched = scopes.map(scopeLabel).join(', ')
     const advice = left.length === 0
-      ? `No job pushes with an old token${found.length > 0 ? ' any more' : ''}. Set, then restart the service:\nLOGPUSH_TOKENS=${value}`
+      ? `No job of ${searched} pushes to ${config.publicUrl} with an old token${found.length > 0 ? ' any more' : ''}. If these are all the zones and accounts with jobs pushing here, set, then restart the service:\nLOGPUSH_TOKENS=${value}`
       : `${left.length} job(s) still push with an old token${update ? '' : ' (run again with --update-jobs)'}. Keep:\nLOGPUSH_TOKENS=${value}`
     ctx.out({ LOGPUSH_TOKENS: value, jobs: found }, [...lines, ...(lines.length > 0 ? [''] : []), advice].join('\n'))
     if (found.some((j) => j.error !== undefined)) throw new Quiet()

@@ -71,7 +71,12 @@ test('token rotate: lists the jobs pushing here with an old token; --update-jobs
   assert.deepEqual(destinationSettings(double).deliveries.map((d) => d.status), [200, 200])
 
   const done = await cli(env, 'token', 'rotate', '--zone', 'zone1', '--account', 'acc1')
-  assert.equal(done.out, 'No job pushes with an old token. Set, then restart the service:\nLOGPUSH_TOKENS=new-token\n')
+  assert.equal(done.out, `No job of zone zone1, account acc1 pushes to ${server.url} with an old token. If these are all the zones and accounts with jobs pushing here, set, then restart the service:\nLOGPUSH_TOKENS=new-token\n`)
+  // With the placeholder PUBLIC_URL no job can be found, and "drop the old token" would break every job that sends it.
+  const placeholder = Object.fromEntries(Object.entries(env).filter(([k]) => k !== 'PUBLIC_URL'))
+  const blind = await cli(placeholder, 'token', 'rotate', '--zone', 'zone1')
+  assert.equal(blind.code, 2)
+  assert.match(blind.err, /PUBLIC_URL is not set/)
   const one = await cli({ ...env, LOGPUSH_TOKENS: 'new-token' }, 'token', 'rotate', '--zone', 'zone1')
   assert.equal(one.code, 2)
   assert.match(one.err, /LOGPUSH_TOKENS holds one token/)
