@@ -2,6 +2,7 @@
 // its schema (schemas/<dataset>.json), the destination from the service's own settings.
 import type { DatasetSchema, DatasetScope } from '../dataset-schema.js'
 import { destinationConf } from '../intake/auth.js'
+import { redactDestinationSecrets } from '../cloudflare-api/redact.js'
 
 export class UsageError extends Error {}
 
@@ -77,30 +78,9 @@ export function serviceDestination(publicUrl: string, dataset: string, token: st
   return destinationConf(publicUrl, dataset, token)
 }
 
-// Query parameters of destination_conf that hold secrets in some destination type: header_* (HTTP,
-// Splunk, Datadog), R2/S3-compatible keys, Azure SAS signatures, New Relic's Api-Key.
-const SECRET_PARAM = /^(header_.*|access-key-id|secret-access-key|sig|api-key)$/i
-
-/**
- * destination_conf with its secrets replaced by REDACTED, every other byte kept; an
- * "Authorization: <scheme> <secret>" value keeps its scheme so the form can still be checked.
- */
+/** destination_conf with its secrets replaced by REDACTED, every other byte kept (one redactor, shared with the watchdog). */
 export function redactConf(conf: string): string {
-  const q = conf.indexOf('?')
-  if (q < 0) return conf
-  const params = conf.slice(q + 1).split('&').map((p) => {
-    const eq = p.indexOf('=')
-    if (eq < 0) return p
-    const name = p.slice(0, eq)
-    if (!SECRET_PARAM.test(decodeSafe(name))) return p
-    const scheme = /^([A-Za-z]+)(%20|\+)/.exec(p.slice(eq + 1))
-    return `${name}=${scheme ? scheme[0] : ''}REDACTED`
-  })
-  return conf.slice(0, q + 1) + params.join('&')
-}
-
-function decodeSafe(s: string): string {
-  try { return decodeURIComponent(s) } catch { return s }
+  return redactDestinationSecrets(conf)
 }
 
 /**

@@ -143,7 +143,13 @@ function jobId(ctx: Ctx): number {
 interface JobLike { id?: number, dataset?: string | null, name?: string | null, enabled?: boolean, destination_conf?: string, last_complete?: string | null, last_error?: string | null, error_message?: string | null }
 
 function shownJob(ctx: Ctx, job: JobLike): JobLike {
-  return flag(ctx, 'show-secrets') || job.destination_conf === undefined ? job : { ...job, destination_conf: redactConf(job.destination_conf) }
+  if (flag(ctx, 'show-secrets')) return job
+  // error_message may quote the destination, header_Authorization and all.
+  return {
+    ...job,
+    ...(job.destination_conf !== undefined ? { destination_conf: redactConf(job.destination_conf) } : {}),
+    ...(typeof job.error_message === 'string' ? { error_message: redactConf(job.error_message) } : {})
+  }
 }
 
 function jobLines(job: JobLike): string {
@@ -408,7 +414,7 @@ Options:
           } catch (err) {
             const { apiStatus, describeApiError } = await api()
             if (apiStatus(err) === undefined) throw err
-            row.error = describeApiError(err)
+            row.error = redactConf(describeApiError(err))
           }
         }
         found.push(row)
@@ -500,7 +506,9 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     const { APIError } = await import('cloudflare')
     const { apiErrors, apiStatus, describeApiError } = await api()
     if (err instanceof APIError || apiStatus(err) !== undefined) {
-      return fail(1, `LPR_ERR_CLOUDFLARE_API: Cloudflare API: ${describeApiError(err)}`, { code: 'LPR_ERR_CLOUDFLARE_API', status: apiStatus(err), errors: apiErrors(err) })
+      // Cloudflare's refusals may quote the destination_conf, secrets and all.
+      const shown = (text: string): string => flag(ctx, 'show-secrets') ? text : redactConf(text)
+      return fail(1, `LPR_ERR_CLOUDFLARE_API: Cloudflare API: ${shown(describeApiError(err))}`, { code: 'LPR_ERR_CLOUDFLARE_API', status: apiStatus(err), errors: apiErrors(err).map((e) => ({ ...e, message: shown(e.message) })) })
     }
     return fail(1, (err as Error)?.message ?? String(err))
   }

@@ -56,6 +56,8 @@ export function authHeaders(c: CloudflareCredentials): Record<string, string> {
   return c.kind === 'token' ? { authorization: `Bearer ${c.token}` } : { 'x-auth-email': c.email, 'x-auth-key': c.key }
 }
 
+export { redactDestinationSecrets } from './redact.js'
+
 export const DEFAULT_API_URL = 'https://api.cloudflare.com/client/v4'
 
 /**

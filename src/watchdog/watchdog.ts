@@ -14,6 +14,7 @@
 import type { Logger } from 'pino'
 import type Cloudflare from 'cloudflare'
 import { describeApiError, sdkClient, type CloudflareCredentials } from '../cloudflare-api/client.js'
+import { redactDestinationSecrets } from '../cloudflare-api/redact.js'
 import { pointsAtService } from './destination.js'
 import { judge, type AlertState, type JobState, type Judged } from './judge.js'
 import { readUploadHealth, type Scope, type UploadHealth } from './upload-health.js'
@@ -105,7 +106,7 @@ const key = (scope: Scope, id: number): string => `${scope.kind}/${scope.id}/${i
 
 /** Logpush error messages may quote a URL; a header_* parameter in it is a credential. */
 export function redactConf(text: string): string {
-  return text.replace(/(header_[A-Za-z0-9_-]+=)[^&\s"']*/g, '$1REDACTED')
+  return redactDestinationSecrets(text)
 }
 
 function destinationOf(conf: string): string {

@@ -163,14 +163,16 @@ Content-Type: application/json
 test('jobs list, show, disable, enable (every PUT re-validates the destination), delete', async (t) => {
   const s = await setup(t)
   assert.equal((await cli(s.env, 'jobs', 'create', '--dataset', 'http_requests', '--zone', 'zone1', '--fields', 'RayID')).code, 0)
-  addJob(s.double, { kind: 'accounts', id: 'acc1' }, { dataset: 'audit_logs', destination_conf: 'https://elsewhere.example/x?header_Authorization=Bearer%20theirs', enabled: true, error_message: 'error uploading to https: 500' })
+  addJob(s.double, { kind: 'accounts', id: 'acc1' }, { dataset: 'audit_logs', destination_conf: 'https://elsewhere.example/x?header_Authorization=Bearer%20theirs', enabled: true, error_message: 'error uploading to https://elsewhere.example/x?header_Authorization=Bearer%20theirs: 500' })
 
   const listed = await cli(s.env, 'jobs', 'list', '--zone', 'zone1', '--account', 'acc1', '--json')
   assert.equal(listed.code, 0, listed.err)
   assert.deepEqual(listed.json.map((j: any) => [j.id, j.scope, j.dataset, j.enabled]), [[1, 'zone zone1', 'http_requests', false], [2, 'account acc1', 'audit_logs', true]])
   assert.equal(listed.json[1].destination_conf, 'https://elsewhere.example/x?header_Authorization=Bearer%20REDACTED')
+  // The bug: error_message quotes the destination, token and all, and was printed verbatim.
+  assert.equal(listed.json[1].error_message, 'error uploading to https://elsewhere.example/x?header_Authorization=Bearer%20REDACTED: 500')
   const text = await cli(s.env, 'jobs', 'list', '--account', 'acc1')
-  assert.equal(text.out, '2\taccount acc1\taudit_logs\tenabled\t-\terror: error uploading to https: 500\thttps://elsewhere.example/x?header_Authorization=Bearer%20REDACTED\n')
+  assert.equal(text.out, '2\taccount acc1\taudit_logs\tenabled\t-\terror: error uploading to https://elsewhere.example/x?header_Authorization=Bearer%20REDACTED: 500\thttps://elsewhere.example/x?header_Authorization=Bearer%20REDACTED\n')
 
   const shown = await cli(s.env, 'jobs', 'show', '1', '--zone', 'zone1', '--json')
   assert.equal(shown.code, 0, shown.err)

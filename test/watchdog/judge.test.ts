@@ -22,7 +22,7 @@ test('a job is ours when its destination_conf reaches PUBLIC_URL\'s host, port a
 })
 
 test('header_* values in an error message are redacted', () => {
-  assert.equal(redactConf('error uploading to https://h/logpush/x?header_Authorization=Bearer%20abc&tags=a'), 'error uploading to https://h/logpush/x?header_Authorization=REDACTED&tags=a')
+  assert.equal(redactConf('error uploading to https://h/logpush/x?header_Authorization=Bearer%20abc&tags=a'), 'error uploading to https://h/logpush/x?header_Authorization=Bearer%20REDACTED&tags=a')
 })
 
 test('health rows add up per job: ok, retried, failed, statuses, and the first failure after the last success', () => {
