@@ -1,6 +1,6 @@
 // The job watchdog room: its only door. app.ts builds it from the configuration.
 import type { Logger } from 'pino'
-import type { Config } from '../config/index.js'
+import { settings, type Config } from '../config/index.js'
 import { ConfigInvalid } from '../errors.js'
 import { Watchdog } from './watchdog.js'
 
@@ -23,6 +23,11 @@ export function createWatchdog(config: Config, log: Logger): Watchdog | null {
   if (token === '' && zones.length === 0 && accounts.length === 0) return null
   if (token === '') throw new ConfigInvalid('WATCHDOG_ZONES/WATCHDOG_ACCOUNTS are set: the watchdog needs WATCHDOG_API_TOKEN too (Logs Write, which Cloudflare needs to list jobs, and Analytics Read)')
   if (zones.length === 0 && accounts.length === 0) throw new ConfigInvalid('WATCHDOG_API_TOKEN is set: name the zones (WATCHDOG_ZONES) and/or accounts (WATCHDOG_ACCOUNTS) whose Logpush jobs to watch')
+  // This service's jobs are found by PUBLIC_URL: with the placeholder none is, and /health would
+  // report every job fine while watching nothing.
+  if (!config.watchdogAllJobs && config.publicUrl === settings.publicUrl.default) {
+    throw new ConfigInvalid(`the watchdog finds the jobs that push here by PUBLIC_URL: set it to the address your jobs push to (the default ${settings.publicUrl.default} is a placeholder), or WATCHDOG_ALL_JOBS=true`)
+  }
   return new Watchdog({
     baseUrl: config.cloudflareApiUrl,
     credentials: { kind: 'token', token },

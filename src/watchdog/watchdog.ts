@@ -109,10 +109,15 @@ export function redactConf(text: string): string {
   return redactDestinationSecrets(text)
 }
 
-function destinationOf(conf: string): string {
+/**
+ * Where a job pushes, for /health (which is open): this service's own path, but only the scheme and
+ * host of any other destination, whose path may be its secret (a Sumo Logic source URL, a
+ * webhook's token). Seen with WATCHDOG_ALL_JOBS.
+ */
+function destinationOf(conf: string, ours: boolean): string {
   try {
     const u = new URL(conf)
-    return `${u.protocol}//${u.host}${u.pathname}`
+    return `${u.protocol}//${u.host}${ours ? u.pathname : ''}`
   } catch {
     return '(not a URL)'
   }
@@ -240,7 +245,7 @@ export class Watchdog {
         dataset: j.dataset ?? null,
         scope: scope.kind,
         scopeId: scope.id,
-        destination: destinationOf(j.destination_conf ?? ''),
+        destination: destinationOf(j.destination_conf ?? '', pointsAtService(this.o.publicUrl, j.destination_conf ?? '')),
         enabled: facts.enabled,
         lastComplete: facts.lastComplete,
         lastError: facts.lastError,

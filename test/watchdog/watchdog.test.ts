@@ -16,7 +16,7 @@ import { createLogger } from '../../src/observability/index.js'
 const ZONE = '023e105f4ecef8ad9ca31a8372d0c353'
 const ACCOUNT = '01a7362d577a6c3019a474fd6f485823'
 const TOKEN = 'watchdog-read-token'
-const PUBLIC_URL = 'https://logs.example.com'
+const PUBLIC_URL = 'https://receiver.example.net'
 const MIN = 60_000
 const HOUR = 3600_000
 const SECRET_IN_CONF = 'Bearer%20job-secret-0123456789'
@@ -30,7 +30,7 @@ async function start(t: TestContext): Promise<{ double: CloudflareDouble, base: 
   return started
 }
 
-const conf = (dataset: string, host = 'logs.example.com'): string => `https://${host}/logpush/${dataset}?header_Authorization=${SECRET_IN_CONF}`
+const conf = (dataset: string, host = 'receiver.example.net'): string => `https://${host}/logpush/${dataset}?header_Authorization=${SECRET_IN_CONF}`
 const failure = { ok: false, status: 503, message: 'error 503: error pushing: error uploading to https: 503 {"code":"LPR_ERR_INTAKE_NOT_READY"}' } as const
 
 /** /health once the watchdog's first poll has ended. */
@@ -58,7 +58,7 @@ test('failing and disabled jobs show in /health and /metrics after one poll, bef
   recordUploads(double, disabled, { ok: false, status: 1105, message: 'error pushing: DNS resolution failed' }, now - 25 * HOUR, now, 10 * MIN)
   const healthy = addJob(double, { kind: 'zones', id: ZONE }, { destination_conf: conf('dns_logs'), dataset: 'dns_logs', enabled: true })
   recordUploads(double, healthy, { ok: true }, now - 10 * MIN, now, MIN)
-  const hec = addJob(double, { kind: 'zones', id: ZONE }, { destination_conf: 'splunk://logs.example.com:443/services/collector/raw?channel=0aeeac95-ac74-4aa9-b30d-6c4c0ac581ba&header_Authorization=Splunk%20x', dataset: 'firewall_events', enabled: true })
+  const hec = addJob(double, { kind: 'zones', id: ZONE }, { destination_conf: 'splunk://receiver.example.net:443/services/collector/raw?channel=0aeeac95-ac74-4aa9-b30d-6c4c0ac581ba&header_Authorization=Splunk%20x', dataset: 'firewall_events', enabled: true })
   recordUploads(double, hec, { ok: true }, now - 10 * MIN, now, MIN)
   // Failing in the health data while the job's own fields still say nothing (they can lag):
   // only the GraphQL data tells this one.
@@ -105,7 +105,7 @@ test('failing and disabled jobs show in /health and /metrics after one poll, bef
   assert.ok(f.uploadsRetried >= 2, `retried attempts in the window: ${f.uploadsRetried}`)
   assert.deepEqual(f.failedStatuses, { 503: f.uploadsRetried })
   assert.ok(f.lagSeconds >= 7200, `lag ${f.lagSeconds}`)
-  assert.equal(f.destination, 'https://logs.example.com/logpush/http_requests')
+  assert.equal(f.destination, 'https://receiver.example.net/logpush/http_requests')
   assert.equal(f.scope, 'zone')
   assert.equal(f.scopeId, ZONE)
 
@@ -287,5 +287,21 @@ test('the watchdog is off without settings, and half a configuration stops the s
   assert.throws(() => createWatchdog(loadConfig({ WATCHDOG_ZONES: ZONE }), log), /LPR_ERR_CONFIG_INVALID|needs WATCHDOG_API_TOKEN/)
   assert.throws(() => createWatchdog(loadConfig({ WATCHDOG_API_TOKEN: 'x' }), log), /WATCHDOG_ZONES/)
   assert.throws(() => loadConfig({ WATCHDOG_ZONES: 'example.com' }), /WATCHDOG_ZONES must match pattern/)
-  assert.ok(createWatchdog(loadConfig({ WATCHDOG_API_TOKEN: 'x', WATCHDOG_ACCOUNTS: `${ACCOUNT},${ACCOUNT.replace('0', 'f')}` }), log))
+  assert.ok(createWatchdog(loadConfig({ WATCHDOG_API_TOKEN: 'x', WATCHDOG_ACCOUNTS: `${ACCOUNT},${ACCOUNT.replace('0', 'f')}`, PUBLIC_URL }), log))
+  // The bug: with the placeholder PUBLIC_URL no job is found as this service's, and /health said all was fine.
+  assert.throws(() => createWatchdog(loadConfig({ WATCHDOG_API_TOKEN: 'x', WATCHDOG_ZONES: ZONE }), log), /finds the jobs that push here by PUBLIC_URL/)
+  assert.ok(createWatchdog(loadConfig({ WATCHDOG_API_TOKEN: 'x', WATCHDOG_ZONES: ZONE, WATCHDOG_ALL_JOBS: 'true' }), log))
+})
+
+test('with WATCHDOG_ALL_JOBS, /health shows only the scheme and host of another destination, whose path may be its secret', async (t) => {
+  const { double, base } = await start(t)
+  const sumo = addJob(double, { kind: 'zones', id: ZONE }, { destination_conf: 'sumo://endpoint1.collection.us2.sumologic.com/receiver/v1/http/ZaVnC4dhaV3secretpath', dataset: 'http_requests', enabled: true })
+  const ours = addJob(double, { kind: 'zones', id: ZONE }, { destination_conf: conf('dns_logs'), dataset: 'dns_logs', enabled: true })
+  const w = watchdog(base, createLogger('silent'), TOKEN, { allJobs: true })
+  await w.poll()
+  const byId = new Map(w.status().jobs.map((j) => [j.id, j]))
+  assert.equal(byId.get(sumo.id)!.destination, 'sumo://endpoint1.collection.us2.sumologic.com')
+  assert.equal(byId.get(ours.id)!.destination, 'https://receiver.example.net/logpush/dns_logs')
+  assert.ok(!JSON.stringify(w.status()).includes('secretpath'))
+  assert.deepEqual(double.violations, [])
 })
