@@ -18,7 +18,7 @@ import { FileSink, DiscardSink, RotatingFiles, type Rejection, type Sink } from 
 import { Stats, cached, healthPlugin, metricsPlugin, type Readiness } from './observability/index.js'
 import { schemasDir, version } from './paths.js'
 import type { BucketSource } from './sources/bucket/index.js'
-import type { Collector } from './sources/cloudflare/index.js'
+import type { Collector, UnbuiltCollector } from './sources/cloudflare/index.js'
 import { RecentDeadLetters, StatusAccess, statusPlugin } from './status/index.js'
 import { DirLock, DirectoryInUse, serviceLockPath } from './data-dir-lock.js'
 import { intakeSourcetypes, loadSplunkSourcetypes, sinkSourcetypes, type SplunkSourcetypes } from './splunk-sourcetypes.js'
@@ -156,9 +156,9 @@ async function createSources(
 async function createCollectors(
   config: Config,
   ctx: { dataDir: string, schemasDir: string, datasets: ReadonlyMap<string, Dataset>, spool: Spool, stats: Stats, pool: ParsePool | null, lineBudget: LineBudget, commit: (batch: SpoolBatch, digest: string) => Promise<CommitResult>, log: Logger }
-): Promise<Collector[]> {
+): Promise<Array<Collector | UnbuiltCollector>> {
   if (config.collectors.length === 0) return []
-  const { Collector, fetcherFor } = await import('./sources/cloudflare/index.js')
+  const { Collector, UnbuiltCollector, fetcherFor } = await import('./sources/cloudflare/index.js')
   const { ingestObject } = await import('./sources/bucket/index.js')
   const { readCredentials } = await import('./cloudflare-api/client.js')
   const { collectorDataset } = await import('./config/index.js')
@@ -174,7 +174,19 @@ async function createCollectors(
     lineBudget: ctx.lineBudget,
     commit: ctx.commit
   }
-  const collectors = config.collectors.map((cc) => {
+  const collectors = config.collectors.map((cc): Collector | UnbuiltCollector => {
+    try {
+      return build(cc)
+    } catch (err) {
+      // One collector that cannot be built stops alone, shown as stopped; the others run.
+      ctx.log.error({ collector: cc.name, err: { message: (err as Error).message } }, 'Could not build this collector; it stays stopped.')
+      return new UnbuiltCollector(cc.name, cc.type, collectorDataset[cc.type], err)
+    }
+  })
+  for (const c of collectors) await c.init()
+  return collectors
+
+  function build(cc: Config['collectors'][number]): Collector {
     const dataset = ctx.datasets.get(collectorDataset[cc.type])
     if (!dataset) throw new ConfigInvalid(`CONFIG_FILE collector "${cc.name}" feeds dataset "${collectorDataset[cc.type]}", which has no schema`)
     const credentials = readCredentials(`CONFIG_FILE collectors.${cc.name}.auth`, cc.auth)
@@ -188,9 +200,7 @@ async function createCollectors(
       refusal: () => ctx.spool.refusal(),
       log: ctx.log
     })
-  })
-  for (const c of collectors) await c.init()
-  return collectors
+  }
 }
 
 /** Where a dataset's Logpush jobs live, from its schema's "x-scope" (a name or a list); zone when it says nothing. */
@@ -421,7 +431,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   })
   const challenges = new ChallengeLog(config.challengesKept)
   let sources: BucketSource[] = []
-  let collectors: Collector[] = []
+  let collectors: Array<Collector | UnbuiltCollector> = []
   const workers = config.parseWorkers === -1 ? availableParallelism() : config.parseWorkers
   // One budget for the unfinished lines of every request and bucket read; never below one longest
   // line, or such a line could never be received.

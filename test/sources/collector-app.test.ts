@@ -3,13 +3,14 @@
 // and /health and /metrics show each collector.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, writeFile } from 'node:fs/promises'
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { post, readStore, startServer } from '../helpers/server.js'
 import { batchText } from '../helpers/fixtures.js'
 import { addAuditV1, addAuditV2, startCloudflareDouble } from '../helpers/cloudflare-double/index.js'
+import { schemasDir } from '../../src/paths.js'
 
 const ACCOUNT = '01a7362d577a6c3019a474fd6f485823'
 
@@ -78,5 +79,51 @@ test('a refused collector stops alone; the other collector and the intake go on;
   assert.match(metrics, /lpr_collector_records_total\{collector="audit-v2",dataset="audit_logs_v2"\} 3/)
   assert.match(metrics, /lpr_collector_errors_total\{collector="audit-weak",code="LPR_ERR_COLLECTOR_AUTH"\} 1/)
   assert.match(metrics, /lpr_collector_lag_seconds\{collector="audit-v2"\} \d/)
+  assert.deepEqual(double.violations, [])
+})
+
+test('a collector that cannot be built stops alone, shown in /health and /metrics; the other runs', async (t) => {
+  // The bug: one collector whose build threw (here its record mapping is missing from SCHEMAS_DIR)
+  // kept every collector from starting, with one log line and an empty /health section.
+  const { double, base } = await startCloudflareDouble()
+  t.after(() => double.stop())
+  double.accounts.add(ACCOUNT)
+  double.tokens.set('goodtoken', { accounts: [ACCOUNT], zones: [], permissions: ['audit:read'] })
+  const now = Date.now()
+  for (let i = 0; i < 3; i++) addAuditV2(double, ACCOUNT, now - 600_000 + i * 1000, { id: `v2-${i}` })
+  process.env.TEST_APP_CF_TOKEN = 'goodtoken'
+  const dir = await mkdtemp(join(tmpdir(), 'lpr-collector-unbuilt-'))
+  const schemas = join(dir, 'schemas')
+  await cp(schemasDir, schemas, { recursive: true })
+  await rm(join(schemas, 'collectors', 'audit_logs.json'))
+  const config = join(dir, 'receiver.yaml')
+  await writeFile(config, [
+    'collectors:',
+    '  - name: audit-v2',
+    '    type: audit_logs_v2',
+    `    account: "${ACCOUNT}"`,
+    '    auth: { tokenEnv: TEST_APP_CF_TOKEN }',
+    '    delaySeconds: 0',
+    '    startLookbackHours: 1',
+    '  - name: audit-v1',
+    '    type: audit_logs',
+    `    account: "${ACCOUNT}"`,
+    '    auth: { tokenEnv: TEST_APP_CF_TOKEN }',
+    ''
+  ].join('\n'))
+  const server = await startServer(t, { CONFIG_FILE: config, SCHEMAS_DIR: schemas, CLOUDFLARE_API_URL: base, SINKS: 'file' })
+  let health: any
+  const end = Date.now() + 30_000
+  for (;;) {
+    health = await (await fetch(`${server.url}/health`)).json()
+    const c = health.collectors ?? {}
+    if (c['audit-v1']?.state === 'stopped' && c['audit-v2']?.records === 3) break
+    assert.ok(Date.now() < end, `collectors settle: ${JSON.stringify(c)}`)
+    await sleep(50)
+  }
+  assert.match(health.collectors['audit-v1'].lastError.message, /audit_logs/)
+  const metrics = await (await fetch(`${server.url}/metrics`)).text()
+  assert.match(metrics, /^lpr_collector_up\{collector="audit-v1"\} 0$/m)
+  assert.match(metrics, /^lpr_collector_up\{collector="audit-v2"\} 1$/m)
   assert.deepEqual(double.violations, [])
 })

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict'
 import { mkdtemp, readdir, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { CursorStore, RecordMapper, inWindow, nextWindow, stagedDigest } from '../../src/sources/cloudflare/index.js'
+import { Writable } from 'node:stream'
+import { AuditLogsV1Fetcher, CursorStore, RecordMapper, inWindow, nextWindow, stagedDigest } from '../../src/sources/cloudflare/index.js'
 import { loadDatasets } from '../../src/pipeline/index.js'
 import { schemasDir } from '../../src/paths.js'
 import { normalizeCollectors } from '../../src/config/collectors.js'
@@ -118,4 +119,21 @@ test('config: collectors get defaults, names are unique (also against bucket sou
   assert.throws(() => normalizeCollectors([{ name: 'x', type: 'audit_logs', account: 'a', auth }], new Set(['x'])), /bucket source/)
   assert.throws(() => normalizeCollectors([{ name: 'x', type: 'audit_logs', zone: 'z', auth }]), /needs account/)
   assert.throws(() => normalizeCollectors([{ name: 'x', type: 'logpull', zone: 'z', windowSeconds: 7200, auth }]), /at most 3600/)
+})
+
+test('an audit record whose time cannot be read is left out with a word, not silently', async () => {
+  // The bug: inWindow(w, NaN) is false, so such a record vanished without a log line.
+  const told: Array<string | undefined> = []
+  const items = [
+    { id: 'a', when: '2026-11-20T09:30:00Z', action: { type: 'add', result: true } },
+    { id: 'b', when: 'yesterday-ish', action: { type: 'add', result: true } }
+  ]
+  const client = { auditLogs: { list: async () => ({ getPaginatedItems: () => items }) } } as unknown as ConstructorParameters<typeof AuditLogsV1Fetcher>[0]
+  const fetcher = new AuditLogsV1Fetcher(client, 'acc', 1000, RecordMapper.load(schemasDir, 'audit_logs'), (id) => told.push(id))
+  const chunks: string[] = []
+  const out = new Writable({ write(c, _e, cb) { chunks.push(String(c)); cb() } })
+  const { records } = await fetcher.fetch({ start: Date.UTC(2026, 10, 20, 9), end: Date.UTC(2026, 10, 20, 10) }, out, new AbortController().signal)
+  assert.equal(records, 1)
+  assert.equal(JSON.parse(chunks.join('')).ID, 'a')
+  assert.deepEqual(told, ['b'])
 })

@@ -17,11 +17,16 @@ import { inWindow, writeLine, type Window, type WindowFetcher } from './window.j
 
 const SINCE_SLACK_MS = 1000
 
+/** Told of a record the API returned whose time cannot be read: it belongs to no window, so it is not stored. */
+export type UnreadableTime = (id: string | undefined) => void
+
 /** Writes the page's records that belong to the window and were not written before. */
-async function writePage(items: readonly unknown[], w: Window, mapper: RecordMapper, seen: Set<string>, out: Writable, signal: AbortSignal): Promise<number> {
+async function writePage(items: readonly unknown[], w: Window, mapper: RecordMapper, seen: Set<string>, out: Writable, signal: AbortSignal, unreadable?: UnreadableTime): Promise<number> {
   let n = 0
   for (const r of items) {
-    if (!inWindow(w, mapper.time(r))) continue
+    const at = mapper.time(r)
+    if (Number.isNaN(at)) { unreadable?.(mapper.id(r)); continue }
+    if (!inWindow(w, at)) continue
     const id = mapper.id(r)
     if (id !== undefined) {
       if (seen.has(id)) continue
@@ -38,7 +43,7 @@ const iso = (ms: number): string => new Date(ms).toISOString()
 
 /** Account Audit Logs v1: page pagination, ascending, until a short or empty page (total_count is not trusted). */
 export class AuditLogsV1Fetcher implements WindowFetcher {
-  constructor (private readonly client: Cloudflare, private readonly account: string, private readonly perPage: number, private readonly mapper: RecordMapper) {}
+  constructor (private readonly client: Cloudflare, private readonly account: string, private readonly perPage: number, private readonly mapper: RecordMapper, private readonly unreadable?: UnreadableTime) {}
 
   async fetch(w: Window, out: Writable, signal: AbortSignal): Promise<{ records: number }> {
     const seen = new Set<string>()
@@ -53,7 +58,7 @@ export class AuditLogsV1Fetcher implements WindowFetcher {
         page
       }, { signal })
       const items = res.getPaginatedItems()
-      records += await writePage(items, w, this.mapper, seen, out, signal)
+      records += await writePage(items, w, this.mapper, seen, out, signal, this.unreadable)
       if (items.length < this.perPage) return { records }
     }
   }
@@ -61,7 +66,7 @@ export class AuditLogsV1Fetcher implements WindowFetcher {
 
 /** Audit Logs v2: cursor pagination, ascending, until no cursor. */
 export class AuditLogsV2Fetcher implements WindowFetcher {
-  constructor (private readonly client: Cloudflare, private readonly account: string, private readonly perPage: number, private readonly mapper: RecordMapper) {}
+  constructor (private readonly client: Cloudflare, private readonly account: string, private readonly perPage: number, private readonly mapper: RecordMapper, private readonly unreadable?: UnreadableTime) {}
 
   async fetch(w: Window, out: Writable, signal: AbortSignal): Promise<{ records: number }> {
     const seen = new Set<string>()
@@ -77,7 +82,7 @@ export class AuditLogsV2Fetcher implements WindowFetcher {
         ...(cursor !== undefined ? { cursor } : {})
       }, { signal })
       const items = res.getPaginatedItems()
-      records += await writePage(items, w, this.mapper, seen, out, signal)
+      records += await writePage(items, w, this.mapper, seen, out, signal, this.unreadable)
       // The SDK's page type reads result_info.cursors.after; the published schema (aaa_result_info)
       // says result_info.cursor. Either one continues the listing.
       const info = res.result_info as { cursors?: { after?: unknown }, cursor?: unknown } | undefined

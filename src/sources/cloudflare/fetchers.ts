@@ -19,11 +19,15 @@ export interface FetcherContext {
 }
 
 export function fetcherFor(config: CollectorConfig, ctx: FetcherContext): WindowFetcher {
+  // Not stored (it belongs to no window), but never dropped without a word.
+  const unreadable = (id: string | undefined): void => {
+    ctx.log.warn({ collector: config.name, id: id ?? null }, 'An audit record without a readable time was left out; it cannot be placed in a window.')
+  }
   switch (config.type) {
     case 'audit_logs':
-      return new AuditLogsV1Fetcher(sdkClient(ctx.baseUrl, ctx.credentials), config.account!, config.perPage, RecordMapper.load(ctx.schemasDir, ctx.dataset))
+      return new AuditLogsV1Fetcher(sdkClient(ctx.baseUrl, ctx.credentials), config.account!, config.perPage, RecordMapper.load(ctx.schemasDir, ctx.dataset), unreadable)
     case 'audit_logs_v2':
-      return new AuditLogsV2Fetcher(sdkClient(ctx.baseUrl, ctx.credentials), config.account!, config.perPage, RecordMapper.load(ctx.schemasDir, ctx.dataset))
+      return new AuditLogsV2Fetcher(sdkClient(ctx.baseUrl, ctx.credentials), config.account!, config.perPage, RecordMapper.load(ctx.schemasDir, ctx.dataset), unreadable)
     case 'logpull':
       return new LogpullFetcher({
         baseUrl: ctx.baseUrl,

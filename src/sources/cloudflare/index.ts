@@ -1,4 +1,4 @@
-export { Collector, type CollectorOptions, type CollectorStatus, type CollectorGauges, type CollectorState } from './runner.js'
+export { Collector, UnbuiltCollector, type CollectorOptions, type CollectorStatus, type CollectorGauges, type CollectorState } from './runner.js'
 export { CursorStore, stagedDigest, type CursorState, type StagedWindow } from './cursor.js'
 export { fetcherFor, type FetcherContext } from './fetchers.js'
 export { RecordMapper, type RecordMapping } from './mapping.js'

@@ -294,3 +294,28 @@ export class Collector {
     return { dataset: this.dataset, records: this.records, lagSeconds: this.lagSeconds(), up: this.state !== 'stopped', errors: this.errors }
   }
 }
+
+/**
+ * A collector that could not be built (a mapping missing from SCHEMAS_DIR, a secret file gone):
+ * shown stopped with why, in /health and as lpr_collector_up 0, like one whose credentials
+ * Cloudflare refused; the others are built and run regardless.
+ */
+export class UnbuiltCollector {
+  private readonly error: CollectorError
+  constructor (readonly name: string, private readonly type: string, private readonly dataset: string, err: unknown) {
+    const code = (err as { code?: unknown })?.code
+    this.error = { code: typeof code === 'string' ? code : 'LPR_ERR_CONFIG_INVALID', message: (err as Error)?.message ?? String(err), at: new Date().toISOString() }
+  }
+
+  async init(): Promise<void> {}
+  start(): void {}
+  async stop(): Promise<void> {}
+
+  status(): CollectorStatus {
+    return { type: this.type, dataset: this.dataset, state: 'stopped', cursor: null, lagSeconds: 0, lastWindow: null, records: 0, lastError: this.error }
+  }
+
+  gauges(): CollectorGauges {
+    return { dataset: this.dataset, records: 0, lagSeconds: 0, up: false, errors: new Map([[this.error.code, 1]]) }
+  }
+}
