@@ -17,7 +17,7 @@ import { Forwarder, Spool, UNRECOGNISED_DATASET, type DeadLetter, type SpoolBatc
 import { FileSink, DiscardSink, RotatingFiles, type Rejection, type Sink } from './sinks/index.js'
 import { Stats, cached, healthPlugin, metricsPlugin, type Readiness } from './observability/index.js'
 import { schemasDir, version } from './paths.js'
-import type { BucketSource } from './sources/bucket/index.js'
+import type { BucketSource, ObjectIngestOptions } from './sources/bucket/index.js'
 import type { Collector, UnbuiltCollector } from './sources/cloudflare/index.js'
 import { RecentDeadLetters, StatusAccess, statusPlugin } from './status/index.js'
 import { DirLock, DirectoryInUse, serviceLockPath } from './data-dir-lock.js'
@@ -117,14 +117,12 @@ export function groupDeliveryDeadLetters(rejected: readonly Rejection[], time: s
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/
 
-/** Bucket sources from CONFIG_FILE; the S3 client is loaded only when one is configured. */
-async function createSources(
+/** How a bucket object or a collector's window goes through the pipeline: the limits of a pushed batch. */
+function objectIngestOptions(
   config: Config,
-  ctx: { dataDir: string, datasets: ReadonlyMap<string, Dataset>, spool: Spool, stats: Stats, pool: ParsePool | null, lineBudget: LineBudget, commit: (batch: SpoolBatch, digest: string) => Promise<CommitResult>, challenges: ChallengeLog, log: Logger }
-): Promise<BucketSource[]> {
-  if (config.sources.length === 0) return []
-  const { BucketSource, createBucketClient, ingestObject } = await import('./sources/bucket/index.js')
-  const objects = {
+  ctx: { spool: Spool, stats: Stats, pool: ParsePool | null, lineBudget: LineBudget, commit: (batch: SpoolBatch, digest: string) => Promise<CommitResult> }
+): ObjectIngestOptions {
+  return {
     spool: ctx.spool,
     stats: ctx.stats,
     pool: ctx.pool,
@@ -136,6 +134,16 @@ async function createSources(
     lineBudget: ctx.lineBudget,
     commit: ctx.commit
   }
+}
+
+/** Bucket sources from CONFIG_FILE; the S3 client is loaded only when one is configured. */
+async function createSources(
+  config: Config,
+  ctx: { dataDir: string, datasets: ReadonlyMap<string, Dataset>, spool: Spool, stats: Stats, pool: ParsePool | null, lineBudget: LineBudget, commit: (batch: SpoolBatch, digest: string) => Promise<CommitResult>, challenges: ChallengeLog, log: Logger }
+): Promise<BucketSource[]> {
+  if (config.sources.length === 0) return []
+  const { BucketSource, createBucketClient, ingestObject } = await import('./sources/bucket/index.js')
+  const objects = objectIngestOptions(config, ctx)
   const sources = config.sources.map((sc) => {
     const dataset = ctx.datasets.get(sc.dataset)!
     return new BucketSource({
@@ -162,18 +170,7 @@ async function createCollectors(
   const { ingestObject } = await import('./sources/bucket/index.js')
   const { readCredentials } = await import('./cloudflare-api/client.js')
   const { collectorDataset } = await import('./config/index.js')
-  const objects = {
-    spool: ctx.spool,
-    stats: ctx.stats,
-    pool: ctx.pool,
-    maxLineBytes: config.maxLineBytes,
-    maxInflatedBytes: config.maxInflatedBytes,
-    driftFieldsMax: config.driftFieldsMax,
-    driftFieldNameMaxChars: config.driftFieldNameMaxChars,
-    maxLineDepth: config.maxLineDepth,
-    lineBudget: ctx.lineBudget,
-    commit: ctx.commit
-  }
+  const objects = objectIngestOptions(config, ctx)
   const collectors = config.collectors.map((cc): Collector | UnbuiltCollector => {
     try {
       return build(cc)

@@ -31,7 +31,7 @@ export interface SourceGauges {
   readonly newestDoneLagSeconds: number
 }
 
-/** The Logpush job watchdog's numbers (src/watchdog); the room's own type matches this shape. */
+/** The Logpush job watchdog's numbers (src/watchdog reports them in this shape). */
 export interface WatchdogGauges {
   readonly jobs: ReadonlyArray<{
     readonly labels: { readonly job_id: string, readonly dataset: string, readonly scope: string, readonly scope_id: string }

@@ -15,6 +15,7 @@ import type { Logger } from 'pino'
 import type Cloudflare from 'cloudflare'
 import { describeApiError, sdkClient, type CloudflareCredentials } from '../cloudflare-api/client.js'
 import { redactDestinationSecrets } from '../cloudflare-api/redact.js'
+import type { WatchdogGauges } from '../observability/index.js'
 import { pointsAtService } from './destination.js'
 import { judge, type AlertState, type JobState, type Judged } from './judge.js'
 import { readUploadHealth, type Scope, type UploadHealth } from './upload-health.js'
@@ -82,19 +83,8 @@ export interface WatchdogStatus {
   readonly jobs: readonly WatchedJob[]
 }
 
-export interface WatchdogGauges {
-  readonly jobs: ReadonlyArray<{
-    readonly labels: { readonly job_id: string, readonly dataset: string, readonly scope: string, readonly scope_id: string }
-    readonly enabled: boolean
-    readonly failing: boolean
-    readonly lagging: boolean
-    readonly uploads: { readonly ok: number, readonly retried: number, readonly failed: number } | null
-    readonly lastCompleteSeconds: number | null
-    readonly lagSeconds: number | null
-  }>
-  readonly pollErrors: number
-  readonly lastPollSeconds: number | null
-}
+// What /metrics reads of the watchdog; the shape belongs to observability (a leaf every room may use).
+export type { WatchdogGauges }
 
 interface Tracked {
   job: WatchedJob
