@@ -8,6 +8,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3'
+import { cli } from '../helpers/cli.js'
 import { run } from '../../src/cli/run.js'
 import { schemasDir } from '../../src/paths.js'
 import { addJob, destinationSettings, jobsIn, jobsState, startCloudflareDouble, type CloudflareDouble } from '../helpers/cloudflare-double/index.js'
@@ -35,14 +36,6 @@ async function setup(t: TestContext, serviceEnv: Record<string, string> = {}): P
   return { double, base, env, serviceUrl: server.url, dataDir: server.dataDir }
 }
 
-async function cli(env: Record<string, string>, ...argv: string[]): Promise<{ code: number, out: string, err: string, json: any }> {
-  let out = ''
-  let err = ''
-  const code = await run(argv, { env, stdout: (s) => { out += s }, stderr: (s) => { err += s } })
-  let json: unknown
-  try { json = JSON.parse(out) } catch { json = undefined }
-  return { code, out, err, json }
-}
 
 function schemaFields(dataset: string): string[] {
   const schema = JSON.parse(readFileSync(join(schemasDir, `${dataset}.json`), 'utf8')) as { properties: Record<string, { deprecated?: boolean }> }

@@ -5,20 +5,12 @@ import assert from 'node:assert/strict'
 import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { run } from '../../src/cli/run.js'
+import { cli } from '../helpers/cli.js'
 import { pointsAt, swapToken, usesToken } from '../../src/cli/rotation.js'
 import { redactConf } from '../../src/cli/job-request.js'
 import { addJob, destinationSettings, jobsState, startCloudflareDouble } from '../helpers/cloudflare-double/index.js'
 import { startServer } from '../helpers/server.js'
 
-async function cli(env: Record<string, string>, ...argv: string[]): Promise<{ code: number, out: string, err: string, json: any }> {
-  let out = ''
-  let err = ''
-  const code = await run(argv, { env, stdout: (s) => { out += s }, stderr: (s) => { err += s } })
-  let json: unknown
-  try { json = JSON.parse(out) } catch { json = undefined }
-  return { code, out, err, json }
-}
 
 test('token generate: a new 256-bit token, added last to the current LOGPUSH_TOKENS (or to DATA_DIR/token)', async () => {
   const dataDir = await mkdtemp(join(tmpdir(), 'lpr-cli-tok-'))

@@ -5,37 +5,20 @@ import assert from 'node:assert/strict'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Writable, type Readable } from 'node:stream'
-import { buffer } from 'node:stream/consumers'
-import { gunzipSync } from 'node:zlib'
+import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Collector, fetcherFor, writeLine, type WindowFetcher } from '../../src/sources/cloudflare/index.js'
 import { normalizeCollectors } from '../../src/config/collectors.js'
 import { collectorDataset } from '../../src/config/index.js'
-import type { ObjectOutcome } from '../../src/sources/bucket/index.js'
 import { createLogger } from '../../src/observability/index.js'
 import { readCredentials } from '../../src/cloudflare-api/client.js'
 import { schemasDir } from '../../src/paths.js'
+import { fakeSpool } from '../helpers/collector-spool.js'
 import { addAuditV1, addAuditV2, startCloudflareDouble, type CloudflareDouble } from '../helpers/cloudflare-double/index.js'
 
 const ACCOUNT = '01a7362d577a6c3019a474fd6f485823'
 const T0 = Date.UTC(2026, 10, 20, 10, 0, 0)
 
-/** The spool as the collector sees it: stores a body once per digest (a re-send is a duplicate). */
-function fakeSpool(): { ingest: (body: Readable, digest: string, label: string) => Promise<ObjectOutcome>, lines: () => any[], digests: Map<string, string[]> } {
-  const digests = new Map<string, string[]>()
-  return {
-    digests,
-    async ingest(body, digest) {
-      const bytes = await buffer(body)
-      if (digests.has(digest)) return { kind: 'duplicate' }
-      const lines = gunzipSync(bytes).toString('utf8').split('\n').filter(Boolean)
-      digests.set(digest, lines)
-      return { kind: 'stored', lines: lines.length, accepted: lines.length, rejected: 0, inflatedBytes: bytes.length }
-    },
-    lines: () => [...digests.values()].flat().map((l) => JSON.parse(l))
-  }
-}
 
 function captureLog(): { log: ReturnType<typeof createLogger>, lines: () => any[] } {
   const out: string[] = []

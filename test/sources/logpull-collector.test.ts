@@ -7,34 +7,17 @@ import assert from 'node:assert/strict'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Readable } from 'node:stream'
-import { buffer } from 'node:stream/consumers'
-import { gunzipSync } from 'node:zlib'
 import { Collector, LogpullFetcher, LogpullRateLimiter } from '../../src/sources/cloudflare/index.js'
 import { normalizeCollectors } from '../../src/config/collectors.js'
-import type { ObjectOutcome } from '../../src/sources/bucket/index.js'
 import { createLogger } from '../../src/observability/index.js'
 import { startCloudflareDouble } from '../helpers/cloudflare-double/index.js'
+import { fakeSpool } from '../helpers/collector-spool.js'
 import { addLogpullRecords, logpullZone } from '../helpers/cloudflare-double/logpull.js'
 
 const ZONE = '023e105f4ecef8ad9ca31a8372d0c353'
 const ACCOUNT = '01a7362d577a6c3019a474fd6f485823'
 const T0 = Date.UTC(2026, 10, 20, 10, 0, 0)
 
-/** The spool as a collector sees it: a body stored once per digest. */
-function fakeSpool(): { ingest: (body: Readable, digest: string) => Promise<ObjectOutcome>, rays: () => string[] } {
-  const stored = new Map<string, string[]>()
-  return {
-    async ingest(body, digest) {
-      const bytes = await buffer(body)
-      if (stored.has(digest)) return { kind: 'duplicate' }
-      const lines = gunzipSync(bytes).toString('utf8').split('\n').filter(Boolean)
-      stored.set(digest, lines)
-      return { kind: 'stored', lines: lines.length, accepted: lines.length, rejected: 0, inflatedBytes: bytes.length }
-    },
-    rays: () => [...stored.values()].flat().map((l) => (JSON.parse(l) as { RayID: string }).RayID)
-  }
-}
 
 /** Seeded, so a failure can be replayed. */
 function random(seed: number): () => number {
@@ -102,7 +85,7 @@ async function run(t: TestContext, delaySeconds: number): Promise<{ served: Set<
   logpullZone(double, ZONE, { trailer: { afterRecords: 0, times: 0 } })
   await drain()
   assert.deepEqual(double.violations, [])
-  return { served, rays: spool.rays(), trailers, restarts }
+  return { served, rays: spool.lines().map((l: { RayID: string }) => l.RayID), trailers, restarts }
 }
 
 test('every RayID exactly once through late records, trailer-ended windows and restarts (delay 300 s)', async (t) => {
