@@ -14,6 +14,18 @@ import { schemasDir } from '../../src/paths.js'
 
 const ACCOUNT = '01a7362d577a6c3019a474fd6f485823'
 
+/** /health once its collectors section is as `done` wants (30 s at most). */
+async function settled(url: string, done: (collectors: Record<string, any>) => boolean): Promise<any> {
+  const end = Date.now() + 30_000
+  for (;;) {
+    const health = await (await fetch(`${url}/health`)).json() as any
+    const c = health.collectors ?? {}
+    if (done(c)) return health
+    assert.ok(Date.now() < end, `collectors settle: ${JSON.stringify(c)}`)
+    await sleep(50)
+  }
+}
+
 test('a refused collector stops alone; the other collector and the intake go on; /health and /metrics show both', async (t) => {
   const { double, base } = await startCloudflareDouble()
   t.after(() => double.stop())
@@ -44,15 +56,7 @@ test('a refused collector stops alone; the other collector and the intake go on;
     ''
   ].join('\n'))
   const server = await startServer(t, { CONFIG_FILE: config, CLOUDFLARE_API_URL: base, SINKS: 'file' })
-  let health: any
-  const end = Date.now() + 30_000
-  for (;;) {
-    health = await (await fetch(`${server.url}/health`)).json()
-    const c = health.collectors ?? {}
-    if (c['audit-weak']?.state === 'stopped' && c['audit-v2']?.records === 3) break
-    assert.ok(Date.now() < end, `collectors settle: ${JSON.stringify(c)}`)
-    await sleep(50)
-  }
+  const health = await settled(server.url, (c) => c['audit-weak']?.state === 'stopped' && c['audit-v2']?.records === 3)
   const weak = health.collectors['audit-weak']
   assert.equal(weak.type, 'audit_logs')
   assert.equal(weak.dataset, 'audit_logs')
@@ -112,15 +116,7 @@ test('a collector that cannot be built stops alone, shown in /health and /metric
     ''
   ].join('\n'))
   const server = await startServer(t, { CONFIG_FILE: config, SCHEMAS_DIR: schemas, CLOUDFLARE_API_URL: base, SINKS: 'file' })
-  let health: any
-  const end = Date.now() + 30_000
-  for (;;) {
-    health = await (await fetch(`${server.url}/health`)).json()
-    const c = health.collectors ?? {}
-    if (c['audit-v1']?.state === 'stopped' && c['audit-v2']?.records === 3) break
-    assert.ok(Date.now() < end, `collectors settle: ${JSON.stringify(c)}`)
-    await sleep(50)
-  }
+  const health = await settled(server.url, (c) => c['audit-v1']?.state === 'stopped' && c['audit-v2']?.records === 3)
   assert.match(health.collectors['audit-v1'].lastError.message, /audit_logs/)
   const metrics = await (await fetch(`${server.url}/metrics`)).text()
   assert.match(metrics, /^lpr_collector_up\{collector="audit-v1"\} 0$/m)
