@@ -3,7 +3,7 @@
 // and are shared, so only ratios to a baseline measured in the same run compare across runs.
 import { StringDecoder } from 'node:string_decoder'
 import { createGunzip, gunzipSync } from 'node:zlib'
-import type { Body } from './bodies.js'
+import type { Body, LineShape } from './bodies.js'
 
 export interface BaselineRun {
   readonly implementation: string
@@ -18,6 +18,8 @@ export interface BaselineRun {
 
 export interface Baseline {
   readonly dataset: string
+  /** Absent in results from before short lines were measured: every field. */
+  readonly shape?: LineShape
   readonly sizeMB: number
   /** The fastest run of the fastest implementation. */
   readonly best: BaselineRun
@@ -102,5 +104,5 @@ export async function measureBaseline(body: Body, repeats: number, minBytes: num
     for (const name of Object.keys(IMPLEMENTATIONS)) runs.push(await once(name, body, minBytes))
   }
   const best = runs.reduce((a, b) => (b.linesPerSec > a.linesPerSec ? b : a))
-  return { dataset: body.dataset, sizeMB: body.sizeMB, best, runs }
+  return { dataset: body.dataset, shape: body.shape, sizeMB: body.sizeMB, best, runs }
 }
