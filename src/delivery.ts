@@ -12,6 +12,33 @@ export interface DeliveryBatch {
   lines(): AsyncIterable<string>
   /** The same lines as their UTF-8 bytes, for destinations that copy them as they are. */
   payloads(): AsyncIterable<Buffer>
+  /** The same lines as stored, many at a time, for destinations that write NDJSON. */
+  blocks(): AsyncIterable<LineBlock>
+}
+
+/**
+ * Lines as the spool keeps them: each line's bytes as received, followed by '\n'. A view into a
+ * read buffer, valid until the next block is asked for.
+ */
+export interface LineBlock {
+  readonly lines: number
+  readonly data: Buffer
+  /** One record that holds newlines of its own (an HEC event sent pretty-printed): `data` is it and '\n'. */
+  readonly verbatim: boolean
+}
+
+/** Each line of blocks, without its newline (a verbatim record as it was sent). */
+export async function * linesOf(blocks: AsyncIterable<LineBlock>): AsyncGenerator<Buffer> {
+  for await (const b of blocks) {
+    const { data } = b
+    if (b.verbatim) { yield data.subarray(0, data.length - 1); continue }
+    let start = 0
+    while (start < data.length) {
+      const nl = data.indexOf(0x0a, start)
+      yield data.subarray(start, nl)
+      start = nl + 1
+    }
+  }
 }
 
 /** One line a destination refused for good (e.g. an Elasticsearch mapping error). */

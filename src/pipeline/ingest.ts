@@ -16,7 +16,7 @@ import { UNRECOGNISED_DATASET, type DeadLetter, type SpoolBatch } from '../spool
 import type { DatasetStats } from '../observability/stats.js'
 import type { Dataset } from './datasets.js'
 import { DEFAULT_MAX_DEPTH, LineChecker } from './line-checker.js'
-import { LineCutter, checkLines, checkRecord, eachLine, type CheckedLines, type LineBudget, type Reject } from './lines.js'
+import { PieceCutter, checkLines, checkRecord, eachLine, keptOf, withNewline, type CheckedLines, type LineBudget, type Reject } from './lines.js'
 import type { ChunkResult, ParsePool, ParseSession } from './parse-pool.js'
 
 export { checkLine } from './line-checker.js'
@@ -99,17 +99,12 @@ async function apply(batch: SpoolBatch, dataset: Dataset, opts: IngestOptions, r
     if (count) opts.tally.countRejected(d.code)
     await batch.writeDeadLetter(deadLetter(dataset, opts.requestId, d))
   }
-  if (r.count > 0 && !batch.writeFramed(r.framed, r.count)) await batch.drain()
+  if (r.count > 0 && !batch.writeBlock(r.valid, r.count, r.crc, r.verbatim)) await batch.drain()
 }
 
 /** Node's callback style for an async step of a stream method. */
 function settle(work: Promise<void>, done: (err?: Error | null) => void): void {
   work.then(() => done(), done)
-}
-
-/** The bytes of a writev call as one buffer. */
-function joined(chunks: ReadonlyArray<{ chunk: unknown }>): Buffer {
-  return chunks.length === 1 ? chunks[0]!.chunk as Buffer : Buffer.concat(chunks.map((c) => c.chunk as Buffer))
 }
 
 /**
@@ -206,7 +201,7 @@ async function ingestLines(opts: IngestOptions): Promise<IngestResult> {
   let batch: SpoolBatch | null = null
   let checker: LineChecker | null = null
   let whole: KeepWhole | null = null
-  const cutter = new LineCutter(opts.maxLineBytes, opts.budget ?? null)
+  const cutter = new PieceCutter(opts.maxLineBytes, opts.budget ?? null)
 
   const take = async (lines: Buffer): Promise<void> => {
     if (whole) return await keepLines(whole, lines)
@@ -231,10 +226,12 @@ async function ingestLines(opts: IngestOptions): Promise<IngestResult> {
   const consumer = new Writable({
     highWaterMark: 64 * 1024,
     writev (chunks, done) {
-      let lines: Buffer | null
-      try { lines = cutter.push(joined(chunks)) } catch (err) { return done(err as Error) }
-      if (!lines) return done()
-      settle(take(lines), done)
+      settle((async () => {
+        for (const { chunk } of chunks) {
+          const piece = cutter.push(chunk as Buffer)
+          if (piece) await take(piece)
+        }
+      })(), done)
     },
     final (done) {
       let rest: Buffer
@@ -269,7 +266,7 @@ async function ingestRecords(opts: IngestOptions, framing: Transform): Promise<I
       if (!checker || !batch || !dataset) throw new PipelineNotNdjson(`the first record is unusable: ${rejected.reason}`)
       checker.lineNo++
       checker.rejected++
-      await apply(batch, dataset, opts, { framed: Buffer.alloc(0), count: 0, rejects: [{ ...rejected, line: checker.lineNo }] }, true)
+      await apply(batch, dataset, opts, { valid: Buffer.alloc(0), count: 0, cuts: [], crc: 0, rejects: [{ ...rejected, line: checker.lineNo }] }, true)
       return
     }
     if (!checker) {
@@ -298,19 +295,31 @@ async function ingestRecords(opts: IngestOptions, framing: Transform): Promise<I
   return outcome(whole as KeepWhole | null, checker as LineChecker | null, dataset, batch, items)
 }
 
-/** Complete lines go to a parse worker; framed valid lines and dead letters come back, in order. */
+/**
+ * Complete lines go to a parse worker in pieces; the worker answers what to leave out of each
+ * (rejected lines, with their dead letters) and the checksum of the rest, in order, and this
+ * thread stores the piece it kept as one spool block. Only a copy of the piece crosses to the
+ * worker, and no bytes come back: memory this thread allocates and frees is what makes V8
+ * collect garbage here (external memory pressure), for the whole heap.
+ */
 async function ingestInWorker(opts: IngestOptions, dataset: Dataset, pool: ParsePool): Promise<IngestResult> {
   let batch: SpoolBatch | null = null
   let session: ParseSession | null = null
   let final: ChunkResult | null = null
-  const cutter = new LineCutter(opts.maxLineBytes, opts.budget ?? null)
+  const cutter = new PieceCutter(opts.maxLineBytes, opts.budget ?? null)
   // Two pieces in flight: the worker checks one while this thread inflates and writes the other.
-  const inflight: Array<Promise<ChunkResult>> = []
-  const send = (lines: Buffer): void => {
-    const answer = session!.push(lines)
+  const inflight: Array<{ readonly piece: Buffer, readonly answer: Promise<ChunkResult> }> = []
+  const send = (piece: Buffer): void => {
+    const answer = session!.push(piece)
     // Seen by apply() in its turn; until then a rejection (a worker died) must not go unhandled.
     answer.catch(() => {})
-    inflight.push(answer)
+    inflight.push({ piece, answer })
+  }
+  /** The oldest piece's answer, into the batch. */
+  const next = async (): Promise<void> => {
+    const { piece, answer } = inflight.shift()!
+    const r = await answer
+    await apply(batch!, dataset, opts, { ...r, valid: r.count > 0 ? keptOf(piece, r.cuts) : piece.subarray(0, 0) }, true)
   }
 
   const consumer = new Writable({
@@ -322,26 +331,30 @@ async function ingestInWorker(opts: IngestOptions, dataset: Dataset, pool: Parse
       }), done)
     },
     writev (chunks, done) {
-      let lines: Buffer | null
-      try { lines = cutter.push(joined(chunks)) } catch (err) { return done(err as Error) }
-      if (!lines) return done()
-      send(lines)
+      try {
+        for (const { chunk } of chunks) {
+          const piece = cutter.push(chunk as Buffer)
+          if (piece) send(piece)
+        }
+      } catch (err) { return done(err as Error) }
       if (inflight.length < 2) return done()
-      settle(inflight.shift()!.then((r) => apply(batch!, dataset, opts, r, true)), done)
+      settle((async () => {
+        while (inflight.length >= 2) await next()
+      })(), done)
     },
     final (done) {
       settle((async () => {
-        const rest = cutter.end()
-        while (inflight.length > 0) await apply(batch!, dataset, opts, await inflight.shift()!, true)
+        const rest = withNewline(cutter.end())
+        while (inflight.length > 0) await next()
         final = await session!.end(rest)
-        await apply(batch!, dataset, opts, final, true)
+        await apply(batch!, dataset, opts, { ...final, valid: final.count > 0 ? keptOf(rest, final.cuts) : rest.subarray(0, 0) }, true)
       })(), done)
     },
     destroy (err, done) {
       cutter.releaseAll()
       if (!err) return done(null)
       session?.cancel()
-      settle(Promise.allSettled(inflight).then(async () => { await batch?.discard() }), () => done(err))
+      settle(Promise.allSettled(inflight.map((i) => i.answer)).then(async () => { await batch?.discard() }), () => done(err))
     }
   })
 

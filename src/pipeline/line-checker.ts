@@ -58,26 +58,27 @@ function countParsedKeys(root: object, maxDepth: number): number {
 
 /**
  * Whether a parsed line's text holds more keys than its value (a key twice in one object).
- * Cheap first, on the bytes: every key is a closing quote and a colon, so when no colon has
- * whitespace and then a quote before it, the colons right after a quote number at least the
- * keys of the text; when they equal the keys of the value there can be no duplicate. Colons are
- * found by Buffer.indexOf (memchr), a tenth of what walking every string costs. Only otherwise
- * (a space before a colon, or '":' inside a string) are the strings of the text walked one by one.
+ * Cheap first: every key is a closing quote and a colon, so when no colon has whitespace and then
+ * a quote before it, the colons right after a quote number at least the keys of the text; when
+ * they equal the keys of the value there can be no duplicate. Colons are found by the string's
+ * indexOf, which stays in V8 (a Buffer's indexOf crosses into C++ for every colon). Only
+ * otherwise (a space before a colon, or '":' inside a string) are the strings of the text walked
+ * one by one.
  */
-function hasDuplicateKeys(text: string, bytes: Buffer, parsedKeys: number): boolean {
+function hasDuplicateKeys(text: string, parsedKeys: number): boolean {
   let quoteColons = 0
   let spaced = false
-  for (let at = bytes.indexOf(0x3a); at >= 0; at = bytes.indexOf(0x3a, at + 1)) {
+  for (let at = text.indexOf(':'); at >= 0; at = text.indexOf(':', at + 1)) {
     let before = at - 1
-    if (bytes[before] === 0x22) { quoteColons++; continue }
-    while (isSpace(bytes[before])) before--
-    if (before < at - 1 && bytes[before] === 0x22) { spaced = true; break }
+    if (text.charCodeAt(before) === 0x22) { quoteColons++; continue }
+    while (isSpace(text.charCodeAt(before))) before--
+    if (before < at - 1 && text.charCodeAt(before) === 0x22) { spaced = true; break }
   }
   if (!spaced && quoteColons === parsedKeys) return false
   return countTextKeys(text) !== parsedKeys
 }
 
-function isSpace(c: number | undefined): boolean {
+function isSpace(c: number): boolean {
   return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d
 }
 
@@ -106,8 +107,7 @@ function isEscaped(text: string, quote: number): boolean {
   return backslashes % 2 === 1
 }
 
-/** `bytes`: the line's UTF-8, when the caller has it (else it is made from `line`). */
-export function checkLine(dataset: Dataset, line: string, maxDepth = DEFAULT_MAX_DEPTH, bytes?: Buffer): Verdict {
+export function checkLine(dataset: Dataset, line: string, maxDepth = DEFAULT_MAX_DEPTH): Verdict {
   let value: unknown
   try {
     value = JSON.parse(line)
@@ -121,7 +121,7 @@ export function checkLine(dataset: Dataset, line: string, maxDepth = DEFAULT_MAX
   // meaning depends on the reader is not stored: every key in the text must be a key of the value.
   const parsedKeys = countParsedKeys(value, maxDepth)
   if (parsedKeys < 0) return { ok: false, code: LineRejectCode.tooDeep, reason: `nested deeper than ${maxDepth} levels (MAX_LINE_DEPTH)` }
-  if (hasDuplicateKeys(line, bytes ?? Buffer.from(line), parsedKeys)) return { ok: false, code: LineRejectCode.duplicateKey, reason: 'an object has the same key twice; readers disagree on which value counts' }
+  if (hasDuplicateKeys(line, parsedKeys)) return { ok: false, code: LineRejectCode.duplicateKey, reason: 'an object has the same key twice; readers disagree on which value counts' }
   if (!dataset.validate(value)) {
     const e = dataset.validate.errors?.[0]
     const where = e?.instancePath ? e.instancePath : '(record)'
@@ -147,8 +147,8 @@ function looksFramed(dataset: Dataset, record: Record<string, unknown>): string 
 
 export type LineOutcome =
   | { readonly kind: 'skip' }
-  /** `line` is what to store: the bytes as sent (a body's leading byte-order mark left out). */
-  | { readonly kind: 'valid', readonly line: Buffer }
+  /** Stored as sent, but for `skip` leading bytes (a body's byte-order mark). */
+  | { readonly kind: 'valid', readonly skip: number }
   /** `raw` holds the line as text; a line that is not UTF-8 has its bytes in `rawBase64` instead. */
   | { readonly kind: 'reject', readonly code: string, readonly reason: string, readonly raw?: string, readonly rawBase64?: string }
   /** The whole body is refused: nothing of it may be stored. */
@@ -162,12 +162,21 @@ export interface Tally {
 }
 
 const SKIP: LineOutcome = { kind: 'skip' }
+const VALID: LineOutcome = { kind: 'valid', skip: 0 }
+const BOM = '\ufeff'
 
 /** Bytes JSON treats as whitespace: a line of only these carries nothing. */
 function isBlank(line: Buffer): boolean {
   for (let i = 0; i < line.length; i++) {
     const c = line[i]
     if (c !== 0x20 && c !== 0x09 && c !== 0x0d && c !== 0x0a) return false
+  }
+  return true
+}
+
+function isBlankText(line: string): boolean {
+  for (let i = 0; i < line.length; i++) {
+    if (!isSpace(line.charCodeAt(i))) return false
   }
   return true
 }
@@ -186,34 +195,31 @@ export class LineChecker {
 
   /** One line's bytes, without its '\n' (a '\r' before it stays: JSON reads it as whitespace). */
   check(bytes: Buffer): LineOutcome {
+    if (isUtf8(bytes)) return this.checkText(bytes.toString('utf8'), bytes.length)
     this.lineNo++
-    // Blank lines carry nothing (a trailing newline, a record_delimiter of its own).
     if (isBlank(bytes)) return SKIP
     if (bytes.length > this.maxLineBytes) return { kind: 'refuse', error: 'line-too-long', reason: '' }
     this.records++
+    const line = this.lineNo === 1 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? bytes.subarray(3) : bytes
+    return this.failed({ ok: false, code: LineRejectCode.notUtf8, reason: 'not UTF-8: the line is dead-lettered with its bytes in rawBase64' }, () => ({ rawBase64: line.toString('base64') }))
+  }
+
+  /**
+   * One line known to be UTF-8, as text, and its length in bytes: a piece of lines that is UTF-8
+   * throughout is decoded once (lines.ts), not line by line.
+   */
+  checkText(text: string, bytes: number): LineOutcome {
+    this.lineNo++
+    // Blank lines carry nothing (a trailing newline, a record_delimiter of its own).
+    if (isBlankText(text)) return SKIP
+    if (bytes > this.maxLineBytes) return { kind: 'refuse', error: 'line-too-long', reason: '' }
+    this.records++
     // A byte-order mark before the first line marks the body's encoding and is no part of the
     // record (RFC 8259 lets a parser ignore it); anywhere else it makes the line not JSON.
-    const line = this.lineNo === 1 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? bytes.subarray(3) : bytes
-    const utf8 = isUtf8(line)
-    const text = utf8 ? line.toString('utf8') : ''
-    const verdict: Verdict = utf8
-      ? checkLine(this.dataset, text, this.maxDepth, line)
-      : { ok: false, code: LineRejectCode.notUtf8, reason: 'not UTF-8: the line is dead-lettered with its bytes in rawBase64' }
-    if (!verdict.ok) {
-      // The first two records both not JSON objects means a format we do not read (CSV,
-      // prefixes, another encoding), not a damaged line: refuse the body rather than dead-letter
-      // all of it. A record that is a JSON object but fails the schema is a dead letter wherever it is.
-      if (FORMAT_CODES.has(verdict.code) && this.records === this.badHead + 1 && this.records <= 2) {
-        this.badHead++
-        if (this.badHead === 2) return { kind: 'refuse', error: 'not-ndjson', reason: `its first lines are not JSON objects: ${verdict.reason}` }
-      }
-      this.rejected++
-      this.tally.countRejected(verdict.code)
-      if (verdict.record) for (const field of typeMismatches(this.dataset, verdict.record)) this.tally.countTypeMismatch(field)
-      return utf8
-        ? { kind: 'reject', code: verdict.code, reason: verdict.reason, raw: text }
-        : { kind: 'reject', code: verdict.code, reason: verdict.reason, rawBase64: line.toString('base64') }
-    }
+    const bom = this.lineNo === 1 && text.startsWith(BOM)
+    const line = bom ? text.slice(1) : text
+    const verdict = checkLine(this.dataset, line, this.maxDepth)
+    if (!verdict.ok) return this.failed(verdict, () => ({ raw: line }))
     if (this.records === 1) {
       const framed = looksFramed(this.dataset, verdict.record)
       if (framed) return { kind: 'refuse', error: 'not-ndjson', reason: framed }
@@ -224,7 +230,23 @@ export class LineChecker {
     }
     this.accepted++
     this.tally.accepted++
-    return { kind: 'valid', line }
+    // The mark is three bytes in UTF-8.
+    return bom ? { kind: 'valid', skip: 3 } : VALID
+  }
+
+  /** A record that failed: a dead letter, or the refusal of a body whose first lines are not JSON objects. */
+  private failed(verdict: Verdict & { ok: false }, bytes: () => { raw: string } | { rawBase64: string }): LineOutcome {
+    // The first two records both not JSON objects means a format we do not read (CSV,
+    // prefixes, another encoding), not a damaged line: refuse the body rather than dead-letter
+    // all of it. A record that is a JSON object but fails the schema is a dead letter wherever it is.
+    if (FORMAT_CODES.has(verdict.code) && this.records === this.badHead + 1 && this.records <= 2) {
+      this.badHead++
+      if (this.badHead === 2) return { kind: 'refuse', error: 'not-ndjson', reason: `its first lines are not JSON objects: ${verdict.reason}` }
+    }
+    this.rejected++
+    this.tally.countRejected(verdict.code)
+    if (verdict.record) for (const field of typeMismatches(this.dataset, verdict.record)) this.tally.countTypeMismatch(field)
+    return { kind: 'reject', code: verdict.code, reason: verdict.reason, ...bytes() }
   }
 
   /** At the end of the body: a single line that is not a JSON object is not NDJSON either. */

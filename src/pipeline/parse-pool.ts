@@ -4,11 +4,11 @@
 // messages one after another).
 import { Worker } from 'node:worker_threads'
 import type { Logger } from 'pino'
-import type { CheckedLines } from './lines.js'
+import type { CheckedPiece } from './lines.js'
 
 export type { Reject } from './lines.js'
 
-export interface ChunkResult extends CheckedLines {
+export interface ChunkResult extends CheckedPiece {
   /** On the last answer of a session. */
   readonly summary?: {
     readonly lines: number
@@ -31,9 +31,9 @@ interface Slot {
 }
 
 export interface ParseSession {
-  /** Complete lines (lines.ts holds the unfinished one). */
+  /** Complete lines, each with its '\n' (lines.ts holds the unfinished one); the worker gets a copy. */
   push(lines: Buffer): Promise<ChunkResult>
-  /** The body's last bytes, a line without its newline or nothing. */
+  /** The body's last lines (withNewline), or nothing. */
   end(rest: Buffer): Promise<ChunkResult>
   cancel(): void
 }
@@ -61,11 +61,7 @@ export class ParsePool {
       if (!p) return
       slot.pending.delete(m.mid)
       if (m.error !== undefined) p.reject(new Error(m.error))
-      else {
-        const r = m.result!
-        // Structured clone hands back a Uint8Array; a Buffer view of it costs no copy.
-        p.resolve({ ...r, framed: Buffer.from(r.framed.buffer, r.framed.byteOffset, r.framed.byteLength) })
-      }
+      else p.resolve(m.result!)
     })
     const fail = (err: Error): void => {
       if (slot.dead) return

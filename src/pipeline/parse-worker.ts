@@ -1,12 +1,12 @@
 // The body of a parse worker (see parse-pool.ts): per session, check the lines of each piece of
 // bytes it is sent (complete lines: the main thread holds the unfinished one, lines.ts) with the
-// same LineChecker the in-thread path uses, and frame the valid lines as spool records here, so
-// the main thread only writes bytes. A worker keeps no bytes between messages.
+// same LineChecker the in-thread path uses, and answer what to leave out and the checksum of the
+// rest: the main thread stores the piece it kept. A worker keeps no bytes between messages.
 import { parentPort, workerData } from 'node:worker_threads'
 import { driftKey } from '../observability/stats.js'
 import { loadDatasets } from './datasets.js'
 import { LineChecker, type Tally } from './line-checker.js'
-import { checkLines, type CheckedLines } from './lines.js'
+import { checkPiece, type CheckedPiece } from './lines.js'
 import type { ChunkResult } from './parse-pool.js'
 
 const { schemasDir, driftFieldsMax, driftFieldNameMaxChars } = workerData as { schemasDir: string, driftFieldsMax: number, driftFieldNameMaxChars: number }
@@ -21,12 +21,10 @@ interface Session {
 
 const sessions = new Map<number, Session>()
 
-const NOTHING: CheckedLines = { framed: Buffer.alloc(0), count: 0, rejects: [] }
-
-function handle(s: Session, data: Uint8Array): CheckedLines {
+function handle(s: Session, data: Uint8Array): CheckedPiece {
   // After a refusal the main thread stops; whatever was already on its way is not looked at.
-  if (s.refused || data.byteLength === 0) return NOTHING
-  const r = checkLines(s.checker, Buffer.from(data.buffer, data.byteOffset, data.byteLength))
+  if (s.refused || data.byteLength === 0) return { count: 0, cuts: [0, data.byteLength], crc: 0, rejects: [] }
+  const r = checkPiece(s.checker, Buffer.from(data.buffer, data.byteOffset, data.byteLength))
   if (r.refuse) s.refused = true
   return r
 }
@@ -57,7 +55,7 @@ parentPort!.on('message', (m: { op: string, sid: number, mid?: number, dataset?:
     if (!s) throw new Error(`no parse session ${m.sid}`)
     if (m.op === 'chunk') {
       const result = handle(s, m.data!)
-      parentPort!.postMessage({ mid: m.mid, result }, transferable(result.framed))
+      parentPort!.postMessage({ mid: m.mid, result })
       return
     }
     if (m.op === 'end') {
@@ -65,14 +63,9 @@ parentPort!.on('message', (m: { op: string, sid: number, mid?: number, dataset?:
       sessions.delete(m.sid)
       const c = s.checker
       const summary = { lines: c.lineNo, accepted: c.accepted, rejected: c.rejected, notNdjson: s.refused ? null : c.finish(), unknownFields: [...s.unknownFields], typeMismatches: [...s.typeMismatches] }
-      parentPort!.postMessage({ mid: m.mid, result: { ...result, summary } satisfies ChunkResult }, transferable(result.framed))
+      parentPort!.postMessage({ mid: m.mid, result: { ...result, summary } satisfies ChunkResult })
     }
   } catch (err) {
     parentPort!.postMessage({ mid: m.mid, error: (err as Error).message })
   }
 })
-
-/** A framed buffer that owns its whole memory moves to the main thread without a copy. */
-function transferable(b: Buffer): ArrayBuffer[] {
-  return b.byteOffset === 0 && b.buffer.byteLength === b.length && b.length > 0 ? [b.buffer as ArrayBuffer] : []
-}

@@ -2,39 +2,106 @@
 //
 //   segment := record*            record := u32le length | u32le crc32(payload) | payload
 //
-// Record 0 is a JSON header ({"v":1,"dataset","requestId","receivedAt"}); every further record
-// is one valid line exactly as received, without its newline. A segment is written in the
-// staging directory, fsync'd, and only then renamed into segments/: a committed segment is whole.
-// The checksums still guard against what fsync cannot (a lying disk, a copied half file): a
-// reader that meets a short or mismatching record stops there and reports the offset.
+// Record 0 is a JSON header ({"v","dataset","requestId","receivedAt"}). What follows depends on v:
+//
+// - v: 2 (written since the speed round): every further record is a block of lines,
+//     payload := u32le count | lines        lines := (line '\n'){count}
+//   the valid lines of one piece of a batch exactly as received, each with its newline, so one
+//   checksum covers hundreds of lines and a destination that writes NDJSON copies a block whole.
+//   A record a framing stage extracted may hold newlines of its own (an HEC event sent pretty-
+//   printed): it gets a block of its own with the VERBATIM bit set in `count` (count 1).
+// - v: 1 (what earlier releases wrote, still read so that an upgrade delivers what they left
+//   spooled): every further record is one line, without its newline.
+//
+// A segment is written in the staging directory, fsync'd, and only then renamed into segments/: a
+// committed segment is whole. The checksums still guard against what fsync cannot (a lying disk,
+// a copied half file): a reader that meets a short or mismatching record stops there and reports
+// the offset.
 import { realFs, type SpoolFs } from './fs.js'
 import { crc32 } from 'node:zlib'
+import type { LineBlock } from '../delivery.js'
 
 export const RECORD_HEADER_BYTES = 8
+/** A block's record header: length, checksum, line count. */
+export const BLOCK_HEADER_BYTES = RECORD_HEADER_BYTES + 4
+export const SEGMENT_VERSION = 2
+const VERBATIM = 0x80000000
+const NEWLINE = 0x0a
 
 export interface SegmentHeader {
-  readonly v: 1
+  readonly v: 1 | 2
   readonly dataset: string
   readonly requestId: string
   readonly receivedAt: string
 }
 
-/** Frames lines (text, or bytes taken as they are) into one buffer: one allocation and write for many records. */
-export function frame(lines: ReadonlyArray<string | Uint8Array>): Buffer {
-  let total = 0
-  for (const l of lines) total += RECORD_HEADER_BYTES + (typeof l === 'string' ? Buffer.byteLength(l) : l.length)
-  const buf = Buffer.allocUnsafe(total)
-  let at = 0
-  for (const l of lines) {
-    let len: number
-    if (typeof l === 'string') len = buf.write(l, at + RECORD_HEADER_BYTES, 'utf8')
-    else { buf.set(l, at + RECORD_HEADER_BYTES); len = l.length }
-    buf.writeUInt32LE(len, at)
-    buf.writeUInt32LE(crc32(buf.subarray(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + len)), at + 4)
-    at += RECORD_HEADER_BYTES + len
-  }
+/** One record around a payload (the segment header). */
+export function frameRecord(payload: Uint8Array): Buffer {
+  const buf = Buffer.allocUnsafe(RECORD_HEADER_BYTES + payload.length)
+  buf.writeUInt32LE(payload.length, 0)
+  buf.writeUInt32LE(crc32(payload), 4)
+  buf.set(payload, RECORD_HEADER_BYTES)
   return buf
 }
+
+/** Frames lines as v1 records: what earlier releases wrote (kept to test reading their spools). */
+export function frameV1(lines: ReadonlyArray<string | Uint8Array>): Buffer {
+  return Buffer.concat(lines.map((l) => frameRecord(typeof l === 'string' ? Buffer.from(l) : l)))
+}
+
+const countBytes = Buffer.alloc(4)
+
+/** The count field of a block: its lines, or one verbatim record. */
+function countField(count: number, verbatim: boolean): number {
+  return verbatim ? (VERBATIM | 1) >>> 0 : count
+}
+
+/** The checksum of a block record: over its count field and its lines (given in parts, if need be). */
+export function blockCrc(count: number, lines: Uint8Array | readonly Uint8Array[], verbatim = false): number {
+  countBytes.writeUInt32LE(countField(count, verbatim), 0)
+  let crc = crc32(countBytes)
+  for (const part of Array.isArray(lines) ? lines as readonly Uint8Array[] : [lines as Uint8Array]) crc = crc32(part, crc)
+  return crc
+}
+
+/** The header a block's lines follow on disk; `crc` from blockCrc (a parse worker computes it). */
+export function blockHeader(count: number, lines: Uint8Array, crc: number, verbatim = false): Buffer {
+  const head = Buffer.allocUnsafe(BLOCK_HEADER_BYTES)
+  head.writeUInt32LE(4 + lines.length, 0)
+  head.writeUInt32LE(crc, 4)
+  head.writeUInt32LE(countField(count, verbatim), 8)
+  return head
+}
+
+/**
+ * Lines (text, or bytes taken as they are; without their newlines) as block records: those
+ * without a newline of their own together in one block, each other one in a verbatim block.
+ */
+export function encodeBlocks(lines: ReadonlyArray<string | Uint8Array>): Buffer {
+  const out: Buffer[] = []
+  let plain: Buffer[] = []
+  const flush = (): void => {
+    if (plain.length === 0) return
+    const data = Buffer.concat(plain)
+    const count = plain.length / 2
+    out.push(blockHeader(count, data, blockCrc(count, data)), data)
+    plain = []
+  }
+  for (const l of lines) {
+    const bytes = typeof l === 'string' ? Buffer.from(l) : Buffer.from(l.buffer, l.byteOffset, l.byteLength)
+    if (bytes.includes(NEWLINE)) {
+      flush()
+      const data = Buffer.concat([bytes, NL])
+      out.push(blockHeader(1, data, blockCrc(1, data, true), true), data)
+    } else {
+      plain.push(bytes, NL)
+    }
+  }
+  flush()
+  return Buffer.concat(out)
+}
+
+const NL = Buffer.from('\n')
 
 export class TornSegment extends Error {
   constructor (readonly path: string, readonly goodBytes: number, readonly goodRecords: number, why: string) {
@@ -45,42 +112,102 @@ export class TornSegment extends Error {
 const READ_CHUNK = 1024 * 1024
 
 /**
- * Yields the payloads of a segment's records from record `from` on (record 0 is the header).
- * Memory holds one read chunk plus at most one record spanning chunks.
+ * Yields the payloads of a segment's records from record `from` on (record 0 is the header), as
+ * views into one read buffer that is used again: a payload is valid until the next is asked for.
+ * Memory holds that buffer, grown only for a record larger than it.
  */
 export async function * readRecords(path: string, from = 0, fs: SpoolFs = realFs): AsyncGenerator<{ index: number, payload: Buffer }> {
   const fh = await fs.open(path, 'r')
   try {
-    let pending: Buffer = Buffer.alloc(0)
-    let offset = 0 // file offset of pending[0]
+    let buf = Buffer.allocUnsafeSlow(READ_CHUNK)
+    let start = 0 // buf[start..end) is read and not yet parsed
+    let end = 0
+    let offset = 0 // file offset of buf[start]
     let index = 0
     let eof = false
     while (true) {
-      // Parse whole records out of pending.
-      let at = 0
-      while (pending.length - at >= RECORD_HEADER_BYTES) {
-        const len = pending.readUInt32LE(at)
-        if (pending.length - at < RECORD_HEADER_BYTES + len) break
-        const payload = pending.subarray(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + len)
-        if (crc32(payload) !== pending.readUInt32LE(at + 4)) throw new TornSegment(path, offset + at, index, 'checksum mismatch')
+      // Parse whole records out of the buffer.
+      while (end - start >= RECORD_HEADER_BYTES) {
+        const len = buf.readUInt32LE(start)
+        if (end - start < RECORD_HEADER_BYTES + len) break
+        const payload = buf.subarray(start + RECORD_HEADER_BYTES, start + RECORD_HEADER_BYTES + len)
+        if (crc32(payload) !== buf.readUInt32LE(start + 4)) throw new TornSegment(path, offset, index, 'checksum mismatch')
         if (index >= from) yield { index, payload }
         index++
-        at += RECORD_HEADER_BYTES + len
+        start += RECORD_HEADER_BYTES + len
+        offset += RECORD_HEADER_BYTES + len
       }
-      pending = pending.subarray(at)
-      offset += at
       if (eof) {
-        if (pending.length > 0) throw new TornSegment(path, offset, index, `${pending.length} bytes of an unfinished record at the end`)
+        if (end > start) throw new TornSegment(path, offset, index, `${end - start} bytes of an unfinished record at the end`)
         return
       }
-      const want = Math.max(READ_CHUNK, pending.length >= RECORD_HEADER_BYTES ? pending.readUInt32LE(0) + RECORD_HEADER_BYTES : 0)
-      const chunk = Buffer.allocUnsafe(want)
-      const { bytesRead } = await fh.read(chunk, 0, want, offset + pending.length)
+      // Move the unparsed rest to the front; grow only for a record that does not fit.
+      const need = end - start >= RECORD_HEADER_BYTES ? RECORD_HEADER_BYTES + buf.readUInt32LE(start) : 0
+      if (need > buf.length) {
+        const bigger = Buffer.allocUnsafeSlow(need)
+        buf.copy(bigger, 0, start, end)
+        buf = bigger
+      } else if (start > 0) {
+        buf.copy(buf, 0, start, end)
+      }
+      end -= start
+      start = 0
+      const { bytesRead } = await fh.read(buf, end, buf.length - end, offset + end)
       if (bytesRead === 0) eof = true
-      else pending = pending.length === 0 ? chunk.subarray(0, bytesRead) : Buffer.concat([pending, chunk.subarray(0, bytesRead)])
+      else end += bytesRead
     }
   } finally {
     await fh.close()
   }
 }
 
+// v1 lines are gathered into blocks of about this many bytes, as v2 writes them.
+const V1_BLOCK_BYTES = 256 * 1024
+
+/**
+ * The lines of a segment from line `from` on, as blocks (views into a read buffer, valid until
+ * the next). Whole blocks before `from` are skipped by their counts; the block `from` falls in is
+ * cut at its line. Both versions of the format; a damaged record throws TornSegment.
+ */
+export async function * readBlocks(path: string, from = 0, fs: SpoolFs = realFs): AsyncGenerator<LineBlock> {
+  let version = 0
+  let skip = from
+  let v1: Buffer[] = []
+  let v1Bytes = 0
+  for await (const { index, payload } of readRecords(path, 0, fs)) {
+    if (index === 0) {
+      version = (JSON.parse(payload.toString('utf8')) as SegmentHeader).v
+      if (version !== 1 && version !== SEGMENT_VERSION) throw new Error(`spool segment ${path} has format version ${version}, which this release does not read`)
+      continue
+    }
+    if (version === 1) {
+      if (skip > 0) { skip--; continue }
+      // Copied: the read buffer the payload points into is not kept across records.
+      v1.push(Buffer.concat([payload, NL]))
+      v1Bytes += payload.length + 1
+      if (v1Bytes >= V1_BLOCK_BYTES) {
+        yield { lines: v1.length, data: Buffer.concat(v1), verbatim: false }
+        v1 = []
+        v1Bytes = 0
+      }
+      continue
+    }
+    const raw = payload.readUInt32LE(0)
+    const verbatim = (raw & VERBATIM) !== 0
+    const lines = verbatim ? 1 : raw
+    let data = payload.subarray(4)
+    if (skip >= lines) { skip -= lines; continue }
+    if (skip > 0) {
+      // A verbatim block holds one line, so a block cut here is a plain one.
+      let at = 0
+      for (let n = 0; n < skip; n++) at = data.indexOf(NEWLINE, at) + 1
+      data = data.subarray(at)
+      const left = lines - skip
+      skip = 0
+      yield { lines: left, data, verbatim }
+      continue
+    }
+    yield { lines, data, verbatim }
+  }
+  if (v1.length > 0) yield { lines: v1.length, data: Buffer.concat(v1), verbatim: false }
+}

@@ -3,7 +3,7 @@
 // from its last checkpoint, for as long as it takes: its backlog waits on disk, never in memory.
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
-import type { DeliveryBatch, Rejection, Sink } from '../delivery.js'
+import type { Rejection, Sink } from '../delivery.js'
 import type { Checkpoint, Spool } from './spool.js'
 
 export interface ForwarderOptions {
@@ -104,14 +104,7 @@ export class Forwarder {
         continue
       }
       const from = seg.seq === this.checkpoint.seq ? this.checkpoint.index : 0
-      const batch: DeliveryBatch = {
-        seq: seg.seq,
-        dataset: seg.dataset,
-        from,
-        count: seg.lines,
-        lines: () => spool.lines(seg, from),
-        payloads: () => spool.payloads(seg, from)
-      }
+      const batch = spool.batch(seg, from)
       const started = performance.now()
       let result
       // Lines dead-lettered along the way (progress), for the per-destination count.

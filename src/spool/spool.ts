@@ -25,7 +25,8 @@ import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { SpoolDiskUnknown, SpoolStateUnreadable } from '../errors.js'
 import { StagedFile, ndjson } from './staged-file.js'
-import { frame, readRecords, TornSegment, type SegmentHeader } from './format.js'
+import { blockHeader, encodeBlocks, frameRecord, readBlocks, SEGMENT_VERSION, TornSegment, type SegmentHeader } from './format.js'
+import { linesOf, type DeliveryBatch, type LineBlock } from '../delivery.js'
 import type { DeadLetter } from './dead-letter.js'
 import { fsyncDir, realFs, type SpoolFs } from './fs.js'
 
@@ -262,9 +263,9 @@ export class Spool {
 
   async open(dataset: string, requestId: string): Promise<SpoolBatch> {
     const path = join(this.stagingDir, `${process.pid}-${++this.stagingSeq}.${dataset}.staging`)
-    const events = await StagedFile.create(path, frame, this.fs).catch((err: unknown) => { this.noteWriteError(err); throw err })
-    events.writeLine(JSON.stringify({ v: 1, dataset, requestId, receivedAt: new Date().toISOString() } satisfies SegmentHeader))
-    events.lines = 0 // the header is not a line
+    const events = await StagedFile.create(path, encodeBlocks, this.fs).catch((err: unknown) => { this.noteWriteError(err); throw err })
+    const header: SegmentHeader = { v: SEGMENT_VERSION, dataset, requestId, receivedAt: new Date().toISOString() }
+    events.writeRaw(frameRecord(Buffer.from(JSON.stringify(header))), 0) // the header is not a line
     return new SpoolBatch(this, dataset, requestId, path, events)
   }
 
@@ -440,9 +441,27 @@ export class Spool {
   }
 
   /** As lines(), without decoding: each payload is a view into a read buffer, valid until the next. */
-  async * payloads(seg: Segment, from: number): AsyncGenerator<Buffer> {
+  payloads(seg: Segment, from: number): AsyncGenerator<Buffer> {
+    return linesOf(this.blocks(seg, from))
+  }
+
+  /** A segment from line `from` on, as a destination reads it. */
+  batch(seg: Segment, from: number): DeliveryBatch {
+    return {
+      seq: seg.seq,
+      dataset: seg.dataset,
+      from,
+      count: seg.lines,
+      lines: () => this.lines(seg, from),
+      payloads: () => this.payloads(seg, from),
+      blocks: () => this.blocks(seg, from)
+    }
+  }
+
+  /** As lines(), many at a time, as stored (format.ts). */
+  async * blocks(seg: Segment, from: number): AsyncGenerator<LineBlock> {
     try {
-      for await (const r of readRecords(seg.path, from + 1, this.fs)) yield r.payload
+      yield * readBlocks(seg.path, from, this.fs)
     } catch (err) {
       if (!(err instanceof TornSegment)) throw err
       this.opts.log.error({ segment: seg.path, goodRecords: err.goodRecords, expectedLines: seg.lines }, 'Damaged spool segment: truncated to its whole records.')
@@ -570,9 +589,13 @@ export class SpoolBatch {
     return this.events.writeLine(line)
   }
 
-  /** Records framed elsewhere (format.ts), holding `lines` lines. False: await drain() before more. */
-  writeFramed(data: Buffer, lines: number): boolean {
-    return this.events.writeRaw(data, lines)
+  /**
+   * `count` lines, each followed by '\n' (format.ts), as one block; `crc` is blockCrc(count, lines),
+   * computed where the lines were checked. False: await drain() before more.
+   */
+  writeBlock(lines: Buffer, count: number, crc: number, verbatim = false): boolean {
+    this.events.writeRaw(blockHeader(count, lines, crc, verbatim), 0)
+    return this.events.writeRaw(lines, count)
   }
 
   drain(): Promise<void> {

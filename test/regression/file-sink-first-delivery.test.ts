@@ -39,7 +39,7 @@ test('a crash between the first delivery to the files and its checkpoint does no
   assert.equal(await send(first.spool, body!), 'stored')
   // What the forwarder does, up to the crash: the batch reaches the file, its checkpoint never does.
   const seg = first.spool.next(0)!
-  await first.sink.deliver({ seq: seg.seq, dataset: seg.dataset, from: 0, count: seg.lines, lines: () => first.spool.lines(seg, 0), payloads: () => first.spool.payloads(seg, 0) })
+  await first.sink.deliver(first.spool.batch(seg, 0))
   await first.sink.close()
   assert.deepEqual(await storedLines(dir), body!.lines, 'the first life wrote the batch')
 

@@ -17,7 +17,8 @@ function batchOf(lines: readonly string[], onRead?: (n: number) => void): Delive
     from: 0,
     count: lines.length,
     async * lines () { for (let i = 0; i < lines.length; i++) { onRead?.(i + 1); yield lines[i]! } },
-    async * payloads () { for (const line of lines) yield Buffer.from(line) }
+    async * payloads () { for (const line of lines) yield Buffer.from(line) },
+    async * blocks () { for (const line of lines) yield { lines: 1, data: Buffer.from(line + '\n'), verbatim: false } }
   }
 }
 

@@ -37,7 +37,6 @@ interface Active {
 
 const NAME = /^events-(\d{10})-[0-9TZ]+\.ndjson(\.gz)?$/
 const WRITE_CHUNK = 1024 * 1024
-const NEWLINE = Buffer.from('\n')
 
 
 export class FileSink implements Sink {
@@ -98,7 +97,8 @@ export class FileSink implements Sink {
       const before = file.size
       let lines = 0
       try {
-        // Lines are copied as bytes into one output buffer: no decoding, no string joins.
+        // The spool keeps lines as NDJSON already (each with its '\n'): a block is written as it
+        // was read. Small blocks (one HEC event each) are gathered into one write.
         const out = Buffer.allocUnsafe(WRITE_CHUNK)
         let used = 0
         const flush = async (): Promise<void> => {
@@ -106,17 +106,15 @@ export class FileSink implements Sink {
           file.size += used
           used = 0
         }
-        for await (const payload of batch.payloads()) {
-          lines++
-          if (used + payload.length + 1 > out.length) await flush()
-          if (payload.length + 1 > out.length) {
-            const whole = Buffer.concat([payload, NEWLINE])
-            await writeAll(file.fh, whole)
-            file.size += whole.length
+        for await (const block of batch.blocks()) {
+          lines += block.lines
+          if (used + block.data.length > out.length) await flush()
+          if (block.data.length * 4 >= out.length) {
+            await writeAll(file.fh, block.data)
+            file.size += block.data.length
             continue
           }
-          used += payload.copy(out, used)
-          out[used++] = 0x0a
+          used += block.data.copy(out, used)
         }
         await flush()
         await file.fh.sync()
