@@ -22,7 +22,7 @@ import type { Collector, UnbuiltCollector } from './sources/cloudflare/index.js'
 import { RecentDeadLetters, StatusAccess, statusPlugin } from './status/index.js'
 import { DirLock, DirectoryInUse, serviceLockPath } from './data-dir-lock.js'
 import { intakeSourcetypes, loadSplunkSourcetypes, sinkSourcetypes, type SplunkSourcetypes } from './splunk-sourcetypes.js'
-import { createWatchdog } from './watchdog/index.js'
+import { watchdogConfigured } from './watchdog/configured.js'
 
 export interface BuiltApp {
   readonly app: FastifyInstance
@@ -218,7 +218,8 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   // The Logpush job watchdog (off unless WATCHDOG_API_TOKEN and zones/accounts are set), built
   // first so half a configuration stops the start before anything is opened; it polls once the
   // service listens, only reads Cloudflare's API and shows what it finds.
-  const watchdog = createWatchdog(config, log)
+  // Its module (and Cloudflare's SDK, ~50 MB of memory) is loaded only when it is configured.
+  const watchdog = watchdogConfigured(config) ? (await import('./watchdog/index.js')).createWatchdog(config, log) : null
   const dataDir = resolve(config.dataDir)
   // One process per data directory: two spools on one directory would reuse sequence numbers.
   await mkdir(dataDir, { recursive: true })

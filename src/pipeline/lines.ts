@@ -29,9 +29,9 @@ const NEWLINE = 0x0a
 export const PIECE_BYTES = 256 * 1024
 
 /**
- * Gathers one request's inflated bytes into pieces of complete lines of about PIECE_BYTES, each a
- * buffer of its own memory (concatOwned): every byte is copied once, and a piece can be moved to
- * a parse worker without another copy. `push` answers a piece, or null while fewer bytes of
+ * Gathers one request's inflated bytes into pieces of complete lines of about PIECE_BYTES, each
+ * one buffer (concatOwned): every byte is copied once, into a piece that a parse worker gets a
+ * copy of and the spool stores whole. `push` answers a piece, or null while fewer bytes of
  * complete lines are gathered; `end` answers what is left (its last line may lack '\n').
  *
  * What follows the last newline, the unfinished line, waits for the next piece. It is what the
@@ -56,7 +56,7 @@ export class PieceCutter {
     if (this.bytes - this.open < this.pieceBytes) return null
     const all = concatOwned(this.parts, this.bytes)
     const complete = this.bytes - this.open
-    // The unfinished line is copied out: the piece's memory moves to a worker.
+    // The unfinished line is copied out, so that the next piece does not hold this one's memory.
     this.parts = this.open > 0 ? [Buffer.from(all.subarray(complete))] : []
     this.bytes = this.open
     return all.subarray(0, complete)
@@ -126,7 +126,10 @@ export interface CheckedLines extends CheckedPiece {
 
 const NL = Buffer.from('\n')
 
-/** One buffer of its own (never a slice of Node's shared pool), so that it can be transferred. */
+/**
+ * One buffer of its own, never a slice of Node's shared pool: a copy posted to a worker carries
+ * just these bytes (a view into the pool would carry the whole pool).
+ */
 export function concatOwned(parts: readonly Buffer[], total: number): Buffer {
   const out = Buffer.allocUnsafeSlow(total)
   let at = 0

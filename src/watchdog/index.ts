@@ -3,13 +3,12 @@ import type { Logger } from 'pino'
 import { settings, type Config } from '../config/index.js'
 import { ConfigInvalid } from '../errors.js'
 import { Watchdog } from './watchdog.js'
+import { list, watchdogConfigured } from './configured.js'
 
 export { Watchdog, redactConf, type WatchdogOptions, type WatchdogStatus, type WatchdogGauges, type WatchedJob } from './watchdog.js'
 export { pointsAtService } from './destination.js'
 export { judge, type JobState, type AlertState, type Judged } from './judge.js'
 export { readUploadHealth, healthQuery, summarise, type Scope, type UploadHealth } from './upload-health.js'
-
-const list = (s: string): string[] => s.split(',').map((x) => x.trim()).filter((x) => x !== '')
 
 /**
  * The watchdog the settings ask for, or null when it is off (no token and no zones/accounts).
@@ -20,7 +19,7 @@ export function createWatchdog(config: Config, log: Logger): Watchdog | null {
   const zones = list(config.watchdogZones)
   const accounts = list(config.watchdogAccounts)
   const token = config.watchdogApiToken.trim()
-  if (token === '' && zones.length === 0 && accounts.length === 0) return null
+  if (!watchdogConfigured(config)) return null
   if (token === '') throw new ConfigInvalid('WATCHDOG_ZONES/WATCHDOG_ACCOUNTS are set: the watchdog needs WATCHDOG_API_TOKEN too (Logs Write, which Cloudflare needs to list jobs, and Analytics Read)')
   if (zones.length === 0 && accounts.length === 0) throw new ConfigInvalid('WATCHDOG_API_TOKEN is set: name the zones (WATCHDOG_ZONES) and/or accounts (WATCHDOG_ACCOUNTS) whose Logpush jobs to watch')
   // This service's jobs are found by PUBLIC_URL: with the placeholder none is, and /health would
