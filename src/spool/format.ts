@@ -116,7 +116,9 @@ const READ_CHUNK = 1024 * 1024
  * views into one read buffer that is used again: a payload is valid until the next is asked for.
  * Memory holds that buffer, grown only for a record larger than it.
  */
-export async function * readRecords(path: string, from = 0, fs: SpoolFs = realFs): AsyncGenerator<{ index: number, payload: Buffer }> {
+export async function * readRecords(path: string, from = 0, fs: SpoolFs = realFs): AsyncGenerator<{ index: number, offset: number, payload: Buffer }> {
+  // A damaged length field must not make the reader ask for gigabytes before any checksum.
+  const size = (await fs.stat(path)).size
   const fh = await fs.open(path, 'r')
   try {
     let buf = Buffer.allocUnsafeSlow(READ_CHUNK)
@@ -129,10 +131,11 @@ export async function * readRecords(path: string, from = 0, fs: SpoolFs = realFs
       // Parse whole records out of the buffer.
       while (end - start >= RECORD_HEADER_BYTES) {
         const len = buf.readUInt32LE(start)
+        if (offset + RECORD_HEADER_BYTES + len > size) throw new TornSegment(path, offset, index, `a record of ${len} bytes would end past the end of the file`)
         if (end - start < RECORD_HEADER_BYTES + len) break
         const payload = buf.subarray(start + RECORD_HEADER_BYTES, start + RECORD_HEADER_BYTES + len)
         if (crc32(payload) !== buf.readUInt32LE(start + 4)) throw new TornSegment(path, offset, index, 'checksum mismatch')
-        if (index >= from) yield { index, payload }
+        if (index >= from) yield { index, offset, payload }
         index++
         start += RECORD_HEADER_BYTES + len
         offset += RECORD_HEADER_BYTES + len
@@ -167,47 +170,86 @@ const V1_BLOCK_BYTES = 256 * 1024
 /**
  * The lines of a segment from line `from` on, as blocks (views into a read buffer, valid until
  * the next). Whole blocks before `from` are skipped by their counts; the block `from` falls in is
- * cut at its line. Both versions of the format; a damaged record throws TornSegment.
+ * cut at its line. Both versions of the format; damage throws TornSegment after every whole
+ * block before it.
  */
 export async function * readBlocks(path: string, from = 0, fs: SpoolFs = realFs): AsyncGenerator<LineBlock> {
   let version = 0
   let skip = from
+  // v1 lines gathered into a block; copied, since the read buffer is used again.
   let v1: Buffer[] = []
   let v1Bytes = 0
-  for await (const { index, payload } of readRecords(path, 0, fs)) {
-    if (index === 0) {
-      version = (JSON.parse(payload.toString('utf8')) as SegmentHeader).v
-      if (version !== 1 && version !== SEGMENT_VERSION) throw new Error(`spool segment ${path} has format version ${version}, which this release does not read`)
-      continue
-    }
-    if (version === 1) {
-      if (skip > 0) { skip--; continue }
-      // Copied: the read buffer the payload points into is not kept across records.
-      v1.push(Buffer.concat([payload, NL]))
-      v1Bytes += payload.length + 1
-      if (v1Bytes >= V1_BLOCK_BYTES) {
-        yield { lines: v1.length, data: Buffer.concat(v1), verbatim: false }
-        v1 = []
-        v1Bytes = 0
-      }
-      continue
-    }
-    const raw = payload.readUInt32LE(0)
-    const verbatim = (raw & VERBATIM) !== 0
-    const lines = verbatim ? 1 : raw
-    let data = payload.subarray(4)
-    if (skip >= lines) { skip -= lines; continue }
-    if (skip > 0) {
-      // A verbatim block holds one line, so a block cut here is a plain one.
-      let at = 0
-      for (let n = 0; n < skip; n++) at = data.indexOf(NEWLINE, at) + 1
-      data = data.subarray(at)
-      const left = lines - skip
-      skip = 0
-      yield { lines: left, data, verbatim }
-      continue
-    }
-    yield { lines, data, verbatim }
+  const gathered = (): LineBlock => {
+    const block = { lines: v1.length, data: Buffer.concat(v1), verbatim: false }
+    v1 = []
+    v1Bytes = 0
+    return block
   }
-  if (v1.length > 0) yield { lines: v1.length, data: Buffer.concat(v1), verbatim: false }
+  try {
+    for await (const { index, offset, payload } of readRecords(path, 0, fs)) {
+      if (index === 0) {
+        version = headerVersion(payload)
+        if (version === 0) throw new TornSegment(path, 0, 0, 'no segment header')
+        if (version !== 1 && version !== SEGMENT_VERSION) throw new Error(`spool segment ${path} has format version ${version}, which this release does not read`)
+        continue
+      }
+      if (version === 1) {
+        // v1 never stored an empty line: an empty record is zeros where records should be.
+        if (payload.length === 0) throw new TornSegment(path, offset, index, 'an empty record')
+        if (skip > 0) { skip--; continue }
+        if (payload.includes(NEWLINE)) {
+          // An HEC event sent pretty-printed: one line that holds newlines of its own.
+          if (v1.length > 0) yield gathered()
+          yield { lines: 1, data: Buffer.concat([payload, NL]), verbatim: true }
+          continue
+        }
+        v1.push(Buffer.concat([payload, NL]))
+        v1Bytes += payload.length + 1
+        if (v1Bytes >= V1_BLOCK_BYTES) yield gathered()
+        continue
+      }
+      const block = blockOf(payload)
+      if (typeof block === 'string') throw new TornSegment(path, offset, index, block)
+      const { lines, verbatim } = block
+      let data = block.data
+      if (skip >= lines) { skip -= lines; continue }
+      if (skip > 0) {
+        // A verbatim block holds one line, so a block cut here is a plain one.
+        let at = 0
+        for (let n = 0; n < skip; n++) at = data.indexOf(NEWLINE, at) + 1
+        data = data.subarray(at)
+        const left = lines - skip
+        skip = 0
+        yield { lines: left, data, verbatim }
+        continue
+      }
+      yield block
+    }
+  } catch (err) {
+    // What was gathered before the damage is whole: it goes out before the error does.
+    if (v1.length > 0) yield gathered()
+    throw err
+  }
+  if (v1.length > 0) yield gathered()
+}
+
+function headerVersion(payload: Buffer): number {
+  try {
+    const v = (JSON.parse(payload.toString('utf8')) as Partial<SegmentHeader> | null)?.v
+    return typeof v === 'number' ? v : 0
+  } catch {
+    return 0
+  }
+}
+
+/** A v2 block record's payload, or why it cannot be one (a checksum does not catch zeros: crc32 of nothing is 0). */
+function blockOf(payload: Buffer): LineBlock | string {
+  if (payload.length < 4 + 1) return `a block of ${payload.length} bytes`
+  const field = payload.readUInt32LE(0)
+  const verbatim = (field & VERBATIM) !== 0
+  const lines = verbatim ? 1 : field
+  if (lines === 0 || (verbatim && field !== ((VERBATIM | 1) >>> 0))) return `a block with line count field ${field}`
+  const data = payload.subarray(4)
+  if (data[data.length - 1] !== NEWLINE) return 'a block whose last line has no newline'
+  return { lines, data, verbatim }
 }

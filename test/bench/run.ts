@@ -13,6 +13,10 @@
 //   BENCH_CPU_PROF=1 ...                        the service runs with --cpu-prof; profiles summarised
 //   node dist/test/bench/run.js --markdown      also print a Markdown table for README
 //   node dist/test/bench/run.js --markdown --from=.bench-results/bench-….json   re-print a saved run
+//   BENCH_BEFORE=../old-checkout npm run bench  also measures that checkout's service (built, with
+//                                               its own node_modules), each scenario right before
+//                                               this one's, against the same baseline: a
+//                                               before/after table from one run
 //
 // Results are written as JSON to .bench-results/bench-<ISO time>.json.
 import { execFileSync } from 'node:child_process'
@@ -30,6 +34,7 @@ const QUICK = process.env.BENCH_QUICK === '1'
 const MARKDOWN = process.argv.includes('--markdown') || process.env.BENCH_MARKDOWN === '1'
 const FROM = process.argv.find((a) => a.startsWith('--from='))?.slice(7)
 const CPU_PROF = process.env.BENCH_CPU_PROF === '1'
+const BEFORE = process.env.BENCH_BEFORE ? join(process.env.BENCH_BEFORE, 'dist', 'src', 'main.js') : null
 
 function list(name: string, fallback: string[]): string[] {
   const v = process.env[name]
@@ -116,10 +121,10 @@ function percentile(values: number[], p: number): number {
 
 const round = (n: number, digits = 0): number => Number(n.toFixed(digits))
 
-async function runScenario(body: Body, warmup: Body, senders: number, sink: string, baseline: Baseline): Promise<ScenarioResult> {
+async function runScenario(body: Body, warmup: Body, senders: number, sink: string, baseline: Baseline, main?: string): Promise<ScenarioResult> {
   const requests = Math.max(1, Math.round(scenarioMB(body.sizeMB) / body.sizeMB))
   const profDir = CPU_PROF ? await mkdtemp(join(tmpdir(), 'lpr-bench-prof-')) : undefined
-  const service = await startService({ sinks: sink, cpuProfDir: profDir })
+  const service = await startService({ sinks: sink, cpuProfDir: profDir, ...(main ? { main } : {}) })
   let result: Omit<ScenarioResult, 'profiles' | 'profileWindowUs'>
   let window: [number, number] = [0, 0]
   try {
@@ -191,7 +196,11 @@ function stamp(): string {
 }
 
 function git(args: string[]): string | null {
-  try { return execFileSync('git', args, { cwd: packageRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() } catch { return null }
+  return gitIn(packageRoot, args)
+}
+
+function gitIn(cwd: string, args: string[]): string | null {
+  try { return execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() } catch { return null }
 }
 
 interface Report {
@@ -225,6 +234,8 @@ interface Report {
   readonly bodies: readonly { dataset: string, shape?: LineShape, sizeMB: number, lines: number, bytes: number, gzipBytes: number, avgLineBytes: number }[]
   readonly baselines: readonly Baseline[]
   readonly scenarios: readonly ScenarioResult[]
+  /** BENCH_BEFORE: the same scenarios on that build, each measured right before this one's. */
+  readonly before?: { readonly checkout: string, readonly commit: string | null, readonly scenarios: readonly ScenarioResult[] }
   readonly targets: readonly Target[]
 }
 
@@ -304,6 +315,26 @@ function printReport(report: Report, file: string | null): void {
   if (MARKDOWN) console.log('\n' + markdown(report))
 }
 
+/** Before -> after per scenario, both measured in this run against the same baseline. */
+function comparison(report: Report, before: NonNullable<Report['before']>): string[] {
+  const rows = [
+    `Before (commit ${before.commit?.slice(0, 10) ?? before.checkout}) and after (commit ${report.commit?.slice(0, 10) ?? 'unknown'}), each scenario of the one run measured on both, before first:`,
+    '',
+    '| dataset | B/line | batch | senders | sink | lines/s | x baseline | p99 ms | peak RSS MB | CPU µs/line |',
+    '|---|---:|---:|---:|---|---:|---:|---:|---:|---:|'
+  ]
+  const arrow = (a: number | string, b: number | string): string => `${a} → ${b}`
+  for (const s of report.scenarios) {
+    const b = before.scenarios.find((x) => x.dataset === s.dataset && (x.shape ?? 'full') === (s.shape ?? 'full') && x.batchMB === s.batchMB && x.senders === s.senders && x.sink === s.sink)
+    if (!b) continue
+    const senders = s.inFlight < s.senders ? `${s.senders} (${s.inFlight} in flight)` : String(s.senders)
+    rows.push(`| ${label(s.dataset, s.shape)} | ${s.avgLineBytes ?? ''} | ${s.batchMB} MB | ${senders} | ${s.sink} | ` +
+      `${arrow(b.linesPerSec.toLocaleString('en-US'), s.linesPerSec.toLocaleString('en-US'))} | ${arrow(b.vsBaseline, s.vsBaseline)} | ` +
+      `${arrow(b.latencyMsP99, s.latencyMsP99)} | ${arrow(b.peakRssMB, s.peakRssMB)} | ${arrow(b.serverCpuSecondsPerMillionLines, s.serverCpuSecondsPerMillionLines)} |`)
+  }
+  return rows
+}
+
 export function markdown(report: Report): string {
   const rows = [
     `Measured with \`npm run bench\` on ${report.machine.cpus} x ${report.machine.cpuModel}, Node ${report.node}` +
@@ -319,6 +350,7 @@ export function markdown(report: Report): string {
     rows.push(`| ${label(s.dataset, s.shape)} | ${s.avgLineBytes ?? ''} | ${s.batchMB} MB | ${senders} | ${s.sink} | ${s.linesPerSec.toLocaleString('en-US')} | ${s.mbPerSec} | ${s.vsBaseline} | ` +
       `${s.latencyMsP50} | ${s.latencyMsP99} | ${s.peakRssMB} | ${s.serverCpuSecondsPerMillionLines} |`)
   }
+  if (report.before) rows.push('', ...comparison(report, report.before))
   rows.push('', '| baseline (1 core) | batch | lines/s | MB/s |', '|---|---:|---:|---:|')
   for (const b of report.baselines) rows.push(`| ${label(b.dataset, b.shape)} | ${b.sizeMB} MB | ${Math.round(b.best.linesPerSec).toLocaleString('en-US')} | ${round(b.best.mbPerSec, 1)} |`)
   return rows.join('\n')
@@ -333,7 +365,7 @@ async function main(): Promise<void> {
   const loadStart = loadavg()[0]!
   const commit = git(['rev-parse', 'HEAD'])
   const status = commit === null ? null : git(['status', '--porcelain', '--untracked-files=no'])
-  console.log(`datasets ${DATASETS.join(',')}; batch MB ${SIZES_MB.join(',')}; senders ${SENDERS.join(',')}; sinks ${SINKS.join(',')}` +
+  console.log(`datasets ${DATASETS.map((d) => label(d.dataset, d.shape)).join(',')}; batch MB ${SIZES_MB.join(',')}; senders ${SENDERS.join(',')}; sinks ${SINKS.join(',')}` +
     `${QUICK ? '; quick' : ''}${CPU_PROF ? '; CPU profile' : ''}`)
 
   const bodies = new Map<string, Body>()
@@ -354,6 +386,7 @@ async function main(): Promise<void> {
   }
 
   const scenarios: ScenarioResult[] = []
+  const before: ScenarioResult[] = []
   for (const { dataset, shape } of DATASETS) {
     // Warm-up batch: the size Cloudflare's own example uses, whatever sizes are measured.
     const warmup = bodyOf(dataset, shape, 5)
@@ -362,6 +395,11 @@ async function main(): Promise<void> {
       const baseline = baselines.find((b) => b.dataset === dataset && (b.shape ?? 'full') === shape && b.sizeMB === size)!
       for (const sink of SINKS) {
         for (const senders of SENDERS) {
+          if (BEFORE) {
+            const b = await runScenario(body, warmup, senders, sink, baseline, BEFORE)
+            before.push(b)
+            console.log(`  before: ${b.linesPerSec} lines/s, ${b.vsBaseline}x baseline, p99 ${b.latencyMsP99} ms, peak RSS ${b.peakRssMB} MB, ${b.serverCpuSecondsPerMillionLines} CPU µs/line`)
+          }
           const t = performance.now()
           const s = await runScenario(body, warmup, senders, sink, baseline)
           scenarios.push(s)
@@ -401,6 +439,7 @@ async function main(): Promise<void> {
     bodies: [...bodies.values()].map((b) => ({ dataset: b.dataset, shape: b.shape, sizeMB: b.sizeMB, lines: b.lines, bytes: b.bytes, gzipBytes: b.gzip.length, avgLineBytes: Math.round(b.bytes / b.lines) })),
     baselines,
     scenarios,
+    ...(BEFORE ? { before: { checkout: process.env.BENCH_BEFORE!, commit: gitIn(process.env.BENCH_BEFORE!, ['rev-parse', 'HEAD']), scenarios: before } } : {}),
     targets: targets(scenarios)
   }
   const dir = join(packageRoot, '.bench-results')

@@ -26,6 +26,8 @@ export interface ServiceOptions {
   readonly sinks: string
   /** With a directory, the service runs with --cpu-prof and writes its profile there at exit. */
   readonly cpuProfDir?: string
+  /** Another build's dist/src/main.js (BENCH_BEFORE); this checkout's when absent. */
+  readonly main?: string
 }
 
 // A bench that fails or is interrupted must not leave a service holding a port and a data dir.
@@ -36,7 +38,7 @@ export async function startService(opts: ServiceOptions): Promise<BenchService> 
   const dataDir = await mkdtemp(join(tmpdir(), 'lpr-bench-'))
   const port = await freePort()
   // The service as package.json's start script runs it.
-  const args = [...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : []), '--max-semi-space-size=2', MAIN]
+  const args = [...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : []), '--max-semi-space-size=2', opts.main ?? MAIN]
   // Not the bench's own environment: a SINKS or DATA_DIR exported in the shell must not leak in.
   const child: ChildProcess = spawn(process.execPath, args, {
     env: {

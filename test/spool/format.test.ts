@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { pino } from 'pino'
 import { linesOf } from '../../src/delivery.js'
-import { blockCrc, encodeBlocks, frameRecord, readBlocks, TornSegment, BLOCK_HEADER_BYTES, RECORD_HEADER_BYTES } from '../../src/spool/format.js'
+import { blockCrc, encodeBlocks, frameRecord, frameV1, readBlocks, TornSegment, BLOCK_HEADER_BYTES, RECORD_HEADER_BYTES } from '../../src/spool/format.js'
 import { Spool } from '../../src/spool/index.js'
 import { readStore, startServer } from '../helpers/server.js'
 
@@ -107,4 +107,76 @@ test('an upgraded service delivers what the previous release left spooled, byte 
     const stored = await readStore(server, 'events', dataset)
     assert.equal(stored, await readFile(join(V1_FIXTURE, `expected-${dataset}.ndjson`), 'utf8'), dataset)
   }
+})
+
+/** A spool with one committed segment of `body` (header included); the spool and the segment. */
+async function spoolWith(body: (header: Buffer) => Buffer, lines: number): Promise<{ spool: Spool, seg: NonNullable<ReturnType<Spool['next']>> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'lpr-format-'))
+  const spool = new Spool({ dir, highWatermarkBytes: 1e9, lowWatermarkBytes: 1e8, minFreeBytes: 0, dedupeSeconds: 0, log: pino({ level: 'silent' }) })
+  await spool.init()
+  const name = `000000000001.http_requests.${lines}.d1.seg`
+  await writeFile(join(dir, 'segments', name), body(header(2)))
+  const restarted = new Spool({ dir, highWatermarkBytes: 1e9, lowWatermarkBytes: 1e8, minFreeBytes: 0, dedupeSeconds: 0, log: pino({ level: 'silent' }) })
+  await restarted.init()
+  return { spool: restarted, seg: restarted.next(0)! }
+}
+
+async function payloads(spool: Spool, seg: NonNullable<ReturnType<Spool['next']>>, from = 0): Promise<string[]> {
+  const out: string[] = []
+  for await (const l of spool.payloads(seg, from)) out.push(String(l))
+  return out
+}
+
+test('v1: a record with newlines of its own (an HEC event the previous release stored) stays one line', async () => {
+  // The bug: v1 records were gathered into plain blocks, so a pretty-printed HEC event came
+  // back as several lines that are not JSON, and the line count no longer matched checkpoints.
+  const dir = await mkdtemp(join(tmpdir(), 'lpr-format-'))
+  const all = ['{"a":1}', '{\n  "b": 2\n}', '{"c":3}', '{"d":4}']
+  const path = join(dir, 'seg')
+  await writeFile(path, Buffer.concat([header(1), frameV1(all)]))
+  for (let from = 0; from <= all.length; from++) assert.deepEqual((await lines(path, from)).map(String), all.slice(from), `from line ${from}`)
+})
+
+test('v1: the whole lines before a damaged record are delivered, then the segment is cut there', async () => {
+  // The bug: v1 lines gathered into a block were dropped when the damage was found, although
+  // the segment was cut after them: a destination never got them.
+  const all = ['{"a":1}', '{"a":2}', '{"a":3}']
+  let goodBytes = 0
+  const { spool, seg } = await spoolWith(() => {
+    const good = Buffer.concat([header(1), frameV1(all)])
+    goodBytes = good.length
+    const bad = frameV1(['{"a":4}'])
+    bad[RECORD_HEADER_BYTES + 2] ^= 0x01
+    return Buffer.concat([good, bad])
+  }, 4)
+  assert.deepEqual(await payloads(spool, seg), all)
+  assert.equal((await stat(seg.path)).size, goodBytes)
+})
+
+test('v2: zeros where blocks should be (an empty record passes its checksum) are damage, not a reader crash', async () => {
+  // The bug: a run of zero bytes reads as a record of length 0 whose crc32 (0) matches, and the
+  // block reader threw a RangeError instead of TornSegment: delivery retried that segment forever.
+  const all = sample(20).filter((l) => !l.includes(0x0a))
+  let goodBytes = 0
+  const { spool, seg } = await spoolWith((h) => {
+    const good = Buffer.concat([h, encodeBlocks(all)])
+    goodBytes = good.length
+    return Buffer.concat([good, Buffer.alloc(4096)])
+  }, all.length + 5)
+  assert.deepEqual(await payloads(spool, seg), all.map(String))
+  assert.equal((await stat(seg.path)).size, goodBytes)
+})
+
+test('a damaged length field is damage found before any memory is asked for it', async () => {
+  const all = ['{"a":1}', '{"a":2}']
+  let goodBytes = 0
+  const { spool, seg } = await spoolWith((h) => {
+    const good = Buffer.concat([h, encodeBlocks(all)])
+    goodBytes = good.length
+    const bad = encodeBlocks(['{"a":3}'])
+    bad.writeUInt32LE(0xfffffff0, 0)
+    return Buffer.concat([good, bad])
+  }, 3)
+  assert.deepEqual(await payloads(spool, seg), all)
+  assert.equal((await stat(seg.path)).size, goodBytes)
 })
