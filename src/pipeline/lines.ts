@@ -3,6 +3,7 @@
 // bytes (MAX_LINE_BYTES); decoding is left to the check of each line (line-checker.ts), which
 // also refuses bytes that are not UTF-8.
 import { PipelineLineTooLong, PipelineLinesBusy } from '../errors.js'
+import { isUtf8 } from 'node:buffer'
 import { blockCrc } from '../spool/format.js'
 import type { LineChecker, LineOutcome } from './line-checker.js'
 
@@ -213,13 +214,17 @@ export function withNewline(data: Buffer): Buffer {
  * it is kept: the valid lines, as they were sent. Stops at a line that refuses the whole body.
  */
 export function checkPiece(checker: LineChecker, data: Buffer): CheckedPiece {
-  // Each line is decoded on its own: JSON.parse of a slice of one decoded piece measured half as
-  // fast (V8 copies a sliced string before parsing it).
   const out = new Outcomes(checker, data)
+  // Each line is decoded on its own: JSON.parse of a slice of one decoded piece measured half as
+  // fast (V8 copies a sliced string before parsing it). A piece that is UTF-8 throughout (the
+  // usual one) has only UTF-8 lines, '\n' being no part of any multi-byte character: its lines
+  // are decoded straight from it, without a Buffer or a UTF-8 check each.
+  const utf8 = isUtf8(data)
   let start = 0
   while (start < data.length) {
     const nl = data.indexOf(NEWLINE, start)
-    if (!out.take(checker.check(data.subarray(start, nl)), start, nl)) break
+    const outcome = utf8 ? checker.checkText(data.toString('utf8', start, nl), nl - start) : checker.check(data.subarray(start, nl))
+    if (!out.take(outcome, start, nl)) break
     start = nl + 1
   }
   return out.result()
