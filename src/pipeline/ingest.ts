@@ -16,7 +16,7 @@ import { UNRECOGNISED_DATASET, type DeadLetter, type SpoolBatch } from '../spool
 import type { DatasetStats } from '../observability/stats.js'
 import type { Dataset } from './datasets.js'
 import { DEFAULT_MAX_DEPTH, LineChecker } from './line-checker.js'
-import { PieceCutter, checkLines, checkRecord, eachLine, keptOf, withNewline, type CheckedLines, type LineBudget, type Reject } from './lines.js'
+import { PieceCutter, checkLines, checkRecord, eachLine, withBlock, withNewline, type CheckedLines, type LineBudget, type Reject } from './lines.js'
 import type { ChunkResult, ParsePool, ParseSession } from './parse-pool.js'
 
 export { checkLine } from './line-checker.js'
@@ -319,7 +319,7 @@ async function ingestInWorker(opts: IngestOptions, dataset: Dataset, pool: Parse
   const next = async (): Promise<void> => {
     const { piece, answer } = inflight.shift()!
     const r = await answer
-    await apply(batch!, dataset, opts, { ...r, valid: r.count > 0 ? keptOf(piece, r.cuts) : piece.subarray(0, 0) }, true)
+    await apply(batch!, dataset, opts, withBlock(piece, r), true)
   }
 
   const consumer = new Writable({
@@ -347,7 +347,7 @@ async function ingestInWorker(opts: IngestOptions, dataset: Dataset, pool: Parse
         const rest = withNewline(cutter.end())
         while (inflight.length > 0) await next()
         final = await session!.end(rest)
-        await apply(batch!, dataset, opts, { ...final, valid: final.count > 0 ? keptOf(rest, final.cuts) : rest.subarray(0, 0) }, true)
+        await apply(batch!, dataset, opts, withBlock(rest, final), true)
       })(), done)
     },
     destroy (err, done) {

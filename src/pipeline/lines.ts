@@ -151,7 +151,7 @@ function keptParts(piece: Buffer, cuts: readonly number[]): Buffer[] {
 }
 
 /** The block a checked piece stores: the piece itself when nothing was cut (the usual case), else a copy of what is kept. */
-export function keptOf(piece: Buffer, cuts: readonly number[]): Buffer {
+function keptOf(piece: Buffer, cuts: readonly number[]): Buffer {
   if (cuts.length === 0) return piece
   const parts = keptParts(piece, cuts)
   return concatOwned(parts, parts.reduce((n, p) => n + p.length, 0))
@@ -230,11 +230,15 @@ export function checkPiece(checker: LineChecker, data: Buffer): CheckedPiece {
   return out.result()
 }
 
+/** What checking a piece found, with the block of the lines it keeps. */
+export function withBlock(piece: Buffer, r: CheckedPiece): CheckedLines {
+  return { ...r, valid: r.count > 0 ? keptOf(piece, r.cuts) : NOTHING }
+}
+
 /** checkPiece, with the block of the lines kept. */
 export function checkLines(checker: LineChecker, data: Buffer): CheckedLines {
   const piece = withNewline(data)
-  const r = checkPiece(checker, piece)
-  return { ...r, valid: r.count > 0 ? keptOf(piece, r.cuts) : NOTHING }
+  return withBlock(piece, checkPiece(checker, piece))
 }
 
 /** The same for one record that a framing stage extracted (it may hold newlines of its own). */

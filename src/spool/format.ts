@@ -44,11 +44,6 @@ export function frameRecord(payload: Uint8Array): Buffer {
   return buf
 }
 
-/** Frames lines as v1 records: what earlier releases wrote (kept to test reading their spools). */
-export function frameV1(lines: ReadonlyArray<string | Uint8Array>): Buffer {
-  return Buffer.concat(lines.map((l) => frameRecord(typeof l === 'string' ? Buffer.from(l) : l)))
-}
-
 const countBytes = Buffer.alloc(4)
 
 /** The count field of a block: its lines, or one verbatim record. */

@@ -8,11 +8,16 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { pino } from 'pino'
 import { linesOf } from '../../src/delivery.js'
-import { blockCrc, encodeBlocks, frameRecord, frameV1, readBlocks, TornSegment, BLOCK_HEADER_BYTES, RECORD_HEADER_BYTES } from '../../src/spool/format.js'
+import { blockCrc, encodeBlocks, frameRecord, readBlocks, TornSegment, BLOCK_HEADER_BYTES, RECORD_HEADER_BYTES } from '../../src/spool/format.js'
 import { Spool } from '../../src/spool/index.js'
 import { readStore, startServer } from '../helpers/server.js'
 
 const V1_FIXTURE = fileURLToPath(new URL('../../../test/fixtures/spool-v1/', import.meta.url))
+
+/** Lines as v1 records, one each: what releases before blocks wrote. */
+function frameV1(lines: readonly string[]): Buffer {
+  return Buffer.concat(lines.map((l) => frameRecord(Buffer.from(l))))
+}
 
 function header(v: number): Buffer {
   return frameRecord(Buffer.from(JSON.stringify({ v, dataset: 'http_requests', requestId: 'r1', receivedAt: '2026-11-29T00:00:00.000Z' })))
