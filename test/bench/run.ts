@@ -337,10 +337,10 @@ function comparison(report: Report, before: NonNullable<Report['before']>): stri
 
 export function markdown(report: Report): string {
   const rows = [
-    `Measured with \`npm run bench\` on ${report.machine.cpus} x ${report.machine.cpuModel}, Node ${report.node}` +
+    `Measured with \`npm run bench\` on ${report.machine.cpus} vCPUs (${report.machine.cpuModel}), Node ${report.node}` +
       `${report.commit ? `, commit ${report.commit.slice(0, 10)}${report.dirty ? ' + uncommitted changes' : ''}` : ''}${report.quick ? ' (BENCH_QUICK)' : ''}. ` +
       'End to end: from the first request until every request got its 200 and the destination delivered every line; ' +
-      'MB are uncompressed, 10^6 bytes; "x baseline" is lines/s divided by one core doing only gunzip + split + JSON.parse of the same body.',
+      'MB are uncompressed, 10^6 bytes; "x baseline" is lines/s divided by one thread doing only gunzip + split + JSON.parse of the same body.',
     '',
     '| dataset | B/line | batch | senders | sink | lines/s | MB/s | x baseline | p50 ms | p99 ms | peak RSS MB | CPU µs/line |',
     '|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|'
