@@ -165,15 +165,7 @@ const SKIP: LineOutcome = { kind: 'skip' }
 const VALID: LineOutcome = { kind: 'valid', skip: 0 }
 const BOM = '\ufeff'
 
-/** Bytes JSON treats as whitespace: a line of only these carries nothing. */
-function isBlank(line: Buffer): boolean {
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i]
-    if (c !== 0x20 && c !== 0x09 && c !== 0x0d && c !== 0x0a) return false
-  }
-  return true
-}
-
+/** Only characters JSON treats as whitespace: a line of these carries nothing. */
 function isBlankText(line: string): boolean {
   for (let i = 0; i < line.length; i++) {
     if (!isSpace(line.charCodeAt(i))) return false
@@ -196,10 +188,9 @@ export class LineChecker {
   /** One line's bytes, without its '\n' (a '\r' before it stays: JSON reads it as whitespace). */
   check(bytes: Buffer): LineOutcome {
     if (isUtf8(bytes)) return this.checkText(bytes.toString('utf8'), bytes.length)
-    this.lineNo++
-    if (isBlank(bytes)) return SKIP
-    if (bytes.length > this.maxLineBytes) return { kind: 'refuse', error: 'line-too-long', reason: '' }
-    this.records++
+    // Not UTF-8, so not blank either (whitespace is ASCII).
+    const early = this.enter(false, bytes.length)
+    if (early) return early
     const line = this.lineNo === 1 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? bytes.subarray(3) : bytes
     return this.failed({ ok: false, code: LineRejectCode.notUtf8, reason: 'not UTF-8: the line is dead-lettered with its bytes in rawBase64' }, () => ({ rawBase64: line.toString('base64') }))
   }
@@ -209,11 +200,8 @@ export class LineChecker {
    * throughout is decoded once (lines.ts), not line by line.
    */
   checkText(text: string, bytes: number): LineOutcome {
-    this.lineNo++
-    // Blank lines carry nothing (a trailing newline, a record_delimiter of its own).
-    if (isBlankText(text)) return SKIP
-    if (bytes > this.maxLineBytes) return { kind: 'refuse', error: 'line-too-long', reason: '' }
-    this.records++
+    const early = this.enter(isBlankText(text), bytes)
+    if (early) return early
     // A byte-order mark before the first line marks the body's encoding and is no part of the
     // record (RFC 8259 lets a parser ignore it); anywhere else it makes the line not JSON.
     const bom = this.lineNo === 1 && text.startsWith(BOM)
@@ -232,6 +220,16 @@ export class LineChecker {
     this.tally.accepted++
     // The mark is three bytes in UTF-8.
     return bom ? { kind: 'valid', skip: 3 } : VALID
+  }
+
+  /** Counts a line: a blank one is skipped, an over-long one refuses the body, any other is a record. */
+  private enter(blank: boolean, bytes: number): LineOutcome | null {
+    this.lineNo++
+    // Blank lines carry nothing (a trailing newline, a record_delimiter of its own).
+    if (blank) return SKIP
+    if (bytes > this.maxLineBytes) return { kind: 'refuse', error: 'line-too-long', reason: '' }
+    this.records++
+    return null
   }
 
   /** A record that failed: a dead letter, or the refusal of a body whose first lines are not JSON objects. */

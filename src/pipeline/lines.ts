@@ -27,7 +27,7 @@ export class LineBudget {
 const NEWLINE = 0x0a
 
 /** Complete lines are gathered into pieces of about this size: a piece costs two messages between threads and a block header, whatever its size. */
-export const PIECE_BYTES = 256 * 1024
+const PIECE_BYTES = 256 * 1024
 
 /**
  * Gathers one request's inflated bytes into pieces of complete lines of about PIECE_BYTES, each
@@ -46,7 +46,7 @@ export class PieceCutter {
   /** Bytes since the last newline: the unfinished line. */
   private open = 0
 
-  constructor (private readonly maxLineBytes: number, private readonly budget: LineBudget | null, private readonly pieceBytes = PIECE_BYTES) {}
+  constructor (private readonly maxLineBytes: number, private readonly budget: LineBudget | null) {}
 
   push(chunk: Buffer): Buffer | null {
     if (chunk.length === 0) return null
@@ -54,7 +54,7 @@ export class PieceCutter {
     this.hold(nl < 0 ? this.open + chunk.length : chunk.length - nl - 1)
     this.parts.push(chunk)
     this.bytes += chunk.length
-    if (this.bytes - this.open < this.pieceBytes) return null
+    if (this.bytes - this.open < PIECE_BYTES) return null
     const all = concatOwned(this.parts, this.bytes)
     const complete = this.bytes - this.open
     // The unfinished line is copied out, so that the next piece does not hold this one's memory.

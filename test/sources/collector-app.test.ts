@@ -14,6 +14,17 @@ import { schemasDir } from '../../src/paths.js'
 
 const ACCOUNT = '01a7362d577a6c3019a474fd6f485823'
 
+/** CONFIG_FILE lines of the collector that works in every test: audit logs v2 of ACCOUNT. */
+const AUDIT_V2_COLLECTOR = [
+  'collectors:',
+  '  - name: audit-v2',
+  '    type: audit_logs_v2',
+  `    account: "${ACCOUNT}"`,
+  '    auth: { tokenEnv: TEST_APP_CF_TOKEN }',
+  '    delaySeconds: 0',
+  '    startLookbackHours: 1'
+]
+
 /** /health once its collectors section is as `done` wants (30 s at most). */
 async function settled(url: string, done: (collectors: Record<string, any>) => boolean): Promise<any> {
   const end = Date.now() + 30_000
@@ -41,13 +52,7 @@ test('a refused collector stops alone; the other collector and the intake go on;
   const dir = await mkdtemp(join(tmpdir(), 'lpr-collector-app-'))
   const config = join(dir, 'receiver.yaml')
   await writeFile(config, [
-    'collectors:',
-    '  - name: audit-v2',
-    '    type: audit_logs_v2',
-    `    account: "${ACCOUNT}"`,
-    '    auth: { tokenEnv: TEST_APP_CF_TOKEN }',
-    '    delaySeconds: 0',
-    '    startLookbackHours: 1',
+    ...AUDIT_V2_COLLECTOR,
     '  - name: audit-weak',
     '    type: audit_logs',
     `    account: "${ACCOUNT}"`,
@@ -102,13 +107,7 @@ test('a collector that cannot be built stops alone, shown in /health and /metric
   await rm(join(schemas, 'collectors', 'audit_logs.json'))
   const config = join(dir, 'receiver.yaml')
   await writeFile(config, [
-    'collectors:',
-    '  - name: audit-v2',
-    '    type: audit_logs_v2',
-    `    account: "${ACCOUNT}"`,
-    '    auth: { tokenEnv: TEST_APP_CF_TOKEN }',
-    '    delaySeconds: 0',
-    '    startLookbackHours: 1',
+    ...AUDIT_V2_COLLECTOR,
     '  - name: audit-v1',
     '    type: audit_logs',
     `    account: "${ACCOUNT}"`,

@@ -156,18 +156,26 @@ function accountKnown(double: CloudflareDouble, req: DoubleRequest): Reply | nul
   return double.accounts.has(req.params.account_id!) ? null : fail(403, [{ code: 10000, message: 'Authentication error' }])
 }
 
-const listV1: Route['handle'] = (req, double) => {
+/** What both versions ask of a list: a known account, the time bounds (required in v2), a direction. */
+function listQuery(req: DoubleRequest, double: CloudflareDouble, v2: boolean): { since: number, before: number, dir: string } | Reply {
   const unknown = accountKnown(double, req)
   if (unknown) return unknown
-  const t = timeParams(req.query, false)
+  const t = timeParams(req.query, v2)
   if ('status' in t) return t
   const dir = direction(req.query)
   if (typeof dir !== 'string') return dir
+  return { ...t, dir }
+}
+
+const listV1: Route['handle'] = (req, double) => {
+  const q = listQuery(req, double, false)
+  if ('status' in q) return q
+  const { since, before, dir } = q
   const perPage = intParam(req.query, 'per_page', 100, 1, 1000)
   if (typeof perPage !== 'number') return perPage
   const page = intParam(req.query, 'page', 1, 1, Number.MAX_SAFE_INTEGER)
   if (typeof page !== 'number') return page
-  const all = select(double, auditState(double).v1.get(req.params.account_id!), t.since, t.before, dir, (r) => r.id)
+  const all = select(double, auditState(double).v1.get(req.params.account_id!), since, before, dir, (r) => r.id)
   const slice = all.slice((page - 1) * perPage, page * perPage).map((e) => e.record)
   return ok(slice, { page, per_page: perPage, count: slice.length, total_count: all.length })
 }
@@ -185,12 +193,9 @@ function decodeCursor(cursor: string, key: string): number | null {
 }
 
 const listV2: Route['handle'] = (req, double) => {
-  const unknown = accountKnown(double, req)
-  if (unknown) return unknown
-  const t = timeParams(req.query, true)
-  if ('status' in t) return t
-  const dir = direction(req.query)
-  if (typeof dir !== 'string') return dir
+  const q = listQuery(req, double, true)
+  if ('status' in q) return q
+  const { since, before, dir } = q
   const limit = intParam(req.query, 'limit', 100, 1, 1000)
   if (typeof limit !== 'number') return limit
   // A cursor belongs to the query it came from.
@@ -198,7 +203,7 @@ const listV2: Route['handle'] = (req, double) => {
   const raw = req.query.get('cursor')
   const offset = raw === null ? 0 : decodeCursor(raw, key)
   if (offset === null) return badRequest('invalid cursor')
-  const all = select(double, auditState(double).v2.get(req.params.account_id!), t.since, t.before, dir, (r) => r.id)
+  const all = select(double, auditState(double).v2.get(req.params.account_id!), since, before, dir, (r) => r.id)
   const slice = all.slice(offset, offset + limit).map((e) => e.record)
   const more = offset + limit < all.length
   const cursor = more ? encodeCursor(offset + limit, key) : undefined
