@@ -1,7 +1,7 @@
 // The `logpush-receiver` executable as npm installs it: package.json "bin" names a built file with
 // a shebang, the package's files include it (and the schemas it reads), and the process exits
 // with the documented codes. (npx from a clone and `npm install -g` of the packed tarball were
-// verified by hand: README, "Managing Logpush jobs"; they take npm tens of seconds here.)
+// verified by hand: docs/jobs.md, "Managing Logpush jobs"; they take npm tens of seconds here.)
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'

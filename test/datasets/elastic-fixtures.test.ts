@@ -1,6 +1,6 @@
 // Real-shaped lines, not only generated ones: every line of Elastic's published pipeline test
 // inputs for its Cloudflare Logpush integration (test/fixtures/elastic-integrations/) must pass
-// our schemas, except the lines listed here and in README with the error in the fixture itself.
+// our schemas, except the lines listed here and in docs/datasets.md with the error in the fixture itself.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
@@ -39,7 +39,7 @@ export const STREAMS: Readonly<Record<string, string>> = {
   workers_trace: 'workers_trace_events'
 }
 
-/** `<stream>/<file>:<line>` -> the reason we give; README explains each. */
+/** `<stream>/<file>:<line>` -> the reason we give; docs/datasets.md explains each. */
 const KNOWN_FIXTURE_ERRORS: Readonly<Record<string, string>> = {
   // Cloudflare documents IPv4Options as a string (a list of option numbers); the fixture's own
   // 2025 lines (4 and 5) send "" like Cloudflare does.
@@ -83,6 +83,6 @@ test('every line of Elastic\'s pipeline test inputs passes our schemas, or is a 
   assert.deepEqual(unexpected, [], `lines of Elastic's fixtures we reject (or no longer reject):\n  ${unexpected.join('\n  ')}`)
   assert.deepEqual(seen.sort(), Object.keys(KNOWN_FIXTURE_ERRORS).sort(), 'every known fixture error is a line of the fixtures')
   assert.ok(lines > 0)
-  const readme = readFileSync(join(packageRoot, 'README.md'), 'utf8')
-  for (const where of Object.keys(KNOWN_FIXTURE_ERRORS)) assert.ok(readme.includes(`\`${where}\``), `README explains ${where}`)
+  const readme = readFileSync(join(packageRoot, 'docs', 'datasets.md'), 'utf8')
+  for (const where of Object.keys(KNOWN_FIXTURE_ERRORS)) assert.ok(readme.includes(`\`${where}\``), `docs/datasets.md explains ${where}`)
 })

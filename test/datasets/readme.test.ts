@@ -1,4 +1,4 @@
-// README's dataset table is what users read to create their jobs: its scope (which API path) and
+// The dataset table (docs/datasets.md) is what users read to create their jobs: its scope (which API path) and
 // event-time columns must say what schemas/ does, for every dataset.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -7,8 +7,8 @@ import { join } from 'node:path'
 import { packageRoot } from '../../src/paths.js'
 import { loadSchemas } from '../helpers/dataset-lines.js'
 
-test('README lists every dataset with the scope and event-time field of its schema', () => {
-  const readme = readFileSync(join(packageRoot, 'README.md'), 'utf8')
+test('docs/datasets.md lists every dataset with the scope and event-time field of its schema', () => {
+  const readme = readFileSync(join(packageRoot, 'docs', 'datasets.md'), 'utf8')
   const rows = new Map<string, { scope: string, eventTime: string }>()
   for (const line of readme.split('\n')) {
     const m = /^\| `([a-z0-9_]+)` \| ([a-z ]+) \| \d+ \| `([A-Za-z0-9]+)`/.exec(line)

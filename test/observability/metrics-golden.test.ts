@@ -1,6 +1,6 @@
 // The names and types /metrics exposes are an interface: dashboards and alert rules are built on
 // them. These tests fail when a family appears, disappears or changes type without this list (and
-// README's metrics table) changing with it.
+// docs/operations.md's metrics table) changing with it.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
@@ -88,12 +88,12 @@ test('every # TYPE line of /metrics is pinned', async () => {
   assert.deepEqual(await typeLines(), GOLDEN)
 })
 
-test('every metric README documents is exported', async () => {
-  const readme = readFileSync(join(packageRoot, 'README.md'), 'utf8')
+test('every metric docs/operations.md documents is exported', async () => {
+  const readme = readFileSync(join(packageRoot, 'docs', 'operations.md'), 'utf8')
   const section = readme.slice(readme.indexOf('| metric | labels | meaning |'))
   const table = section.slice(0, section.indexOf('\n\n'))
   const documented = [...table.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!).filter((n) => /^(lpr|process|nodejs)_/.test(n))
-  assert.ok(documented.length >= 20, `README's metrics table found (${documented.length} names)`)
+  assert.ok(documented.length >= 20, `docs/operations.md's metrics table found (${documented.length} names)`)
   const exported = new Set((await typeLines()).map((l) => l.split(' ')[2]))
   for (const name of documented) assert.ok(exported.has(name), `${name} is documented but not exported`)
 })

@@ -3,7 +3,7 @@
 // ingest pipeline makes of them), the same line through our builder must give the same ECS fields,
 // field by field. Elastic's own cloudflare_logpush.* namespace is not compared (ours is the line
 // itself). Every other difference fails the test unless schemas/ecs/_elastic-differences.yaml
-// lists it with its reason; README shows that list, and an entry that no longer matches anything fails too.
+// lists it with its reason; docs/elasticsearch.md shows that list, and an entry that no longer matches anything fails too.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
@@ -80,12 +80,12 @@ test('the differences list is well formed and each entry gives its reason', () =
   }
 })
 
-test('README shows every entry of the differences list', () => {
-  const readme = readFileSync(join(packageRoot, 'README.md'), 'utf8')
+test('docs/elasticsearch.md shows every entry of the differences list', () => {
+  const readme = readFileSync(join(packageRoot, 'docs', 'elasticsearch.md'), 'utf8')
   const section = readme.slice(readme.indexOf('### Differences from Elastic\'s integration'))
-  assert.ok(section.length > 0 && readme.includes('### Differences from Elastic\'s integration'), 'README has the section')
+  assert.ok(section.length > 0 && readme.includes('### Differences from Elastic\'s integration'), 'docs/elasticsearch.md has the section')
   for (const d of differences) {
-    for (const f of d.fields) assert.ok(section.includes(`\`${f}\``), `README lists ${f}`)
+    for (const f of d.fields) assert.ok(section.includes(`\`${f}\``), `docs/elasticsearch.md lists ${f}`)
   }
 })
 

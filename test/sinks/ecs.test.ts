@@ -159,11 +159,11 @@ test('every dataset gets event.kind/category/type and at least one field from it
   assert.equal(covered.length, 25, 'the datasets Elastic\'s integration has a stream for')
 })
 
-test('README\'s ECS coverage table has a row per dataset with its Elastic stream', async () => {
+test('docs/elasticsearch.md\'s ECS coverage table has a row per dataset with its Elastic stream', async () => {
   const { packageRoot } = await import('../../src/paths.js')
-  const readme = readFileSync(join(packageRoot, 'README.md'), 'utf8')
+  const readme = readFileSync(join(packageRoot, 'docs', 'elasticsearch.md'), 'utf8')
   const rows = new Map([...readme.matchAll(/^\| ([a-z0-9_]+) \| (`([a-z_]+)`|—) \| [a-z_, ]+ \| /gm)].map((m) => [m[1]!, m[3] ?? null]))
-  for (const [dataset, mapping] of ecs.mappings) assert.equal(rows.get(dataset), mapping.elastic, `README row for ${dataset}`)
+  for (const [dataset, mapping] of ecs.mappings) assert.equal(rows.get(dataset), mapping.elastic, `docs/elasticsearch.md row for ${dataset}`)
 })
 
 test('http_outcome: success below 400, failure from 400, nothing for what is not a status', () => {
