@@ -1,5 +1,5 @@
 // The one error catalogue. Every code is stable (operators grep for it, Logpush shows the
-// message in the job's error_message) and listed in README's error table; a test keeps the two
+// message in the job's error_message) and listed in docs/errors.md's table; a test keeps the two
 // in step. Codes read LPR_ERR_<ROOM>_<WHAT>.
 import createError from '@fastify/error'
 
@@ -99,7 +99,7 @@ export const SinkStopCode = {
   splunkConfig: 'LPR_ERR_SINK_SPLUNK_CONFIG'
 } as const
 
-/** Every code this service can emit, for the README consistency test. */
+/** Every code this service can emit, for the docs/errors.md consistency test. */
 export const allCodes: readonly string[] = [
   ...[
     IntakeTokenMissing, IntakeTokenMalformed, IntakeTokenInvalid, IntakeUnknownDataset, IntakeUnsupportedEncoding, IntakeBodyTooLarge,

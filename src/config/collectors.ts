@@ -91,8 +91,8 @@ export const collectorSchema = {
 export const collectorDefaults = {
   pollSeconds: 60,
   windowSeconds: 3600,
-  // Audit logs appear in the API within minutes of the action (see README "Pull instead of
-  // push"); five minutes behind now leaves them that time. Logpull's docs ask for an end at
+  // Audit logs appear in the API within minutes of the action (see docs/sources.md "Pull instead
+  // of push"); five minutes behind now leaves them that time. Logpull's docs ask for an end at
   // least one minute (OpenAPI: five minutes) before now.
   delaySeconds: 300,
   startLookbackHours: 24,

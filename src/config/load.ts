@@ -99,7 +99,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
 }
 
 /**
- * The one line a failed start prints: the stable code first (README promises it, operators grep
+ * The one line a failed start prints: the stable code first (docs/errors.md promises it, operators grep
  * for it), then the message. Configuration errors are the operator's to fix, so no stack.
  */
 export function startupErrorLine(err: unknown): string {

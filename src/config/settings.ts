@@ -1,5 +1,5 @@
 // Every setting the service reads, in one table: its environment variable, type, default and
-// unit. load.ts validates the environment against it, README's table is checked against it.
+// unit. load.ts validates the environment against it, docs/configuration.md's table is checked against it.
 export interface SettingDef {
   readonly env: string
   readonly type: 'string' | 'integer' | 'boolean'

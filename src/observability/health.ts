@@ -15,7 +15,7 @@ export interface HealthOptions {
   readonly sinks?: () => Record<string, unknown>
   /** Per-source state (bucket sources), shown as is. */
   readonly sources?: () => Record<string, unknown>
-  /** The Logpush job watchdog's view, shown as is; it never changes the status code (see README). */
+  /** The Logpush job watchdog's view, shown as is; it never changes the status code (see docs/watchdog.md). */
   readonly watchdog?: () => unknown
   /** Per-collector state (pull collectors), shown as is. */
   readonly collectors?: () => Record<string, unknown>

@@ -6,7 +6,7 @@
 // own (dataset and sink names, error codes, routes) or bounded (unknown field names,
 // DRIFT_FIELDS_MAX per dataset), so cardinality stays small.
 //
-// Names README documents and prom-client's defaults: process_cpu_seconds_total,
+// Names docs/operations.md documents and prom-client's defaults: process_cpu_seconds_total,
 // process_resident_memory_bytes and process_start_time_seconds are prom-client's (same names as
 // before); nodejs_heap_used_bytes is ours, kept for existing dashboards, and equals prom-client's
 // nodejs_heap_size_used_bytes.
@@ -187,7 +187,7 @@ export function createRegistry(opts: Omit<MetricsOptions, 'authorize'>): Registr
   counter(registry, 'lpr_collector_errors_total', 'Failed windows of a pull collector, by code (retried, or stopped for credentials).', ['collector', 'code'],
     () => [...collectors()].flatMap(([collector, g]) => [...g.errors].map(([code, n]): Sample => [{ collector, code }, n])))
 
-  // README documented this name before prom-client; its default is nodejs_heap_size_used_bytes.
+  // The docs documented this name before prom-client; its default is nodejs_heap_size_used_bytes.
   gauge(registry, 'nodejs_heap_used_bytes', 'V8 heap in use (the same value as nodejs_heap_size_used_bytes).', [], () => [[{}, process.memoryUsage().heapUsed]])
   return registry
 }

@@ -91,7 +91,7 @@ export interface StorageModes {
 /**
  * Set explicitly, always: on a cluster created on Elasticsearch 9 a logs-*-* data stream
  * defaults to logsdb, and with a licence that allows it to synthetic _source, where the stored
- * document is rebuilt from indexed values and is no longer the line as sent (see README).
+ * document is rebuilt from indexed values and is no longer the line as sent (see docs/elasticsearch.md).
  * index.mapping.source.mode replaced the deprecated mappings._source.mode in 8.18.
  */
 export function storageSettings(modes: StorageModes): Mapping {
