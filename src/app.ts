@@ -35,6 +35,8 @@ export interface BuiltApp {
   reloadTls(): Promise<boolean>
   /** Resolves true once every destination has everything spooled so far (tests, shutdown). */
   drained(timeoutMs: number): Promise<boolean>
+  /** The stop has begun: /health answers 503 and answers close their connection; uploads are still served. */
+  beginShutdown(): void
   close(graceMs?: number): Promise<void>
 }
 
@@ -516,6 +518,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       const results = await Promise.all(forwarders.map((f) => f.drained(timeoutMs)))
       return results.every(Boolean)
     },
+    beginShutdown() { closing = true },
     async close(graceMs = config.shutdownGraceMs) {
       closing = true
       clearInterval(diskTimer)

@@ -3,6 +3,7 @@ import { buildApp } from './app.js'
 import { describeConfig, loadConfig, startupErrorLine, type Config } from './config/index.js'
 import { destinationConfHints } from './intake/index.js'
 import { createLogger } from './observability/index.js'
+import { shutdown } from './shutdown.js'
 
 async function main(): Promise<void> {
   let config: Config
@@ -36,13 +37,16 @@ async function main(): Promise<void> {
       process.exit(1)
     }
     stopping = true
-    log.info({ signal, graceMs: config.shutdownGraceMs }, 'Stopping: no new requests, finishing those in flight.')
-    const force = setTimeout(() => {
-      log.warn('Grace period over: cutting the remaining connections.')
-      built.app.server.closeAllConnections()
-    }, config.shutdownGraceMs)
-    force.unref()
-    built.close().then(
+    log.info({ signal }, 'Stop requested.')
+    // SIGTERM comes from an orchestrator or a balancer's host: /health turns 503 first and the
+    // listener stays open while the balancer takes this replica out. Ctrl-C (SIGINT) is a person
+    // at a terminal, with no balancer to wait for.
+    const times = { healthDelayMs: signal === 'SIGTERM' ? config.shutdownHealthDelayMs : 0, graceMs: config.shutdownGraceMs }
+    shutdown({
+      beginShutdown: () => built.beginShutdown(),
+      close: () => built.close(),
+      cutConnections: () => built.app.server.closeAllConnections()
+    }, times, log).then(
       () => { log.info('Stopped.'); process.exit(0) },
       (err: unknown) => { log.error({ err }, 'Unclean stop.'); process.exit(1) }
     )

@@ -134,6 +134,13 @@ export const settings = {
     minimum: 0,
     description: 'On SIGTERM, how long in-flight requests may take before connections are cut, ms'
   },
+  shutdownHealthDelayMs: {
+    env: 'SHUTDOWN_HEALTH_DELAY_MS',
+    type: 'integer',
+    default: 5000,
+    minimum: 0,
+    description: 'On SIGTERM, how long /health answers 503 while uploads are still served, before the listener closes (more than a balancer\'s fall x inter), ms'
+  },
   requestTimeoutMs: {
     env: 'REQUEST_TIMEOUT_MS',
     type: 'integer',

@@ -21,8 +21,19 @@ export interface HealthOptions {
   readonly collectors?: () => Record<string, unknown>
 }
 
-/** GET /health: 200 when this instance can accept batches, 503 when not, so a load balancer can act on it. */
+/**
+ * GET /health (readiness): 200 when this instance can accept batches, 503 when not (spool above
+ * its watermark, disk guard refusing, data directory not writable, shutting down), so a balancer
+ * or a kubelet stops sending to it. A destination being down is not a reason: the spool takes it.
+ *
+ * GET /health/live (liveness): 200 whenever the process answers at all. A replica that refuses
+ * or whose destination is down is not helped by a restart, which would only churn; one that does
+ * not answer this within the probe's timeout is stuck, and is.
+ */
 export async function healthPlugin(app: FastifyInstance, opts: HealthOptions): Promise<void> {
+  app.get('/health/live', async function live() {
+    return { status: 'alive', version: opts.version }
+  })
   app.get('/health', async function health(_request, reply) {
     const r = await opts.readiness()
     reply.code(r.ready ? 200 : 503)

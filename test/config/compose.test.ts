@@ -199,9 +199,11 @@ test('the receiver waits for a healthy elasticsearch, and may finish its request
   const svc = service(RECEIVER)
   const dependsOn = obj(svc.depends_on, 'depends_on of the receiver (long form, with conditions)')
   assert.equal(obj(dependsOn[ELASTICSEARCH], 'depends_on.elasticsearch').condition, 'service_healthy')
-  const grace = loadConfig(receiverEffectiveEnv()).shutdownGraceMs
+  const config = loadConfig(receiverEffectiveEnv())
+  // On SIGTERM /health answers 503 for SHUTDOWN_HEALTH_DELAY_MS first, then requests get SHUTDOWN_GRACE_MS.
+  const stop = config.shutdownHealthDelayMs + config.shutdownGraceMs
   assert.ok(svc.stop_grace_period !== undefined, 'stop_grace_period is set (compose default is 10 s)')
-  assert.ok(durationMs(svc.stop_grace_period) > grace, `stop_grace_period ${String(svc.stop_grace_period)} exceeds SHUTDOWN_GRACE_MS ${grace}`)
+  assert.ok(durationMs(svc.stop_grace_period) > stop, `stop_grace_period ${String(svc.stop_grace_period)} exceeds SHUTDOWN_HEALTH_DELAY_MS + SHUTDOWN_GRACE_MS ${stop}`)
 })
 
 test('ELASTICSEARCH_URL points at the elasticsearch service on its container port', () => {
