@@ -50,7 +50,9 @@ export async function startService(opts: ServiceOptions): Promise<BenchService> 
       LOG_LEVEL: 'warn',
       SINKS: opts.sinks,
       // Uploads repeat one body (see uniqueTail in bodies.ts): re-send detection is not measured.
-      DEDUPE_WINDOW_SECONDS: '0'
+      DEDUPE_WINDOW_SECONDS: '0',
+      // No balancer in front: a stop need not wait for one to take the service out.
+      SHUTDOWN_HEALTH_DELAY_MS: '0'
     },
     stdio: ['ignore', 'pipe', 'pipe']
   })

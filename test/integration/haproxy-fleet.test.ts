@@ -11,6 +11,7 @@ import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -18,6 +19,7 @@ import { gzipSync } from 'node:zlib'
 import { elasticsearchUrl } from '../helpers/elasticsearch-env.js'
 import { freePort, spawnService, waitDrained, type ServiceProcess } from '../helpers/process.js'
 import { esCount, eventLines } from '../helpers/stored.js'
+import { packageRoot } from '../../src/paths.js'
 
 const DATASET = 'http_requests'
 const SENDERS = 4
@@ -33,7 +35,7 @@ const SLOW_PIECE_MS = 100
 const HAPROXY_WAIT_MS = 45_000
 
 /** The backend section README shows, with the loopback ports of this test. */
-export function haproxyConfig(frontPort: number, servers: ReadonlyArray<readonly [string, number]>, redispatch: boolean): string {
+function haproxyConfig(frontPort: number, servers: ReadonlyArray<readonly [string, number]>, redispatch: boolean): string {
   return [
     'global',
     '  maxconn 1000',
@@ -330,3 +332,14 @@ for (const redispatch of [false, true]) {
     }
   })
 }
+
+test('docs/operations.md shows the HAProxy settings this test runs with', () => {
+  const docs = readFileSync(join(packageRoot, 'docs', 'operations.md'), 'utf8')
+  const block = /```haproxy\n([\s\S]*?)```/.exec(docs)?.[1]
+  assert.ok(block, 'an haproxy block')
+  const shown = new Set(block.split('\n').map((l) => l.trim()))
+  // Addresses, the listener and process-wide limits differ between a test and a user's machine.
+  const run = haproxyConfig(8080, [['a', 1]], true).split('\n').map((l) => l.trim())
+    .filter((l) => l !== '' && !/^(global|maxconn|bind|server) ?/.test(l))
+  assert.deepEqual(run.filter((l) => !shown.has(l)), [], 'every setting of the test is in the docs')
+})
