@@ -213,7 +213,8 @@ async function runFleet(t: TestContext, haproxy: string, redispatch: boolean): P
     SINKS: esUrl ? 'file,elasticsearch' : 'file',
     ...(esUrl ? { ELASTICSEARCH_URL: esUrl, ELASTICSEARCH_NAMESPACE: namespace } : {}),
     EVENTS_GZIP_ROTATED: 'false',
-    // Dedupe of Logpush re-sends is per replica; the time is long enough for every retry here.
+    // The defaults users run with: /health 503 for 5 s on SIGTERM, then 30 s for requests in flight.
+    SHUTDOWN_HEALTH_DELAY_MS: '5000',
     SHUTDOWN_GRACE_MS: '30000'
   }
   const ports = { a: await freePort(), b: await freePort() }
@@ -222,7 +223,7 @@ async function runFleet(t: TestContext, haproxy: string, redispatch: boolean): P
   const replicas: Record<'a' | 'b', ServiceProcess> = { a: await start('a'), b: await start('b') }
 
   const front = await freePort()
-  const cfgPath = join(dirs.a, '..', `haproxy-${front}.cfg`)
+  const cfgPath = join(await mkdtemp(join(tmpdir(), 'lpr-fleet-lb-')), 'haproxy.cfg')
   await writeFile(cfgPath, haproxyConfig(front, [['a', ports.a], ['b', ports.b]], redispatch))
   const check = spawnSync(haproxy, ['-c', '-f', cfgPath], { encoding: 'utf8' })
   assert.equal(check.status, 0, `haproxy -c: ${check.stdout}${check.stderr}`)
@@ -317,7 +318,7 @@ function summarise(list: readonly string[]): string {
 }
 
 for (const redispatch of [false, true]) {
-  test(`two replicas behind HAProxy${redispatch ? ' with option redispatch' : ''}: SIGTERM, SIGKILL and a rolling restart lose no line; an orderly stop shows the sender no error`, { timeout: 240_000 }, async (t) => {
+  test(`two replicas behind HAProxy${redispatch ? ' with option redispatch' : ''}: SIGTERM, SIGKILL and a rolling restart lose no line; an orderly stop shows the sender no error`, { timeout: 420_000 }, async (t) => {
     const haproxy = haproxyBinary(t)
     if (!haproxy) return
     if (!elasticsearchUrl()) {
