@@ -172,7 +172,8 @@ test('the Services, the disruption budget and the ServiceMonitor select the pods
   const endpoint = monitor.spec.endpoints[0]
   assert.ok(scraped[0]!.spec.ports.some((p: Obj) => p.name === endpoint.port))
   assert.equal(endpoint.path, '/metrics')
-  const secret = only('Secret', endpoint.bearerTokenSecret.name)
-  assert.ok(endpoint.bearerTokenSecret.key in secret.stringData)
-  assert.equal(endpoint.bearerTokenSecret.key, 'METRICS_TOKEN', 'the token the service asks of the scraper')
+  assert.equal(endpoint.authorization?.type, 'Bearer', 'the service asks for Authorization: Bearer <METRICS_TOKEN>')
+  const secret = only('Secret', endpoint.authorization.credentials.name)
+  assert.ok(endpoint.authorization.credentials.key in secret.stringData)
+  assert.equal(endpoint.authorization.credentials.key, 'METRICS_TOKEN', 'the token the service asks of the scraper')
 })
