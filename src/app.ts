@@ -17,7 +17,7 @@ import { Forwarder, Spool, UNRECOGNISED_DATASET, type DeadLetter, type SpoolBatc
 import { FileSink, DiscardSink, RotatingFiles, type Rejection, type Sink } from './sinks/index.js'
 import { Stats, cached, healthPlugin, metricsPlugin, type Readiness } from './observability/index.js'
 import { schemasDir, version } from './paths.js'
-import type { BucketSource, ObjectIngestOptions } from './sources/bucket/index.js'
+import type { BucketSource, ObjectIngestOptions, UnbuiltSource } from './sources/bucket/index.js'
 import type { Collector, UnbuiltCollector } from './sources/cloudflare/index.js'
 import { RecentDeadLetters, StatusAccess, statusPlugin } from './status/index.js'
 import { DirLock, DirectoryInUse, serviceLockPath } from './data-dir-lock.js'
@@ -142,11 +142,24 @@ function objectIngestOptions(
 async function createSources(
   config: Config,
   ctx: { dataDir: string, datasets: ReadonlyMap<string, Dataset>, spool: Spool, stats: Stats, pool: ParsePool | null, lineBudget: LineBudget, commit: (batch: SpoolBatch, digest: string) => Promise<CommitResult>, challenges: ChallengeLog, log: Logger }
-): Promise<BucketSource[]> {
+): Promise<Array<BucketSource | UnbuiltSource>> {
   if (config.sources.length === 0) return []
-  const { BucketSource, createBucketClient, ingestObject } = await import('./sources/bucket/index.js')
+  const { BucketSource, UnbuiltSource, createBucketClient, ingestObject } = await import('./sources/bucket/index.js')
   const objects = objectIngestOptions(config, ctx)
-  const sources = config.sources.map((sc) => {
+  const sources = config.sources.map((sc): BucketSource | UnbuiltSource => {
+    try {
+      return build(sc)
+    } catch (err) {
+      // One source that cannot be built stops alone, shown as stopped; the others run.
+      ctx.log.error({ source: sc.name, err: { message: (err as Error).message } }, 'Could not build this bucket source; it stays stopped.')
+      return new UnbuiltSource(sc.name, sc, err)
+    }
+  })
+  // Each init stops only its own source (an unreadable progress record): none throws.
+  for (const s of sources) await s.init()
+  return sources
+
+  function build(sc: Config['sources'][number]): BucketSource {
     const dataset = ctx.datasets.get(sc.dataset)!
     return new BucketSource({
       config: sc,
@@ -157,9 +170,7 @@ async function createSources(
       onChallenge: (c) => ctx.challenges.add({ dataset: c.dataset, receivedAt: new Date().toISOString(), requestId: `s3://${sc.bucket}/${c.key}`, token: c.token }),
       log: ctx.log
     })
-  })
-  for (const s of sources) await s.init()
-  return sources
+  }
 }
 
 /** Pull collectors from CONFIG_FILE; the SDK is loaded only when one is configured. */
@@ -430,7 +441,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     })
   })
   const challenges = new ChallengeLog(config.challengesKept)
-  let sources: BucketSource[] = []
+  let sources: Array<BucketSource | UnbuiltSource> = []
   let collectors: Array<Collector | UnbuiltCollector> = []
   const workers = config.parseWorkers === -1 ? availableParallelism() : config.parseWorkers
   // One budget for the unfinished lines of every request and bucket read; never below one longest

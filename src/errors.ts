@@ -52,6 +52,9 @@ export const PipelineLinesBusy = createError(
   'Too many unfinished lines are held in memory right now (LINE_BUFFER_BUDGET_BYTES, %d bytes); nothing of this batch was stored, retry later',
   503
 )
+// A parse worker stopped (crashed, killed, out of memory) while checking this request's lines:
+// nothing of the batch is stored, and the sender is asked to send it again.
+export const PipelineWorkerGone = createError('LPR_ERR_PIPELINE_WORKER_GONE', 'A parse worker stopped while checking this batch (%s); nothing of it was stored, retry later', 503)
 export const IntakeClientGone = createError('LPR_ERR_INTAKE_CLIENT_GONE', 'The client closed the connection or sent a broken body before the batch was complete', 400)
 export const ConfigInvalid = createError('LPR_ERR_CONFIG_INVALID', 'Invalid configuration: %s', 500)
 export const SpoolStateUnreadable = createError('LPR_ERR_SPOOL_STATE_UNREADABLE', 'Cannot read %s (%s); not starting rather than guessing: %s', 500)
@@ -62,6 +65,14 @@ export const SourceInflatedTooLarge = createError('LPR_ERR_SOURCE_INFLATED_TOO_L
 export const SourceAccessDenied = createError('LPR_ERR_SOURCE_ACCESS_DENIED', 'The bucket refused %s: %s. The reader needs s3:ListBucket on the bucket and s3:GetObject on the prefix', 403)
 export const SourceThrottled = createError('LPR_ERR_SOURCE_THROTTLED', 'The bucket asked us to slow down (%s); backing off', 503)
 export const SourceUnavailable = createError('LPR_ERR_SOURCE_UNAVAILABLE', 'Could not %s: %s', 502)
+export const SourceObjectGone = createError('LPR_ERR_SOURCE_OBJECT_GONE', 'Could not %s: the object was deleted after it was listed', 404)
+// Local trouble (an errno of our own disk, not the bucket's answer): the source pauses, nothing is charged to the object.
+export const SourceLocalTrouble = createError('LPR_ERR_SOURCE_LOCAL', 'Local trouble while reading (%s): %s; the source pauses and reads the object again', 503)
+export const SourceStateUnreadable = createError(
+  'LPR_ERR_SOURCE_STATE_UNREADABLE',
+  'Cannot read the progress record %s (%s); source "%s" stopped rather than guess which days were read. Fix the disk and restart; only if the record is lost for good, move it away: the source then starts again at startLookbackDays (objects of the days between are not read)',
+  500
+)
 // Cloudflare's API (collectors, watchdog, CLI): the API's own messages, verbatim.
 export const CloudflareApiFailed = createError('LPR_ERR_CLOUDFLARE_API', 'Cloudflare API answered HTTP %d: %s', 502)
 // Pull collectors (src/sources/cloudflare): shown in /health, /metrics and the log.
@@ -104,8 +115,8 @@ export const allCodes: readonly string[] = [
   ...[
     IntakeTokenMissing, IntakeTokenMalformed, IntakeTokenInvalid, IntakeUnknownDataset, IntakeUnsupportedEncoding, IntakeBodyTooLarge,
     IntakeInflatedTooLarge, IntakeBadGzip, IntakeNotReady, PipelineLineTooLong, PipelineNotNdjson,
-    PipelineUnknownDataset, PipelineLinesBusy, IntakeClientGone, ConfigInvalid, SpoolStateUnreadable, SpoolDiskUnknown,
-    SourceBadGzip, SourceInflatedTooLarge, SourceAccessDenied, SourceThrottled, SourceUnavailable, CloudflareApiFailed,
+    PipelineUnknownDataset, PipelineLinesBusy, PipelineWorkerGone, IntakeClientGone, ConfigInvalid, SpoolStateUnreadable, SpoolDiskUnknown,
+    SourceBadGzip, SourceInflatedTooLarge, SourceAccessDenied, SourceThrottled, SourceUnavailable, SourceObjectGone, SourceLocalTrouble, SourceStateUnreadable, CloudflareApiFailed,
     CollectorAuthFailed, CollectorWindowIncomplete, CollectorCursorUnreadable,
     SourceLogpullStream, SourceLogpullWindow, SourceLogpullRetention
   ].map((E) => new E().code),

@@ -11,10 +11,18 @@
 //   fsync). A torn last line (kill -9 mid-append) is ignored at load. Closing a date rewrites the
 //   file atomically with what is left.
 //
+// - A record that cannot be read (EIO, a header that is not ours) is never reset nor rewritten:
+//   load throws SourceStateUnreadable and the source stops, shown in /health. Starting afresh would
+//   move closedThrough to "today minus the look-back" and skip every day between, silently.
+// - Every call goes through the injectable file system (SpoolFs), so the fault and power-cut walks
+//   cover this record as they cover the spool.
+//
 //   line := {"closedThrough":"YYYYMMDD","bucket":…,"prefix":…}      first line
 //         | {"d":"YYYYMMDD","k":key,"e":etag,"s":"done"|"failed"|"challenge","m":lastModifiedMs,"n":lines,"c":code}
-import { mkdir, open, readFile, rename, type FileHandle } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
+import { SourceStateUnreadable } from '../../errors.js'
+import { fsyncDir, realFs, type SpoolFileHandle, type SpoolFs } from '../../spool/fs.js'
+import { writeAll } from '../../write-all.js'
 
 export type RowStatus = 'done' | 'failed' | 'challenge'
 
@@ -46,25 +54,37 @@ export class ProgressRecord {
   private readonly path: string
   private readonly rows = new Map<string, Map<string, Row>>() // date -> key -> row
   private header: Header = { closedThrough: '00000000', bucket: '', prefix: '' }
-  private fh: FileHandle | null = null
+  private fh: SpoolFileHandle | null = null
   private pending: Array<{ line: string, resolve: () => void, reject: (err: unknown) => void }> = []
   private writing: Promise<void> | null = null
   /** Whether the record was new at load (the first start of this source). */
   fresh = false
 
-  constructor (private readonly dir: string) {
+  constructor (private readonly dir: string, private readonly fs: SpoolFs = realFs) {
     this.path = join(dir, 'progress.log')
   }
 
   /** Loads the record; `initialClosedThrough` applies when there is none (or it was for another bucket or prefix). */
   async load(bucket: string, prefix: string, initialClosedThrough: string): Promise<void> {
-    await mkdir(this.dir, { recursive: true })
+    await this.fs.mkdir(this.dir, { recursive: true })
     let text = ''
-    try { text = await readFile(this.path, 'utf8') } catch {}
+    try {
+      text = await this.fs.readFile(this.path, 'utf8')
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      // Only a record that does not exist is a first start; any other failure is a disk to fix.
+      if (code !== 'ENOENT') throw new SourceStateUnreadable(this.path, code ?? 'error', basename(this.dir))
+    }
     const lines = text.split('\n')
     let header: Header | null = null
-    try { header = JSON.parse(lines[0] ?? '') as Header } catch {}
-    if (!header || header.bucket !== bucket || header.prefix !== prefix || typeof header.closedThrough !== 'string') {
+    if (text !== '') {
+      // The header is only ever written by an atomic rewrite: a header that does not parse is damage, not a torn append.
+      try { header = JSON.parse(lines[0]!) as Header } catch {}
+      if (!header || typeof header.closedThrough !== 'string' || !/^\d{8}$/.test(header.closedThrough) || typeof header.bucket !== 'string' || typeof header.prefix !== 'string') {
+        throw new SourceStateUnreadable(this.path, 'EINVAL: the first line is not a progress header', basename(this.dir))
+      }
+    }
+    if (!header || header.bucket !== bucket || header.prefix !== prefix) {
       this.fresh = true
       this.header = { closedThrough: initialClosedThrough, bucket, prefix }
     } else {
@@ -138,8 +158,9 @@ export class ProgressRecord {
       const group = this.pending
       this.pending = []
       try {
-        this.fh ??= await open(this.path, 'a', 0o600)
-        await this.fh.write(group.map((p) => p.line).join(''))
+        this.fh ??= await this.fs.open(this.path, 'a', 0o600)
+        const bytes = Buffer.from(group.map((p) => p.line).join(''))
+        await writeAll(this.fh, bytes)
         await this.fh.sync()
         for (const p of group) p.resolve()
       } catch (err) {
@@ -157,15 +178,14 @@ export class ProgressRecord {
       for (const [k, r] of m) out.push(JSON.stringify({ d, k, e: r.etag, s: r.status, m: r.lastModified, n: r.lines, ...(r.code ? { c: r.code } : {}) } satisfies RowLine))
     }
     const tmp = `${this.path}.tmp`
-    const fh = await open(tmp, 'w', 0o600)
+    const fh = await this.fs.open(tmp, 'w', 0o600)
     try {
       await fh.writeFile(out.join('\n') + '\n')
       await fh.sync()
     } finally {
       await fh.close()
     }
-    await rename(tmp, this.path)
-    const d = await open(this.dir, 'r')
-    try { await d.sync() } finally { await d.close() }
+    await this.fs.rename(tmp, this.path)
+    await fsyncDir(this.fs, this.dir)
   }
 }

@@ -16,6 +16,8 @@ import type { Readable } from 'node:stream'
 import type { Logger } from 'pino'
 import type { BucketSourceConfig } from '../../config/index.js'
 import { redactSecret, type SourceGauges } from '../../observability/index.js'
+import { backoffMs } from '../failure-policy.js'
+import type { SpoolFs } from '../../spool/fs.js'
 import { classify, type Failure } from './classify.js'
 import type { BucketClient, ListedObject } from './client.js'
 import { objectDigest, type ObjectOutcome } from './ingest-object.js'
@@ -35,6 +37,10 @@ export interface BucketSourceOptions {
   readonly log: Logger
   /** The clock that says which days are open; tests drive it. */
   readonly now?: () => number
+  /** First pause after a throttled or local failure (doubles per failure in a row, capped at pollSeconds). */
+  readonly backoffBaseMs?: number
+  /** The file system of the progress record (tests pass a failing one). */
+  readonly fs?: SpoolFs
 }
 
 // What /metrics reads of a source; the shape belongs to observability (a leaf every room may use).
@@ -60,7 +66,10 @@ export class BucketSource {
   private jobs = new Set<Promise<void>>()
   private unsettled = new Set<string>()
   private pauseUntil = 0
-  private throttleMs = 0
+  /** Throttled or local failures in a row: the pause doubles with each. */
+  private pauses = 0
+  /** Set when init failed (an unreadable progress record): the source never starts. */
+  private stopped: { code: string, message: string, at: string } | null = null
   private listError: (Failure & { at: string }) | null = null
   private objectError: (Failure & { at: string, key: string }) | null = null
   private lastListedAt: number | null = null
@@ -73,19 +82,30 @@ export class BucketSource {
 
   constructor (private readonly opts: BucketSourceOptions) {
     this.name = opts.config.name
-    this.progress = new ProgressRecord(opts.dir)
+    this.progress = new ProgressRecord(opts.dir, opts.fs)
     this.now = opts.now ?? Date.now
   }
 
+  /**
+   * Loads the progress record. One that cannot be read stops this source (shown in /health and as
+   * lpr_source_up 0), never the service and never the other sources; it is never rewritten.
+   */
   async init(): Promise<void> {
     const { config } = this.opts
     // First start: the look-back days, and today. closedThrough is the day before the first one read.
-    await this.progress.load(config.bucket, config.prefix, addDays(dayOf(this.now()), -config.startLookbackDays - 1))
+    try {
+      await this.progress.load(config.bucket, config.prefix, addDays(dayOf(this.now()), -config.startLookbackDays - 1))
+    } catch (err) {
+      const code = (err as { code?: unknown })?.code
+      this.stopped = { code: typeof code === 'string' && code.startsWith('LPR_ERR_') ? code : 'LPR_ERR_SOURCE_STATE_UNREADABLE', message: (err as Error).message, at: new Date().toISOString() }
+      this.opts.log.error({ source: this.name, code: this.stopped.code }, `Bucket source stopped: ${this.stopped.message}`)
+      return
+    }
     if (this.progress.fresh) this.opts.log.info({ source: this.name, from: addDays(this.progress.closedThrough, 1) }, 'Bucket source starts without a progress record: reading from this day on.')
   }
 
   start(): void {
-    this.running = this.loop()
+    if (!this.stopped) this.running = this.loop()
   }
 
   async stop(): Promise<void> {
@@ -216,7 +236,7 @@ export class BucketSource {
       return
     }
     this.attempts.delete(id)
-    this.throttleMs = 0
+    this.pauses = 0
     if (this.objectError) this.objectError = null
     this.done++
     if (outcome.kind === 'duplicate') this.duplicates++
@@ -234,12 +254,15 @@ export class BucketSource {
     if (this.abort.signal.aborted) return
     const f = classify(err, `read s3://${config.bucket}/${o.key}`)
     const at = new Date().toISOString()
-    if (f.throttled) {
-      // Not the object's fault: the whole source slows down, and no attempt is counted.
-      this.throttleMs = Math.min(config.pollSeconds * 1000, Math.max(BACKOFF_BASE_MS, this.throttleMs * 2))
-      this.pauseUntil = Date.now() + this.throttleMs
+    if (f.throttled || f.local) {
+      // Not the object's fault (the store asked us to slow down, or our own budget, disk or parse
+      // worker failed): the whole source pauses with backoff, and no attempt is counted.
+      this.pauses++
+      const pauseMs = backoffMs(this.pauses, { baseMs: this.opts.backoffBaseMs ?? BACKOFF_BASE_MS, capMs: config.pollSeconds * 1000, retryAfterMaxMs: config.pollSeconds * 1000 })
+      this.pauseUntil = Math.max(this.pauseUntil, Date.now() + pauseMs)
       this.objectError = { ...f, at, key: o.key }
-      log.warn({ source: this.name, key: o.key, code: f.code, pauseMs: this.throttleMs }, 'Bucket throttled reads; pausing this source.')
+      if (f.throttled) log.warn({ source: this.name, key: o.key, code: f.code, pauseMs }, 'Bucket throttled reads; pausing this source.')
+      else log.warn({ source: this.name, key: o.key, code: f.code, pauseMs, err: { message: f.message } }, 'Local trouble while reading a bucket object; pausing this source, the object is read again.')
       return
     }
     const n = (this.attempts.get(id) ?? 0) + 1
@@ -301,27 +324,54 @@ export class BucketSource {
       seen: this.seen,
       done: this.done,
       failed: this.failed,
-      up: this.listError === null && !this.objectError?.permission,
+      up: this.stopped === null && this.listError === null && !this.objectError?.permission,
       newestDoneLagSeconds: this.newestDone ? Math.max(0, Math.round((this.now() - this.newestDone.lastModified) / 1000)) : 0
     }
   }
 
   status(): Record<string, unknown> {
     const { config } = this.opts
-    const error = this.listError ?? this.objectError
+    const error = this.stopped ?? this.listError ?? this.objectError
     return {
       kind: 's3',
       bucket: config.bucket,
       prefix: config.prefix,
       dataset: config.dataset,
       ...(config.endpoint ? { endpoint: config.endpoint } : {}),
-      state: this.listError ? 'failing' : this.objectError?.permission ? 'failing' : this.objectError?.throttled ? 'throttled' : 'ok',
+      state: this.stopped ? 'stopped' : this.listError ? 'failing' : this.objectError?.permission ? 'failing' : this.objectError?.throttled ? 'throttled' : this.objectError?.local ? 'paused' : 'ok',
       lastError: error ? { code: error.code, message: error.message, at: error.at, ...('key' in error ? { key: error.key } : {}) } : null,
       lastListedAt: this.lastListedAt === null ? null : new Date(this.lastListedAt).toISOString(),
       objects: { seen: this.seen, done: this.done, failed: this.failed, duplicates: this.duplicates, challenges: this.challenges, inFlight: this.inflight, retrying: [...this.attempts.values()].filter((n) => n > 0).length },
       newestDone: this.newestDone ? { key: this.newestDone.key, lastModified: new Date(this.newestDone.lastModified).toISOString(), lagSeconds: this.gauges().newestDoneLagSeconds } : null,
-      progress: { closedThrough: this.progress.closedThrough, openDays: this.progress.openDates(), rows: this.progress.size() },
+      progress: this.stopped ? null : { closedThrough: this.progress.closedThrough, openDays: this.progress.openDates(), rows: this.progress.size() },
       failures: [...this.recentFailures].reverse()
     }
+  }
+}
+
+/**
+ * A bucket source that could not be built (its S3 client refused the configuration, a key
+ * variable missing): shown stopped with why, in /health and as lpr_source_up 0, while the other
+ * sources are built and run regardless.
+ */
+export class UnbuiltSource {
+  private readonly error: { code: string, message: string, at: string }
+  constructor (readonly name: string, private readonly config: BucketSourceConfig, err: unknown) {
+    const code = (err as { code?: unknown })?.code
+    this.error = { code: typeof code === 'string' && code.startsWith('LPR_ERR_') ? code : 'LPR_ERR_CONFIG_INVALID', message: (err as Error)?.message ?? String(err), at: new Date().toISOString() }
+  }
+
+  async init(): Promise<void> {}
+  start(): void {}
+  poke(): void {}
+  async stop(): Promise<void> {}
+
+  gauges(): SourceGauges {
+    return { seen: 0, done: 0, failed: 0, up: false, newestDoneLagSeconds: 0 }
+  }
+
+  status(): Record<string, unknown> {
+    const { config } = this
+    return { kind: 's3', bucket: config.bucket, prefix: config.prefix, dataset: config.dataset, state: 'stopped', lastError: this.error, lastListedAt: null, objects: null, newestDone: null, progress: null, failures: [] }
   }
 }
