@@ -12,7 +12,7 @@ import type { Logger } from 'pino'
 import type { Config, DatasetRoute } from './config/index.js'
 import { ConfigInvalid } from './errors.js'
 import { ChallengeLog, TokenSet, checkToken, destinationConf, ensureTokens, hecPlugin, intakePlugin, type CommitResult } from './intake/index.js'
-import { LineBudget, ParsePool, clip, loadDatasets, type Dataset } from './pipeline/index.js'
+import { LineBudget, ParsePool, clip, loadDatasets, schemaSnapshot, type Dataset } from './pipeline/index.js'
 import { Forwarder, Spool, UNRECOGNISED_DATASET, type DeadLetter, type SpoolBatch } from './spool/index.js'
 import { FileSink, DiscardSink, RotatingFiles, type Rejection, type Sink } from './sinks/index.js'
 import { Stats, cached, healthPlugin, metricsPlugin, type Readiness } from './observability/index.js'
@@ -447,7 +447,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   // One budget for the unfinished lines of every request and bucket read; never below one longest
   // line, or such a line could never be received.
   const lineBudget = new LineBudget(Math.max(config.lineBufferBudgetBytes, config.maxLineBytes))
-  const pool = workers > 0 ? new ParsePool(workers, { schemasDir: schemas, driftFieldsMax: config.driftFieldsMax, driftFieldNameMaxChars: config.driftFieldNameMaxChars, maxLineBytes: config.maxLineBytes }, log) : null
+  const pool = workers > 0 ? new ParsePool(workers, { schemas: schemaSnapshot(datasets), driftFieldsMax: config.driftFieldsMax, driftFieldNameMaxChars: config.driftFieldNameMaxChars, maxLineBytes: config.maxLineBytes }, log) : null
   const intake = {
     pool,
     datasets,

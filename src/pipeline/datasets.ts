@@ -16,18 +16,37 @@ export interface Dataset {
 const DATASET_NAME = /^[a-z][a-z0-9_]*$/
 
 export function loadDatasets(dir: string): ReadonlyMap<string, Dataset> {
+  // Only the files at the top: subfolders hold other per-dataset data (e.g. ECS mappings).
+  const files = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isFile() && e.name.endsWith('.json')).map((e) => e.name).sort()
+  const schemas: Array<[string, DatasetSchema]> = []
+  for (const file of files) {
+    const name = file.slice(0, -'.json'.length)
+    if (!DATASET_NAME.test(name)) throw new Error(`schemas/${file}: a dataset file is named after its Logpush dataset id (lowercase, digits, _)`)
+    schemas.push([name, JSON.parse(readFileSync(join(dir, file), 'utf8')) as DatasetSchema])
+  }
+  if (schemas.length === 0) throw new Error(`no dataset schema found in ${dir}`)
+  return datasetsFromSchemas(schemas)
+}
+
+/**
+ * The snapshot of the schemas read once at start (name, schema), for handing to the parse
+ * workers: every worker validates against exactly what the main thread loaded, never against a
+ * file that changed (or is half-written) since.
+ */
+export function schemaSnapshot(datasets: ReadonlyMap<string, Dataset>): Array<[string, DatasetSchema]> {
+  return [...datasets].map(([name, d]) => [name, d.schema])
+}
+
+/** Datasets from schemas already read (loadDatasets's files, or a parse worker's snapshot). */
+export function datasetsFromSchemas(schemas: ReadonlyArray<readonly [string, DatasetSchema]>): ReadonlyMap<string, Dataset> {
   // allErrors off: one reason per rejected line is enough, and it keeps validation fast.
   const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true })
   // Annotations for us, not validation keywords: x-event-time, x-es-type, x-scope and whatever
   // x-* a schema carries for a destination (strict mode would refuse an unknown keyword).
   const annotations = new Set<string>()
   const out = new Map<string, Dataset>()
-  // Only the files at the top: subfolders hold other per-dataset data (e.g. ECS mappings).
-  const files = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isFile() && e.name.endsWith('.json')).map((e) => e.name).sort()
-  for (const file of files) {
-    const name = file.slice(0, -'.json'.length)
-    if (!DATASET_NAME.test(name)) throw new Error(`schemas/${file}: a dataset file is named after its Logpush dataset id (lowercase, digits, _)`)
-    const schema = JSON.parse(readFileSync(join(dir, file), 'utf8')) as DatasetSchema
+  for (const [name, schema] of schemas) {
+    const file = `${name}.json`
     const fresh = [...xKeywords(schema)].filter((k) => !annotations.has(k))
     if (fresh.length > 0) {
       ajv.addVocabulary(fresh)
@@ -50,7 +69,6 @@ export function loadDatasets(dir: string): ReadonlyMap<string, Dataset> {
       eventTimeField
     })
   }
-  if (out.size === 0) throw new Error(`no dataset schema found in ${dir}`)
   return out
 }
 

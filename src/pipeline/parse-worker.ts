@@ -4,13 +4,15 @@
 // rest: the main thread stores the piece it kept. A worker keeps no bytes between messages.
 import { parentPort, workerData } from 'node:worker_threads'
 import { driftKey } from '../observability/stats.js'
-import { loadDatasets } from './datasets.js'
+import type { DatasetSchema } from '../dataset-schema.js'
+import { datasetsFromSchemas } from './datasets.js'
 import { LineChecker, type Tally } from './line-checker.js'
 import { checkPiece, type CheckedPiece } from './lines.js'
 import type { ChunkResult } from './parse-pool.js'
 
-const { schemasDir, driftFieldsMax, driftFieldNameMaxChars } = workerData as { schemasDir: string, driftFieldsMax: number, driftFieldNameMaxChars: number }
-const datasets = loadDatasets(schemasDir)
+// The main thread's snapshot of the schemas (parse-pool.ts): never SCHEMAS_DIR read again here.
+const { schemas, driftFieldsMax, driftFieldNameMaxChars } = workerData as { schemas: Array<[string, DatasetSchema]>, driftFieldsMax: number, driftFieldNameMaxChars: number }
+const datasets = datasetsFromSchemas(schemas)
 
 interface Session {
   readonly checker: LineChecker

@@ -3,7 +3,7 @@
 // Elasticsearch. No mocks of the bucket, the spool or the destination.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
@@ -147,4 +147,31 @@ test('a bucket that cannot be listed shows in /health per source, and the other 
   assert.equal(missing.lastError.code, 'LPR_ERR_SOURCE_UNAVAILABLE')
   assert.match(missing.lastError.message, /NoSuchBucket/)
   assert.match(await (await fetch(`${service.url}/metrics`)).text(), /lpr_source_up\{source="missing"\} 0/)
+})
+
+test('a bucket source whose progress record cannot be read stops alone: /health shows it stopped, lpr_source_up 0, the other reads on', { timeout: 120_000 }, async (t) => {
+  // The bug (#21 item 4): one source whose init failed made every source fail; /health showed
+  // "sources":{} and no lpr_source_up series existed, so LogpushReceiverSourceDown could never fire.
+  const url = requireS3(t)
+  if (!url) return
+  const s3 = testS3Client(url)
+  const bucket = await newBucket(s3, 'alone')
+  await putGz(s3, bucket, logpushKey('logs/http_requests/', dayOf(Date.now()), 5), batchText('http_requests', 3))
+  const dataDir = await mkdtemp(join(tmpdir(), 'lpr-bucket-alone-'))
+  // A progress record that cannot be read (EISDIR here; EIO on a failing disk).
+  await mkdir(join(dataDir, 'sources', 'broken', 'progress.log'), { recursive: true })
+  const service = await spawnService(t, {
+    ...TEST_S3_KEYS,
+    DATA_DIR: dataDir,
+    CONFIG_FILE: await configFile([sourceConfig('broken', bucket, url), sourceConfig('ok', bucket, url)]),
+    SINKS: 'discard'
+  })
+  const ok = await waitSettled(service, 'ok', 1, 60_000)
+  assert.equal(ok.objects.done, 1)
+  const broken = await sourceStatus(service, 'broken')
+  assert.equal(broken.state, 'stopped')
+  assert.equal(broken.lastError.code, 'LPR_ERR_SOURCE_STATE_UNREADABLE')
+  const metrics = await (await fetch(`${service.url}/metrics`)).text()
+  assert.match(metrics, /^lpr_source_up\{source="broken"\} 0$/m)
+  assert.match(metrics, /^lpr_source_up\{source="ok"\} 1$/m)
 })
