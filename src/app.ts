@@ -203,8 +203,9 @@ async function createCollectors(
     return new Collector({
       config: cc,
       dataset: dataset.name,
-      fetcher: fetcherFor(cc, { baseUrl: config.cloudflareApiUrl, credentials, schemasDir: ctx.schemasDir, dataset: dataset.name, log: ctx.log }),
+      fetcher: fetcherFor(cc, { baseUrl: config.cloudflareApiUrl, credentials, schemasDir: ctx.schemasDir, dataset: dataset.name, log: ctx.log, stateDir: join(ctx.dataDir, 'collectors', cc.name), retryAfterMaxMs: config.sourceRetryAfterMaxSeconds * 1000 }),
       dir: join(ctx.dataDir, 'collectors', cc.name),
+      retryAfterMaxMs: config.sourceRetryAfterMaxSeconds * 1000,
       // The same path as a bucket object: gunzip, split, validate, spool, commit under the window's digest.
       ingest: (body, digest, label) => ingestObject(objects, dataset, body, digest, label),
       refusal: () => ctx.spool.refusal(),

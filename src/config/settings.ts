@@ -268,6 +268,13 @@ export const settings = {
     pattern: '^https?://',
     description: 'Cloudflare API v4 base URL, for the pull collectors, the watchdog and the CLI (change it only for a proxy or a test double)'
   },
+  sourceRetryAfterMaxSeconds: {
+    env: 'SOURCE_RETRY_AFTER_MAX_SECONDS',
+    type: 'integer',
+    default: 300,
+    minimum: 1,
+    description: 'Longest Retry-After a bucket source or pull collector obeys; a longer one (or a peer sending a day) waits this long, then tries again, seconds'
+  },
   watchdogApiToken: {
     env: 'WATCHDOG_API_TOKEN',
     type: 'string',

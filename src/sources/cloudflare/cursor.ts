@@ -12,9 +12,9 @@
 // recognises the digest if step 3 had completed, so nothing is stored twice. A crash after 4
 // leaves a stray file only. The cursor never moves past a window whose records are not durable.
 import { createHash } from 'node:crypto'
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CollectorCursorUnreadable } from '../../errors.js'
+import { realFs, type SpoolFs } from '../../spool/fs.js'
 import { writeAtomic } from '../../spool/spool.js'
 import type { Window } from './window.js'
 
@@ -49,7 +49,8 @@ export class CursorStore {
   readonly stagingDir: string
   private state: CursorState | null = null
 
-  constructor (readonly dir: string) {
+  /** `fs`: the injectable file system of every state file (tests pass a failing one). */
+  constructor (readonly dir: string, readonly fs: SpoolFs = realFs) {
     this.path = join(dir, FILE)
     this.stagingDir = join(dir, STAGING)
   }
@@ -64,11 +65,11 @@ export class CursorStore {
    * does not name: windows fetched but never recorded, or already ingested.
    */
   async load(initialNext: number): Promise<{ state: CursorState, fresh: boolean, removed: string[] }> {
-    await mkdir(this.stagingDir, { recursive: true })
+    await this.fs.mkdir(this.stagingDir, { recursive: true })
     let fresh = false
     let text: string | null = null
     try {
-      text = await readFile(this.path, 'utf8')
+      text = await this.fs.readFile(this.path, 'utf8')
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new CollectorCursorUnreadable(this.path, (err as NodeJS.ErrnoException).code ?? 'error', '')
     }
@@ -80,15 +81,15 @@ export class CursorStore {
       this.state = parse(this.path, text)
     }
     // A temp file of an interrupted write (writeAtomic's) is never the cursor.
-    await rm(`${this.path}.tmp`, { force: true })
+    await this.fs.rm(`${this.path}.tmp`, { force: true })
     const state = this.current
     const removed: string[] = []
-    for (const f of await readdir(this.stagingDir)) {
+    for (const f of await this.fs.readdir(this.stagingDir)) {
       if (f === state.staged?.file) continue
-      await rm(join(this.stagingDir, f), { force: true })
+      await this.fs.rm(join(this.stagingDir, f), { force: true })
       removed.push(f)
     }
-    if (state.staged && !(await readdir(this.stagingDir)).includes(state.staged.file)) {
+    if (state.staged && !(await this.fs.readdir(this.stagingDir)).includes(state.staged.file)) {
       // Step 2 comes after the file's fsync: a staged window without its file is a broken disk, not a crash.
       throw new CollectorCursorUnreadable(this.path, 'ENOENT', `the staged file ${state.staged.file} is missing`)
     }
@@ -111,11 +112,11 @@ export class CursorStore {
   async advance(next: number): Promise<void> {
     const staged = this.current.staged
     await this.write({ next, staged: null })
-    if (staged) await rm(this.stagingPath(staged.file), { force: true })
+    if (staged) await this.fs.rm(this.stagingPath(staged.file), { force: true })
   }
 
   private async write(state: CursorState): Promise<void> {
-    await writeAtomic(this.path, JSON.stringify(state) + '\n')
+    await writeAtomic(this.path, JSON.stringify(state) + '\n', this.fs)
     this.state = state
   }
 }

@@ -5,6 +5,7 @@ import { sdkClient, type CloudflareCredentials } from '../../cloudflare-api/clie
 import { AuditLogsV1Fetcher, AuditLogsV2Fetcher } from './audit.js'
 import { LogpullFetcher, type LogpullTimestamps } from './logpull.js'
 import { RecordMapper } from './mapping.js'
+import { requestTimesFile } from './request-times.js'
 import type { WindowFetcher } from './window.js'
 
 export interface FetcherContext {
@@ -16,6 +17,10 @@ export interface FetcherContext {
   /** The dataset the collector feeds (collectorDataset[config.type]). */
   readonly dataset: string
   readonly log: Logger
+  /** The collector's state directory (DATA_DIR/collectors/<name>): Logpull keeps its request times there across restarts. */
+  readonly stateDir?: string
+  /** SOURCE_RETRY_AFTER_MAX_SECONDS, in ms. */
+  readonly retryAfterMaxMs?: number
 }
 
 export function fetcherFor(config: CollectorConfig, ctx: FetcherContext): WindowFetcher {
@@ -39,6 +44,8 @@ export function fetcherFor(config: CollectorConfig, ctx: FetcherContext): Window
         delayMs: config.delaySeconds * 1000,
         perZonePerMinute: config.zoneRequestsPerMinute as number | undefined,
         perUserPerMinute: config.userRequestsPerMinute as number | undefined,
+        ...(ctx.stateDir !== undefined ? { requestTimes: requestTimesFile(ctx.stateDir) } : {}),
+        ...(ctx.retryAfterMaxMs !== undefined ? { retryAfterMaxMs: ctx.retryAfterMaxMs } : {}),
         // The runner would otherwise ask for the same lost window forever: say what is skipped, once per window.
         onSkipped: (s) => ctx.log.warn({ collector: config.name, ...s }, 'Logpull no longer keeps this part of the window; skipped.')
       })

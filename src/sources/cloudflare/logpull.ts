@@ -26,6 +26,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { createGunzip } from 'node:zlib'
 import { apiFailure, apiStatus, authHeaders, type CloudflareCredentials } from '../../cloudflare-api/client.js'
 import { SourceLogpullRetention, SourceLogpullStream, SourceLogpullWindow } from '../../errors.js'
+import { retryAfterMs } from '../failure-policy.js'
+import type { RequestTimes } from './request-times.js'
 import type { Window, WindowFetcher } from './window.js'
 
 export type LogpullTimestamps = 'unixnano' | 'unix' | 'rfc3339'
@@ -47,6 +49,8 @@ export const LOGPULL_DEFAULTS = {
   attempts: 5,
   backoffMs: 1000,
   maxBackoffMs: 60_000,
+  /** The longest Retry-After obeyed unless configured (SOURCE_RETRY_AFTER_MAX_SECONDS's default). */
+  retryAfterMaxMs: 300_000,
   idleTimeoutMs: 120_000,
   /** How much of a refusal's body is read for its message. */
   maxErrorBodyBytes: 64 * 1024,
@@ -69,6 +73,25 @@ export class LogpullRateLimiter {
   constructor(opts: { now?: () => number, sleep?: (ms: number, signal?: AbortSignal) => Promise<void> } = {}) {
     this.now = opts.now ?? Date.now
     this.wait = opts.sleep ?? ((ms, signal) => sleep(ms, undefined, { signal }))
+  }
+
+  /** Adds request times made before (by an earlier process, from the collector's state) to a key. */
+  seed(key: string, times: readonly number[]): void {
+    // As multisets (requests made in one millisecond count each), and a time known to both once.
+    const count = (list: readonly number[]): Map<number, number> => {
+      const m = new Map<number, number>()
+      for (const t of list) m.set(t, (m.get(t) ?? 0) + 1)
+      return m
+    }
+    const mine = count(this.used.get(key) ?? [])
+    for (const [t, n] of count(times)) mine.set(t, Math.max(n, mine.get(t) ?? 0))
+    this.used.set(key, [...mine].flatMap(([t, n]) => Array<number>(n).fill(t)).sort((a, b) => a - b))
+  }
+
+  /** The request times of a key within the last minute (what the collector keeps across restarts). */
+  recent(key: string): number[] {
+    const now = this.now()
+    return (this.used.get(key) ?? []).filter((t) => t > now - MINUTE_MS)
   }
 
   /** Waits until every slot has room in the last minute, then takes one request in each. */
@@ -127,6 +150,10 @@ export interface LogpullFetcherOptions {
   readonly maxBackoffMs?: number
   /** A connection silent this long is dropped and the window failed (Cloudflare itself answers 408 after 30 s idle). */
   readonly idleTimeoutMs?: number
+  /** The zone's request times kept across restarts (the collector's state directory); in memory only when absent. */
+  readonly requestTimes?: RequestTimes
+  /** The longest Retry-After obeyed (SOURCE_RETRY_AFTER_MAX_SECONDS); a longer one waits this long. */
+  readonly retryAfterMaxMs?: number
 }
 
 const TRAILER = Buffer.from('Error streaming data.')
@@ -228,6 +255,8 @@ export class LogpullFetcher implements WindowFetcher {
   private readonly limiter: LogpullRateLimiter
   private readonly now: () => number
   private readonly userKey: string
+  private readonly zoneKey: string
+  private restored: Promise<void> | null = null
 
   constructor(opts: LogpullFetcherOptions) {
     this.o = opts
@@ -237,6 +266,16 @@ export class LogpullFetcher implements WindowFetcher {
     this.limiter = opts.limiter ?? sharedLogpullLimiter
     this.now = opts.now ?? Date.now
     this.userKey = credentialKey(opts.credentials)
+    this.zoneKey = `zone:${opts.zone}`
+  }
+
+  /** Once per process: the zone's request times of the last minute, from before a restart. */
+  private async restore(): Promise<void> {
+    const times = await this.o.requestTimes!.load()
+    const perMinute = this.o.perZonePerMinute ?? LOGPULL_DEFAULTS.perZonePerMinute
+    // Unreadable: count a whole minute's quota as used just now, rather than risk the 16th request.
+    const now = this.now()
+    this.limiter.seed(this.zoneKey, times ?? Array<number>(perMinute).fill(now))
   }
 
   /**
@@ -307,11 +346,17 @@ export class LogpullFetcher implements WindowFetcher {
     let backoff = this.o.backoffMs ?? LOGPULL_DEFAULTS.backoffMs
     const url = new URL(this.o.baseUrl.replace(/\/$/, '') + path)
     const headers = { ...authHeaders(this.o.credentials), 'accept-encoding': 'gzip' }
+    if (this.o.requestTimes) {
+      this.restored ??= this.restore().catch((err: unknown) => { this.restored = null; throw err })
+      await this.restored
+    }
     for (let attempt = 1; ; attempt++) {
       await this.limiter.acquire([
-        { key: `zone:${this.zone}`, perMinute: this.o.perZonePerMinute ?? LOGPULL_DEFAULTS.perZonePerMinute },
+        { key: this.zoneKey, perMinute: this.o.perZonePerMinute ?? LOGPULL_DEFAULTS.perZonePerMinute },
         { key: this.userKey, perMinute: this.o.perUserPerMinute ?? LOGPULL_DEFAULTS.perUserPerMinute }
       ], signal)
+      // Durable before the request goes out: a restart right after still counts it.
+      await this.o.requestTimes?.save(this.limiter.recent(this.zoneKey))
       let res: IncomingMessage
       try {
         res = await get(url, headers, signal, this.o.idleTimeoutMs ?? LOGPULL_DEFAULTS.idleTimeoutMs)
@@ -327,8 +372,7 @@ export class LogpullFetcher implements WindowFetcher {
       const text = await readCapped(res, LOGPULL_DEFAULTS.maxErrorBodyBytes)
       const retryAfter = res.headers['retry-after'] ?? null
       if (!(status === 429 || status >= 500) || attempt >= attempts) throw this.refusal(apiFailure(status, text, Array.isArray(retryAfter) ? retryAfter[0] : retryAfter), w)
-      const after = Number(retryAfter)
-      await sleep(Number.isFinite(after) && after > 0 ? after * 1000 : backoff, undefined, { signal })
+      await sleep(retryAfterMs(retryAfter) !== null ? Math.min(retryAfterMs(retryAfter)!, this.o.retryAfterMaxMs ?? LOGPULL_DEFAULTS.retryAfterMaxMs) : backoff, undefined, { signal })
       backoff = Math.min(backoff * 2, maxBackoff)
     }
   }

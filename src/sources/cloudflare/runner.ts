@@ -4,10 +4,10 @@
 //
 // Failures: a credential Cloudflare refuses (401/403, 6003) stops this collector, with the API's
 // message in /health and one log line: retrying cannot help, and other collectors and the intake
-// go on. Anything else (429, 5xx the SDK gave up on, a window cut short, the spool refusing) is
-// retried with backoff, honouring a Retry-After, and shown in /health until it works again.
-import { createReadStream, createWriteStream } from 'node:fs'
-import { open, rm } from 'node:fs/promises'
+// go on. Anything else (429, 5xx the SDK gave up on, a window cut short, the spool refusing, our
+// own disk or parse workers failing) is retried with the sources' backoff (../failure-policy.ts),
+// honouring a Retry-After up to SOURCE_RETRY_AFTER_MAX_SECONDS, and shown in /health until it works
+// again. A window is never failed for good: that would be time skipped.
 import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -18,8 +18,10 @@ import { apiStatus, describeApiError, isAuthFailure } from '../../cloudflare-api
 import { CloudflareError } from 'cloudflare'
 import { CollectorAuthFailed, CollectorCursorUnreadable, CollectorWindowIncomplete } from '../../errors.js'
 import type { CollectorGauges } from '../../observability/index.js'
-import { fsyncDir, realFs } from '../../spool/fs.js'
+import { fsyncDir, type SpoolFs } from '../../spool/fs.js'
+import { fileReadStream, fileWriteStream } from '../state-streams.js'
 import type { ObjectOutcome } from '../bucket/index.js'
+import { backoffMs, retryAfterMs } from '../failure-policy.js'
 import { CursorStore, sha256, stagedDigest, type StagedWindow } from './cursor.js'
 import { describeWindow, nextWindow, type Window, type WindowFetcher } from './window.js'
 
@@ -39,6 +41,10 @@ export interface CollectorOptions {
   readonly now?: () => number
   /** First backoff after a failure (doubles per failure, capped at max(pollSeconds, 60 s)). */
   readonly backoffBaseMs?: number
+  /** The longest Retry-After obeyed (SOURCE_RETRY_AFTER_MAX_SECONDS); default 300 s. */
+  readonly retryAfterMaxMs?: number
+  /** The file system of the cursor and the staging files (tests pass a failing one). */
+  readonly fs?: SpoolFs
 }
 
 export type CollectorState = 'running' | 'stopped' | 'failing'
@@ -72,16 +78,6 @@ class Counted extends Transform {
   }
 }
 
-/** Seconds a failed call asked us to wait (Retry-After on a 429), if it said. */
-function retryAfterMs(err: unknown): number | null {
-  const e = err as { headers?: unknown, retryAfter?: unknown }
-  let v: unknown = e?.retryAfter
-  const h = e?.headers as { get?: (n: string) => string | null } & Record<string, unknown> | undefined
-  if (v == null && h) v = typeof h.get === 'function' ? h.get('retry-after') : h['retry-after']
-  const s = Number(v)
-  return v != null && Number.isFinite(s) && s > 0 ? s * 1000 : null
-}
-
 function errorCode(err: unknown): string {
   const c = (err as { code?: unknown })?.code
   if (typeof c === 'string' && c.startsWith('LPR_ERR_')) return c
@@ -107,14 +103,16 @@ export class Collector {
   constructor (private readonly opts: CollectorOptions) {
     this.name = opts.config.name
     this.dataset = opts.dataset
-    this.cursor = new CursorStore(opts.dir)
+    this.cursor = new CursorStore(opts.dir, opts.fs)
     this.now = opts.now ?? Date.now
   }
 
   /** Loads the cursor; a cursor it cannot read stops this collector (shown in /health), not the service. */
   async init(): Promise<void> {
     const { config, log } = this.opts
-    const initial = this.now() - config.startLookbackHours * 3600_000
+    // Whole seconds: Logpull reads start and end to the second, and a window edge with a fraction
+    // would be sent as one (…:00.123Z) or rounded by the API, reading records twice or never.
+    const initial = Math.floor((this.now() - config.startLookbackHours * 3600_000) / 1000) * 1000
     let loaded
     try {
       loaded = await this.cursor.load(initial)
@@ -177,7 +175,9 @@ export class Collector {
     const path = this.cursor.stagingPath(file)
     const gzip = createGzip()
     const counted = new Counted()
-    const written = pipeline(gzip, counted, createWriteStream(path, { mode: 0o600 }))
+    const fs = this.cursor.fs
+    // The file is fsync'd before the pipeline resolves (fileWriteStream's final).
+    const written = pipeline(gzip, counted, fileWriteStream(fs, path))
     // The staging file can fail while the fetch still runs (ENOSPC, EIO): that rejection is
     // handled at once (an unhandled one would end the whole process, intake included) and stops
     // the fetch, which would otherwise wait for a drain that never comes.
@@ -191,22 +191,20 @@ export class Collector {
     } catch (err) {
       gzip.destroy()
       await written.catch(() => {})
-      await rm(path, { force: true })
+      await fs.rm(path, { force: true })
       throw err
     }
     if (records === 0) {
-      await rm(path, { force: true })
+      await fs.rm(path, { force: true })
       return { window: w, file, digest: '', records }
     }
-    const fh = await open(path, 'r+')
-    try { await fh.sync() } finally { await fh.close() }
-    await fsyncDir(realFs, this.cursor.stagingDir)
+    await fsyncDir(fs, this.cursor.stagingDir)
     return { window: w, file, digest: stagedDigest(this.name, counted.hash.digest()), records }
   }
 
   /** Steps 3 to 5 in cursor.ts. */
   private async ingestStaged(staged: StagedWindow): Promise<void> {
-    const body = createReadStream(this.cursor.stagingPath(staged.file))
+    const body = fileReadStream(this.cursor.fs, this.cursor.stagingPath(staged.file))
     const outcome = await this.opts.ingest(body, staged.digest, `collector:${this.name}:${staged.file}`)
     await this.cursor.advance(staged.window.end)
     // A duplicate was stored before a crash, and counted by that process.
@@ -253,7 +251,7 @@ export class Collector {
           if (this.lastError?.code !== code || this.lastError.message !== message) log.error({ collector: this.name, code }, `Collector failed; retrying with backoff: ${message}`)
           this.fail(code, message)
           this.state = 'failing'
-          wait = retryAfterMs(err) ?? Math.min(cap, base * 2 ** (failures - 1))
+          wait = backoffMs(failures, { baseMs: base, capMs: cap, retryAfterMs: retryAfterMs(err), retryAfterMaxMs: this.opts.retryAfterMaxMs ?? 300_000 })
         }
       }
       await sleep(wait, undefined, { signal }).catch(() => {})

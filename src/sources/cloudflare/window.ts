@@ -24,9 +24,12 @@ export function inWindow(w: Window, t: number): boolean {
  * The next window from a cursor: it starts at the cursor and ends windowMs later, but no later
  * than `delayMs` before now, so records the API publishes late (within that delay) are still
  * ahead of the cursor when their window is read. Null while there is nothing to read yet.
+ * The end is a whole second (and so is every start after the first, which the collector cuts to
+ * one too): Logpull's start and end are read to the second, and an edge with a fraction
+ * (`now − delay` carries milliseconds) would be sent as one or rounded by the API.
  */
 export function nextWindow(cursor: number, now: number, windowMs: number, delayMs: number): Window | null {
-  const end = Math.min(cursor + windowMs, now - delayMs)
+  const end = Math.floor(Math.min(cursor + windowMs, now - delayMs) / 1000) * 1000
   return end > cursor ? { start: cursor, end } : null
 }
 
