@@ -73,6 +73,8 @@ export const SourceStateUnreadable = createError(
   'Cannot read the progress record %s (%s); source "%s" stopped rather than guess which days were read. Fix the disk and restart; only if the record is lost for good, move it away: the source then starts again at startLookbackDays (objects of the days between are not read)',
   500
 )
+// npm run replay: its ledger (DATA_DIR/replay/<dataset>) cannot be read; replaying anyway would send every line again.
+export const ReplayLedgerUnreadable = createError('LPR_ERR_REPLAY_LEDGER_UNREADABLE', 'Cannot read the replay ledger %s (%s); not replaying rather than sending every line again. Fix the disk; only if the ledger is lost for good, move the directory away (lines replayed before are then sent again and stored twice outside the dedupe window)', 500)
 // Cloudflare's API (collectors, watchdog, CLI): the API's own messages, verbatim.
 export const CloudflareApiFailed = createError('LPR_ERR_CLOUDFLARE_API', 'Cloudflare API answered HTTP %d: %s', 502)
 // Pull collectors (src/sources/cloudflare): shown in /health, /metrics and the log.
@@ -116,7 +118,7 @@ export const allCodes: readonly string[] = [
     IntakeTokenMissing, IntakeTokenMalformed, IntakeTokenInvalid, IntakeUnknownDataset, IntakeUnsupportedEncoding, IntakeBodyTooLarge,
     IntakeInflatedTooLarge, IntakeBadGzip, IntakeNotReady, PipelineLineTooLong, PipelineNotNdjson,
     PipelineUnknownDataset, PipelineLinesBusy, PipelineWorkerGone, IntakeClientGone, ConfigInvalid, SpoolStateUnreadable, SpoolDiskUnknown,
-    SourceBadGzip, SourceInflatedTooLarge, SourceAccessDenied, SourceThrottled, SourceUnavailable, SourceObjectGone, SourceLocalTrouble, SourceStateUnreadable, CloudflareApiFailed,
+    SourceBadGzip, SourceInflatedTooLarge, SourceAccessDenied, SourceThrottled, SourceUnavailable, SourceObjectGone, SourceLocalTrouble, SourceStateUnreadable, ReplayLedgerUnreadable, CloudflareApiFailed,
     CollectorAuthFailed, CollectorWindowIncomplete, CollectorCursorUnreadable,
     SourceLogpullStream, SourceLogpullWindow, SourceLogpullRetention
   ].map((E) => new E().code),

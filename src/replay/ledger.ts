@@ -12,9 +12,15 @@
 // An id is a line's identity: SHA-256 of the dataset and the raw line, 128 bits kept, so the
 // same line dead-lettered twice (a Logpush re-send of a batch) is replayed once, whichever file
 // or rotation holds it. The ids of replayed lines are held in memory (about 100 bytes each).
+//
+// Every call goes through the injectable file system (SpoolFs), so the fault and power-cut walks
+// cover the ledger; a ledger that cannot be read (EIO, a pending.json that does not parse) stops
+// the replay with LPR_ERR_REPLAY_LEDGER_UNREADABLE rather than replaying every line again.
 import { createHash } from 'node:crypto'
-import { appendFile, mkdir, open, readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
+import { ReplayLedgerUnreadable } from '../errors.js'
+import { fsyncDir, realFs, type SpoolFs } from '../spool/fs.js'
+import { writeAll } from '../write-all.js'
 
 export function lineId(dataset: string, raw: string): string {
   return createHash('sha256').update(dataset).update('\n').update(raw).digest('base64url').slice(0, 22)
@@ -25,25 +31,27 @@ export interface Pending {
   readonly body: string
 }
 
-async function fsyncPath(path: string): Promise<void> {
-  const fh = await open(path, 'r')
-  try { await fh.sync() } finally { await fh.close() }
-}
 
 export class Ledger {
   private readonly replayed = new Set<string>()
   private readonly logPath: string
   private readonly pendingPath: string
 
-  constructor (readonly dir: string) {
+  constructor (readonly dir: string, private readonly fs: SpoolFs = realFs) {
     this.logPath = join(dir, 'replayed.log')
     this.pendingPath = join(dir, 'pending.json')
   }
 
   async load(): Promise<void> {
-    await mkdir(this.dir, { recursive: true })
+    await this.fs.mkdir(this.dir, { recursive: true })
     let text = ''
-    try { text = await readFile(this.logPath, 'utf8') } catch {}
+    try {
+      text = await this.fs.readFile(this.logPath, 'utf8')
+    } catch (err) {
+      // Only a ledger that does not exist is a first replay: an unreadable one would replay every line again.
+      const code = (err as NodeJS.ErrnoException).code
+      if (code !== 'ENOENT') throw new ReplayLedgerUnreadable(this.logPath, code ?? 'error')
+    }
     // A torn last line (a crash during an append) is not a whole id: it is ignored, and the
     // batch it belonged to is still pending.
     for (const id of text.split('\n')) if (id.length === 22) this.replayed.add(id)
@@ -58,34 +66,48 @@ export class Ledger {
   }
 
   async pending(): Promise<Pending | null> {
+    let text: string
     try {
-      return JSON.parse(await readFile(this.pendingPath, 'utf8')) as Pending
+      text = await this.fs.readFile(this.pendingPath, 'utf8')
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
-      throw err
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOENT') return null
+      throw new ReplayLedgerUnreadable(this.pendingPath, code ?? 'error')
     }
+    let p: Partial<Pending> | null = null
+    try { p = JSON.parse(text) as Partial<Pending> } catch { /* below */ }
+    // Written atomically: a pending.json that does not parse is damage, not an interrupted write.
+    if (!p || !Array.isArray(p.ids) || typeof p.body !== 'string') throw new ReplayLedgerUnreadable(this.pendingPath, 'EINVAL')
+    return p as Pending
   }
 
   async begin(p: Pending): Promise<void> {
     const tmp = `${this.pendingPath}.tmp`
-    const fh = await open(tmp, 'w', 0o600)
+    const fh = await this.fs.open(tmp, 'w', 0o600)
     try {
       await fh.writeFile(JSON.stringify(p))
       await fh.sync()
     } finally {
       await fh.close()
     }
-    await rename(tmp, this.pendingPath)
-    await fsyncPath(this.dir)
+    await this.fs.rename(tmp, this.pendingPath)
+    await fsyncDir(this.fs, this.dir)
   }
 
   /** The pending batch is in the spool: its ids are recorded, then it is no longer pending. */
   async finish(p: Pending): Promise<void> {
     // A new line first, in case the last append was torn.
-    await appendFile(this.logPath, '\n' + p.ids.join('\n') + '\n', { mode: 0o600 })
-    await fsyncPath(this.logPath)
+    const fh = await this.fs.open(this.logPath, 'a', 0o600)
+    try {
+      await writeAll(fh, Buffer.from('\n' + p.ids.join('\n') + '\n'))
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
+    // The log may be new: its name must be durable before pending.json goes.
+    await fsyncDir(this.fs, this.dir)
     for (const id of p.ids) this.replayed.add(id)
-    await rm(this.pendingPath, { force: true })
-    await fsyncPath(this.dir)
+    await this.fs.rm(this.pendingPath, { force: true })
+    await fsyncDir(this.fs, this.dir)
   }
 }
