@@ -120,6 +120,8 @@ export interface ApiFetchOptions {
   /** First backoff; doubles per attempt, capped at maxBackoffMs; a Retry-After wins. */
   readonly backoffMs?: number
   readonly maxBackoffMs?: number
+  /** The longest Retry-After obeyed (default 300 s): one header must not park a caller for a day. */
+  readonly retryAfterMaxMs?: number
 }
 
 /**
@@ -151,7 +153,7 @@ export async function apiFetch(baseUrl: string, path: string, c: CloudflareCrede
     const text = await res.text().catch(() => '')
     if (!retryable || attempt >= attempts) throw apiFailure(res.status, text, res.headers.get('retry-after'))
     const after = Number(res.headers.get('retry-after'))
-    await sleep(Number.isFinite(after) && after > 0 ? after * 1000 : backoff, undefined, { signal: opts.signal })
+    await sleep(Number.isFinite(after) && after > 0 ? Math.min(after * 1000, opts.retryAfterMaxMs ?? 300_000) : backoff, undefined, { signal: opts.signal })
     backoff = Math.min(backoff * 2, opts.maxBackoffMs ?? 60_000)
   }
 }

@@ -3,6 +3,7 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtemp } from 'node:fs/promises'
+import { Writable } from 'node:stream'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Collector, LogpullFetcher, LogpullRateLimiter, requestTimesFile, type RequestTimes } from '../../src/sources/cloudflare/index.js'
@@ -96,4 +97,18 @@ test('request times that cannot be read count as a whole minute used: the collec
   assert.equal(sleeps.length, 1)
   assert.ok(sleeps[0]! >= 59_000, `waited ${sleeps[0]} ms`)
   assert.deepEqual(received(c.double).map((r) => r.status), [200])
+})
+
+test('a Retry-After of a day is obeyed only up to SOURCE_RETRY_AFTER_MAX_SECONDS', { timeout: 60_000 }, async (t) => {
+  // The bug (#21 item 5): an unbounded Retry-After was obeyed: one 429 saying 86400 parked the
+  // collector for a day.
+  const c = await start(t, Date.parse('2026-11-28T12:00:00Z'))
+  c.double.inject({ path: /logs\/received$/, reply: { status: 429, headers: { 'retry-after': '86400', 'content-type': 'application/json' }, json: { success: false, errors: [{ code: 971, message: 'Please wait and consider throttling your request speed' }], messages: [], result: null } } })
+  const limiter = new LogpullRateLimiter({ now: () => c.clock.now, sleep: async (ms) => { c.clock.now += ms } })
+  const fetcher = new LogpullFetcher({ baseUrl: c.base, zone: ZONE, credentials: { kind: 'token', token: TOKEN }, limiter, now: () => c.clock.now, attempts: 2, retryAfterMaxMs: 50 })
+  const started = Date.now()
+  const w = { start: Date.parse('2026-11-28T11:00:00Z'), end: Date.parse('2026-11-28T11:01:00Z') }
+  await fetcher.fetch(w, new Writable({ write (_c, _e, cb) { cb() } }), AbortSignal.timeout(50_000))
+  assert.deepEqual(received(c.double).map((r) => r.status), [429, 200])
+  assert.ok(Date.now() - started < 50_000)
 })

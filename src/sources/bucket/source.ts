@@ -137,7 +137,7 @@ export class BucketSource {
         this.listError = { ...f, at: new Date().toISOString() }
         failures++
       }
-      const wait = failures > 0 ? Math.min(config.pollSeconds * 1000, BACKOFF_BASE_MS * 2 ** (failures - 1)) : config.pollSeconds * 1000
+      const wait = failures > 0 ? backoffMs(failures, { baseMs: this.opts.backoffBaseMs ?? BACKOFF_BASE_MS, capMs: config.pollSeconds * 1000, retryAfterMaxMs: 0 }) : config.pollSeconds * 1000
       if (this.wake.signal.aborted) this.wake = new AbortController()
       await sleep(wait, undefined, { signal: AbortSignal.any([this.abort.signal, this.wake.signal]) }).catch(() => {})
     }
