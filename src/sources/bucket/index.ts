@@ -1,4 +1,5 @@
-export { BucketSource, UnbuiltSource, type BucketSourceOptions, type SourceGauges } from './source.js'
+export { UnbuiltSource } from './unbuilt.js'
+export { BucketSource, type BucketSourceOptions, type SourceGauges } from './source.js'
 export { createBucketClient, type BucketClient, type ListedObject } from './client.js'
 export { ingestObject, objectDigest, type ObjectIngestOptions, type ObjectOutcome } from './ingest-object.js'
 export { classify, type Failure } from './classify.js'
