@@ -9,6 +9,13 @@ import { PipelineLinesBusy, PipelineWorkerGone, SourceBadGzip } from '../../src/
 import { createLogger } from '../../src/observability/index.js'
 import { backoffMs, retryAfterMs } from '../../src/sources/failure-policy.js'
 import { FaultFs, fsError } from '../helpers/fault-fs.js'
+import { gzipSync } from 'node:zlib'
+import { ingestObject } from '../../src/sources/bucket/index.js'
+import { LineBudget, loadDatasets } from '../../src/pipeline/index.js'
+import { Stats } from '../../src/observability/index.js'
+import { schemasDir } from '../../src/paths.js'
+import { DATASET, MemoryDestination, drained, startService } from '../helpers/spool-harness.js'
+import { batchText } from '../helpers/fixtures.js'
 
 const DIR = '/data/sources/s1'
 
@@ -138,4 +145,45 @@ test('an unreadable progress record stops that source with a coded error and is 
   await p.load('b', 'logs/{DATE}/', '20261122')
   assert.equal(p.closedThrough, '20261110')
   assert.equal(p.get('20261111', 'logs/20261111/a.log.gz')?.etag, 'e1')
+})
+
+test('through the real pipeline and spool: an object read while the shared line budget is held by others, and while the spool\'s disk fails, is stored once they free, never failed', async (t) => {
+  // The bug (#21 item 2), end to end in process: the pipeline's own PipelineLinesBusy and the
+  // spool's EIO were taken for "bucket unavailable" and the object was given up after maxAttempts.
+  const fs = new FaultFs()
+  const destination = new MemoryDestination()
+  const service = await startService(fs, destination)
+  t.after(() => service.stop())
+  const dataset = loadDatasets(schemasDir).get(DATASET)!
+  const text = batchText(DATASET, 50)
+  const budget = new LineBudget(64 * 1024)
+  const objects = {
+    spool: service.spool, stats: new Stats([DATASET], 100, 100), pool: null, maxLineBytes: 64 * 1024, maxInflatedBytes: 1 << 24,
+    driftFieldsMax: 100, driftFieldNameMaxChars: 100, maxLineDepth: 64, lineBudget: budget,
+    commit: async (batch: any, digest: string) => { await batch.seal(); return { stored: !(await batch.commit(digest)).duplicate } }
+  }
+  const client: BucketClient = { ...oneObjectClient('a.log.gz'), async get() { return Readable.from([gzipSync(text)]) } }
+  const [config] = normalizeSources([{ name: 's1', bucket: 'b', prefix: 'logs/{DATE}/', dataset: DATASET, maxAttempts: 2, pollSeconds: 1 }])
+  const s = new BucketSource({ config: config!, client, dir: DIR, ingest: (body, digest, label) => ingestObject(objects, dataset, body, digest, label), onChallenge: () => {}, log: createLogger('silent'), fs, backoffBaseMs: 1 })
+  await s.init()
+  // Other requests hold the whole budget for five polls.
+  budget.used = budget.bytes
+  for (let i = 0; i < 5; i++) {
+    await s.pollOnce()
+    assert.equal((s.status() as any).lastError?.code, 'LPR_ERR_PIPELINE_LINES_BUSY')
+  }
+  budget.used = 0
+  // Then the spool's disk fails every write for five polls.
+  fs.hook = (call) => { if (call.op === 'write' && call.path.includes('/spool/')) throw fsError('EIO', 'write', call.path) }
+  for (let i = 0; i < 5; i++) {
+    await s.pollOnce()
+    assert.equal((s.status() as any).state, 'paused', JSON.stringify((s.status() as any).lastError))
+  }
+  fs.hook = null
+  for (let i = 0; i < 3 && s.done === 0; i++) await s.pollOnce()
+  assert.equal(s.failed, 0, 'never given up (maxAttempts 2)')
+  assert.equal(s.done, 1)
+  await drained(service)
+  assert.deepEqual(destination.delivered, text.split('\n').filter(Boolean), 'every line once')
+  await s.stop()
 })
