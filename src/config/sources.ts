@@ -27,7 +27,7 @@ export interface BucketSourceConfig {
   readonly closeAfterHours: number
   /** Objects read at the same time. */
   readonly concurrency: number
-  /** Attempts for an object that fails for a passing reason (network, permissions) before it is given up and reported. */
+  /** Attempts for an object the bucket fails for a passing reason (5xx, network) before it is given up and reported; throttling, permissions and our own trouble pause the source instead and never count. */
   readonly maxAttempts: number
 }
 

@@ -66,6 +66,28 @@ test('local trouble (line budget busy, spool ENOSPC/EIO, parse worker gone) paus
   }
 })
 
+test('a read the bucket refuses (403) pauses the source and never fails the object: granted later, it is read', async () => {
+  // The same class (#21 item 2): a policy missing s3:GetObject gave every object up after
+  // maxAttempts, so none was read once the permission was granted.
+  let reads = 0
+  const s = source(new FaultFs(), async () => {
+    reads++
+    if (reads <= 4) throw Object.assign(new Error('Access Denied'), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } })
+    return { kind: 'stored', lines: 1, accepted: 1, rejected: 0, inflatedBytes: 1 }
+  })
+  await s.init()
+  for (let i = 0; i < 4; i++) {
+    await s.pollOnce()
+    assert.equal((s.status() as any).state, 'failing')
+    assert.equal(s.gauges().up, false)
+  }
+  await s.pollOnce()
+  assert.equal(s.failed, 0)
+  assert.equal(s.done, 1)
+  assert.equal(s.gauges().up, true)
+  await s.stop()
+})
+
 test('only what the object is fails it: not gzip at once; the store failing it counts attempts up to maxAttempts', async () => {
   const fs = new FaultFs()
   const bad = source(fs, async () => { throw new SourceBadGzip('incorrect header check') })

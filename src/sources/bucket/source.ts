@@ -254,19 +254,21 @@ export class BucketSource {
     if (this.abort.signal.aborted) return
     const f = classify(err, `read s3://${config.bucket}/${o.key}`)
     const at = new Date().toISOString()
-    if (f.throttled || f.local) {
-      // Not the object's fault (the store asked us to slow down, or our own budget, disk or parse
-      // worker failed): the whole source pauses with backoff, and no attempt is counted.
+    if (f.throttled || f.local || f.permission) {
+      // Not the object's fault (the store asked us to slow down, our own budget, disk or parse
+      // worker failed, or the reader's policy lacks s3:GetObject): the whole source pauses with
+      // backoff, and no attempt is counted: a missing permission, once granted, finds every object
+      // still unread (shown as failing until a read works).
       this.pauses++
       const pauseMs = backoffMs(this.pauses, { baseMs: this.opts.backoffBaseMs ?? BACKOFF_BASE_MS, capMs: config.pollSeconds * 1000, retryAfterMaxMs: config.pollSeconds * 1000 })
       this.pauseUntil = Math.max(this.pauseUntil, Date.now() + pauseMs)
       this.objectError = { ...f, at, key: o.key }
       if (f.throttled) log.warn({ source: this.name, key: o.key, code: f.code, pauseMs }, 'Bucket throttled reads; pausing this source.')
+      else if (f.permission) log.error({ source: this.name, key: o.key, code: f.code, pauseMs, err: { message: f.message } }, 'The bucket refused to read an object; pausing this source until it is allowed.')
       else log.warn({ source: this.name, key: o.key, code: f.code, pauseMs, err: { message: f.message } }, 'Local trouble while reading a bucket object; pausing this source, the object is read again.')
       return
     }
     const n = (this.attempts.get(id) ?? 0) + 1
-    if (f.permission) this.objectError = { ...f, at, key: o.key }
     if (!f.permanent && n < config.maxAttempts) {
       this.attempts.set(id, n)
       log.warn({ source: this.name, key: o.key, code: f.code, attempt: n, maxAttempts: config.maxAttempts, err: { message: f.message } }, 'Could not read a bucket object; it is tried again at the next poll.')
