@@ -72,6 +72,8 @@ async function checkProgress(fs: FaultFs, ack: ProgressAck, where: string): Prom
 }
 
 test('progress record: a power cut at any fsync or rename keeps every acknowledged row and never moves closedThrough back', async (t) => {
+  // The bug (#21 item 5): the progress record went through node:fs directly, so neither walk could
+  // fail or cut it; only the spool was covered.
   const points = await countPoints(CRASH_POINTS, (fs) => progressWork(fs, { marks: [], closed: '' }))
   t.diagnostic(`${points} fsync/rename points`)
   assert.ok(points > 15)
