@@ -1,7 +1,7 @@
 // Bucket sources end to end: the service as users run it (its own process, CONFIG_FILE), a real
 // S3-compatible server (S3Mock) holding objects the way Logpush writes them, a real
 // Elasticsearch. No mocks of the bucket, the spool or the destination.
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -124,19 +124,25 @@ test('a Logpush bucket: pages of keys, several days, late arrivals, challenge, C
   assert.ok(!service.output().includes(TEST_S3_KEYS.TEST_S3_SECRET), 'credentials never logged')
 })
 
-test('a bucket that cannot be listed shows in /health per source, and the other source keeps going', { timeout: 120_000 }, async (t) => {
+/**
+ * A service with the sources `others` makes and a source "ok" reading a bucket of one object,
+ * once "ok" has read it (undefined when the test is skipped for want of S3).
+ */
+async function beside(t: TestContext, hint: string, others: (bucket: string, url: string) => Array<Record<string, unknown>>, env: Record<string, string> = {}): Promise<ServiceProcess | undefined> {
   const url = requireS3(t)
-  if (!url) return
+  if (!url) return undefined
   const s3 = testS3Client(url)
-  const bucket = await newBucket(s3, 'perm')
+  const bucket = await newBucket(s3, hint)
   await putGz(s3, bucket, logpushKey('logs/http_requests/', dayOf(Date.now()), 5), batchText('http_requests', 3))
-  const service = await spawnService(t, {
-    ...TEST_S3_KEYS,
-    CONFIG_FILE: await configFile([sourceConfig('missing', `no-such-${bucket}`, url), sourceConfig('ok', bucket, url)]),
-    SINKS: 'discard'
-  })
+  const service = await spawnService(t, { ...TEST_S3_KEYS, ...env, CONFIG_FILE: await configFile([...others(bucket, url), sourceConfig('ok', bucket, url)]), SINKS: 'discard' })
   const ok = await waitSettled(service, 'ok', 1, 60_000)
   assert.equal(ok.objects.done, 1)
+  return service
+}
+
+test('a bucket that cannot be listed shows in /health per source, and the other source keeps going', { timeout: 120_000 }, async (t) => {
+  const service = await beside(t, 'perm', (bucket, url) => [sourceConfig('missing', `no-such-${bucket}`, url)])
+  if (!service) return
   let missing: any
   for (let i = 0; i < 100; i++) {
     missing = await sourceStatus(service, 'missing')
@@ -152,22 +158,11 @@ test('a bucket that cannot be listed shows in /health per source, and the other 
 test('a bucket source whose progress record cannot be read stops alone: /health shows it stopped, lpr_source_up 0, the other reads on', { timeout: 120_000 }, async (t) => {
   // The bug (#21 item 4): one source whose init failed made every source fail; /health showed
   // "sources":{} and no lpr_source_up series existed, so LogpushReceiverSourceDown could never fire.
-  const url = requireS3(t)
-  if (!url) return
-  const s3 = testS3Client(url)
-  const bucket = await newBucket(s3, 'alone')
-  await putGz(s3, bucket, logpushKey('logs/http_requests/', dayOf(Date.now()), 5), batchText('http_requests', 3))
   const dataDir = await mkdtemp(join(tmpdir(), 'lpr-bucket-alone-'))
   // A progress record that cannot be read (EISDIR here; EIO on a failing disk).
   await mkdir(join(dataDir, 'sources', 'broken', 'progress.log'), { recursive: true })
-  const service = await spawnService(t, {
-    ...TEST_S3_KEYS,
-    DATA_DIR: dataDir,
-    CONFIG_FILE: await configFile([sourceConfig('broken', bucket, url), sourceConfig('ok', bucket, url)]),
-    SINKS: 'discard'
-  })
-  const ok = await waitSettled(service, 'ok', 1, 60_000)
-  assert.equal(ok.objects.done, 1)
+  const service = await beside(t, 'alone', (bucket, url) => [sourceConfig('broken', bucket, url)], { DATA_DIR: dataDir })
+  if (!service) return
   const broken = await sourceStatus(service, 'broken')
   assert.equal(broken.state, 'stopped')
   assert.equal(broken.lastError.code, 'LPR_ERR_SOURCE_STATE_UNREADABLE')
