@@ -17,21 +17,19 @@ export interface DeliveryBatch {
 }
 
 /**
- * Lines as the spool keeps them: each line's bytes as received, followed by '\n'. A view into a
- * read buffer, valid until the next block is asked for.
+ * Lines as the spool keeps them: each line's bytes as received, followed by '\n'; a line never
+ * holds a line break of its own (one-line.ts). A view into a read buffer, valid until the next
+ * block is asked for.
  */
 export interface LineBlock {
   readonly lines: number
   readonly data: Buffer
-  /** One record that holds newlines of its own (an HEC event sent pretty-printed): `data` is it and '\n'. */
-  readonly verbatim: boolean
 }
 
-/** Each line of blocks, without its newline (a verbatim record as it was sent). */
+/** Each line of blocks, without its newline. */
 export async function * linesOf(blocks: AsyncIterable<LineBlock>): AsyncGenerator<Buffer> {
   for await (const b of blocks) {
     const { data } = b
-    if (b.verbatim) { yield data.subarray(0, data.length - 1); continue }
     let start = 0
     while (start < data.length) {
       const nl = data.indexOf(0x0a, start)

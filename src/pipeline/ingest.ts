@@ -99,7 +99,7 @@ async function apply(batch: SpoolBatch, dataset: Dataset, opts: IngestOptions, r
     if (count) opts.tally.countRejected(d.code)
     await batch.writeDeadLetter(deadLetter(dataset, opts.requestId, d))
   }
-  if (r.count > 0 && !batch.writeBlock(r.valid, r.count, r.crc, r.verbatim)) await batch.drain()
+  if (r.count > 0 && !batch.writeBlock(r.valid, r.count, r.crc)) await batch.drain()
 }
 
 /** Node's callback style for an async step of a stream method. */

@@ -5,6 +5,7 @@
 import { PipelineLineTooLong, PipelineLinesBusy } from '../errors.js'
 import { isUtf8 } from 'node:buffer'
 import { blockCrc } from '../spool/format.js'
+import { oneLine } from '../one-line.js'
 import type { LineChecker, LineOutcome } from './line-checker.js'
 
 /** The memory all unfinished lines of all requests may take together, shared by every request. */
@@ -121,8 +122,6 @@ export interface CheckedPiece {
 export interface CheckedLines extends CheckedPiece {
   /** The valid lines as they were sent, each followed by '\n': one spool block (format.ts). */
   readonly valid: Buffer
-  /** One record holding newlines of its own (an HEC event): a verbatim block. */
-  readonly verbatim?: boolean
 }
 
 const NL = Buffer.from('\n')
@@ -241,16 +240,19 @@ export function checkLines(checker: LineChecker, data: Buffer): CheckedLines {
   return withBlock(piece, checkPiece(checker, piece))
 }
 
-/** The same for one record that a framing stage extracted (it may hold newlines of its own). */
+/**
+ * The same for one record that a framing stage extracted (an HEC event). One sent pretty-printed
+ * holds line breaks of its own: it is checked as sent and stored as one line (oneLine), since
+ * every destination and every file we write frames records by line.
+ */
 export function checkRecord(checker: LineChecker, record: Buffer): CheckedLines {
   const outcome = checker.check(record)
   const none = { valid: NOTHING, count: 0, cuts: [], crc: 0 }
   switch (outcome.kind) {
     case 'valid': {
-      const line = record.subarray(outcome.skip)
+      const line = oneLine(record.subarray(outcome.skip))
       const valid = concatOwned([line, NL], line.length + 1)
-      const verbatim = line.includes(NEWLINE)
-      return { valid, count: 1, cuts: [], crc: blockCrc(1, valid, verbatim), verbatim, rejects: [] }
+      return { valid, count: 1, cuts: [], crc: blockCrc(1, valid), rejects: [] }
     }
     case 'refuse': return { ...none, rejects: [], refuse: { error: outcome.error, reason: outcome.reason } }
     case 'skip': return { ...none, rejects: [] }

@@ -8,8 +8,11 @@
 //     payload := u32le count | lines        lines := (line '\n'){count}
 //   the valid lines of one piece of a batch exactly as received, each with its newline, so one
 //   checksum covers hundreds of lines and a destination that writes NDJSON copies a block whole.
-//   A record a framing stage extracted may hold newlines of its own (an HEC event sent pretty-
-//   printed): it gets a block of its own with the VERBATIM bit set in `count` (count 1).
+//   Earlier releases stored an HEC event sent pretty-printed as it came, newlines and all, in a
+//   block of its own with the VERBATIM bit set in `count` (count 1). Such a record broke every
+//   destination that frames records by line (Elasticsearch refused the whole _bulk request), so
+//   a record is now stored as one line (one-line.ts) and a VERBATIM block is only read, as one
+//   line too, so that what an earlier release left spooled is delivered.
 // - v: 1 (what earlier releases wrote, still read so that an upgrade delivers what they left
 //   spooled): every further record is one line, without its newline.
 //
@@ -20,6 +23,7 @@
 import { realFs, type SpoolFs } from './fs.js'
 import { crc32 } from 'node:zlib'
 import type { LineBlock } from '../delivery.js'
+import { oneLine } from '../one-line.js'
 
 export const RECORD_HEADER_BYTES = 8
 /** A block's record header: length, checksum, line count. */
@@ -46,7 +50,7 @@ export function frameRecord(payload: Uint8Array): Buffer {
 
 const countBytes = Buffer.alloc(4)
 
-/** The count field of a block: its lines, or one verbatim record. */
+/** The count field of a block: its lines, or one verbatim record (what earlier releases wrote; tests write it to read it). */
 function countField(count: number, verbatim: boolean): number {
   return verbatim ? (VERBATIM | 1) >>> 0 : count
 }
@@ -69,8 +73,8 @@ export function blockHeader(count: number, lines: Uint8Array, crc: number, verba
 }
 
 /**
- * Lines (text, or bytes taken as they are; without their newlines) as block records: those
- * without a newline of their own together in one block, each other one in a verbatim block.
+ * Lines (text, or bytes taken as they are; without their newlines) as one block record; a line
+ * that holds line breaks of its own (a JSON text) is stored as one line (oneLine).
  */
 export function encodeBlocks(lines: ReadonlyArray<string | Uint8Array>): Buffer {
   const out: Buffer[] = []
@@ -84,13 +88,7 @@ export function encodeBlocks(lines: ReadonlyArray<string | Uint8Array>): Buffer 
   }
   for (const l of lines) {
     const bytes = typeof l === 'string' ? Buffer.from(l) : Buffer.from(l.buffer, l.byteOffset, l.byteLength)
-    if (bytes.includes(NEWLINE)) {
-      flush()
-      const data = Buffer.concat([bytes, NL])
-      out.push(blockHeader(1, data, blockCrc(1, data, true), true), data)
-    } else {
-      plain.push(bytes, NL)
-    }
+    plain.push(oneLine(bytes), NL)
   }
   flush()
   return Buffer.concat(out)
@@ -175,7 +173,7 @@ export async function * readBlocks(path: string, from = 0, fs: SpoolFs = realFs)
   let v1: Buffer[] = []
   let v1Bytes = 0
   const gathered = (): LineBlock => {
-    const block = { lines: v1.length, data: Buffer.concat(v1), verbatim: false }
+    const block = { lines: v1.length, data: Buffer.concat(v1) }
     v1 = []
     v1Bytes = 0
     return block
@@ -192,20 +190,15 @@ export async function * readBlocks(path: string, from = 0, fs: SpoolFs = realFs)
         // v1 never stored an empty line: an empty record is zeros where records should be.
         if (payload.length === 0) throw new TornSegment(path, offset, index, 'an empty record')
         if (skip > 0) { skip--; continue }
-        if (payload.includes(NEWLINE)) {
-          // An HEC event sent pretty-printed: one line that holds newlines of its own.
-          if (v1.length > 0) yield gathered()
-          yield { lines: 1, data: Buffer.concat([payload, NL]), verbatim: true }
-          continue
-        }
-        v1.push(Buffer.concat([payload, NL]))
+        // An HEC event that release stored pretty-printed is delivered as one line.
+        v1.push(Buffer.concat([oneLine(payload), NL]))
         v1Bytes += payload.length + 1
         if (v1Bytes >= V1_BLOCK_BYTES) yield gathered()
         continue
       }
       const block = blockOf(payload)
       if (typeof block === 'string') throw new TornSegment(path, offset, index, block)
-      const { lines, verbatim } = block
+      const { lines } = block
       let data = block.data
       if (skip >= lines) { skip -= lines; continue }
       if (skip > 0) {
@@ -215,7 +208,7 @@ export async function * readBlocks(path: string, from = 0, fs: SpoolFs = realFs)
         data = data.subarray(at)
         const left = lines - skip
         skip = 0
-        yield { lines: left, data, verbatim }
+        yield { lines: left, data }
         continue
       }
       yield block
@@ -246,5 +239,7 @@ function blockOf(payload: Buffer): LineBlock | string {
   if (lines === 0 || (verbatim && field !== ((VERBATIM | 1) >>> 0))) return `a block with line count field ${field}`
   const data = payload.subarray(4)
   if (data[data.length - 1] !== NEWLINE) return 'a block whose last line has no newline'
-  return { lines, data, verbatim }
+  // An earlier release's pretty-printed HEC event: delivered as one line.
+  if (verbatim) return { lines, data: Buffer.concat([oneLine(data.subarray(0, data.length - 1)), NL]) }
+  return { lines, data }
 }

@@ -593,8 +593,8 @@ export class SpoolBatch {
    * `count` lines, each followed by '\n' (format.ts), as one block; `crc` is blockCrc(count, lines),
    * computed where the lines were checked. False: await drain() before more.
    */
-  writeBlock(lines: Buffer, count: number, crc: number, verbatim = false): boolean {
-    this.events.writeRaw(blockHeader(count, lines, crc, verbatim), 0)
+  writeBlock(lines: Buffer, count: number, crc: number): boolean {
+    this.events.writeRaw(blockHeader(count, lines, crc), 0)
     return this.events.writeRaw(lines, count)
   }
 

@@ -21,7 +21,7 @@ function batchOf(lines: readonly string[], from = 0, dataset = 'http_requests'):
     count: lines.length,
     async * lines () { yield * lines.slice(from) },
     async * payloads () { for (const line of lines.slice(from)) yield Buffer.from(line) },
-    async * blocks () { for (const line of lines.slice(from)) yield { lines: 1, data: Buffer.from(line + '\n'), verbatim: false } }
+    async * blocks () { for (const line of lines.slice(from)) yield { lines: 1, data: Buffer.from(line + '\n') } }
   }
 }
 

@@ -8,7 +8,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { pino } from 'pino'
 import { linesOf } from '../../src/delivery.js'
-import { blockCrc, encodeBlocks, frameRecord, readBlocks, TornSegment, BLOCK_HEADER_BYTES, RECORD_HEADER_BYTES } from '../../src/spool/format.js'
+import { oneLine } from '../../src/one-line.js'
+import { blockCrc, blockHeader, encodeBlocks, frameRecord, readBlocks, TornSegment, BLOCK_HEADER_BYTES, RECORD_HEADER_BYTES } from '../../src/spool/format.js'
 import { Spool } from '../../src/spool/index.js'
 import { readStore, startServer } from '../helpers/server.js'
 
@@ -46,13 +47,34 @@ test('v2: the lines come back byte for byte from any line on, in blocks of many 
   const path = join(dir, 'seg')
   await writeFile(path, Buffer.concat([header(2), encodeBlocks(all.slice(0, 150)), encodeBlocks(all.slice(150, 151)), encodeBlocks(all.slice(151))]))
   const blocks = []
-  for await (const b of readBlocks(path, 0)) blocks.push({ lines: b.lines, verbatim: b.verbatim })
+  for await (const b of readBlocks(path, 0)) blocks.push({ lines: b.lines, data: Buffer.from(b.data) })
   assert.ok(blocks.length < 20, `${blocks.length} blocks for 400 lines`)
   assert.equal(blocks.reduce((n, b) => n + b.lines, 0), 400)
-  assert.ok(blocks.some((b) => b.verbatim), 'a record with newlines of its own is a verbatim block')
+  // A line is stored as it came, but for a record holding newlines of its own: that one is one line.
+  const stored = all.map(oneLine)
+  assert.ok(stored.some((l, i) => !l.equals(all[i]!)), 'the sample has records with newlines of their own')
+  assert.equal(blocks.reduce((n, b) => n + b.data.filter((c) => c === 0x0a).length, 0), 400, 'one newline per line')
   for (const from of [0, 1, 3, 4, 149, 150, 151, 152, 250, 399, 400]) {
-    assert.deepEqual(await lines(path, from), all.slice(from), `from line ${from}`)
+    assert.deepEqual(await lines(path, from), stored.slice(from), `from line ${from}`)
   }
+})
+
+test('a pretty-printed HEC event an earlier release stored verbatim is read as one line, from any line on', async () => {
+  // The bug: such a record went to every destination with its newlines; Elasticsearch refused
+  // the whole _bulk request (400 Malformed action/metadata line) and delivery stopped for good.
+  const dir = await mkdtemp(join(tmpdir(), 'lpr-format-'))
+  const path = join(dir, 'seg')
+  const pretty = Buffer.from('{\n  "RayID": "7c0f",\n  "EdgeStartTimestamp": 1652295571123456789,\n  "s": "a b\\n"\n}\n')
+  const verbatim = Buffer.concat([blockHeader(1, pretty, blockCrc(1, pretty, true), true), pretty])
+  await writeFile(path, Buffer.concat([header(2), encodeBlocks(['{"a":1}']), verbatim, encodeBlocks(['{"b":2}\r'])]))
+  const one = '{"RayID":"7c0f","EdgeStartTimestamp":1652295571123456789,"s":"a b\\n"}'
+  assert.deepEqual((await lines(path)).map(String), ['{"a":1}', one, '{"b":2}\r'])
+  assert.deepEqual((await lines(path, 1)).map(String), [one, '{"b":2}\r'])
+  for await (const b of readBlocks(path, 0)) assert.equal(b.data.filter((c) => c === 0x0a).length, b.lines)
+  // v1 stored it as one record: read as one line too.
+  const v1 = join(dir, 'v1')
+  await writeFile(v1, Buffer.concat([header(1), frameV1(['{"a":1}', pretty.subarray(0, -1).toString()])]))
+  assert.deepEqual((await lines(v1)).map(String), ['{"a":1}', one])
 })
 
 test('v1: a segment the previous release wrote is read the same way, from any line on', async () => {
@@ -139,7 +161,9 @@ test('v1: a record with newlines of its own (an HEC event the previous release s
   const all = ['{"a":1}', '{\n  "b": 2\n}', '{"c":3}', '{"d":4}']
   const path = join(dir, 'seg')
   await writeFile(path, Buffer.concat([header(1), frameV1(all)]))
-  for (let from = 0; from <= all.length; from++) assert.deepEqual((await lines(path, from)).map(String), all.slice(from), `from line ${from}`)
+  // Issue 21: and it is delivered as one line, without the whitespace between its tokens.
+  const one = ['{"a":1}', '{"b":2}', '{"c":3}', '{"d":4}']
+  for (let from = 0; from <= all.length; from++) assert.deepEqual((await lines(path, from)).map(String), one.slice(from), `from line ${from}`)
 })
 
 test('v1: the whole lines before a damaged record are delivered, then the segment is cut there', async () => {
