@@ -98,6 +98,7 @@ export const LineRejectCode = {
   mapping: 'LPR_ERR_SINK_ELASTICSEARCH_MAPPING',
   splunk: 'LPR_ERR_SINK_SPLUNK_EVENT',
   elasticsearchTooLarge: 'LPR_ERR_SINK_ELASTICSEARCH_TOO_LARGE',
+  elasticsearchUnparsable: 'LPR_ERR_SINK_ELASTICSEARCH_UNPARSABLE',
   splunkTooLarge: 'LPR_ERR_SINK_SPLUNK_TOO_LARGE'
 } as const
 export type LineRejectCode = (typeof LineRejectCode)[keyof typeof LineRejectCode]

@@ -17,6 +17,8 @@ export interface BulkCall {
   /** The _id and source text of every create action, in order. */
   readonly docs: Array<{ id: string, source: string }>
   readonly bytes: number
+  /** Delete actions (no source): the sink's probe. */
+  readonly deletes: number
 }
 
 export class EsDouble {
@@ -44,19 +46,25 @@ export class EsDouble {
     if (req.method === 'POST' && path.endsWith('/_bulk')) {
       const lines = body.toString('utf8').split('\n')
       const docs: Array<{ id: string, source: string, index: string }> = []
-      for (let i = 0; i + 1 < lines.length; i += 2) {
-        const action = JSON.parse(lines[i]!).create as { _index: string, _id: string }
+      // A delete (the sink's probe) has no source line; it meets no document here.
+      const deletes: number[] = []
+      for (let i = 0; i + 1 < lines.length;) {
+        const parsed = JSON.parse(lines[i]!) as { create?: { _index: string, _id: string }, delete?: unknown }
+        if (parsed.delete) { deletes.push(docs.length); i += 1; continue }
+        const action = parsed.create!
         docs.push({ id: action._id, index: action._index, source: lines[i + 1]! })
+        i += 2
       }
-      const call = { docs: docs.map(({ id, source }) => ({ id, source })), bytes: body.length }
+      const call = { docs: docs.map(({ id, source }) => ({ id, source })), bytes: body.length, deletes: deletes.length }
       this.bulks.push(call)
       const whole = this.onRequest?.(call)
       if (whole) return this.json(res, whole.status, whole.body)
-      const items = docs.map((d) => {
+      const items: unknown[] = docs.map((d) => {
         const a = this.onItem({ id: d.id, source: d.source }, this.bulks.length - 1)
         return { create: { _index: `.ds-${d.index}-2026.11.28-000001`, _id: d.id, status: a.status, ...(a.status >= 300 ? { error: { type: a.type ?? 'exception', reason: a.reason ?? 'refused' } } : {}) } }
       })
-      return this.json(res, 200, { took: 1, errors: items.some((i) => i.create.status >= 300), items })
+      for (const at of deletes.reverse()) items.splice(at, 0, { delete: { status: 404, error: { type: 'index_not_found_exception', reason: 'no such index' } } })
+      return this.json(res, 200, { took: 1, errors: items.some((i) => ((i as { create?: { status: number } }).create?.status ?? 404) >= 300), items })
     }
     this.json(res, 200, req.method === 'PUT' ? { acknowledged: true } : {})
   }

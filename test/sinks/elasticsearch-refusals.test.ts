@@ -18,7 +18,7 @@ function batchOf(lines: readonly string[], onRead?: (n: number) => void): Delive
     count: lines.length,
     async * lines () { for (let i = 0; i < lines.length; i++) { onRead?.(i + 1); yield lines[i]! } },
     async * payloads () { for (const line of lines) yield Buffer.from(line) },
-    async * blocks () { for (const line of lines) yield { lines: 1, data: Buffer.from(line + '\n'), verbatim: false } }
+    async * blocks () { for (const line of lines) yield { lines: 1, data: Buffer.from(line + '\n') } }
   }
 }
 
@@ -119,4 +119,67 @@ test('refused documents are dead-lettered as their bulks finish, not held until 
   assert.deepEqual(calls.map((c) => c.lines), [...calls.map((c) => c.lines)].sort((a, b) => a - b), 'checkpoints only grow')
   assert.equal(calls.at(-1)!.lines, input.length)
   assert.equal(calls.flatMap((c) => c.rejected)[0]!.code, 'LPR_ERR_SINK_ELASTICSEARCH_MAPPING')
+})
+
+/** Elasticsearch's answer to a _bulk body it cannot parse (research/sinks.md C: error object, status). */
+function unparsable(type: string, reason: string): { status: number, body: unknown } {
+  return { status: 400, body: { error: { root_cause: [{ type, reason }], type, reason }, status: 400 } }
+}
+
+test('a whole-request 400 for its content is halved down to the documents responsible: they are dead-lettered with Elasticsearch\'s reason, the others delivered', async (t) => {
+  // The bug (issue 21, item 1): a _bulk request refused as a whole for what one document held
+  // stopped the destination as a cluster problem, and the batch was retried forever.
+  const { es, sink } = await setup(t)
+  const bad = new Set(['"RayID":"r13"', '"RayID":"r77"'])
+  es.onRequest = (call) => call.docs.some((d) => [...bad].some((b) => d.source.includes(b)))
+    ? unparsable('x_content_parse_exception', '[1:45] Unexpected character (\'}\' (code 125))')
+    : undefined
+  const input = lines(100)
+  const read = 0
+  const { progress, calls } = recorder(() => read)
+  const result = await sink.deliver(batchOf(input), progress)
+  const rejected = calls.flatMap((c) => c.rejected)
+  assert.deepEqual(rejected.map((r) => r.raw), [input[13], input[77]])
+  for (const r of rejected) {
+    assert.equal(r.code, 'LPR_ERR_SINK_ELASTICSEARCH_UNPARSABLE')
+    assert.match(r.reason, /^HTTP 400 x_content_parse_exception: \[1:45\] Unexpected character/)
+  }
+  assert.equal(result.delivered, 98)
+  assert.equal((sink.health() as any).stopped, null)
+  // Halving: about 2 log2(100) requests per bad document, and no probe (halves were taken).
+  assert.ok(es.bulks.length <= 1 + 2 * 2 * 7, `${es.bulks.length} requests`)
+  assert.equal(es.bulks.filter((b) => b.deletes > 0).length, 0)
+})
+
+test('a batch of the one refused document, before anything was delivered: a request holding no document is taken, so the document is dead-lettered', async (t) => {
+  // The bug (issue 21, item 1): a fresh process with only that document to send had nothing
+  // to tell the document's fault from Elasticsearch's.
+  const { es, sink } = await setup(t)
+  es.onRequest = (call) => call.docs.length > 0 ? unparsable('illegal_argument_exception', 'Malformed action/metadata line [3], expected START_OBJECT or END_OBJECT but found [VALUE_STRING]') : undefined
+  const read = 0
+  const { progress, calls } = recorder(() => read)
+  const result = await sink.deliver(batchOf(lines(1)), progress)
+  assert.equal(result.delivered, 0)
+  assert.deepEqual(calls.flatMap((c) => c.rejected).map((r) => r.code), ['LPR_ERR_SINK_ELASTICSEARCH_UNPARSABLE'])
+  assert.equal(es.bulks.filter((b) => b.deletes === 1 && b.docs.length === 0).length, 1, 'one probe')
+})
+
+test('a 400 every request gets, even one holding no document, is no document\'s fault: delivery stops, nothing is dead-lettered', async (t) => {
+  const { es, sink } = await setup(t)
+  es.onRequest = () => unparsable('illegal_argument_exception', 'request [/_bulk] contains unrecognized parameter: [filter_path]')
+  const read = 0
+  const { progress, calls } = recorder(() => read)
+  await assert.rejects(sink.deliver(batchOf(lines(8)), progress), (e: unknown) => e instanceof DeliveryStopped && e.code === 'LPR_ERR_SINK_ELASTICSEARCH_CLUSTER' && /holding no document/.test(e.message))
+  assert.deepEqual(calls.flatMap((c) => c.rejected), [])
+  assert.equal((sink.health() as any).stopped.code, 'LPR_ERR_SINK_ELASTICSEARCH_CLUSTER')
+})
+
+test('a 400 without Elasticsearch\'s error object (a wrong URL path, a proxy) stops delivery at once, without halving', async (t) => {
+  const { es, sink } = await setup(t)
+  es.onRequest = () => ({ status: 400, body: { error: 'no handler found for uri [/x/y/_bulk] and method [POST]', status: 400 } })
+  const read = 0
+  const { progress, calls } = recorder(() => read)
+  await assert.rejects(sink.deliver(batchOf(lines(8)), progress), (e: unknown) => e instanceof DeliveryStopped && e.code === 'LPR_ERR_SINK_ELASTICSEARCH_CLUSTER')
+  assert.deepEqual(calls.flatMap((c) => c.rejected), [])
+  assert.equal(es.bulks.length, 1)
 })

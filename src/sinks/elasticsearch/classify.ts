@@ -63,19 +63,24 @@ export function stopCause(status: number, errorType?: string): StopCause {
   return status === 401 || status === 403 ? 'credentials' : 'cluster'
 }
 
-export type RequestVerdict = 'retry' | 'split' | 'stop'
+export type RequestVerdict = 'retry' | 'split' | 'bisect' | 'stop'
 
 /**
  * A whole _bulk request that failed. 413 means the body is over http.max_content_length: the
  * same body would fail forever, half of it may not (and one document alone over the limit is
- * that document's fault). 429/500/502/503/504 and connection failures are passing; everything
- * else (401, 403 including a cluster-wide read-only block, 400 on the request itself, 404 of a
- * wrong URL) needs an operator.
+ * that document's fault). A 400 with Elasticsearch's own error object (`illegal_argument_exception:
+ * Malformed action/metadata line [3]`, `x_content_parse_exception`, ...) means it parsed the body
+ * and refused what it holds: halves are sent to find the document responsible (bisect). Whether
+ * that document, alone, is to blame is decided by the sink, which knows whether Elasticsearch
+ * takes our requests at all. 429/500/502/503/504 and connection failures are passing; everything
+ * else (401, 403 including a cluster-wide read-only block, 404 of a wrong URL, a 400 without
+ * Elasticsearch's error object: a proxy, "no handler found for uri") needs an operator.
  */
-export function classifyRequest(status: number | undefined): RequestVerdict {
+export function classifyRequest(status: number | undefined, errorType?: string): RequestVerdict {
   if (status === undefined) return 'retry'
   if (status === 413) return 'split'
   if (status === 429 || status === 502 || status === 503 || status === 504 || status === 500) return 'retry'
+  if (status === 400 && errorType !== undefined && !(errorType in NOT_THE_DOCUMENT)) return 'bisect'
   return 'stop'
 }
 

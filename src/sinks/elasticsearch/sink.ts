@@ -2,8 +2,8 @@
 // whatever is retried or re-sent lands once. Item and request failures are classified by
 // classify.ts; retries back off with jitter within a time budget, after which the batch fails
 // as a whole (the spool retries it, and what was already stored comes back as 409s). A document
-// refused for good (mapping, or alone over the request size limit) is dead-lettered as soon as
-// the bulks before it are done; a refusal that is not the document's (credentials, privileges,
+// refused for good (mapping, alone over the request size limit, or alone making Elasticsearch
+// refuse the whole request for its content) is dead-lettered as soon as the bulks before it are done; a refusal that is not the document's (credentials, privileges,
 // the data stream, a cluster block) stops delivery with DeliveryStopped and shows in health().
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -65,6 +65,15 @@ interface Chunk {
 }
 
 type ItemError = { type?: string, reason?: string, caused_by?: { reason?: string } }
+
+/** Documents a bulk's halving found: alone over the size limit (413), or alone refused for their content (400). */
+interface Found {
+  readonly oversized: Array<{ item: Item, bytes: number }>
+  readonly unparsable: Array<{ item: Item, reason: string }>
+}
+
+/** A _bulk request that stores and creates nothing: Elasticsearch creates no index for a delete. */
+const PROBE_BODY = '{"delete":{"_index":"logs-cloudflare.lpr-probe-none","_id":"lpr-probe"}}\n'
 
 interface BulkResponse {
   errors: boolean
@@ -222,10 +231,14 @@ export class ElasticsearchSink implements Sink {
     return { ...report, rejected: [] }
   }
 
-  /** One bulk's worth of lines, halved on 413 as often as needed; refused lines collected in `c.rejected`. */
+  /**
+   * One bulk's worth of lines, halved on 413 or on a 400 for its content as often as needed;
+   * refused lines collected in `c.rejected`.
+   */
   private async sendChunk(index: string, dataset: string, c: Chunk, report: Counts, deadline: number, signal?: AbortSignal): Promise<void> {
-    const oversized: Array<{ item: Item, bytes: number }> = []
-    await this.sendWithRetries(index, dataset, c.items, c, oversized, report, deadline, signal)
+    const found: Found = { oversized: [], unparsable: [] }
+    await this.sendWithRetries(index, dataset, c.items, c, found, report, deadline, signal)
+    const { oversized, unparsable } = found
     // Decided once the rest of the bulk is in: its other halves say whether the node takes bodies this large.
     for (const { item, bytes } of oversized) {
       if (oneTooLarge(bytes, this.largestAccepted, c.items.length === 1) === 'stop') {
@@ -239,9 +252,47 @@ export class ElasticsearchSink implements Sink {
         raw: item.raw
       })
     }
+    if (unparsable.length === 0) return
+    // Each of these documents, alone in a request, made Elasticsearch refuse it (400) for what it
+    // held. It is the document's fault only if Elasticsearch takes our requests otherwise: it
+    // took one since start (a half of this very bulk, often), or it takes one that holds no
+    // document at all. If it does not, no document is to blame: stop, dead-letter nothing.
+    if (this.largestAccepted === 0) {
+      const probe = await this.probe(signal)
+      if (probe !== null) {
+        throw this.stop(SinkStopCode.elasticsearchCluster, `Elasticsearch refused a _bulk request holding no document (${probe}), as it refused ${unparsable.length} document(s) one by one (${unparsable[0]!.reason}): the requests, not the documents, are refused; check the URL, any proxy in front of Elasticsearch and the cluster`)
+      }
+    }
+    for (const { item, reason } of unparsable) {
+      c.rejected.push({
+        dataset,
+        sink: this.name,
+        code: LineRejectCode.elasticsearchUnparsable,
+        reason: `HTTP 400 ${reason}: Elasticsearch refused the whole _bulk request for this document; sent alone, it was refused again, while Elasticsearch takes other requests`,
+        raw: item.raw
+      })
+    }
   }
 
-  private async sendWithRetries(index: string, dataset: string, items: Item[], c: Chunk, oversized: Array<{ item: Item, bytes: number }>, report: Counts, deadline: number, signal?: AbortSignal): Promise<void> {
+  /**
+   * Null when Elasticsearch takes a _bulk request that stores and creates nothing (a delete in
+   * an index that does not exist: its item fails, the request is taken), else why not.
+   */
+  private async probe(signal?: AbortSignal): Promise<string | null> {
+    try {
+      await this.bulk(PROBE_BODY, signal)
+      this.largestAccepted = Math.max(this.largestAccepted, PROBE_BODY.length)
+      return null
+    } catch (err) {
+      if (!(err instanceof errors.ResponseError)) throw err
+      const verdict = classifyRequest(err.statusCode, errorType(err.body))
+      if (verdict === 'stop') throw this.requestStopped(err)
+      if (verdict === 'retry') throw err
+      return describe(err)
+    }
+  }
+
+  private async sendWithRetries(index: string, dataset: string, items: Item[], c: Chunk, found: Found, report: Counts, deadline: number, signal?: AbortSignal): Promise<void> {
     let pending = items
     for (let attempt = 0; pending.length > 0; attempt++) {
       let res: BulkResponse
@@ -250,15 +301,16 @@ export class ElasticsearchSink implements Sink {
         res = await this.bulk(body, signal)
       } catch (err) {
         if (!(err instanceof errors.ResponseError)) this.unreachable = true
-        const verdict = classifyRequest(err instanceof errors.ResponseError ? err.statusCode : undefined)
-        if (verdict === 'split') {
+        const verdict = err instanceof errors.ResponseError ? classifyRequest(err.statusCode, errorType(err.body)) : classifyRequest(undefined)
+        if (verdict === 'split' || verdict === 'bisect') {
           if (pending.length === 1) {
-            oversized.push({ item: pending[0]!, bytes: Buffer.byteLength(body) })
+            if (verdict === 'split') found.oversized.push({ item: pending[0]!, bytes: Buffer.byteLength(body) })
+            else found.unparsable.push({ item: pending[0]!, reason: reasonOf((err as errors.ResponseError).body?.error as ItemError | undefined) })
             return
           }
           const half = Math.ceil(pending.length / 2)
-          await this.sendWithRetries(index, dataset, pending.slice(0, half), c, oversized, report, deadline, signal)
-          await this.sendWithRetries(index, dataset, pending.slice(half), c, oversized, report, deadline, signal)
+          await this.sendWithRetries(index, dataset, pending.slice(0, half), c, found, report, deadline, signal)
+          await this.sendWithRetries(index, dataset, pending.slice(half), c, found, report, deadline, signal)
           return
         }
         if (verdict === 'stop' && err instanceof errors.ResponseError) throw this.requestStopped(err)
