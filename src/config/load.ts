@@ -1,5 +1,6 @@
 import { Ajv } from 'ajv'
 import { ConfigInvalid } from '../errors.js'
+import { redactDestinationSecrets } from '../cloudflare-api/redact.js'
 import { settings, type SettingDef, type SettingKey } from './settings.js'
 import { readConfigFile, type DatasetRoute } from './file.js'
 import type { BucketSourceConfig } from './sources.js'
@@ -83,17 +84,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return Object.freeze(config)
 }
 
-/** The configuration as it may be logged: secrets masked. */
+/** Every string in a value through the one redactor: a URL setting may carry credentials (https://user:password@host). */
+function redacted(value: unknown): unknown {
+  if (typeof value === 'string') return redactDestinationSecrets(value)
+  if (Array.isArray(value)) return value.map(redacted)
+  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redacted(v)]))
+  return value
+}
+
+/** The configuration as it may be logged: secret settings shown as (set), secrets inside any other value masked. */
 export function describeConfig(config: Config): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const [key, s] of Object.entries(settings) as [SettingKey, SettingDef][]) {
-    out[s.env] = s.secret ? (config[key] === '' ? '(unset)' : '(set)') : config[key]
+    out[s.env] = s.secret ? (config[key] === '' ? '(unset)' : '(set)') : redacted(config[key])
   }
-  if (Object.keys(config.routes).length > 0) out.routes = config.routes
-  // Sources name the variables that hold their keys, never the keys.
-  if (config.sources.length > 0) out.sources = config.sources
+  if (Object.keys(config.routes).length > 0) out.routes = redacted(config.routes)
+  // Sources name the variables that hold their keys, never the keys (an endpoint URL may still carry some).
+  if (config.sources.length > 0) out.sources = redacted(config.sources)
   // Collectors name the variables or files that hold their credentials, never the credentials.
-  if (config.collectors.length > 0) out.collectors = config.collectors
+  if (config.collectors.length > 0) out.collectors = redacted(config.collectors)
   if (Object.keys(config.hecSourcetypes).length > 0) out.hecSourcetypes = config.hecSourcetypes
   return out
 }

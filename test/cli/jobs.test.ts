@@ -303,3 +303,23 @@ test('ownership challenge for an s3:// bucket a bucket source reads: the CLI rea
   assert.equal(jobsIn(s.double, { kind: 'zones', id: 'zone1' })[0]!.destination_conf, conf)
   assert.deepEqual(s.double.violations, [])
 })
+
+test('jobs list and show hide a Sumo Logic source\'s path secret by default, as the watchdog does; --show-secrets shows it', async (t) => {
+  // The bug (issue 21, item 8): the secret of a sumo:// destination is its path, which the
+  // redactor did not know: jobs list/show printed it while the watchdog's /health hid it.
+  const s = await setup(t)
+  const conf = 'sumo://endpoint1.collection.us2.sumologic.com/receiver/v1/http/ZaVnC4dhaV3secretpath=='
+  const job = addJob(s.double, { kind: 'zones', id: 'zone1' }, { dataset: 'http_requests', destination_conf: conf, enabled: true, error_message: `error uploading to https://endpoint1.collection.us2.sumologic.com/receiver/v1/http/ZaVnC4dhaV3secretpath==: 403` })
+  const hidden = 'sumo://endpoint1.collection.us2.sumologic.com/receiver/v1/http/REDACTED'
+  const listed = await cli(s.env, 'jobs', 'list', '--zone', 'zone1', '--json')
+  assert.equal(listed.code, 0, listed.err)
+  const row = listed.json.find((j: any) => j.id === job.id)
+  assert.equal(row.destination_conf, hidden)
+  assert.equal(row.error_message, 'error uploading to https://endpoint1.collection.us2.sumologic.com/receiver/v1/http/REDACTED: 403')
+  const text = await cli(s.env, 'jobs', 'list', '--zone', 'zone1')
+  assert.ok(!text.out.includes('secretpath') && text.out.includes(hidden), text.out)
+  const shown = await cli(s.env, 'jobs', 'show', String(job.id), '--zone', 'zone1')
+  assert.ok(!shown.out.includes('secretpath') && shown.out.includes(`destination_conf: ${hidden}\n`), shown.out)
+  const secret = await cli(s.env, 'jobs', 'show', String(job.id), '--zone', 'zone1', '--show-secrets')
+  assert.ok(secret.out.includes(`destination_conf: ${conf}\n`), secret.out)
+})
