@@ -19,6 +19,7 @@ import { join } from 'node:path'
 import type { Dataset } from '../pipeline/index.js'
 import { LineRejectCode } from '../errors.js'
 import { checkLine } from '../pipeline/index.js'
+import { oneLine } from '../one-line.js'
 import { UNRECOGNISED_DATASET } from '../spool/index.js'
 import { deadLetterFiles, readDeadLetterFile } from './dead-letters.js'
 import { Ledger, lineId, type Pending } from './ledger.js'
@@ -156,14 +157,17 @@ export async function replay(opts: ReplayOptions): Promise<ReplayReport> {
         if (!ours) continue
       }
       r.scanned++
-      const id = lineId(name, letter.raw)
+      // A batch is NDJSON: an HEC event dead-lettered as it was sent, pretty-printed, goes as the
+      // one line the service stores (and dead-letters again, if it still refuses it).
+      const line = letter.raw.includes('\n') ? oneLine(Buffer.from(letter.raw)).toString('utf8') : letter.raw
+      const id = lineId(name, line)
       if (ledger.has(id) || seen.has(id)) { r.alreadyReplayed++; continue }
-      if (!checkLine(opts.dataset, letter.raw, opts.maxDepth).ok) { r.stillInvalid++; continue }
+      if (!checkLine(opts.dataset, line, opts.maxDepth).ok) { r.stillInvalid++; continue }
       seen.add(id)
-      const size = Buffer.byteLength(letter.raw) + 1
+      const size = Buffer.byteLength(line) + 1
       if (bytes + size > opts.batchBytes && !await flush()) return r
       ids.push(id)
-      lines.push(letter.raw)
+      lines.push(line)
       bytes += size
     }
   }

@@ -275,3 +275,24 @@ test('a service still on an older schema: refused lines are not recorded as repl
   const events = [valid(1), valid(2), ...range(1, 6).map(fixable), valid(3), ...range(1, 5).map(withStatus)]
   assert.equal(await readStore(fixed, 'events', 'http_requests'), events.join('\n') + '\n')
 })
+
+test('a pretty-printed HEC event dead-lettered by the old schema is replayed as one line, once', async (t) => {
+  // The bug (issue 21, item 9): replay sent the dead letter's text as it was kept, newlines and
+  // all, in an NDJSON batch: the one event became several lines, none of them JSON.
+  const dataDir = await mkdtemp(join(tmpdir(), 'lpr-replay-'))
+  const broken = await brokenSchemas()
+  const pretty = `{\n  "RayID": "pretty",\n  "ClientASN": 13335,\n  "EdgeStartTimestamp": ${NANO}\n}`
+  const writer = await startServer(t, { DATA_DIR: dataDir, SCHEMAS_DIR: broken, PARSE_WORKERS: '0' })
+  const res = await fetch(`${writer.url}/services/collector/event?dataset=http_requests`, {
+    method: 'POST', body: `{"event": ${pretty}}`, headers: { authorization: 'Splunk test-token-0123456789abcdef' }
+  })
+  assert.equal(res.status, 200)
+  await writer.built.close()
+  assert.deepEqual((await readDeadLetters({ dataDir }, 'http_requests')).map((d) => d.raw), [pretty])
+
+  const server = await startServer(t, { DATA_DIR: dataDir, PARSE_WORKERS: '0' })
+  const options = { dataDir, dataset: loadDatasets(schemasDir).get('http_requests')!, batchBytes: 1 << 20, send: httpSend(server.url, server.token) }
+  assert.deepEqual(counts(await replay(options)), { scanned: 1, alreadyReplayed: 0, replayed: 1, duplicates: 0, stillInvalid: 0, refusedByService: 0 })
+  assert.deepEqual(counts(await replay(options)), { scanned: 1, alreadyReplayed: 1, replayed: 0, duplicates: 0, stillInvalid: 0, refusedByService: 0 })
+  assert.equal(await readStore(server, 'events', 'http_requests'), `{"RayID":"pretty","ClientASN":13335,"EdgeStartTimestamp":${NANO}}\n`)
+})
