@@ -23,6 +23,7 @@ import { RecentDeadLetters, StatusAccess, statusPlugin } from './status/index.js
 import { DirLock, DirectoryInUse, serviceLockPath } from './data-dir-lock.js'
 import { intakeSourcetypes, loadSplunkSourcetypes, sinkSourcetypes, type SplunkSourcetypes } from './splunk-sourcetypes.js'
 import { watchdogConfigured } from './watchdog/configured.js'
+import { buildShapers, describeShaping, schemasForElasticsearch, shapeFor, type Shapers } from './shaping/index.js'
 
 export interface BuiltApp {
   readonly app: FastifyInstance
@@ -42,7 +43,7 @@ export interface BuiltApp {
 
 async function createSinks(
   config: Config,
-  ctx: { dataDir: string, rotation: { rotateBytes: number, rotateMs: number, gzipRotated: boolean, log: Logger }, datasets: ReadonlyMap<string, Dataset>, log: Logger, splunkSourcetypes: SplunkSourcetypes, ecsDir: string }
+  ctx: { dataDir: string, rotation: { rotateBytes: number, rotateMs: number, gzipRotated: boolean, log: Logger }, datasets: ReadonlyMap<string, Dataset>, log: Logger, splunkSourcetypes: SplunkSourcetypes, ecsDir: string, shapers: Shapers }
 ): Promise<Sink[]> {
   // The names and the namespace were checked against their patterns in config.
   const names = config.sinks.split(',')
@@ -94,7 +95,8 @@ async function createSinks(
       requestTimeoutMs: config.elasticsearchRequestTimeoutMs,
       modes: { indexMode: config.elasticsearchIndexMode as 'standard' | 'logsdb', sourceMode: config.elasticsearchSourceMode as 'stored' | 'synthetic' },
       dataRetention: config.elasticsearchDataRetention,
-      datasets: new Map([...ctx.datasets].map(([k, d]) => [k, d.schema])),
+      // A field this destination gets hashed or masked is mapped as a keyword, not an ip (src/shaping).
+      datasets: schemasForElasticsearch(ctx.datasets, ctx.shapers),
       ecs: loadEcs(ctx.ecsDir),
       format: config.elasticsearchFormat as 'ecs' | 'elastic-integration',
       log: ctx.log.child({ sink: 'elasticsearch' })
@@ -269,10 +271,14 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   for (const dataset of [...Object.keys(config.routes), ...Object.values(config.hecSourcetypes)]) {
     if (!datasets.has(dataset)) throw new ConfigInvalid(`CONFIG_FILE names dataset "${dataset}", which has no schema; known: ${[...datasets.keys()].join(', ')}`)
   }
-  const forwarders = (await createSinks(config, { dataDir, rotation, datasets, log, splunkSourcetypes, ecsDir })).map((sink) => new Forwarder({
+  // Shaping is checked against the schemas (and its keys read) before anything is delivered.
+  const shapers = buildShapers(config.shaping, [...new Set(config.sinks.split(','))], datasets)
+  const forwarders = (await createSinks(config, { dataDir, rotation, datasets, log, splunkSourcetypes, ecsDir, shapers })).map((sink) => new Forwarder({
     spool,
     sink,
     log,
+    shape: shapeFor(sink.name, shapers, (dataset, rule, outcome, n) => stats.countShaped(sink.name, dataset, rule, outcome, n)),
+    shaping: describeShaping(sink.name, shapers),
     accepts: (dataset) => config.routes[dataset]?.sinks?.includes(sink.name) ?? true,
     retryMaxMs: config.deliveryRetryMaxMs,
     onDelivered: (dataset, r, seconds) => stats.countDelivery(sink.name, dataset, r, seconds),

@@ -14,6 +14,11 @@ export interface DeliveryBatch {
   payloads(): AsyncIterable<Buffer>
   /** The same lines as stored, many at a time, for destinations that write NDJSON. */
   blocks(): AsyncIterable<LineBlock>
+  /**
+   * Set when the destination gets the lines shaped (src/shaping): the line as stored behind the
+   * line lines() gave last, for what must not change with the shaping (Elasticsearch's _id).
+   */
+  originalOf?(line: string): string
 }
 
 /**

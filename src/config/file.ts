@@ -10,6 +10,7 @@ import { ConfigInvalid } from '../errors.js'
 import { settings, type SettingDef } from './settings.js'
 import { bucketSourceSchema, normalizeSources, type BucketSourceConfig } from './sources.js'
 import { collectorSchema, normalizeCollectors, type CollectorConfig } from './collectors.js'
+import { shapingSchema, type ShapingRule } from '../shaping/config.js'
 
 export interface DatasetRoute {
   /** Destinations (a subset of SINKS) that get this dataset; all of SINKS when absent. */
@@ -27,6 +28,8 @@ export interface ConfigFile {
   readonly collectors: readonly CollectorConfig[]
   /** The HEC intake's sourcetype -> dataset entries (added to those of schemas/splunk/sourcetypes.json). */
   readonly hecSourcetypes: Readonly<Record<string, string>>
+  /** Per-destination shaping rules (src/shaping), checked against the schemas at start. */
+  readonly shaping: readonly ShapingRule[]
 }
 
 const schema = {
@@ -60,6 +63,7 @@ const schema = {
     },
     sources: { type: 'array', items: bucketSourceSchema },
     collectors: { type: 'array', items: collectorSchema },
+    shaping: shapingSchema,
     hec: {
       type: 'object',
       additionalProperties: false,
@@ -95,12 +99,13 @@ export function readConfigFile(path: string): ConfigFile {
     }).join('; ')
     throw new ConfigInvalid(`CONFIG_FILE ${path}: ${why}`)
   }
-  const file = data as { settings?: Record<string, string | number | boolean>, datasets?: Record<string, DatasetRoute>, sources?: Array<Partial<BucketSourceConfig>>, collectors?: Array<Record<string, unknown>>, hec?: { sourcetypes?: Record<string, string> } }
+  const file = data as { settings?: Record<string, string | number | boolean>, datasets?: Record<string, DatasetRoute>, sources?: Array<Partial<BucketSourceConfig>>, collectors?: Array<Record<string, unknown>>, hec?: { sourcetypes?: Record<string, string> }, shaping?: ShapingRule[] }
   return {
     settings: Object.fromEntries(Object.entries(file.settings ?? {}).map(([k, v]) => [k, String(v)])),
     datasets: file.datasets ?? {},
     sources: normalizeSources(file.sources ?? []),
     collectors: normalizeCollectors(file.collectors ?? [], new Set((file.sources ?? []).map((s) => s.name!))),
-    hecSourcetypes: file.hec?.sourcetypes ?? {}
+    hecSourcetypes: file.hec?.sourcetypes ?? {},
+    shaping: file.shaping ?? []
   }
 }

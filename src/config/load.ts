@@ -5,6 +5,7 @@ import { settings, type SettingDef, type SettingKey } from './settings.js'
 import { readConfigFile, type DatasetRoute } from './file.js'
 import type { BucketSourceConfig } from './sources.js'
 import type { CollectorConfig } from './collectors.js'
+import type { ShapingRule } from '../shaping/config.js'
 
 type ValueOf<D extends SettingDef> = D['type'] extends 'integer' ? number : D['type'] extends 'boolean' ? boolean : string
 
@@ -17,6 +18,8 @@ export type Config = { readonly [K in SettingKey]: ValueOf<(typeof settings)[K]>
   readonly collectors: readonly CollectorConfig[]
   /** CONFIG_FILE hec.sourcetypes: sourcetype -> dataset for the HEC intake; empty without one. */
   readonly hecSourcetypes: Readonly<Record<string, string>>
+  /** CONFIG_FILE shaping rules (src/shaping); empty without any. */
+  readonly shaping: readonly ShapingRule[]
 }
 
 const schema = {
@@ -40,7 +43,7 @@ const validate = new Ajv({ coerceTypes: true, useDefaults: true, allErrors: true
 
 /** Reads the settings from an environment (process.env by default), validated once and frozen. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const file = env.CONFIG_FILE ? readConfigFile(env.CONFIG_FILE) : { settings: {}, datasets: {}, sources: [], collectors: [], hecSourcetypes: {} }
+  const file = env.CONFIG_FILE ? readConfigFile(env.CONFIG_FILE) : { settings: {}, datasets: {}, sources: [], collectors: [], hecSourcetypes: {}, shaping: [] }
   // Empty strings mean "unset" for every setting, the way shells and compose files write them.
   const input: Record<string, unknown> = {}
   for (const s of Object.values(settings) as SettingDef[]) {
@@ -57,6 +60,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   out.sources = file.sources
   out.collectors = file.collectors
   out.hecSourcetypes = file.hecSourcetypes
+  out.shaping = file.shaping
   const config = out as Config
   const sinks = new Set(config.sinks.split(','))
   for (const [dataset, route] of Object.entries(config.routes)) {
@@ -104,6 +108,8 @@ export function describeConfig(config: Config): Record<string, unknown> {
   // Collectors name the variables or files that hold their credentials, never the credentials.
   if (config.collectors.length > 0) out.collectors = redacted(config.collectors)
   if (Object.keys(config.hecSourcetypes).length > 0) out.hecSourcetypes = config.hecSourcetypes
+  // Rules name the variables or files that hold hmac keys, never the keys.
+  if (config.shaping.length > 0) out.shaping = config.shaping
   return out
 }
 

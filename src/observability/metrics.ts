@@ -130,6 +130,11 @@ export function createRegistry(opts: Omit<MetricsOptions, 'authorize'>): Registr
     })
   }
   registry.registerMetric(stats.deliverySeconds)
+  counter(registry, 'lpr_shaped_lines_total', 'Lines a destination\'s shaping rule let through (passed) or kept back by its filter (filtered) or sampling (sampled); never counted as rejected or lost.', ['dataset', 'sink', 'rule', 'outcome'], function * () {
+    for (const [sink, bySet] of stats.shaped) {
+      for (const [dataset, byRule] of bySet) for (const [rule, byOutcome] of byRule) for (const [outcome, n] of byOutcome) yield [{ dataset, sink, rule, outcome }, n]
+    }
+  })
 
   counter(registry, 'lpr_http_requests_total', 'HTTP requests by route and status.', ['route', 'status'], function * () {
     for (const [route, byStatus] of stats.requests) for (const [status, n] of byStatus) yield [{ route, status }, n]

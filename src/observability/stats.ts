@@ -98,6 +98,8 @@ export class Stats {
   readonly deliverySeconds = new Histogram({
     name: 'lpr_delivery_duration_seconds', help: 'Time to deliver one batch to a destination.', labelNames: ['sink'], buckets: DELIVERY_BUCKETS, registers: []
   })
+  /** sink -> dataset -> rule -> outcome -> lines, of shaped destinations (src/shaping); never rejected or lost lines. */
+  readonly shaped = new Map<string, Map<string, Map<string, Map<string, number>>>>()
   /** route -> status -> count, and request duration per route. */
   readonly requests = new Map<string, Map<number, number>>()
   readonly requestSeconds = new Histogram({
@@ -127,6 +129,25 @@ export class Stats {
     c.rejected += r.rejected
     bySet.set(dataset, c)
     this.deliverySeconds.observe({ sink }, seconds)
+  }
+
+  countShaped(sink: string, dataset: string, rule: string, outcome: string, n: number): void {
+    let bySet = this.shaped.get(sink)
+    if (!bySet) this.shaped.set(sink, (bySet = new Map()))
+    let byRule = bySet.get(dataset)
+    if (!byRule) bySet.set(dataset, (byRule = new Map()))
+    let byOutcome = byRule.get(rule)
+    if (!byOutcome) byRule.set(rule, (byOutcome = new Map()))
+    byOutcome.set(outcome, (byOutcome.get(outcome) ?? 0) + n)
+  }
+
+  /** One destination's shaped lines per outcome (passed, filtered, sampled), over its datasets and rules. */
+  shapedTotals(sink: string): Record<string, number> {
+    const out: Record<string, number> = {}
+    for (const byRule of this.shaped.get(sink)?.values() ?? []) {
+      for (const byOutcome of byRule.values()) for (const [o, n] of byOutcome) out[o] = (out[o] ?? 0) + n
+    }
+    return out
   }
 
   countRequest(route: string, status: number, seconds: number): void {

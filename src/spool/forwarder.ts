@@ -3,7 +3,7 @@
 // from its last checkpoint, for as long as it takes: its backlog waits on disk, never in memory.
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
-import type { Rejection, Sink } from '../delivery.js'
+import type { DeliveryBatch, Rejection, Sink } from '../delivery.js'
 import type { Checkpoint, Spool } from './spool.js'
 
 export interface ForwarderOptions {
@@ -17,6 +17,14 @@ export interface ForwarderOptions {
   /** Longest wait between two delivery attempts of a failing destination, ms. */
   readonly retryMaxMs: number
   readonly onDelivered?: (dataset: string, result: { delivered: number, duplicates: number, rejected: number }, seconds: number) => void
+  /**
+   * This destination's shaping (src/shaping), when it has any for the batch's dataset: the batch as
+   * the destination gets it, and what to count once it is delivered. Without it the destination
+   * gets the spooled lines as they are.
+   */
+  readonly shape?: (batch: DeliveryBatch) => { readonly batch: DeliveryBatch, delivered(): void } | null
+  /** This destination's shaping in one line, for /health; absent without any. */
+  readonly shaping?: string
 }
 
 const RETRY_BASE_MS = 500
@@ -85,6 +93,7 @@ export class Forwarder {
       delivered: this.delivered,
       lastError: this.lastError,
       failingForSeconds: this.failingSince === null ? 0 : Math.round((Date.now() - this.failingSince) / 1000),
+      ...(this.opts.shaping !== undefined ? { shaping: this.opts.shaping } : {}),
       ...(this.opts.sink.health?.() ?? {})
     }
   }
@@ -104,7 +113,9 @@ export class Forwarder {
         continue
       }
       const from = seg.seq === this.checkpoint.seq ? this.checkpoint.index : 0
-      const batch = spool.batch(seg, from)
+      const stored = spool.batch(seg, from)
+      const shaped = this.opts.shape?.(stored) ?? null
+      const batch = shaped?.batch ?? stored
       const started = performance.now()
       let result
       // Lines dead-lettered along the way (progress), for the per-destination count.
@@ -130,6 +141,7 @@ export class Forwarder {
       if (!await this.persist(async () => { if (delivered.rejected.length > 0) await this.opts.deadLetter(delivered.rejected) })) break
       if (!await this.persist(() => this.save({ seq: seg.seq + 1, index: 0, state: delivered.state ?? this.checkpoint.state }))) break
       this.delivered += delivered.delivered
+      shaped?.delivered()
       this.opts.onDelivered?.(seg.dataset, { delivered: delivered.delivered, duplicates: delivered.duplicates, rejected: rejectedEarly + delivered.rejected.length }, (performance.now() - started) / 1000)
       if (attempt > 0) log.info({ sink: sink.name, failedForSeconds: Math.round((Date.now() - (this.failingSince ?? Date.now())) / 1000) }, 'Delivering again.')
       attempt = 0

@@ -54,6 +54,7 @@ const GOLDEN = `
 # TYPE lpr_lines_duplicate_total counter
 # TYPE lpr_lines_dead_lettered_total counter
 # TYPE lpr_delivery_duration_seconds histogram
+# TYPE lpr_shaped_lines_total counter
 # TYPE lpr_http_requests_total counter
 # TYPE lpr_http_request_duration_seconds histogram
 # TYPE lpr_spool_bytes gauge

@@ -221,7 +221,10 @@ export class ElasticsearchSink implements Sink {
       if (line.length === 0) continue
       const record = JSON.parse(line) as Record<string, unknown>
       const doc = toDocument(line, record)
-      chunk.push({ id: documentId(batch.dataset, line), raw: line, doc })
+      // A shaped line keeps the _id of the line as stored (a replay under other shaping finds the
+      // same document), and a refusal dead-letters the stored line (a replay shapes it once, not twice).
+      const stored = batch.originalOf?.(line) ?? line
+      chunk.push({ id: documentId(batch.dataset, stored), raw: stored, doc })
       chunkBytes += doc.length + 100
       if (chunkBytes >= this.opts.bulkBytes) await flush()
     }

@@ -136,7 +136,8 @@ export class SplunkHecSink implements Sink {
     for await (const raw of batch.lines()) {
       const at = pos++
       if (raw.length === 0) continue
-      const item = { pos: at, raw, envelope: envelope(raw, meta, timeField) }
+      // A refusal dead-letters the line as stored, not as shaped: a replay shapes it once, not twice.
+      const item = { pos: at, raw: batch.originalOf?.(raw) ?? raw, envelope: envelope(raw, meta, timeField) }
       const bytes = Buffer.byteLength(item.envelope) + 1
       if (chunk.length > 0 && chunkBytes + bytes > opts.batchBytes) {
         await this.sendRequest(run, chunk)

@@ -1,0 +1,74 @@
+// A spooled batch as one destination gets it after shaping. The spool keeps its lines as they
+// came; this view shapes them as the destination reads, so nothing shaped is ever stored.
+//
+// Positions stay those of the segment: a line kept back is read as an empty line (lines()), which
+// every line-reading destination skips but counts, so their checkpoints (progress) still name the
+// segment's lines and a retry resumes at the same place. Block readers (the files, discard) get
+// only the lines that go out.
+import type { DeliveryBatch, LineBlock } from '../delivery.js'
+import { Tally, type Shaper } from './shaper.js'
+
+const BLOCK_BYTES = 256 * 1024
+
+export class ShapedBatch implements DeliveryBatch {
+  readonly tally: Tally
+  /** The stored line behind the shaped line read last (Elasticsearch's _id is its hash). */
+  private current: { shaped: string, original: string } | null = null
+
+  constructor (private readonly source: DeliveryBatch, private readonly shaper: Shaper) {
+    this.tally = new Tally(shaper.ruleNames.length)
+  }
+
+  get seq(): number { return this.source.seq }
+  get dataset(): string { return this.source.dataset }
+  get from(): number { return this.source.from }
+  get count(): number { return this.source.count }
+
+  async * lines(): AsyncGenerator<string> {
+    for await (const line of this.source.lines()) {
+      // A blank line is skipped by every destination as it is; nothing to shape.
+      const shaped = line.length === 0 ? '' : this.shaper.shape(line, this.tally) ?? ''
+      this.current = { shaped, original: line }
+      yield shaped
+    }
+  }
+
+  /**
+   * The stored line a shaped line came from: Elasticsearch's _id stays the hash of the line as
+   * received, so a replay after a change of shaping still finds the same documents. Only the line
+   * read last can be asked about, and only by the string lines() gave.
+   */
+  originalOf(shaped: string): string {
+    if (this.current === null || this.current.shaped !== shaped) throw new Error('originalOf() is asked about the line lines() gave last')
+    return this.current.original
+  }
+
+  async * payloads(): AsyncGenerator<Buffer> {
+    for await (const line of this.lines()) if (line.length > 0) yield Buffer.from(line)
+  }
+
+  async * blocks(): AsyncGenerator<LineBlock> {
+    let parts: string[] = []
+    let bytes = 0
+    const block = (): LineBlock => {
+      const data = Buffer.from(parts.join('\n') + '\n')
+      const out = { lines: parts.length, data, verbatim: false }
+      parts = []
+      bytes = 0
+      return out
+    }
+    for await (const line of this.lines()) {
+      if (line.length === 0) continue
+      if (line.includes('\n')) {
+        // A record with newlines of its own (an HEC event sent pretty-printed) keeps a block to itself.
+        if (parts.length > 0) yield block()
+        yield { lines: 1, data: Buffer.from(line + '\n'), verbatim: true }
+        continue
+      }
+      parts.push(line)
+      bytes += line.length + 1
+      if (bytes >= BLOCK_BYTES) yield block()
+    }
+    if (parts.length > 0) yield block()
+  }
+}
