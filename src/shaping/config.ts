@@ -76,8 +76,7 @@ export const shapingSchema = {
           }
         }
       }
-    },
-    not: { required: ['keep', 'drop'] }
+    }
   }
 } as const
 
@@ -179,6 +178,8 @@ export type Shapers = ReadonlyMap<string, ReadonlyMap<string, Shaper>>
 export function buildShapers(rules: readonly ShapingRule[], sinks: readonly string[], datasets: ReadonlyMap<string, { schema: DatasetSchema, eventTimeField: string }>, env: NodeJS.ProcessEnv = process.env): Shapers {
   const names = new Set<string>()
   for (const rule of rules) {
+    // One list says what goes out: both would leave a reader to guess which wins.
+    if (rule.keep && rule.drop) throw new ConfigInvalid(`CONFIG_FILE shaping rule "${rule.name}" has keep and drop: give one of the two`)
     if (names.has(rule.name)) throw new ConfigInvalid(`CONFIG_FILE shaping: two rules are named "${rule.name}"`)
     names.add(rule.name)
     for (const s of rule.sinks ?? []) if (!sinks.includes(s)) throw new ConfigInvalid(`CONFIG_FILE shaping rule "${rule.name}" names destination "${s}", which is not in SINKS (${sinks.join(',')})`)

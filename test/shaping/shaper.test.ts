@@ -150,6 +150,7 @@ test('mistakes stop the start with LPR_ERR_CONFIG_INVALID, naming the rule, data
   fails([{ name: 'r', datasets: ['http_requests'], transforms: [{ field: 'ClientIP', type: 'hmac-sha256', keyEnv: 'K' }] }], /at least 16 bytes/, { K: 'short' })
   fails([{ name: 'r', datasets: ['http_requests'], transforms: [{ field: 'ClientIP', type: 'hmac-sha256', keyFile: '/nonexistent/key' }] }], /keyFile cannot be read: ENOENT/)
   fails([{ name: 'r', datasets: ['http_requests'] }, { name: 'r', datasets: ['dns_logs'] }], /two rules are named "r"/)
+  fails([{ name: 'both', datasets: ['http_requests'], keep: ['RayID'], drop: ['Cookies'] }], /has keep and drop: give one of the two/)
 })
 
 test('rules apply only to their destinations and datasets; "@ip" names every IP field of each', () => {
