@@ -31,6 +31,8 @@ export interface SinkView {
   readonly oldestPendingAgeSeconds: number
   readonly delivered: number
   readonly series: readonly number[]
+  /** The destination's shaping in one line (src/shaping), and its lines let through or kept back; absent without any. */
+  readonly shaping?: { readonly rules: string, readonly passed: number, readonly filtered: number, readonly sampled: number }
 }
 
 export interface StatusView {
@@ -142,7 +144,7 @@ function sinksSection(v: StatusView): Html {
 <td>${s.oldestPendingAgeSeconds > 0 ? duration(s.oldestPendingAgeSeconds) : html`<span class="muted">–</span>`}</td>
 <td>${chart(s.series, 'Lines delivered')} <span class="rate">${num(perMinute(s.series, v.windowMs))}/min</span><br><span class="muted">${num(s.delivered)} since start</span></td>
 <td>${s.lastError === null ? html`<span class="muted">none</span>` : html`<code class="error">${s.lastError}</code>`}</td>
-</tr>`)}</tbody>
+</tr>${s.shaping ? html`<tr class="shaping"><td></td><td colspan="6">Shaping: <code>${s.shaping.rules}</code><br><span class="muted">since start: ${num(s.shaping.filtered)} kept back by filters, ${num(s.shaping.sampled)} by sampling (not lost: the spool keeps every line)</span></td></tr>` : ''}`)}</tbody>
 </table>
 </section>`
 }

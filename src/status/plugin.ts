@@ -100,7 +100,8 @@ export async function statusPlugin(app: FastifyInstance, opts: StatusOptions): P
       pendingBytes: num(status.pendingBytes),
       oldestPendingAgeSeconds: num(status.oldestPendingAgeSeconds),
       delivered: t.get(`sink:${name}`) ?? 0,
-      series: history.series(`sink:${name}`, t.get(`sink:${name}`) ?? 0)
+      series: history.series(`sink:${name}`, t.get(`sink:${name}`) ?? 0),
+      ...(typeof status.shaping === 'string' ? { shaping: shapingView(status.shaping, opts.stats.shapedTotals(name)) } : {})
     }))
     return {
       version: opts.version,
@@ -151,4 +152,9 @@ export async function statusPlugin(app: FastifyInstance, opts: StatusOptions): P
   app.get('/status/app.js', async function statusJs(_request, reply) {
     return reply.type('text/javascript; charset=utf-8').send(JS)
   })
+}
+
+/** A shaped destination's rules and counts, per outcome over its datasets and rules. */
+function shapingView(rules: string, totals: Record<string, number>): NonNullable<SinkView['shaping']> {
+  return { rules, passed: totals.passed ?? 0, filtered: totals.filtered ?? 0, sampled: totals.sampled ?? 0 }
 }
