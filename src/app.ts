@@ -23,7 +23,7 @@ import { RecentDeadLetters, StatusAccess, statusPlugin } from './status/index.js
 import { DirLock, DirectoryInUse, serviceLockPath } from './data-dir-lock.js'
 import { intakeSourcetypes, loadSplunkSourcetypes, sinkSourcetypes, type SplunkSourcetypes } from './splunk-sourcetypes.js'
 import { watchdogConfigured } from './watchdog/configured.js'
-import { buildShapers, describeShaping, schemasForElasticsearch, shapeFor, type Shapers } from './shaping/index.js'
+import { buildRouters, buildShapers, describeShaping, RoutingSink, schemasForElasticsearch, shapeFor, type Shapers } from './shaping/index.js'
 
 export interface BuiltApp {
   readonly app: FastifyInstance
@@ -272,13 +272,20 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     if (!datasets.has(dataset)) throw new ConfigInvalid(`CONFIG_FILE names dataset "${dataset}", which has no schema; known: ${[...datasets.keys()].join(', ')}`)
   }
   // Shaping is checked against the schemas (and its keys read) before anything is delivered.
-  const shapers = buildShapers(config.shaping, [...new Set(config.sinks.split(','))], datasets)
-  const forwarders = (await createSinks(config, { dataDir, rotation, datasets, log, splunkSourcetypes, ecsDir, shapers })).map((sink) => new Forwarder({
+  const sinkNames = [...new Set(config.sinks.split(','))]
+  const shapers = buildShapers(config.shaping, sinkNames, datasets)
+  const routers = buildRouters(config.routing, config.tenants, sinkNames, datasets)
+  // A destination with routing delivers each batch once per tenant it holds (src/shaping/route.ts).
+  const routed = (sink: Sink): Sink => {
+    const bySet = routers.get(sink.name)
+    return bySet ? new RoutingSink(sink, bySet, (dataset, rule, outcome, n) => stats.countShaped(sink.name, dataset, rule, outcome, n)) : sink
+  }
+  const forwarders = (await createSinks(config, { dataDir, rotation, datasets, log, splunkSourcetypes, ecsDir, shapers })).map(routed).map((sink) => new Forwarder({
     spool,
     sink,
     log,
     shape: shapeFor(sink.name, shapers, (dataset, rule, outcome, n) => stats.countShaped(sink.name, dataset, rule, outcome, n)),
-    shaping: describeShaping(sink.name, shapers),
+    shaping: [describeShaping(sink.name, shapers), sink instanceof RoutingSink ? `routing: ${sink.describe()}` : undefined].filter(Boolean).join('; ') || undefined,
     accepts: (dataset) => config.routes[dataset]?.sinks?.includes(sink.name) ?? true,
     retryMaxMs: config.deliveryRetryMaxMs,
     onDelivered: (dataset, r, seconds) => stats.countDelivery(sink.name, dataset, r, seconds),

@@ -19,6 +19,11 @@ export interface DeliveryBatch {
    * line lines() gave last, for what must not change with the shaping (Elasticsearch's _id).
    */
   originalOf?(line: string): string
+  /**
+   * Set when routing (src/shaping/route.ts) gives these lines a tenant's target: the Elasticsearch
+   * namespace, Splunk index and file folder, in place of the destination's own.
+   */
+  readonly route?: { readonly namespace: string, readonly index: string, readonly folder: string } | null
 }
 
 /**

@@ -11,6 +11,7 @@ import { settings, type SettingDef } from './settings.js'
 import { bucketSourceSchema, normalizeSources, type BucketSourceConfig } from './sources.js'
 import { collectorSchema, normalizeCollectors, type CollectorConfig } from './collectors.js'
 import { shapingSchema, type ShapingRule } from '../shaping/config.js'
+import { routingSchema, tenantsSchema, type RoutingRule, type TenantConfig } from '../shaping/route.js'
 
 export interface DatasetRoute {
   /** Destinations (a subset of SINKS) that get this dataset; all of SINKS when absent. */
@@ -30,6 +31,10 @@ export interface ConfigFile {
   readonly hecSourcetypes: Readonly<Record<string, string>>
   /** Per-destination shaping rules (src/shaping), checked against the schemas at start. */
   readonly shaping: readonly ShapingRule[]
+  /** Tenants routing may send lines to, each with its Elasticsearch namespace, Splunk index and file folder. */
+  readonly tenants: Readonly<Record<string, TenantConfig>>
+  /** Routing rules: a field of each line chooses its tenant (src/shaping/route.ts). */
+  readonly routing: readonly RoutingRule[]
 }
 
 const schema = {
@@ -64,6 +69,8 @@ const schema = {
     sources: { type: 'array', items: bucketSourceSchema },
     collectors: { type: 'array', items: collectorSchema },
     shaping: shapingSchema,
+    tenants: tenantsSchema,
+    routing: routingSchema,
     hec: {
       type: 'object',
       additionalProperties: false,
@@ -99,13 +106,15 @@ export function readConfigFile(path: string): ConfigFile {
     }).join('; ')
     throw new ConfigInvalid(`CONFIG_FILE ${path}: ${why}`)
   }
-  const file = data as { settings?: Record<string, string | number | boolean>, datasets?: Record<string, DatasetRoute>, sources?: Array<Partial<BucketSourceConfig>>, collectors?: Array<Record<string, unknown>>, hec?: { sourcetypes?: Record<string, string> }, shaping?: ShapingRule[] }
+  const file = data as { settings?: Record<string, string | number | boolean>, datasets?: Record<string, DatasetRoute>, sources?: Array<Partial<BucketSourceConfig>>, collectors?: Array<Record<string, unknown>>, hec?: { sourcetypes?: Record<string, string> }, shaping?: ShapingRule[], tenants?: Record<string, TenantConfig>, routing?: RoutingRule[] }
   return {
     settings: Object.fromEntries(Object.entries(file.settings ?? {}).map(([k, v]) => [k, String(v)])),
     datasets: file.datasets ?? {},
     sources: normalizeSources(file.sources ?? []),
     collectors: normalizeCollectors(file.collectors ?? [], new Set((file.sources ?? []).map((s) => s.name!))),
     hecSourcetypes: file.hec?.sourcetypes ?? {},
-    shaping: file.shaping ?? []
+    shaping: file.shaping ?? [],
+    tenants: file.tenants ?? {},
+    routing: file.routing ?? []
   }
 }

@@ -6,6 +6,7 @@ import { readConfigFile, type DatasetRoute } from './file.js'
 import type { BucketSourceConfig } from './sources.js'
 import type { CollectorConfig } from './collectors.js'
 import type { ShapingRule } from '../shaping/config.js'
+import type { RoutingRule, TenantConfig } from '../shaping/route.js'
 
 type ValueOf<D extends SettingDef> = D['type'] extends 'integer' ? number : D['type'] extends 'boolean' ? boolean : string
 
@@ -20,6 +21,9 @@ export type Config = { readonly [K in SettingKey]: ValueOf<(typeof settings)[K]>
   readonly hecSourcetypes: Readonly<Record<string, string>>
   /** CONFIG_FILE shaping rules (src/shaping); empty without any. */
   readonly shaping: readonly ShapingRule[]
+  /** CONFIG_FILE tenants and routing rules (src/shaping/route.ts); empty without any. */
+  readonly tenants: Readonly<Record<string, TenantConfig>>
+  readonly routing: readonly RoutingRule[]
 }
 
 const schema = {
@@ -43,7 +47,7 @@ const validate = new Ajv({ coerceTypes: true, useDefaults: true, allErrors: true
 
 /** Reads the settings from an environment (process.env by default), validated once and frozen. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const file = env.CONFIG_FILE ? readConfigFile(env.CONFIG_FILE) : { settings: {}, datasets: {}, sources: [], collectors: [], hecSourcetypes: {}, shaping: [] }
+  const file = env.CONFIG_FILE ? readConfigFile(env.CONFIG_FILE) : { settings: {}, datasets: {}, sources: [], collectors: [], hecSourcetypes: {}, shaping: [], tenants: {}, routing: [] }
   // Empty strings mean "unset" for every setting, the way shells and compose files write them.
   const input: Record<string, unknown> = {}
   for (const s of Object.values(settings) as SettingDef[]) {
@@ -61,6 +65,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   out.collectors = file.collectors
   out.hecSourcetypes = file.hecSourcetypes
   out.shaping = file.shaping
+  out.tenants = file.tenants
+  out.routing = file.routing
   const config = out as Config
   const sinks = new Set(config.sinks.split(','))
   for (const [dataset, route] of Object.entries(config.routes)) {
@@ -110,6 +116,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
   if (Object.keys(config.hecSourcetypes).length > 0) out.hecSourcetypes = config.hecSourcetypes
   // Rules name the variables or files that hold hmac keys, never the keys.
   if (config.shaping.length > 0) out.shaping = config.shaping
+  if (config.routing.length > 0) out.routing = { tenants: config.tenants, rules: config.routing }
   return out
 }
 

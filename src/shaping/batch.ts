@@ -7,11 +7,11 @@
 // only the lines that go out.
 import type { DeliveryBatch, LineBlock } from '../delivery.js'
 import { Tally, type Shaper } from './shaper.js'
-
-const BLOCK_BYTES = 256 * 1024
+import { shapedBlocks } from './blocks.js'
 
 export class ShapedBatch implements DeliveryBatch {
-  readonly tally: Tally
+  /** The counts of the last full read of lines() (routing reads a batch more than once). */
+  tally: Tally
   /** The stored line behind the shaped line read last (Elasticsearch's _id is its hash). */
   private current: { shaped: string, original: string } | null = null
 
@@ -25,6 +25,7 @@ export class ShapedBatch implements DeliveryBatch {
   get count(): number { return this.source.count }
 
   async * lines(): AsyncGenerator<string> {
+    this.tally = new Tally(this.shaper.ruleNames.length)
     for await (const line of this.source.lines()) {
       // A blank line is skipped by every destination as it is; nothing to shape.
       const shaped = line.length === 0 ? '' : this.shaper.shape(line, this.tally) ?? ''
@@ -47,28 +48,7 @@ export class ShapedBatch implements DeliveryBatch {
     for await (const line of this.lines()) if (line.length > 0) yield Buffer.from(line)
   }
 
-  async * blocks(): AsyncGenerator<LineBlock> {
-    let parts: string[] = []
-    let bytes = 0
-    const block = (): LineBlock => {
-      const data = Buffer.from(parts.join('\n') + '\n')
-      const out = { lines: parts.length, data, verbatim: false }
-      parts = []
-      bytes = 0
-      return out
-    }
-    for await (const line of this.lines()) {
-      if (line.length === 0) continue
-      if (line.includes('\n')) {
-        // A record with newlines of its own (an HEC event sent pretty-printed) keeps a block to itself.
-        if (parts.length > 0) yield block()
-        yield { lines: 1, data: Buffer.from(line + '\n'), verbatim: true }
-        continue
-      }
-      parts.push(line)
-      bytes += line.length + 1
-      if (bytes >= BLOCK_BYTES) yield block()
-    }
-    if (parts.length > 0) yield block()
+  blocks(): AsyncGenerator<LineBlock> {
+    return shapedBlocks(this.lines())
   }
 }

@@ -163,7 +163,7 @@ export class ElasticsearchSink implements Sink {
     if (this.unreachable) await this.retrying(deadline, signal, () => this.reachable(signal))
     const schema = this.opts.datasets.get(batch.dataset)
     if (!schema) throw new Error(`no schema for dataset ${batch.dataset}`)
-    const namespace = this.opts.namespaces?.get(batch.dataset) ?? this.opts.namespace
+    const namespace = batch.route?.namespace ?? this.opts.namespaces?.get(batch.dataset) ?? this.opts.namespace
     const stream = this.integrationStream(batch.dataset)
     const ecs = this.builders.get(batch.dataset)
     const ctx = {

@@ -51,7 +51,13 @@ export class FileSink implements Sink {
 
   async init(saved: unknown): Promise<void> {
     await mkdir(this.opts.dir, { recursive: true })
-    const datasets = await readdir(this.opts.dir)
+    // A folder per dataset, and per tenant a folder of those (routing, src/shaping/route.ts).
+    const datasets: string[] = []
+    for (const e of await readdir(this.opts.dir, { withFileTypes: true })) {
+      if (!e.isDirectory()) continue
+      datasets.push(e.name)
+      for (const sub of await readdir(join(this.opts.dir, e.name), { withFileTypes: true })) if (sub.isDirectory()) datasets.push(`${e.name}/${sub.name}`)
+    }
     if (saved) this.state = structuredClone(saved as FileState)
     let highest = 0
     for (const dataset of datasets) {
@@ -93,7 +99,9 @@ export class FileSink implements Sink {
 
   deliver(batch: DeliveryBatch): Promise<DeliveryResult> {
     return this.exclusive(async () => {
-      const file = await this.fileFor(batch.dataset)
+      // A tenant's lines (routing) go to the tenant's folder: events/<folder>/<dataset>/.
+      const key = batch.route ? `${batch.route.folder}/${batch.dataset}` : batch.dataset
+      const file = await this.fileFor(key)
       const before = file.size
       let lines = 0
       try {
@@ -123,7 +131,7 @@ export class FileSink implements Sink {
         file.size = before
         throw err
       }
-      this.state.files[batch.dataset] = { path: file.path, size: file.size, openedAt: file.openedAt }
+      this.state.files[key] = { path: file.path, size: file.size, openedAt: file.openedAt }
       return { delivered: lines, duplicates: 0, rejected: [], state: structuredClone(this.state) }
     })
   }

@@ -125,7 +125,7 @@ export class SplunkHecSink implements Sink {
       host: opts.host,
       source: opts.sources?.get(batch.dataset) ?? (opts.source || `cloudflare:${batch.dataset}`),
       sourcetype: opts.sourcetypes?.get(batch.dataset) ?? opts.sourcetype,
-      index: opts.indexes.get(batch.dataset) ?? opts.defaultIndex
+      index: batch.route?.index ?? opts.indexes.get(batch.dataset) ?? opts.defaultIndex
     })
     const timeField = opts.eventTimeFields.get(batch.dataset)
     const run: Run = { dataset: batch.dataset, progress, signal, reported: batch.from, rejections: [], delivered: 0, deadline: Date.now() + opts.retryMs, oversized: [] }

@@ -1,0 +1,253 @@
+// Routing by field: a field of each line (ZoneName, ClientRequestHost, the account a collector
+// reads) chooses a tenant through a table, and the tenant chooses the Elasticsearch namespace,
+// the Splunk index and the file folder its lines go to. One tenant's lines never reach another
+// tenant's target: a batch is delivered once per tenant it holds, each delivery carrying only
+// that tenant's lines (the others read as empty lines, which every destination skips but counts,
+// so checkpoints keep naming the segment's lines).
+import { ConfigInvalid } from '../errors.js'
+import type { DatasetSchema } from '../dataset-schema.js'
+import type { DeliveryBatch, DeliveryResult, LineBlock, Progress, Rejection, Sink } from '../delivery.js'
+import { shapedBlocks } from './blocks.js'
+
+/** Where one tenant's lines go; each absent part leaves the destination's own setting. */
+export interface Route {
+  readonly tenant: string
+  readonly namespace: string
+  readonly index: string
+  readonly folder: string
+}
+
+export interface TenantConfig {
+  readonly elasticsearch?: { readonly namespace?: string }
+  readonly splunk?: { readonly index?: string }
+  readonly file?: { readonly folder?: string }
+}
+
+export interface RoutingRule {
+  readonly name: string
+  readonly sinks?: readonly string[]
+  readonly datasets: readonly string[]
+  readonly field: string
+  /** Field value -> tenant name. */
+  readonly table?: Readonly<Record<string, string>>
+  /** A value not in the table is itself the tenant name, when it makes valid names. */
+  readonly byValue?: boolean
+  /** The tenant for values not in the table (and invalid ones); absent: the destination's own target. */
+  readonly default?: string
+}
+
+// Elasticsearch's data stream naming scheme: the namespace is lowercase, without '-' (it separates
+// the parts of the name), at most 100 bytes. Splunk: index names are lowercase letters, digits,
+// '_' and '-', not starting with '_' or '-', without "kvstore". A tenant name used for all three
+// (and as a folder) satisfies all: lowercase letters, digits and '_', starting with a letter or digit.
+export const ES_NAMESPACE = /^[a-z0-9_]{1,100}$/
+export const SPLUNK_INDEX = /^(?!.*kvstore)[a-z0-9][a-z0-9_-]{0,79}$/
+export const FOLDER = /^[a-z0-9][a-z0-9_-]{0,99}$/
+export const TENANT = /^[a-z0-9][a-z0-9_]{0,79}$/
+
+/** Tenants whose value-derived names a batch may hold before the rest go to the default: each is a delivery of the batch. */
+export const MAX_TENANTS_PER_BATCH = 64
+
+export const tenantsSchema = {
+  type: 'object',
+  additionalProperties: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      elasticsearch: { type: 'object', additionalProperties: false, properties: { namespace: { type: 'string' } } },
+      splunk: { type: 'object', additionalProperties: false, properties: { index: { type: 'string' } } },
+      file: { type: 'object', additionalProperties: false, properties: { folder: { type: 'string' } } }
+    }
+  }
+} as const
+
+export const routingSchema = {
+  type: 'array',
+  items: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['name', 'datasets', 'field'],
+    properties: {
+      name: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$' },
+      sinks: { type: 'array', items: { type: 'string' }, minItems: 1, uniqueItems: true },
+      datasets: { type: 'array', items: { type: 'string' }, minItems: 1, uniqueItems: true },
+      field: { type: 'string', minLength: 1 },
+      table: { type: 'object', additionalProperties: { type: 'string' } },
+      byValue: { type: 'boolean' },
+      default: { type: 'string' }
+    }
+  }
+} as const
+
+function routeOf(tenant: string, t: TenantConfig | undefined, where: string): Route {
+  const route = { tenant, namespace: t?.elasticsearch?.namespace ?? tenant, index: t?.splunk?.index ?? tenant, folder: t?.file?.folder ?? tenant }
+  if (!ES_NAMESPACE.test(route.namespace)) throw new ConfigInvalid(`${where}: "${route.namespace}" is no Elasticsearch namespace (lowercase letters, digits, _; at most 100)`)
+  if (!SPLUNK_INDEX.test(route.index)) throw new ConfigInvalid(`${where}: "${route.index}" is no Splunk index name (lowercase letters, digits, _ and -, not first; no "kvstore")`)
+  if (!FOLDER.test(route.folder)) throw new ConfigInvalid(`${where}: "${route.folder}" is no folder name here (lowercase letters, digits, _ and -, not first)`)
+  return route
+}
+
+type Outcome = 'default' | 'invalid'
+
+/** One routing rule compiled for one dataset. */
+export class Router {
+  readonly counts = { default: 0, invalid: 0 }
+  constructor (
+    readonly name: string,
+    private readonly field: string,
+    private readonly table: ReadonlyMap<string, Route>,
+    private readonly byValue: boolean,
+    private readonly fallback: Route | null
+  ) {}
+
+  /** The route of a line as stored (null: the destination's own target), counting what goes to the default. */
+  routeOf(original: string, count: boolean, seen?: Set<string>): Route | null {
+    const v = (JSON.parse(original) as Record<string, unknown>)[this.field]
+    const key = typeof v === 'string' ? v : v === undefined || v === null ? null : JSON.stringify(v)
+    if (key !== null) {
+      const r = this.table.get(key)
+      if (r) return r
+      if (this.byValue) {
+        if (TENANT.test(key) && (seen === undefined || seen.has(key) || seen.size < MAX_TENANTS_PER_BATCH)) return { tenant: key, namespace: key, index: key, folder: key }
+        if (count) this.counts.invalid++
+        return this.fallback
+      }
+    }
+    if (count) this.counts.default++
+    return this.fallback
+  }
+
+  describe(): string {
+    return `${this.name}: by ${this.field} to ${this.table.size} tenants${this.byValue ? ' or the value' : ''}, else ${this.fallback?.tenant ?? 'the destination\'s own'}`
+  }
+}
+
+export type Routers = ReadonlyMap<string, ReadonlyMap<string, Router>>
+
+export function buildRouters(rules: readonly RoutingRule[], tenants: Readonly<Record<string, TenantConfig>>, sinks: readonly string[], datasets: ReadonlyMap<string, { schema: DatasetSchema }>): Routers {
+  const routes = new Map<string, Route>()
+  for (const [tenant, t] of Object.entries(tenants)) {
+    if (!TENANT.test(tenant)) throw new ConfigInvalid(`CONFIG_FILE tenants: "${tenant}" is no tenant name (lowercase letters, digits and _, starting with a letter or digit; at most 80)`)
+    routes.set(tenant, routeOf(tenant, t, `CONFIG_FILE tenants.${tenant}`))
+  }
+  const tenantRoute = (name: string, where: string): Route => {
+    const r = routes.get(name)
+    if (!r) throw new ConfigInvalid(`${where} names tenant "${name}", which tenants does not list`)
+    return r
+  }
+  const out = new Map<string, Map<string, Router>>()
+  for (const rule of rules) {
+    const where = `CONFIG_FILE routing rule "${rule.name}"`
+    for (const s of rule.sinks ?? []) if (!sinks.includes(s)) throw new ConfigInvalid(`${where} names destination "${s}", which is not in SINKS (${sinks.join(',')})`)
+    const table = new Map(Object.entries(rule.table ?? {}).map(([value, tenant]) => [value, tenantRoute(tenant, `${where} table["${value}"]`)]))
+    const fallback = rule.default === undefined ? null : tenantRoute(rule.default, `${where} default`)
+    for (const dataset of rule.datasets) {
+      const d = datasets.get(dataset)
+      if (!d) throw new ConfigInvalid(`${where} names dataset "${dataset}", which has no schema`)
+      if (!d.schema.properties[rule.field]) throw new ConfigInvalid(`${where} routes by field "${rule.field}", which dataset ${dataset} does not have`)
+      for (const sink of rule.sinks ?? sinks) {
+        let bySet = out.get(sink)
+        if (!bySet) out.set(sink, (bySet = new Map()))
+        if (bySet.has(dataset)) throw new ConfigInvalid(`${where}: destination ${sink} already routes dataset ${dataset} by rule "${bySet.get(dataset)!.name}"`)
+        bySet.set(dataset, new Router(rule.name, rule.field, table, rule.byValue ?? false, fallback))
+      }
+    }
+  }
+  return out
+}
+
+/** One tenant's view of a batch: its lines, the others' read as empty lines. */
+class TenantBatch implements DeliveryBatch {
+  constructor (private readonly source: DeliveryBatch, private readonly router: Router, readonly route: Route | null, private readonly seen: Set<string>) {}
+  get seq(): number { return this.source.seq }
+  get dataset(): string { return this.source.dataset }
+  get from(): number { return this.source.from }
+  get count(): number { return this.source.count }
+  private last: { line: string, original: string } | null = null
+
+  async * lines(): AsyncGenerator<string> {
+    for await (const line of this.source.lines()) {
+      const original = line.length === 0 ? '' : this.source.originalOf?.(line) ?? line
+      const mine = line.length > 0 && sameRoute(this.router.routeOf(original, false, this.seen), this.route)
+      this.last = { line: mine ? line : '', original }
+      yield this.last.line
+    }
+  }
+
+  originalOf(line: string): string {
+    if (this.last === null || this.last.line !== line) throw new Error('originalOf() is asked about the line lines() gave last')
+    return this.last.original
+  }
+
+  async * payloads(): AsyncGenerator<Buffer> {
+    for await (const line of this.lines()) if (line.length > 0) yield Buffer.from(line)
+  }
+
+  blocks(): AsyncGenerator<LineBlock> {
+    return shapedBlocks(this.lines())
+  }
+}
+
+function sameRoute(a: Route | null, b: Route | null): boolean {
+  return a === b || (a !== null && b !== null && a.tenant === b.tenant)
+}
+
+/**
+ * A destination with routing: each batch is delivered once per tenant it holds, in the order they
+ * first appear. Only the last delivery moves the checkpoint on; those before it dead-letter what
+ * the destination refuses and otherwise keep the checkpoint where it was, so a failure part-way
+ * repeats the batch's tenants from the first (Elasticsearch recognises its documents by _id; the
+ * file destination cuts back to its checkpoint; Splunk may get the earlier tenants' lines again).
+ */
+export class RoutingSink implements Sink {
+  constructor (private readonly inner: Sink, private readonly routers: ReadonlyMap<string, Router>, private readonly count: (dataset: string, rule: string, outcome: Outcome, n: number) => void) {}
+
+  get name(): string { return this.inner.name }
+  init(state: unknown): Promise<void> { return this.inner.init(state) }
+  startState(): unknown { return this.inner.startState?.() }
+  health(): Record<string, unknown> { return this.inner.health?.() ?? {} }
+  close(): Promise<void> { return this.inner.close() }
+
+  describe(): string {
+    return [...this.routers].map(([dataset, r]) => `${dataset} [${r.describe()}]`).join('; ')
+  }
+
+  async deliver(batch: DeliveryBatch, progress: Progress, signal: AbortSignal): Promise<DeliveryResult> {
+    const router = this.routers.get(batch.dataset)
+    if (!router) return await this.inner.deliver(batch, progress, signal)
+    // The tenants of the batch, in order, and how many lines went to the default.
+    const before = { ...router.counts }
+    const order: Array<Route | null> = []
+    const seen = new Set<string>()
+    for await (const line of batch.lines()) {
+      if (line.length === 0) continue
+      const r = router.routeOf(batch.originalOf?.(line) ?? line, true, seen)
+      const key = r?.tenant ?? null
+      if (key === null ? !order.includes(null) : !seen.has(key)) {
+        order.push(r)
+        if (key !== null) seen.add(key)
+      }
+    }
+    const defaults = router.counts.default - before.default
+    const invalid = router.counts.invalid - before.invalid
+    if (order.length === 0) order.push(null)
+    let delivered = 0
+    let duplicates = 0
+    const rejected: Rejection[] = []
+    let state: unknown
+    for (const [i, route] of order.entries()) {
+      const last = i === order.length - 1
+      const view = new TenantBatch(batch, router, route, seen)
+      const hold: Progress = last ? progress : async (_lines, refused) => { await progress(batch.from, refused) }
+      const r = await this.inner.deliver(view, hold, signal)
+      delivered += r.delivered
+      duplicates += r.duplicates
+      if (last) rejected.push(...r.rejected)
+      else if (r.rejected.length > 0) await progress(batch.from, r.rejected)
+      state = r.state
+    }
+    if (defaults > 0) this.count(batch.dataset, router.name, 'default', defaults)
+    if (invalid > 0) this.count(batch.dataset, router.name, 'invalid', invalid)
+    return { delivered, duplicates, rejected, ...(state !== undefined ? { state } : {}) }
+  }
+}
