@@ -88,6 +88,8 @@ export interface CompiledRule {
   readonly transforms: ReadonlyArray<{ field: string, apply: ValueTransform, kind: TransformKind }>
   readonly keep: ReadonlySet<string> | null
   readonly drop: ReadonlySet<string>
+  /** The fields the rule's filter, sample and transforms read. */
+  readonly reads: readonly string[]
   /** The one line /health shows for this rule. */
   readonly summary: string
 }
@@ -130,9 +132,11 @@ function compileRule(rule: ShapingRule, dataset: string, schema: DatasetSchema, 
     }
   }
   let sample: Sampler | null = null
+  let sampleBy: string | null = null
   if (rule.sample !== undefined && rule.sample < 1) {
     if (rule.sampleBy !== undefined) has(rule.sampleBy, 'sampleBy')
-    sample = sampler(rule.sample, rule.sampleBy ?? (schema.properties.RayID ? 'RayID' : null))
+    sampleBy = rule.sampleBy ?? (schema.properties.RayID ? 'RayID' : null)
+    sample = sampler(rule.sample, sampleBy)
   }
   for (const f of rule.keep ?? []) has(f, 'keep')
   for (const f of rule.drop ?? []) has(f, 'drop')
@@ -166,6 +170,7 @@ function compileRule(rule: ShapingRule, dataset: string, schema: DatasetSchema, 
     filter,
     sample,
     transforms,
+    reads: [...(rule.filter !== undefined ? filterFields(rule.filter) : []), ...(sampleBy !== null ? [sampleBy] : []), ...transforms.map((t) => t.field)],
     keep: rule.keep ? new Set(rule.keep) : null,
     drop: new Set(rule.drop ?? []),
     summary: `${rule.name}: ${parts.join('; ') || 'nothing'}`

@@ -9,6 +9,8 @@ export interface Member {
   readonly name: string
   /** The text of the name, quotes included, as in the line. */
   readonly nameText: string
+  /** Where the member (its name) starts in the line. */
+  readonly at: number
   /** Where its value's text starts and ends in the line. */
   readonly start: number
   readonly end: number
@@ -19,12 +21,15 @@ const BACKSLASH = 0x5c
 
 /** The end (exclusive) of the string whose opening quote is at `i`. */
 function stringEnd(line: string, i: number): number {
-  for (let j = i + 1; j < line.length; j++) {
-    const c = line.charCodeAt(j)
-    if (c === BACKSLASH) j++
-    else if (c === QUOTE) return j + 1
+  // indexOf finds the next quote natively; it closes the string unless an odd run of backslashes escapes it.
+  for (let j = i + 1; ;) {
+    const q = line.indexOf('"', j)
+    if (q === -1) throw new Error('unterminated string in a spooled line')
+    let k = q - 1
+    while (line.charCodeAt(k) === BACKSLASH) k--
+    if ((q - 1 - k) % 2 === 0) return q + 1
+    j = q + 1
   }
-  throw new Error('unterminated string in a spooled line')
 }
 
 function skipSpace(line: string, i: number): number {
@@ -42,11 +47,13 @@ function valueEnd(line: string, i: number): number {
   if (c === QUOTE) return stringEnd(line, i)
   if (c === 0x7b || c === 0x5b) {
     let depth = 0
-    for (let j = i; j < line.length; j++) {
-      const d = line.charCodeAt(j)
-      if (d === QUOTE) { j = stringEnd(line, j) - 1; continue }
+    const special = /["{}[\]]/g
+    special.lastIndex = i
+    for (let m = special.exec(line); m !== null; m = special.exec(line)) {
+      const d = line.charCodeAt(m.index)
+      if (d === QUOTE) { special.lastIndex = stringEnd(line, m.index); continue }
       if (d === 0x7b || d === 0x5b) depth++
-      else if (d === 0x7d || d === 0x5d) { if (--depth === 0) return j + 1 }
+      else if (--depth === 0) return m.index + 1
     }
     throw new Error('unbalanced brackets in a spooled line')
   }
@@ -75,7 +82,7 @@ export function members(line: string): Member[] {
     i = skipSpace(line, nameEnd)
     i = skipSpace(line, i + 1) // past ':'
     const end = valueEnd(line, i)
-    out.push({ name, nameText: line.slice(nameStart, nameEnd), start: i, end })
+    out.push({ name, nameText: line.slice(nameStart, nameEnd), at: nameStart, start: i, end })
     i = skipSpace(line, end)
     if (line.charCodeAt(i) !== 0x2c) return out
     i = skipSpace(line, i + 1)

@@ -28,6 +28,7 @@ import { packageRoot } from '../../src/paths.js'
 import { measureBaseline, type Baseline } from './baseline.js'
 import { makeBody, MB, type Body, type LineShape } from './bodies.js'
 import { printSummary, summariseFiles } from './profile-summary.js'
+import { runShapingBench, shapingTable } from './shaping.js'
 import { clkTck, cpuProfiles, cpuTicks, peakRssBytes, sendAll, startService, waitDelivered } from './service.js'
 
 const QUICK = process.env.BENCH_QUICK === '1'
@@ -457,6 +458,8 @@ async function main(): Promise<void> {
     printSummary(`${s.dataset} ${s.batchMB} MB, ${s.senders} senders, ${s.sink}`, await summariseFiles(s.profiles, { fromUs, toUs }), 25)
     console.log(`again: node dist/test/bench/profile-summary.js ${s.profiles.join(' ')} --window=${fromUs},${toUs}`)
   }
+  // The cost of shaping (issue 22): in-process, per destination, shaped against unshaped.
+  if (process.env.BENCH_SHAPING !== '0') console.log(`\n${shapingTable(await runShapingBench())}`)
   console.log(`\nbench took ${((performance.now() - started) / 1000).toFixed(0)} s`)
 }
 

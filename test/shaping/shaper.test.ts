@@ -27,6 +27,10 @@ test('a line is walked as spans of its own text, escapes and big integers as sen
   assert.deepEqual(ms.map((m) => m.name), ['RayID', 'EdgeStartTimestamp', 'ClientIP', 'ClientRequestURI', 'ClientRequestHost', 'Cookies', 'ClientRequestUserAgent', 'EdgeResponseStatus'])
   assert.equal(LINE.slice(ms[1]!.start, ms[1]!.end), BIG_UNIXNANO)
   assert.equal(LINE.slice(ms[5]!.start, ms[5]!.end), '{"session":"s3cr3t"}')
+  // An escaped backslash before a closing quote, an escaped quote inside, brackets inside strings.
+  const tricky = '{"a":"x\\\\","b":"y\\"}z","c":{"d":"}]","e":[1,"\\\\"]},"f":2}'
+  assert.deepEqual(JSON.parse(tricky), { a: 'x\\', b: 'y"}z', c: { d: '}]', e: [1, '\\'] }, f: 2 })
+  assert.deepEqual(members(tricky).map((m) => [m.name, tricky.slice(m.start, m.end)]), [['a', '"x\\\\"'], ['b', '"y\\"}z"'], ['c', '{"d":"}]","e":[1,"\\\\"]}'], ['f', '2']])
   assert.deepEqual(members(' { } '), [])
   assert.deepEqual(members('{ "a" : [1, {"b":"]"}] , "c":null }').map((m) => m.name), ['a', 'c'])
 })
