@@ -139,3 +139,37 @@ test('tenant isolation against the real Elasticsearch: one tenant\'s lines never
   assert.ok(await server.built.drained(120_000))
   for (const tenant of Object.keys(zoneOf)) assert.equal(await esCount(url, `logs-cloudflare.http_requests-${tenant}`), 10)
 })
+
+test('only the last tenant\'s delivery moves the checkpoint; refusals of the earlier ones are still dead-lettered', async () => {
+  // Routing delivers a batch once per tenant: if an earlier tenant's delivery could checkpoint
+  // line N, a failure in a later one would skip that later tenant's lines before N for good.
+  const { RoutingSink } = await import('../../src/shaping/index.js')
+  const routers = buildRouters(providerConfig('').routing, providerConfig('').tenants, ['file'], datasets).get('file')!
+  const lines = mixed().slice(0, 8)
+  const calls: Array<{ tenant: string | undefined, lines: number, refused: number }> = []
+  let current: string | undefined
+  const inner = {
+    name: 'file',
+    async init() {},
+    async close() {},
+    async deliver(batch: any, progress: (lines: number, refused: any[]) => Promise<void>) {
+      current = batch.route?.folder
+      let pos = batch.from
+      let delivered = 0
+      for await (const l of batch.lines()) { pos++; if (l.length > 0) delivered++ }
+      // Each tenant's delivery reports progress to its end and refuses its first line.
+      await progress(pos, [{ dataset: 'http_requests', sink: 'file', code: 'X', reason: current ?? '', raw: '' }])
+      return { delivered, duplicates: 0, rejected: [] }
+    }
+  }
+  const sink = new RoutingSink(inner as any, routers, () => {})
+  const batch = { seq: 1, dataset: 'http_requests', from: 2, count: 10, async * lines() { yield * lines }, async * payloads() {}, async * blocks() {} }
+  const result = await sink.deliver(batch as any, async (n, refused) => { calls.push({ tenant: current, lines: n, refused: refused.length }) }, new AbortController().signal)
+  assert.equal(result.delivered, 8)
+  assert.deepEqual(calls, [
+    { tenant: 'acme', lines: 2, refused: 1 },
+    { tenant: 'bravo-files', lines: 2, refused: 1 },
+    { tenant: 'charlie', lines: 2, refused: 1 },
+    { tenant: 'shared', lines: 10, refused: 1 }
+  ])
+})
