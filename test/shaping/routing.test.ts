@@ -173,3 +173,26 @@ test('only the last tenant\'s delivery moves the checkpoint; refusals of the ear
     { tenant: 'shared', lines: 10, refused: 1 }
   ])
 })
+
+test('the file destination cuts a tenant\'s events file back to its checkpoint after a crash, as it does a dataset\'s', async () => {
+  // Without a look into tenant folders at start, a batch written to events/<tenant>/<dataset>/
+  // but not checkpointed before a crash would stay there and be written again after it.
+  const { FileSink } = await import('../../src/sinks/file/sink.js')
+  const { pino } = await import('pino')
+  const { readFile: read } = await import('node:fs/promises')
+  const dir = await mkdtemp(join(tmpdir(), 'lpr-routing-crash-'))
+  const opts = { dir, rotateBytes: 1 << 20, rotateMs: 3_600_000, gzipRotated: false, log: pino({ level: 'silent' }) }
+  const batchOf = (lines: string[]): any => ({ seq: 1, dataset: 'http_requests', from: 0, count: lines.length, route: { namespace: 'acme', index: 'acme', folder: 'acme' }, async * lines() { yield * lines }, async * payloads() {}, async * blocks() { yield { lines: lines.length, data: Buffer.from(lines.join('\n') + '\n'), verbatim: false } } })
+  const first = new FileSink(opts)
+  await first.init(undefined)
+  const state = (await first.deliver(batchOf([line(1, 'acme.example')]))).state
+  // The next batch reaches the file; the crash comes before its checkpoint.
+  await first.deliver(batchOf([line(2, 'acme.example')]))
+  await first.close()
+  const second = new FileSink(opts)
+  await second.init(state)
+  await second.close()
+  const [path] = Object.values((state as { files: Record<string, { path: string }> }).files).map((f) => f.path)
+  assert.match(path!, /\/acme\/http_requests\/events-/)
+  assert.equal(await read(path!, 'utf8'), line(1, 'acme.example') + '\n', 'cut back to the checkpointed batch')
+})
