@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import type { Server as TlsServer } from 'node:tls'
 import { join, resolve } from 'node:path'
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { STATUS_CODES } from 'node:http'
 import { availableParallelism } from 'node:os'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -11,7 +11,7 @@ import compress from '@fastify/compress'
 import type { Logger } from 'pino'
 import type { Config, DatasetRoute } from './config/index.js'
 import { ConfigInvalid } from './errors.js'
-import { ChallengeLog, TokenSet, checkToken, destinationConf, ensureTokens, hecPlugin, intakePlugin, type CommitResult } from './intake/index.js'
+import { ChallengeLog, TokenSet, checkToken, presentedToken, destinationConf, ensureTokens, hecPlugin, intakePlugin, type CommitResult } from './intake/index.js'
 import { LineBudget, ParsePool, clip, loadDatasets, schemaSnapshot, type Dataset } from './pipeline/index.js'
 import { Forwarder, Spool, UNRECOGNISED_DATASET, type DeadLetter, type SpoolBatch } from './spool/index.js'
 import { FileSink, DiscardSink, RotatingFiles, type Rejection, type Sink } from './sinks/index.js'
@@ -23,7 +23,7 @@ import { RecentDeadLetters, StatusAccess, statusPlugin } from './status/index.js
 import { DirLock, DirectoryInUse, serviceLockPath } from './data-dir-lock.js'
 import { intakeSourcetypes, loadSplunkSourcetypes, sinkSourcetypes, type SplunkSourcetypes } from './splunk-sourcetypes.js'
 import { watchdogConfigured } from './watchdog/configured.js'
-import { buildRouters, buildShapers, describeShaping, RoutingSink, schemasForElasticsearch, shapeFor, type Shapers } from './shaping/index.js'
+import { buildRouters, buildShapers, tenantRoutes, describeShaping, RoutingSink, schemasForElasticsearch, shapeFor, type Shapers } from './shaping/index.js'
 
 export interface BuiltApp {
   readonly app: FastifyInstance
@@ -250,7 +250,14 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   const ecsDir = existsSync(join(schemas, 'ecs', '_types.yaml')) ? join(schemas, 'ecs') : join(schemasDir, 'ecs')
   const stats = new Stats(datasets.keys(), config.driftFieldsMax, config.driftFieldNameMaxChars)
   const tokenInfo = await ensureTokens(config.tokens, dataDir)
-  const tokens = new TokenSet(tokenInfo.tokens)
+  const tokens = new TokenSet([...tokenInfo.tokens, ...config.tenantTokens.map((t) => t.token)])
+  // A token that names its tenant (CONFIG_FILE tokens): its batches are kept with the tenant's name.
+  const tenantByToken = new Map(config.tenantTokens.map((t) => [tokenDigest(t.token), t.tenant]))
+  const tenantOf = tenantByToken.size === 0 ? undefined : (headers: Record<string, string | string[] | undefined>): string | undefined => {
+    const token = presentedToken(headers, config.authHeader)
+    return token === undefined ? undefined : tenantByToken.get(tokenDigest(token))
+  }
+  const routesOfTenants = tenantRoutes(config.tenants)
 
   const spool = new Spool({
     dir: join(dataDir, 'spool'),
@@ -284,6 +291,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     spool,
     sink,
     log,
+    ...(tenantOf ? { tenantRoute: (tenant: string) => routesOfTenants.get(tenant) ?? null } : {}),
     shape: shapeFor(sink.name, shapers, (dataset, rule, outcome, n) => stats.countShaped(sink.name, dataset, rule, outcome, n)),
     shaping: [describeShaping(sink.name, shapers), sink instanceof RoutingSink ? `routing: ${sink.describe()}` : undefined].filter(Boolean).join('; ') || undefined,
     accepts: (dataset) => config.routes[dataset]?.sinks?.includes(sink.name) ?? true,
@@ -481,6 +489,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     driftFieldsMax: config.driftFieldsMax,
     driftFieldNameMaxChars: config.driftFieldNameMaxChars,
     sourcetypes: intakeSourcetypes(splunkSourcetypes, datasets.keys(), config.hecSourcetypes),
+    ...(tenantOf ? { tenantOf } : {}),
     commit
   }
   await app.register(intakePlugin, intake)
@@ -564,4 +573,9 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       await lock.release()
     }
   }
+}
+
+/** Tokens are looked up by their hash: a map keyed by the token itself would keep it in one more place. */
+function tokenDigest(token: string): string {
+  return createHash('sha256').update(token).digest('hex')
 }

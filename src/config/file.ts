@@ -11,7 +11,7 @@ import { settings, type SettingDef } from './settings.js'
 import { bucketSourceSchema, normalizeSources, type BucketSourceConfig } from './sources.js'
 import { collectorSchema, normalizeCollectors, type CollectorConfig } from './collectors.js'
 import { shapingSchema, type ShapingRule } from '../shaping/config.js'
-import { routingSchema, tenantsSchema, type RoutingRule, type TenantConfig } from '../shaping/route.js'
+import { routingSchema, tenantsSchema, tenantTokensSchema, type RoutingRule, type TenantConfig, type TenantToken } from '../shaping/route.js'
 
 export interface DatasetRoute {
   /** Destinations (a subset of SINKS) that get this dataset; all of SINKS when absent. */
@@ -35,6 +35,8 @@ export interface ConfigFile {
   readonly tenants: Readonly<Record<string, TenantConfig>>
   /** Routing rules: a field of each line chooses its tenant (src/shaping/route.ts). */
   readonly routing: readonly RoutingRule[]
+  /** Logpush tokens that name their tenant: all of a batch sent with one goes to that tenant. */
+  readonly tenantTokens: readonly TenantToken[]
 }
 
 const schema = {
@@ -71,6 +73,7 @@ const schema = {
     shaping: shapingSchema,
     tenants: tenantsSchema,
     routing: routingSchema,
+    tokens: tenantTokensSchema,
     hec: {
       type: 'object',
       additionalProperties: false,
@@ -106,7 +109,7 @@ export function readConfigFile(path: string): ConfigFile {
     }).join('; ')
     throw new ConfigInvalid(`CONFIG_FILE ${path}: ${why}`)
   }
-  const file = data as { settings?: Record<string, string | number | boolean>, datasets?: Record<string, DatasetRoute>, sources?: Array<Partial<BucketSourceConfig>>, collectors?: Array<Record<string, unknown>>, hec?: { sourcetypes?: Record<string, string> }, shaping?: ShapingRule[], tenants?: Record<string, TenantConfig>, routing?: RoutingRule[] }
+  const file = data as { settings?: Record<string, string | number | boolean>, datasets?: Record<string, DatasetRoute>, sources?: Array<Partial<BucketSourceConfig>>, collectors?: Array<Record<string, unknown>>, hec?: { sourcetypes?: Record<string, string> }, shaping?: ShapingRule[], tenants?: Record<string, TenantConfig>, routing?: RoutingRule[], tokens?: TenantToken[] }
   return {
     settings: Object.fromEntries(Object.entries(file.settings ?? {}).map(([k, v]) => [k, String(v)])),
     datasets: file.datasets ?? {},
@@ -115,6 +118,7 @@ export function readConfigFile(path: string): ConfigFile {
     hecSourcetypes: file.hec?.sourcetypes ?? {},
     shaping: file.shaping ?? [],
     tenants: file.tenants ?? {},
-    routing: file.routing ?? []
+    routing: file.routing ?? [],
+    tenantTokens: file.tokens ?? []
   }
 }

@@ -6,7 +6,7 @@ import { readConfigFile, type DatasetRoute } from './file.js'
 import type { BucketSourceConfig } from './sources.js'
 import type { CollectorConfig } from './collectors.js'
 import type { ShapingRule } from '../shaping/config.js'
-import type { RoutingRule, TenantConfig } from '../shaping/route.js'
+import { tenantTokens, type RoutingRule, type TenantConfig } from '../shaping/route.js'
 
 type ValueOf<D extends SettingDef> = D['type'] extends 'integer' ? number : D['type'] extends 'boolean' ? boolean : string
 
@@ -24,6 +24,8 @@ export type Config = { readonly [K in SettingKey]: ValueOf<(typeof settings)[K]>
   /** CONFIG_FILE tenants and routing rules (src/shaping/route.ts); empty without any. */
   readonly tenants: Readonly<Record<string, TenantConfig>>
   readonly routing: readonly RoutingRule[]
+  /** CONFIG_FILE tokens: Logpush tokens naming their tenant, read from the environment at load. */
+  readonly tenantTokens: ReadonlyArray<{ readonly token: string, readonly tenant: string }>
 }
 
 const schema = {
@@ -47,7 +49,7 @@ const validate = new Ajv({ coerceTypes: true, useDefaults: true, allErrors: true
 
 /** Reads the settings from an environment (process.env by default), validated once and frozen. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const file = env.CONFIG_FILE ? readConfigFile(env.CONFIG_FILE) : { settings: {}, datasets: {}, sources: [], collectors: [], hecSourcetypes: {}, shaping: [], tenants: {}, routing: [] }
+  const file = env.CONFIG_FILE ? readConfigFile(env.CONFIG_FILE) : { settings: {}, datasets: {}, sources: [], collectors: [], hecSourcetypes: {}, shaping: [], tenants: {}, routing: [], tenantTokens: [] }
   // Empty strings mean "unset" for every setting, the way shells and compose files write them.
   const input: Record<string, unknown> = {}
   for (const s of Object.values(settings) as SettingDef[]) {
@@ -67,6 +69,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   out.shaping = file.shaping
   out.tenants = file.tenants
   out.routing = file.routing
+  out.tenantTokens = tenantTokens(file.tenantTokens, file.tenants, env)
   const config = out as Config
   const sinks = new Set(config.sinks.split(','))
   for (const [dataset, route] of Object.entries(config.routes)) {

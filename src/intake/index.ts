@@ -1,5 +1,5 @@
 export { intakePlugin, type IntakeOptions } from './plugin.js'
-export { TokenSet, checkToken, ensureTokens, readTokens, newToken, destinationConf, destinationConfHints, logpushJobsPath, parseTokens } from './auth.js'
+export { TokenSet, checkToken, presentedToken, ensureTokens, readTokens, newToken, destinationConf, destinationConfHints, logpushJobsPath, parseTokens } from './auth.js'
 export { ChallengeLog } from './small-bodies.js'
 export type { CommitResult } from './receive.js'
 export { hecPlugin, recogniseDataset, type HecRouteOptions } from './hec-route.js'

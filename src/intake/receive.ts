@@ -28,6 +28,8 @@ export interface ReceiveOptions {
   readonly pool: ParsePool | null
   /** Makes a batch durable (dead letters, then the spool segment); throws a coded error if it cannot. */
   readonly commit: (batch: SpoolBatch, digest: string) => Promise<CommitResult>
+  /** The tenant the request's token names (CONFIG_FILE tokens), if any: kept with the batch for routing. */
+  readonly tenantOf?: (headers: FastifyRequest['headers']) => string | undefined
 }
 
 export type Received =
@@ -64,6 +66,7 @@ export async function receive(
   unrecognisedReason?: string
 ): Promise<Received> {
   const { limits } = opts
+  const tenant = opts.tenantOf?.(request.headers)
   // A declared length over the limit is refused before a byte is read.
   if (Number(request.headers['content-length']) > limits.maxBodyBytes) {
     closeAfterAnswer(request, reply)
@@ -109,7 +112,7 @@ export async function receive(
   try {
     result = await ingest({
       dataset,
-      open: (d) => opts.spool.open(d.name, request.id),
+      open: (d) => opts.spool.open(d.name, request.id, tenant),
       ...(framing ? { framing } : {}),
       source: first,
       through: streams.slice(1),
@@ -151,7 +154,8 @@ export async function receive(
     return { kind: 'empty', dataset: name }
   }
 
-  const digest = meter.digest()
+  // Two tenants may send the same bytes: each is its own batch, never the other's re-send.
+  const digest = tenant === undefined ? meter.digest() : `${tenant}-${meter.digest()}`
   // Logpush re-sends a batch whose answer it did not see: take it once.
   let stored = false
   if (!opts.spool.isDuplicate(name, digest)) {

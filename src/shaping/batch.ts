@@ -23,6 +23,7 @@ export class ShapedBatch implements DeliveryBatch {
   get dataset(): string { return this.source.dataset }
   get from(): number { return this.source.from }
   get count(): number { return this.source.count }
+  get route(): DeliveryBatch['route'] { return this.source.route }
 
   async * lines(): AsyncGenerator<string> {
     this.tally = new Tally(this.shaper.ruleNames.length)

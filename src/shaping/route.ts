@@ -61,6 +61,39 @@ export const tenantsSchema = {
   }
 } as const
 
+/** CONFIG_FILE tokens: a Logpush token (from an environment variable) that names its tenant. */
+export interface TenantToken {
+  readonly tokenEnv: string
+  readonly tenant: string
+}
+
+export const tenantTokensSchema = {
+  type: 'array',
+  items: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['tokenEnv', 'tenant'],
+    properties: { tokenEnv: { type: 'string', minLength: 1 }, tenant: { type: 'string', minLength: 1 } }
+  }
+} as const
+
+/** The tokens that name tenants, read from the environment and checked against `tenants`. */
+export function tenantTokens(list: readonly TenantToken[], tenants: Readonly<Record<string, TenantConfig>>, env: NodeJS.ProcessEnv): Array<{ token: string, tenant: string }> {
+  return list.map((t) => {
+    const where = `CONFIG_FILE tokens (${t.tokenEnv})`
+    if (!(t.tenant in tenants)) throw new ConfigInvalid(`${where} names tenant "${t.tenant}", which tenants does not list`)
+    const token = env[t.tokenEnv]?.trim()
+    if (!token) throw new ConfigInvalid(`${where}: the environment variable ${t.tokenEnv} is not set`)
+    if (token.length < 16) throw new ConfigInvalid(`${where}: a token of at least 16 characters`)
+    return { token, tenant: t.tenant }
+  })
+}
+
+/** The routes of the tenants, by name (their names checked as buildRouters checks them). */
+export function tenantRoutes(tenants: Readonly<Record<string, TenantConfig>>): Map<string, Route> {
+  return new Map(Object.entries(tenants).map(([tenant, t]) => [tenant, routeOf(tenant, t, `CONFIG_FILE tenants.${tenant}`)]))
+}
+
 export const routingSchema = {
   type: 'array',
   items: {
@@ -214,7 +247,8 @@ export class RoutingSink implements Sink {
 
   async deliver(batch: DeliveryBatch, progress: Progress, signal: AbortSignal): Promise<DeliveryResult> {
     const router = this.routers.get(batch.dataset)
-    if (!router) return await this.inner.deliver(batch, progress, signal)
+    // A batch a tenant's token sent stays that tenant's, whatever its lines' fields say.
+    if (!router || batch.route) return await this.inner.deliver(batch, progress, signal)
     // The tenants of the batch, in order, and how many lines went to the default.
     const before = { ...router.counts }
     const order: Array<Route | null> = []

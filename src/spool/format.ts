@@ -37,6 +37,24 @@ export interface SegmentHeader {
   readonly dataset: string
   readonly requestId: string
   readonly receivedAt: string
+  /** The tenant the sender's token names (routing, src/shaping/route.ts); absent without one. */
+  readonly tenant?: string
+}
+
+/** A segment's header (record 0): its dataset, request and, where a token named one, tenant. */
+export async function readSegmentHeader(path: string, fs: SpoolFs = realFs): Promise<SegmentHeader> {
+  const fh = await fs.open(path, 'r')
+  try {
+    const head = Buffer.alloc(RECORD_HEADER_BYTES)
+    if ((await fh.read(head, 0, RECORD_HEADER_BYTES, 0)).bytesRead < RECORD_HEADER_BYTES) throw new Error(`${path}: no segment header`)
+    const length = head.readUInt32LE(0)
+    if (length > 64 * 1024) throw new Error(`${path}: a segment header of ${length} bytes`)
+    const payload = Buffer.alloc(length)
+    if ((await fh.read(payload, 0, length, RECORD_HEADER_BYTES)).bytesRead < length || crc32(payload) !== head.readUInt32LE(4)) throw new Error(`${path}: a damaged segment header`)
+    return JSON.parse(payload.toString('utf8')) as SegmentHeader
+  } finally {
+    await fh.close()
+  }
 }
 
 /** One record around a payload (the segment header). */

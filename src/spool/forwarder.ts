@@ -23,6 +23,8 @@ export interface ForwarderOptions {
    * gets the spooled lines as they are.
    */
   readonly shape?: (batch: DeliveryBatch) => { readonly batch: DeliveryBatch, delivered(): void } | null
+  /** The target of a tenant a sender's token named (src/shaping/route.ts); absent: tokens name none. */
+  readonly tenantRoute?: (tenant: string) => DeliveryBatch['route']
   /** This destination's shaping in one line, for /health; absent without any. */
   readonly shaping?: string
 }
@@ -113,7 +115,22 @@ export class Forwarder {
         continue
       }
       const from = seg.seq === this.checkpoint.seq ? this.checkpoint.index : 0
-      const stored = spool.batch(seg, from)
+      let stored = spool.batch(seg, from)
+      if (this.opts.tenantRoute) {
+        // A batch a tenant's token sent goes to that tenant's target, whatever its lines say.
+        let tenant: string | undefined
+        try {
+          tenant = await spool.tenantOf(seg)
+        } catch (err) {
+          // Never guess: without its tenant a batch could reach another tenant's target.
+          this.lastError = `segment header: ${(err as Error).message}`
+          this.failingSince ??= Date.now()
+          log.error({ sink: sink.name, seq: seg.seq, err: { message: (err as Error).message } }, 'Cannot read the tenant of a spooled batch; retrying.')
+          await sleep(this.opts.retryMaxMs, undefined, { signal: this.wake.signal }).catch(() => {})
+          continue
+        }
+        if (tenant !== undefined) stored = { ...stored, route: this.opts.tenantRoute(tenant) ?? null }
+      }
       const shaped = this.opts.shape?.(stored) ?? null
       const batch = shaped?.batch ?? stored
       const started = performance.now()

@@ -25,7 +25,7 @@ import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { SpoolDiskUnknown, SpoolStateUnreadable } from '../errors.js'
 import { StagedFile, ndjson } from './staged-file.js'
-import { blockHeader, encodeBlocks, frameRecord, readBlocks, SEGMENT_VERSION, TornSegment, type SegmentHeader } from './format.js'
+import { blockHeader, encodeBlocks, frameRecord, readBlocks, readSegmentHeader, SEGMENT_VERSION, TornSegment, type SegmentHeader } from './format.js'
 import { linesOf, type DeliveryBatch, type LineBlock } from '../delivery.js'
 import type { DeadLetter } from './dead-letter.js'
 import { fsyncDir, realFs, type SpoolFs } from './fs.js'
@@ -261,10 +261,10 @@ export class Spool {
 
   // --- writing -------------------------------------------------------------
 
-  async open(dataset: string, requestId: string): Promise<SpoolBatch> {
+  async open(dataset: string, requestId: string, tenant?: string): Promise<SpoolBatch> {
     const path = join(this.stagingDir, `${process.pid}-${++this.stagingSeq}.${dataset}.staging`)
     const events = await StagedFile.create(path, encodeBlocks, this.fs).catch((err: unknown) => { this.noteWriteError(err); throw err })
-    const header: SegmentHeader = { v: SEGMENT_VERSION, dataset, requestId, receivedAt: new Date().toISOString() }
+    const header: SegmentHeader = { v: SEGMENT_VERSION, dataset, requestId, receivedAt: new Date().toISOString(), ...(tenant !== undefined ? { tenant } : {}) }
     events.writeRaw(frameRecord(Buffer.from(JSON.stringify(header))), 0) // the header is not a line
     return new SpoolBatch(this, dataset, requestId, path, events)
   }
@@ -443,6 +443,11 @@ export class Spool {
   /** As lines(), without decoding: each payload is a view into a read buffer, valid until the next. */
   payloads(seg: Segment, from: number): AsyncGenerator<Buffer> {
     return linesOf(this.blocks(seg, from))
+  }
+
+  /** The tenant a segment's sender's token named (its header), undefined without one. */
+  async tenantOf(seg: Segment): Promise<string | undefined> {
+    return (await readSegmentHeader(seg.path, this.fs)).tenant
   }
 
   /** A segment from line `from` on, as a destination reads it. */

@@ -5,6 +5,8 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtemp, writeFile } from 'node:fs/promises'
+import { writeFileSync } from 'node:fs'
+import { loadConfig } from '../../src/config/index.js'
 import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -196,3 +198,35 @@ test('the file destination cuts a tenant\'s events file back to its checkpoint a
   assert.match(path!, /\/acme\/http_requests\/events-/)
   assert.equal(await read(path!, 'utf8'), line(1, 'acme.example') + '\n', 'cut back to the checkpointed batch')
 })
+
+test('a token that names a tenant sends all its batches to that tenant, even the same bytes another tenant sent', async (t) => {
+  const acmeToken = 'acme-token-0123456789abcdef'
+  const bravoToken = 'bravo-token-0123456789abcdef'
+  process.env.LPR_TEST_ACME_TOKEN = acmeToken
+  process.env.LPR_TEST_BRAVO_TOKEN = bravoToken
+  t.after(() => { delete process.env.LPR_TEST_ACME_TOKEN; delete process.env.LPR_TEST_BRAVO_TOKEN })
+  const cfg = providerConfig('')
+  const server = await startServer(t, {
+    SINKS: 'file',
+    LPR_TEST_ACME_TOKEN: acmeToken,
+    LPR_TEST_BRAVO_TOKEN: bravoToken,
+    CONFIG_FILE: await configFile({ ...cfg, tokens: [{ tokenEnv: 'LPR_TEST_ACME_TOKEN', tenant: 'acme' }, { tokenEnv: 'LPR_TEST_BRAVO_TOKEN', tenant: 'bravo' }] })
+  })
+  // Lines whose ZoneName says charlie: a tenant's token wins over the lines' fields.
+  const lines = Array.from({ length: 5 }, (_, i) => line(i, 'charlie.example'))
+  const body = lines.join('\n') + '\n'
+  for (const token of [acmeToken, bravoToken, server.token]) assert.equal((await post({ url: server.url, token }, '/logpush/http_requests', body)).status, 200)
+  assert.ok(await server.built.drained(30_000))
+  assert.deepEqual(await eventLines(server.dataDir, 'acme/http_requests'), lines)
+  assert.deepEqual(await eventLines(server.dataDir, 'bravo-files/http_requests'), lines, 'the same bytes from another tenant are its own batch, not a re-send')
+  assert.deepEqual(await eventLines(server.dataDir, 'charlie/http_requests'), lines, 'the token without a tenant: routed by the field')
+  // A token's tenant must be listed, and its variable set.
+  assert.throws(() => loadConfigWith({ tokens: [{ tokenEnv: 'LPR_TEST_ACME_TOKEN', tenant: 'nobody' }], tenants: {} }), /names tenant "nobody"/)
+  assert.throws(() => loadConfigWith({ tokens: [{ tokenEnv: 'LPR_UNSET_TOKEN_VAR', tenant: 'acme' }], tenants: { acme: {} } }), /LPR_UNSET_TOKEN_VAR is not set/)
+})
+
+function loadConfigWith(content: unknown): unknown {
+  const path = join(tmpdir(), `lpr-routing-tokens-${process.pid}-${Math.random().toString(36).slice(2)}.json`)
+  writeFileSync(path, JSON.stringify(content))
+  return loadConfig({ LOGPUSH_TOKENS: 'test-token-0123456789abcdef', CONFIG_FILE: path, LPR_TEST_ACME_TOKEN: 'acme-token-0123456789abcdef' })
+}
