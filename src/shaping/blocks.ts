@@ -9,19 +9,13 @@ export async function * shapedBlocks(lines: AsyncIterable<string>): AsyncGenerat
   let bytes = 0
   const block = (): LineBlock => {
     const data = Buffer.from(parts.join('\n') + '\n')
-    const out = { lines: parts.length, data, verbatim: false }
+    const out = { lines: parts.length, data }
     parts = []
     bytes = 0
     return out
   }
   for await (const line of lines) {
     if (line.length === 0) continue
-    if (line.includes('\n')) {
-      // A record with newlines of its own (an HEC event sent pretty-printed) keeps a block to itself.
-      if (parts.length > 0) yield block()
-      yield { lines: 1, data: Buffer.from(line + '\n'), verbatim: true }
-      continue
-    }
     parts.push(line)
     bytes += line.length + 1
     if (bytes >= BLOCK_BYTES) yield block()

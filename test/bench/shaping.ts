@@ -52,7 +52,7 @@ function storedBatch(lines: readonly string[], blocks: readonly Buffer[]): Deliv
     count: lines.length,
     async * lines() { yield * lines },
     async * payloads() { for (const l of lines) yield Buffer.from(l) },
-    async * blocks(): AsyncGenerator<LineBlock> { for (const data of blocks) yield { lines: BLOCK_LINES, data, verbatim: false } }
+    async * blocks(): AsyncGenerator<LineBlock> { for (const data of blocks) yield { lines: BLOCK_LINES, data } }
   }
 }
 
