@@ -1,5 +1,5 @@
 // What Cloudflare's field reference cannot say, in one reviewed place. `npm run schemas` joins it
-// with the reference (../shared/research/datasets.json) into schemas/<dataset>.json; edit this
+// with the reference (schemas/reference/datasets.json) into schemas/<dataset>.json; edit this
 // file, not the generated schemas. The generator refuses a name here that the reference lacks, so
 // a field Cloudflare renames cannot silently lose its annotation.
 

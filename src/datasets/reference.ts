@@ -1,8 +1,10 @@
-// Cloudflare's Logpush field reference as data (../shared/research/datasets.json): 37 dataset ids,
-// every field with its documented type. Read by the schema generator and by the test that holds
-// schemas/ to it; the service itself never reads it.
+// Cloudflare's Logpush field reference as data (schemas/reference/datasets.json, its source and
+// date in schemas/reference/README.md): 37 dataset ids, every field with its documented type. Read
+// by the schema generator, `schemas check` and the test that holds schemas/ to it; the service
+// itself never reads it.
 import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
+import { schemasDir } from '../paths.js'
 
 /** The type words the reference uses, verbatim from Cloudflare's field tables. */
 export type ReferenceType =
@@ -37,8 +39,8 @@ export interface ReferenceDataset {
 
 export type Reference = Readonly<Record<string, ReferenceDataset>>
 
-/** Where the reference sits beside a checkout: `../shared/research/datasets.json` from the repository root. */
-export const defaultReferencePath = fileURLToPath(new URL('../../../../shared/research/datasets.json', import.meta.url))
+/** The reference kept in the repository, next to the schemas it generates. */
+export const defaultReferencePath = join(schemasDir, 'reference', 'datasets.json')
 
 export function loadReference(path: string = defaultReferencePath): Reference {
   const ref = JSON.parse(readFileSync(path, 'utf8')) as Reference

@@ -13,7 +13,7 @@
 //   BENCH_CPU_PROF=1 ...                        the service runs with --cpu-prof; profiles summarised
 //   node dist/test/bench/run.js --markdown      also print a Markdown table for README
 //   node dist/test/bench/run.js --markdown --from=.bench-results/bench-….json   re-print a saved run
-//   BENCH_BEFORE=../old-checkout npm run bench  also measures that checkout's service (built, with
+//   BENCH_BEFORE=/path/to/old-checkout npm run bench  also measures that checkout's service (built, with
 //                                               its own node_modules), each scenario right before
 //                                               this one's, against the same baseline: a
 //                                               before/after table from one run

@@ -1,4 +1,4 @@
-// schemas/ is generated from Cloudflare's field reference (../shared/research/datasets.json) by
+// schemas/ is generated from Cloudflare's field reference (schemas/reference/datasets.json) by
 // `npm run schemas`. These tests fail, naming each difference, when the two disagree: after a
 // refresh of the reference they list exactly what Cloudflare changed.
 import { test } from 'node:test'
@@ -6,8 +6,8 @@ import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { cp, mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { schemasDir } from '../../src/paths.js'
+import { join, relative } from 'node:path'
+import { packageRoot, schemasDir } from '../../src/paths.js'
 import { loadDatasets } from '../../src/pipeline/index.js'
 import { defaultReferencePath, loadReference } from '../../src/datasets/reference.js'
 import { generateSchemas } from '../../src/datasets/generate.js'
@@ -15,12 +15,13 @@ import { schemaDifferences } from '../../src/datasets/schema.js'
 import { eventTime } from '../../src/sinks/event-time.js'
 import { TIMESTAMP_FORMATS, fullLine, fullLineEventTime, loadSchemas } from '../helpers/dataset-lines.js'
 
-const haveReference = existsSync(defaultReferencePath)
-// The reference sits beside the checkout (../shared); CI always has it, so there its absence fails.
-const skip = !haveReference && process.env.CI !== 'true' ? `no field reference at ${defaultReferencePath}` : false
-if (skip) process.stderr.write(`\n*** SKIPPING the schemas-vs-reference tests: ${skip} ***\n\n`)
+// The reference is part of the repository (a clone once failed here: it used to sit outside it).
+test('the field reference is in the repository, in schemas/reference/', () => {
+  assert.equal(relative(packageRoot, defaultReferencePath), join('schemas', 'reference', 'datasets.json'))
+  assert.ok(existsSync(defaultReferencePath), `${defaultReferencePath} is missing`)
+})
 
-test('schemas/ agrees with the field reference: every field, its type, event time and scope', { skip }, () => {
+test('schemas/ agrees with the field reference: every field, its type, event time and scope', () => {
   const expected = generateSchemas(loadReference())
   const actual = loadSchemas()
   const differences: string[] = []
@@ -33,7 +34,7 @@ test('schemas/ agrees with the field reference: every field, its type, event tim
   assert.deepEqual(differences, [], `schemas/ and the reference disagree (run npm run schemas):\n  ${differences.join('\n  ')}`)
 })
 
-test('the comparison names a missing field, an extra field and a changed type', { skip }, () => {
+test('the comparison names a missing field, an extra field and a changed type', () => {
   const expected = generateSchemas(loadReference()).get('dns_logs')!
   const changed = structuredClone(expected)
   delete changed.properties.QueryName
@@ -46,7 +47,7 @@ test('the comparison names a missing field, an extra field and a changed type', 
   assert.match(diff[2]!, /^dns_logs\.Brand: in schemas\/dns_logs\.json, not in the reference$/)
 })
 
-test('schemas/ holds exactly one top-level file per dataset id of the reference', { skip }, async () => {
+test('schemas/ holds exactly one top-level file per dataset id of the reference', async () => {
   const ids = Object.keys(loadReference()).sort()
   assert.equal(ids.length, 37)
   const files = (await readdir(schemasDir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name).sort()
