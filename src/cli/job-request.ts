@@ -5,6 +5,8 @@ import { destinationConf } from '../intake/auth.js'
 import { redactDestinationSecrets } from '../cloudflare-api/redact.js'
 
 export class UsageError extends Error {}
+/** The command printed its own outcome; exit 1 without another message. */
+export class Quiet extends Error {}
 
 export type Scope = { readonly kind: 'zones', readonly id: string } | { readonly kind: 'accounts', readonly id: string }
 

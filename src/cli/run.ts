@@ -17,9 +17,10 @@ import type { DatasetSchema } from '../dataset-schema.js'
 // command-line tool that only reads tokens and builds URLs does not need.
 import { newToken, readTokens } from '../intake/auth.js'
 import { schemasDir } from '../paths.js'
-import { createRequest, fieldNames, needsOwnership, redactConf, scopeFor, serviceDestination, TIMESTAMP_FORMATS, UsageError, type Scope, type TimestampFormat } from './job-request.js'
+import { createRequest, fieldNames, needsOwnership, Quiet, redactConf, scopeFor, serviceDestination, TIMESTAMP_FORMATS, UsageError, type Scope, type TimestampFormat } from './job-request.js'
 import { obtainChallenge, challengeReader } from './ownership.js'
 import { pointsAt, swapToken, usesToken } from './rotation.js'
+import { schemasCheck } from './schemas.js'
 
 export interface CliIo {
   readonly env: NodeJS.ProcessEnv
@@ -58,7 +59,7 @@ Settings come from the environment and CONFIG_FILE, as for the service: PUBLIC_U
 (or DATA_DIR/token), CONFIG_FILE (bucket sources), SCHEMAS_DIR, CLOUDFLARE_API_URL.
 Exit codes: 0 done, 1 refused by Cloudflare or failed (the API's message is shown), 2 usage error.`
 
-interface Command {
+export interface Command {
   readonly summary: string
   readonly usage: string
   readonly help: string
@@ -67,7 +68,7 @@ interface Command {
   run(ctx: Ctx): Promise<void>
 }
 
-interface Ctx {
+export interface Ctx {
   readonly io: CliIo
   readonly values: Record<string, string | boolean | string[] | undefined>
   readonly args: string[]
@@ -434,17 +435,16 @@ Options:
 
 const COMMANDS: Record<string, Record<string, Command>> = {
   jobs: { create: jobsCreate, list: jobsList, show: jobsShow, enable: toggle(true), disable: toggle(false), delete: jobsDelete, validate: jobsValidate },
-  token: { generate: tokenGenerate, rotate: tokenRotate }
+  token: { generate: tokenGenerate, rotate: tokenRotate },
+  schemas: { check: schemasCheck }
 }
 
 /** A declined confirmation: exit 1, not a usage error. */
 class Aborted extends Error {}
-/** The command printed its own outcome; exit 1 without another message. */
-class Quiet extends Error {}
 
 function overview(): string {
   const lines = Object.entries(COMMANDS).flatMap(([group, cmds]) => Object.entries(cmds).map(([name, c]) => `  ${`${group} ${name}`.padEnd(16)}${c.summary}`))
-  return `Usage: ${PROG} <command> [options]\n\nManage the Cloudflare Logpush jobs that push to this service.\n\nCommands:\n${lines.join('\n')}\n\nRun '${PROG} <command> --help' for a command's options.\n\n${COMMON_HELP}\n`
+  return `Usage: ${PROG} <command> [options]\n\nManage the Cloudflare Logpush jobs that push to this service, and check its dataset schemas against Cloudflare's.\n\nCommands:\n${lines.join('\n')}\n\nRun '${PROG} <command> --help' for a command's options.\n\n${COMMON_HELP}\n`
 }
 
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {

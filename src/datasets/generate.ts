@@ -25,18 +25,24 @@ export function schemaText(schema: DatasetSchema): string {
   return JSON.stringify(schema, null, 2) + '\n'
 }
 
-function main(): void {
-  const { values } = parseArgs({ options: { reference: { type: 'string', default: defaultReferencePath } } })
-  const schemas = generateSchemas(loadReference(values.reference))
-  for (const [id, schema] of schemas) writeFileSync(join(schemasDir, `${id}.json`), schemaText(schema))
-  for (const entry of readdirSync(schemasDir, { withFileTypes: true })) {
+/** Writes every dataset's schema into `dir` and removes top-level files of datasets the reference no longer has. */
+export function writeSchemas(reference: Reference, dir: string = schemasDir, log: (line: string) => void = () => {}): Map<string, DatasetSchema> {
+  const schemas = generateSchemas(reference)
+  for (const [id, schema] of schemas) writeFileSync(join(dir, `${id}.json`), schemaText(schema))
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
     if (!entry.isFile() || !entry.name.endsWith('.json')) continue
     const id = entry.name.slice(0, -'.json'.length)
     if (!schemas.has(id)) {
-      rmSync(join(schemasDir, entry.name))
-      process.stdout.write(`removed schemas/${entry.name}: not a dataset of the reference\n`)
+      rmSync(join(dir, entry.name))
+      log(`removed schemas/${entry.name}: not a dataset of the reference`)
     }
   }
+  return schemas
+}
+
+function main(): void {
+  const { values } = parseArgs({ options: { reference: { type: 'string', default: defaultReferencePath } } })
+  const schemas = writeSchemas(loadReference(values.reference), schemasDir, (line) => process.stdout.write(line + '\n'))
   const fields = [...schemas.values()].reduce((n, s) => n + Object.keys(s.properties).length, 0)
   process.stdout.write(`wrote ${schemas.size} schemas (${fields} fields) to ${schemasDir} from ${values.reference}\n`)
 }

@@ -24,6 +24,8 @@ export interface ReferenceField {
   /** The type is inferred (a late addition, or undocumented): see `note`. */
   readonly type_unverified?: boolean
   readonly note?: string
+  /** The date (YYYY-MM-DD) `schemas check --write` found it gone from Cloudflare's field list. */
+  readonly removed?: string
 }
 
 export type Scope = 'zone' | 'account'
@@ -34,6 +36,7 @@ export interface ReferenceDataset {
   readonly scopes?: readonly Scope[]
   readonly source: string
   readonly in_api_enum: boolean
+  readonly field_count?: number
   readonly fields: readonly ReferenceField[]
 }
 
@@ -50,6 +53,11 @@ export function loadReference(path: string = defaultReferencePath): Reference {
     }
   }
   return ref
+}
+
+/** The file text, as the reference has always been written (one-space JSON, no final newline). */
+export function referenceText(reference: Reference): string {
+  return JSON.stringify(reference, null, 1)
 }
 
 export function scopesOf(d: ReferenceDataset): readonly Scope[] {

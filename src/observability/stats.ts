@@ -67,7 +67,8 @@ export class DatasetStats {
     for (const [field, n] of tally.typeMismatches) this.countTypeMismatch(field, n)
   }
 
-  toJSON(): Record<string, unknown> {
+  /** `dataset` names the command that explains unknown fields (a field Cloudflare added before our schema knew it). */
+  toJSON(dataset?: string): Record<string, unknown> {
     return {
       batches: this.batches,
       accepted: this.accepted,
@@ -77,9 +78,18 @@ export class DatasetStats {
       duplicates: this.duplicates,
       rejectedByCode: Object.fromEntries(this.rejectedByCode),
       unknownFields: Object.fromEntries(this.unknownFields),
+      ...(this.unknownFields.size > 0 && dataset !== undefined ? { unknownFieldsCheck: schemasCheckCommand(dataset) } : {}),
       typeMismatches: Object.fromEntries(this.typeMismatches)
     }
   }
+}
+
+/**
+ * What to run when a dataset has unknown fields: compares our schema with Cloudflare's live field
+ * list and, with --write, adds the fields Cloudflare added (README, Datasets).
+ */
+export function schemasCheckCommand(dataset: string): string {
+  return `npx logpush-receiver schemas check --dataset ${dataset} --zone <zone_id> (or --account <account_id>), then --write to add Cloudflare's new fields to schemas/`
 }
 
 /** What one destination did with one dataset's lines. */
@@ -158,7 +168,7 @@ export class Stats {
   }
 
   toJSON(): Record<string, unknown> {
-    return Object.fromEntries([...this.byDataset].map(([k, v]) => [k, v.toJSON()]))
+    return Object.fromEntries([...this.byDataset].map(([k, v]) => [k, v.toJSON(k)]))
   }
 }
 

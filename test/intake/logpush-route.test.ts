@@ -78,6 +78,8 @@ test('unknown fields are kept and counted as schema drift', async (t) => {
   assert.equal(await readStore(server, 'events', 'http_requests'), `${line}\n${line}\n`)
   const health = await (await fetch(`${server.url}/health`)).json() as any
   assert.deepEqual(health.datasets.http_requests.unknownFields, { BrandNewField: 2, AnotherOne: 2 })
+  // The counts name the command that compares the schema with Cloudflare's field list.
+  assert.match(health.datasets.http_requests.unknownFieldsCheck, /^npx logpush-receiver schemas check --dataset http_requests --zone <zone_id> \(or --account <account_id>\)/)
 })
 
 const validationUploads = ['test', 'test\n', '{"content":"tests"}', '{"content":"tests"}\n', '{"content":"test","filename":"test.txt"}']
