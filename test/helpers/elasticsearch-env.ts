@@ -5,7 +5,7 @@
 import type { TestContext } from 'node:test';
 
 const HOW_TO_ENABLE =
-  'run `TEST_ELASTICSEARCH=managed npm test` to start a real node, or set ELASTICSEARCH_URL=http://host:9200';
+  '`npm test` (the whole suite) starts a real node; for chosen files run `TEST_ELASTICSEARCH=managed node dist/test/support/run-tests.js <files>`, or set ELASTICSEARCH_URL=http://host:9200';
 
 export function elasticsearchUrl(): string | undefined {
   const url = process.env.ELASTICSEARCH_URL?.trim();

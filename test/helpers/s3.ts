@@ -15,7 +15,7 @@ export function requireS3(t: TestContext): string | undefined {
   const url = s3Url()
   if (url) return url
   if (process.env.CI === 'true') throw new Error('S3Mock is required in CI but TEST_S3_URL is not set (run through `npm test`)')
-  const reason = 'SKIPPED: no S3-compatible server (TEST_S3_URL unset): run `TEST_S3=managed node dist/test/support/run-tests.js <file>`'
+  const reason = 'SKIPPED: no S3-compatible server (TEST_S3_URL unset): `npm test` (the whole suite) starts S3Mock; for chosen files run `TEST_S3=managed node dist/test/support/run-tests.js <file>`'
   console.warn(`\n!!!!!!!! BUCKET TEST "${t.name}" ${reason} !!!!!!!!\n`)
   t.skip(reason)
   return undefined

@@ -1,12 +1,19 @@
 /**
- * Entry point of `npm test`: provides Elasticsearch to the test files, then runs `node --test`.
+ * Entry point of `npm test`: provides Elasticsearch and S3Mock to the test files, then runs `node --test`.
  *
- *   CI=true or TEST_ELASTICSEARCH=managed  → launch a real node (failure to launch fails the run)
- *   ELASTICSEARCH_URL=http://…             → use that server
- *   neither                                → Elasticsearch integration tests are skipped, loudly
+ * `npm test` (no file arguments) is the whole suite, the same tests CI runs: it fetches and starts a
+ * real Elasticsearch and S3Mock itself (Maven Central, cached under ~/.cache/logpush-receiver),
+ * and a server that cannot start fails the run. Programs only a Debian package gives (a JDK and
+ * Maven, chromium, promtool) are installed with apt-get when running as root; otherwise the tests
+ * that need them skip, one loud line each (prerequisites.ts). CI=true skips nothing.
  *
- * TEST_ELASTICSEARCH=external opts out of the managed node in CI when ELASTICSEARCH_URL points at
- * a server the CI job provides itself.
+ * With file arguments (a few chosen files), the servers start only when asked:
+ *   CI=true, TEST_ELASTICSEARCH=managed, TEST_S3=managed → launch them (failure fails the run)
+ *   ELASTICSEARCH_URL=http://…                        → use that server
+ *   neither                                           → those tests are skipped, loudly
+ *
+ * ELASTICSEARCH_URL with TEST_ELASTICSEARCH=external (or without CI) uses that server instead of a
+ * managed node; TEST_S3_URL likewise for S3.
  *
  * Arguments are passed to `node --test`; without a file/dir argument all test files under
  * dist/test are run. Use `--flag=value` forms so values are not mistaken for paths.
@@ -19,6 +26,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchElasticsearch, type ElasticsearchNode } from './elasticsearch.js';
 import { launchS3Mock, type S3MockServer } from './s3mock.js';
+import { installMissing, serverPlan, skipLine } from './prerequisites.js';
 
 // `node --test dist/test/` (Node 20) treats every .js below a `test` directory as a test file,
 // including this one; running the runner from inside the runner would recurse.
@@ -28,8 +36,19 @@ if (!process.env.NODE_TEST_CONTEXT) {
 
 async function main(): Promise<void> {
   const ci = process.env.CI === 'true';
-  const mode = process.env.TEST_ELASTICSEARCH;
-  const managed = mode === 'managed' || (ci && !(mode === 'external' && process.env.ELASTICSEARCH_URL));
+  const args = process.argv.slice(2);
+  const hasPaths = args.some((arg) => !arg.startsWith('-'));
+  // The whole suite is the full suite everywhere; chosen files get servers when asked (see above).
+  const wholeSuite = !hasPaths;
+  let javaMissing = false;
+  if (wholeSuite && !ci) {
+    for (const p of installMissing((line) => console.error(line))) {
+      console.error(skipLine(p));
+      if (p.commands.includes('java') || p.commands.includes('mvn')) javaMissing = true;
+    }
+  }
+  const plan = serverPlan({ ci, wholeSuite, javaMissing, env: process.env });
+  const managed = plan.elasticsearch;
   const childEnv: NodeJS.ProcessEnv = { ...process.env };
   // Never let a stale control URL from the outer environment point tests at someone else's node.
   delete childEnv.ELASTICSEARCH_MANAGED;
@@ -69,7 +88,7 @@ async function main(): Promise<void> {
 
   // S3Mock (bucket-source tests) starts beside Elasticsearch, in parallel: both take a while.
   delete childEnv.TEST_S3_URL;
-  const s3Wanted = process.env.TEST_S3 === 'managed' || managed;
+  const s3Wanted = plan.s3;
   const s3Start = s3Wanted ? launchS3Mock((line) => console.error(line)).then((server) => (s3 = server)) : null;
   s3Start?.catch(() => {});
   if (managed) {
@@ -85,7 +104,7 @@ async function main(): Promise<void> {
     } catch (err) {
       // A real server was asked for (explicitly or by CI); pretending otherwise would hide a broken setup.
       console.error(
-        `\n[run-tests] FAILED to start Elasticsearch${ci ? ' (CI=true: a missing server is a failure)' : ''}:\n` +
+        `\n[run-tests] FAILED to start Elasticsearch${ci ? ' (CI=true: a missing server is a failure)' : ' (npm test runs the real-server tests; ELASTICSEARCH_URL=http://… uses a server of yours)'}:\n` +
           (err instanceof Error ? err.message : String(err)),
       );
       process.exit(1);
@@ -101,7 +120,7 @@ async function main(): Promise<void> {
     childEnv.ELASTICSEARCH_VERSION = node.version;
   } else if (process.env.ELASTICSEARCH_URL) {
     console.error(`[run-tests] using Elasticsearch at ${process.env.ELASTICSEARCH_URL} (ELASTICSEARCH_URL)`);
-  } else {
+  } else if (!javaMissing) {
     printSkipBanner();
   }
 
@@ -119,8 +138,6 @@ async function main(): Promise<void> {
     childEnv.TEST_S3_URL = process.env.TEST_S3_URL;
   }
 
-  const args = process.argv.slice(2);
-  const hasPaths = args.some((arg) => !arg.startsWith('-'));
   const testFiles = hasPaths ? [] : await findTestFiles(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'));
   if (!hasPaths && testFiles.length === 0) {
     console.error('[run-tests] no test files found under dist/test');
@@ -198,9 +215,10 @@ function printSkipBanner(): void {
   const lines = [
     'ELASTICSEARCH INTEGRATION TESTS WILL BE SKIPPED',
     '',
-    'No ELASTICSEARCH_URL is set and TEST_ELASTICSEARCH is not "managed".',
+    'Chosen files, no ELASTICSEARCH_URL, TEST_ELASTICSEARCH not "managed".',
     'To run them against a real node started by this runner:',
-    '    TEST_ELASTICSEARCH=managed npm test',
+    '    TEST_ELASTICSEARCH=managed TEST_S3=managed node dist/test/support/run-tests.js <files>',
+    'or run the whole suite (npm test), which always starts one;',
     'or point them at an existing server:',
     '    ELASTICSEARCH_URL=http://127.0.0.1:9200 npm test',
   ];
