@@ -6,7 +6,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
-import { join, posix } from 'node:path'
+import { dirname, join, posix } from 'node:path'
+import { tmpdir } from 'node:os'
 import { packageRoot } from '../../src/paths.js'
 
 /**
@@ -61,6 +62,16 @@ test('no file under src/, test/ or .ci/, and no npm script, names a path outside
     const bytes = readFileSync(join(packageRoot, file))
     if (bytes.includes(0)) continue // binary (a screenshot, a gzip fixture): no paths to read
     found.push(...pathsLeavingRepository(file, bytes.toString('utf8')))
+  }
+  // Absolute paths beside the checkout (its parent folder, e.g. /work/ for /work/logpush-receiver).
+  const parent = dirname(packageRoot.replace(/\/+$/, ''))
+  if (parent !== '/' && parent !== tmpdir()) {
+    for (const file of ['src', 'test', '.ci'].flatMap(filesUnder)) {
+      if (file === 'test/repository/standalone.test.ts') continue
+      const text = readFileSync(join(packageRoot, file), 'latin1')
+      const at = text.indexOf(`${parent}/`)
+      if (at >= 0) found.push(`${file}: ${text.slice(at, at + 60).split(/\s/)[0]} (an absolute path beside the repository)`)
+    }
   }
   const scripts = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts
   for (const [name, script] of Object.entries(scripts)) found.push(...pathsLeavingRepository(`package.json#scripts.${name}`, script))
