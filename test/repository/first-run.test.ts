@@ -7,7 +7,7 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
@@ -74,7 +74,12 @@ function logpushRequest(conf: string, port: number): { url: string, headers: Rec
   return { url: `http://127.0.0.1:${port}${url.pathname}${url.search}`, headers }
 }
 
-test('a clone of the repository: npm ci, npm start with no settings, the printed destination_conf takes a gzip batch', { timeout: 900_000 }, async (t) => {
+// A copy without git history (a downloaded archive) has nothing to clone; a checkout always has .git.
+const notAClone = !existsSync(join(packageRoot, '.git')) && process.env.CI !== 'true'
+  ? 'not a git checkout (no .git): nothing to clone; CI=true makes this a failure' : false
+if (notAClone) console.warn(`\n!!!!!!!! SKIPPING the first-run test: ${notAClone} !!!!!!!!\n`)
+
+test('a clone of the repository: npm ci, npm start with no settings, the printed destination_conf takes a gzip batch', { timeout: 900_000, skip: notAClone }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'lpr-first-run-'))
   t.after(() => rmSync(dir, { recursive: true, force: true }))
   const clone = join(dir, 'logpush-receiver')
