@@ -43,7 +43,7 @@ test('a missing program is found on PATH, and its skip line says what and how to
   const saved = process.env.PATH
   t.after(() => { process.env.PATH = saved })
   process.env.PATH = dir
-  const absent = missing()
+  const absent = missing().filter((p) => !p.commands.includes('haproxy')) // found in /usr/sbin when installed
   assert.deepEqual(absent.map((p) => p.packages.join(' ')), ['default-jdk-headless maven', 'chromium'])
   const line = skipLine(PREREQUISITES.find((p) => p.commands.includes('chromium'))!)
   assert.equal(line.split('\n').length, 1)

@@ -22,7 +22,11 @@ export const PREREQUISITES: readonly Prerequisite[] = [
   { commands: ['java', 'mvn'], packages: ['default-jdk-headless', 'maven'], tests: 'the Elasticsearch and S3 (bucket source) tests: Elasticsearch and S3Mock, fetched from Maven Central, run on Java' },
   { commands: ['chromium'], packages: ['chromium'], tests: 'the status page test (headless Chromium)' },
   { commands: ['promtool'], packages: ['prometheus'], tests: 'the alert rules test (promtool)' },
+  { commands: ['haproxy'], packages: ['haproxy'], tests: 'the fleet test (HAProxy in front of two replicas)' },
 ];
+
+// Debian puts haproxy in /usr/sbin, which a user's PATH often lacks; the fleet test looks there too.
+const SBIN = ['/usr/sbin', '/usr/local/sbin'];
 
 export function onPath(command: string, envPath = process.env.PATH ?? ''): boolean {
   return envPath.split(path.delimiter).some((dir) => {
@@ -36,13 +40,17 @@ export function onPath(command: string, envPath = process.env.PATH ?? ''): boole
   });
 }
 
+function found(command: string): boolean {
+  return onPath(command, [process.env.PATH ?? '', ...(command === 'haproxy' ? SBIN : [])].join(path.delimiter));
+}
+
 export function missing(list: readonly Prerequisite[] = PREREQUISITES): Prerequisite[] {
-  return list.filter((p) => p.commands.some((c) => !onPath(c)));
+  return list.filter((p) => p.commands.some((c) => !found(c)));
 }
 
 /** One line per missing prerequisite, loud enough to see in a scroll of test output. */
 export function skipLine(p: Prerequisite): string {
-  return `!!!!!!!! SKIPPING ${p.tests}: no ${p.commands.filter((c) => !onPath(c)).join(', ')} on PATH. Get it with: sudo apt-get install ${p.packages.join(' ')} (or run npm test as root once) !!!!!!!!`;
+  return `!!!!!!!! SKIPPING ${p.tests}: no ${p.commands.filter((c) => !found(c)).join(', ')} on PATH. Get it with: sudo apt-get install ${p.packages.join(' ')} (or run npm test as root once) !!!!!!!!`;
 }
 
 /**
