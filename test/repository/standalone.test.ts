@@ -13,13 +13,16 @@ import { packageRoot } from '../../src/paths.js'
 /**
  * Where a relative path in `file` (relative to the repository root, '/'-separated) is resolved:
  * import specifiers and `new URL(…, import.meta.url)` from the compiled file's folder (TypeScript
- * runs from dist/, one level deeper than its source); a Markdown link from the page's folder;
+ * runs from dist/, one level deeper than its source); a Markdown link, or a comment in
+ * TypeScript, from the file's own folder;
  * every other relative path from the working directory, which is the repository root for npm
  * scripts, the test runner and .ci/run.
  */
 function base(file: string, line: string, next: string): string {
   const dir = posix.dirname(file)
   if (file.endsWith('.md')) return dir
+  // A comment naming a file beside this one (`../failure-policy.ts`) means it from the source's folder.
+  if (/\.[cm]?ts$/.test(file) && /^\s*(\/\/|\/?\*)/.test(line)) return dir
   const fileRelative = /^\s*(import|export)\b.*\bfrom\s|\bfrom\s+['"]|^\s*import\s*['"]|\bimport\s*\(|import\.meta\.url/.test(line) || /^\s*import\.meta\.url/.test(next)
   if (!fileRelative) return '.'
   return /\.[cm]?ts$/.test(file) ? posix.join('dist', dir) : dir
@@ -99,6 +102,9 @@ test('the check catches what once broke a clone, and lets the repository\'s own 
   assert.deepEqual(pathsLeavingRepository('test/a/b.test.ts', "import { x } from '../../src/x.js'"), [])
   assert.deepEqual(pathsLeavingRepository('src/paths.ts', "export const schemasDir = fileURLToPath(new URL('../../schemas/', import.meta.url))"), [])
   assert.deepEqual(pathsLeavingRepository('.ci/run', 'cd "$(dirname "$0")/.."'), [])
+  // A comment names files from its own folder; one that climbs out of the repository from there still fails.
+  assert.deepEqual(pathsLeavingRepository('src/sources/bucket/classify.ts', '// failure policy (../failure-policy.ts) applied'), [])
+  assert.equal(pathsLeavingRepository('src/a/b.ts', ' * read from ../../../shared/research/datasets.json').length, 1)
   // Markdown links are read from the page's folder.
   assert.deepEqual(pathsLeavingRepository('test/fixtures/x/SOURCES.md', 'see ../y/NOTICE.md'), [])
   assert.equal(pathsLeavingRepository('test/fixtures/x/SOURCES.md', 'see ../../../../shared/NOTICE.md').length, 1)
