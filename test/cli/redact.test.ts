@@ -22,7 +22,7 @@
 //   [KINESIS] enable-destinations/kinesis.mdx: kinesis://<STREAM_NAME>?region=...&access-key-id=...&secret-access-key=...,
 //            or ...&sts-assume-role-arn=arn:aws:iam::<ID>:role/<NAME>[&sts-external-id=<EXTERNAL_ID>] (no secret:
 //            AWS documents the external ID as not secret)
-// Also /work/shared/research/logpush.md 1.1 (HTTP, header_* URL-encoded) and section on Splunk.
+// Also research/logpush.md §1.1 (HTTP, header_* URL-encoded) and its section on Splunk.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { redactDestinationSecrets } from '../../src/cloudflare-api/redact.js'
