@@ -90,7 +90,7 @@ test('byValue: a value that makes a valid name is the tenant; one that does not 
     SINKS: 'file',
     CONFIG_FILE: await configFile({ tenants: { fallback: {} }, routing: [{ name: 'by-host', datasets: ['http_requests'], field: 'ZoneName', byValue: true, default: 'fallback' }] })
   })
-  const lines = [line(1, 'acme'), line(2, 'Not A Name!'), line(3, 'bravo_2'), line(4, '../etc')]
+  const lines = [line(1, 'acme'), line(2, 'Not A Name!'), line(3, 'bravo_2'), line(4, '../etc')] // not-a-path: a hostile routing value
   assert.equal((await post(server, '/logpush/http_requests', lines.join('\n') + '\n')).status, 200)
   assert.ok(await server.built.drained(30_000))
   assert.deepEqual(await eventLines(server.dataDir, 'acme/http_requests'), [lines[0]])
