@@ -15,6 +15,7 @@ import { ChallengeLog, TokenSet, checkToken, presentedToken, destinationConf, en
 import { LineBudget, ParsePool, clip, loadDatasets, schemaSnapshot, type Dataset } from './pipeline/index.js'
 import { Forwarder, Spool, UNRECOGNISED_DATASET, type DeadLetter, type SpoolBatch } from './spool/index.js'
 import { FileSink, DiscardSink, RotatingFiles, type Rejection, type Sink } from './sinks/index.js'
+import { loadExtraSinks } from './sinks/extra.js'
 import { Stats, cached, healthPlugin, metricsPlugin, type Readiness } from './observability/index.js'
 import { schemasDir, version } from './paths.js'
 import type { BucketSource, ObjectIngestOptions, UnbuiltSource } from './sources/bucket/index.js'
@@ -49,12 +50,15 @@ async function createSinks(
   const names = config.sinks.split(',')
   const { ElasticsearchSink, loadEcs } = names.includes('elasticsearch') ? await import('./sinks/elasticsearch/index.js') : { ElasticsearchSink: null, loadEcs: null }
   const { SplunkHecSink } = names.includes('splunk') ? await import('./sinks/splunk-hec/index.js') : { SplunkHecSink: null }
+  const extra = await loadExtraSinks(config, names, ctx)
   /** A per-dataset value from CONFIG_FILE's routes, for the datasets that set it. */
   const perDataset = (pick: (r: DatasetRoute) => string | undefined): Map<string, string> =>
     new Map(Object.entries(config.routes).flatMap(([d, r]) => { const v = pick(r); return v ? [[d, v]] : [] }))
   return [...new Set(names)].map((name): Sink => {
     if (name === 'file') return new FileSink({ ...ctx.rotation, dir: join(ctx.dataDir, 'events') })
     if (name === 'discard') return new DiscardSink()
+    const built = extra.get(name)
+    if (built) return built
     if (name === 'splunk' && SplunkHecSink) {
       return new SplunkHecSink({
         url: config.splunkHecUrl,

@@ -5,6 +5,8 @@
 export interface DeliveryBatch {
   readonly seq: number
   readonly dataset: string
+  /** The digest of the body the batch was received as (what a re-send is recognised by); absent from test doubles. */
+  readonly digest?: string
   /** Lines of the segment already delivered before (a replay after a crash or a failure). */
   readonly from: number
   /** Lines in the whole segment. */

@@ -99,7 +99,10 @@ export const LineRejectCode = {
   splunk: 'LPR_ERR_SINK_SPLUNK_EVENT',
   elasticsearchTooLarge: 'LPR_ERR_SINK_ELASTICSEARCH_TOO_LARGE',
   elasticsearchUnparsable: 'LPR_ERR_SINK_ELASTICSEARCH_UNPARSABLE',
-  splunkTooLarge: 'LPR_ERR_SINK_SPLUNK_TOO_LARGE'
+  splunkTooLarge: 'LPR_ERR_SINK_SPLUNK_TOO_LARGE',
+  opensearchMapping: 'LPR_ERR_SINK_OPENSEARCH_MAPPING',
+  opensearchTooLarge: 'LPR_ERR_SINK_OPENSEARCH_TOO_LARGE',
+  kafkaTooLarge: 'LPR_ERR_SINK_KAFKA_TOO_LARGE'
 } as const
 export type LineRejectCode = (typeof LineRejectCode)[keyof typeof LineRejectCode]
 
@@ -110,7 +113,11 @@ export type LineRejectCode = (typeof LineRejectCode)[keyof typeof LineRejectCode
 export const SinkStopCode = {
   elasticsearchCredentials: 'LPR_ERR_SINK_ELASTICSEARCH_CREDENTIALS',
   elasticsearchCluster: 'LPR_ERR_SINK_ELASTICSEARCH_CLUSTER',
-  splunkConfig: 'LPR_ERR_SINK_SPLUNK_CONFIG'
+  splunkConfig: 'LPR_ERR_SINK_SPLUNK_CONFIG',
+  opensearchCredentials: 'LPR_ERR_SINK_OPENSEARCH_CREDENTIALS',
+  opensearchCluster: 'LPR_ERR_SINK_OPENSEARCH_CLUSTER',
+  kafkaTopic: 'LPR_ERR_SINK_KAFKA_TOPIC',
+  kafkaAuth: 'LPR_ERR_SINK_KAFKA_AUTH'
 } as const
 
 /** Every code this service can emit, for the docs/errors.md consistency test. */

@@ -18,6 +18,7 @@ export interface DatasetRoute {
   readonly sinks?: readonly string[]
   readonly elasticsearch?: { readonly namespace?: string }
   readonly splunk?: { readonly index?: string, readonly sourcetype?: string, readonly source?: string }
+  readonly kafka?: { readonly topic?: string }
 }
 
 export interface ConfigFile {
@@ -54,7 +55,7 @@ const schema = {
         type: 'object',
         additionalProperties: false,
         properties: {
-          sinks: { type: 'array', items: { type: 'string', enum: ['file', 'elasticsearch', 'splunk', 'discard'] }, uniqueItems: true },
+          sinks: { type: 'array', items: { type: 'string', enum: ['file', 'elasticsearch', 'splunk', 'opensearch', 'kafka', 'discard'] }, uniqueItems: true },
           elasticsearch: {
             type: 'object',
             additionalProperties: false,
@@ -64,6 +65,11 @@ const schema = {
             type: 'object',
             additionalProperties: false,
             properties: { index: { type: 'string', minLength: 1 }, sourcetype: { type: 'string', minLength: 1 }, source: { type: 'string', minLength: 1 } }
+          },
+          kafka: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { topic: { type: 'string', pattern: '^[A-Za-z0-9._{}-]+$' } }
           }
         }
       }

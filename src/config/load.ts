@@ -91,6 +91,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (sinks.has('splunk') && config.splunkHecToken === '') {
     throw new ConfigInvalid('SINKS names splunk: set SPLUNK_HEC_TOKEN (and SPLUNK_HEC_URL)')
   }
+  if (sinks.has('opensearch') && config.opensearchAuth === 'basic' && config.opensearchUsername === '') {
+    throw new ConfigInvalid('OPENSEARCH_AUTH=basic: set OPENSEARCH_USERNAME and OPENSEARCH_PASSWORD')
+  }
+  if (sinks.has('opensearch') && config.opensearchAuth === 'aws-sigv4' && config.opensearchAwsRegion === '' && !process.env.AWS_REGION) {
+    throw new ConfigInvalid('OPENSEARCH_AUTH=aws-sigv4: set OPENSEARCH_AWS_REGION (or AWS_REGION) to the region of the domain or collection')
+  }
+  if (sinks.has('kafka') && config.kafkaSaslMechanism !== 'none' && config.kafkaUsername === '') {
+    throw new ConfigInvalid(`KAFKA_SASL_MECHANISM=${config.kafkaSaslMechanism}: set KAFKA_USERNAME and KAFKA_PASSWORD`)
+  }
   if ((config.tlsCertFile === '') !== (config.tlsKeyFile === '')) {
     throw new ConfigInvalid('TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither')
   }

@@ -455,6 +455,7 @@ export class Spool {
     return {
       seq: seg.seq,
       dataset: seg.dataset,
+      digest: seg.digest,
       from,
       count: seg.lines,
       lines: () => this.lines(seg, from),
