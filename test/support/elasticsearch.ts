@@ -92,7 +92,7 @@ export async function launchElasticsearch(options: LaunchOptions = {}): Promise<
   return node;
 }
 
-interface RunAsUser {
+export interface RunAsUser {
   name: string;
   uid: number;
   gid: number;
@@ -303,7 +303,7 @@ async function probeHealth(url: string): Promise<{ ready: boolean; detail: strin
 }
 
 /** setpriv execs in place (unlike runuser/su, which fork and SIGKILL the child 2 s after SIGTERM). */
-async function wrapCommand(
+export async function wrapCommand(
   script: string,
   runAs: RunAsUser | undefined,
 ): Promise<{ command: string; args: string[] }> {
@@ -378,7 +378,7 @@ async function pickJavaHome(esVersion: string): Promise<string> {
   );
 }
 
-async function javaMajorOf(home: string): Promise<number | undefined> {
+export async function javaMajorOf(home: string): Promise<number | undefined> {
   if (!(await isExecutable(path.join(home, 'bin', 'java')))) return undefined;
   const release = await readFile(path.join(home, 'release'), 'utf8').catch(() => undefined);
   const match = release?.match(/^JAVA_VERSION="([^"]+)"/m);
@@ -513,7 +513,7 @@ async function canUserRead(runAs: RunAsUser, dist: string): Promise<boolean> {
 // ---------------------------------------------------------------------------------------------
 // Unprivileged user
 
-async function ensureRunAsUser(): Promise<RunAsUser | undefined> {
+export async function ensureRunAsUser(): Promise<RunAsUser | undefined> {
   if (process.getuid?.() !== 0) return undefined;
   const name = process.env.ES_RUN_AS_USER ?? DEFAULT_RUN_AS_USER;
   let user = await lookupUser(name);
@@ -585,7 +585,7 @@ async function createNodeDir(
   }
 }
 
-async function freePorts(count: number): Promise<number[]> {
+export async function freePorts(count: number): Promise<number[]> {
   // Hold all listeners open at once so the kernel hands out distinct ports.
   const servers: Server[] = [];
   try {
@@ -610,7 +610,7 @@ async function freePorts(count: number): Promise<number[]> {
 // ---------------------------------------------------------------------------------------------
 // Small utilities
 
-async function makeWorldReadable(root: string): Promise<void> {
+export async function makeWorldReadable(root: string): Promise<void> {
   const st = await lstat(root);
   if (st.isSymbolicLink()) return;
   if (st.isDirectory()) {
@@ -622,14 +622,14 @@ async function makeWorldReadable(root: string): Promise<void> {
   }
 }
 
-async function chownTree(root: string, uid: number, gid: number): Promise<void> {
+export async function chownTree(root: string, uid: number, gid: number): Promise<void> {
   await lchown(root, uid, gid);
   const st = await lstat(root);
   if (!st.isDirectory()) return;
   for (const entry of await readdir(root)) await chownTree(path.join(root, entry), uid, gid);
 }
 
-async function findCommand(name: string): Promise<string | undefined> {
+export async function findCommand(name: string): Promise<string | undefined> {
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
     if (!dir) continue;
     const candidate = path.join(dir, name);
@@ -647,7 +647,7 @@ async function isExecutable(file: string): Promise<boolean> {
   }
 }
 
-async function exists(file: string): Promise<boolean> {
+export async function exists(file: string): Promise<boolean> {
   try {
     await access(file);
     return true;
@@ -674,7 +674,7 @@ function run(command: string, args: string[], options: { cwd?: string } = {}): P
   });
 }
 
-async function runChecked(command: string, args: string[], options: { cwd?: string; what: string }): Promise<void> {
+export async function runChecked(command: string, args: string[], options: { cwd?: string; what: string }): Promise<void> {
   const r = await run(command, args, options);
   if (r.code !== 0) {
     const output = `${r.stdout}\n${r.stderr}`.trim().split('\n').slice(-40).join('\n');
@@ -682,7 +682,7 @@ async function runChecked(command: string, args: string[], options: { cwd?: stri
   }
 }
 
-function signalProcess(pid: number, signal: NodeJS.Signals): void {
+export function signalProcess(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(pid, signal);
   } catch {
@@ -690,7 +690,7 @@ function signalProcess(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-function delay(ms: number): Promise<void> {
+export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 

@@ -10,13 +10,15 @@
 // consumers and compacted topics drop them), never lose one that was answered 200.
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { Kafka, logLevel, Partitioners, type Message, type Producer, type SASLOptions } from 'kafkajs'
+import kafkajs, { type Message, type Producer, type SASLOptions } from 'kafkajs'
 import type { Logger } from 'pino'
 import { LineRejectCode, SinkStopCode } from '../../errors.js'
 import { eventTime } from '../event-time.js'
 import { DeliveryStopped, type DeliveryBatch, type DeliveryResult, type Progress, type Rejection, type Sink, type StoppedState } from '../sink.js'
 import { compressionType, registerCodecs, type Compression } from './codecs.js'
 import { errorTypes, verdictOf } from './classify.js'
+
+const { Kafka, logLevel, Partitioners } = kafkajs
 
 export interface KafkaSinkOptions {
   readonly brokers: readonly string[]
@@ -43,7 +45,7 @@ export interface KafkaSinkOptions {
 
 export class KafkaSink implements Sink {
   readonly name = 'kafka'
-  private readonly kafka: Kafka
+  private readonly kafka: kafkajs.Kafka
   private producer: Promise<Producer> | null = null
   private readonly knownTopics = new Set<string>()
   private stopped: StoppedState | null = null

@@ -1,0 +1,135 @@
+/**
+ * A real, throwaway Apache Kafka broker in KRaft mode (one process, broker and controller), for
+ * integration tests, without Docker: the jars of org.apache.kafka:kafka_2.13 and kafka-server with
+ * their runtime dependencies, fetched from Maven Central with `mvn dependency:copy-dependencies`
+ * into ~/.cache/logpush-receiver/kafka/<version>/lib, run with `java -cp lib/*` (Java 17+).
+ * Topics are never created by a produce (auto.create.topics.enable=false): tests create theirs.
+ */
+import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { exists, findCommand, freePorts, javaMajorOf, runChecked } from './elasticsearch.js';
+import { ManagedProcess } from './managed-process.js';
+
+export interface KafkaBroker {
+  /** host:port of the PLAINTEXT listener. */
+  readonly bootstrap: string;
+  readonly version: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** SIGKILL: the broker loses what it had not flushed, as in a crash. */
+  kill(): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+const DEFAULT_VERSION = '4.1.1';
+const DEPENDENCY_PLUGIN = 'org.apache.maven.plugins:maven-dependency-plugin:3.6.1';
+
+export async function launchKafka(log: (line: string) => void = () => {}): Promise<KafkaBroker> {
+  const version = process.env.KAFKA_VERSION ?? DEFAULT_VERSION;
+  if (!/^\d+\.\d+\.\d+$/.test(version)) throw new Error(`Invalid Kafka version ${JSON.stringify(version)}`);
+  const javaHome = await pickJava();
+  const lib = await ensureJars(version, log);
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'lpr-kafka-'));
+  const [port, controllerPort] = await freePorts(2);
+  const props = [
+    'process.roles=broker,controller',
+    'node.id=1',
+    `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
+    `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
+    `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+    'controller.listener.names=CONTROLLER',
+    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    'inter.broker.listener.name=PLAINTEXT',
+    `log.dirs=${path.join(dir, 'data')}`,
+    'offsets.topic.replication.factor=1',
+    'transaction.state.log.replication.factor=1',
+    'transaction.state.log.min.isr=1',
+    'auto.create.topics.enable=false',
+    'num.partitions=3',
+    'group.initial.rebalance.delay.ms=0',
+  ];
+  const config = path.join(dir, 'server.properties');
+  await writeFile(config, `${props.join('\n')}\n`);
+  const java = path.join(javaHome, 'bin', 'java');
+  const cp = `${lib}/*`;
+  const logging = [`-Dlog4j2.level=WARN`, '-Dorg.slf4j.simpleLogger.defaultLogLevel=warn'];
+  await runChecked(java, [...logging, '-cp', cp, 'kafka.tools.StorageTool', 'format', '-t', 'bHByLXRlc3QtY2x1c3RlcgA', '-c', config], { what: 'kafka-storage format' });
+  const bootstrap = `127.0.0.1:${port}`;
+  const proc = new ManagedProcess({
+    name: 'kafka',
+    command: java,
+    args: ['-Xms256m', '-Xmx512m', ...logging, '-cp', cp, 'kafka.Kafka', config],
+    env: { ...process.env },
+    cwd: dir,
+    startupTimeoutMs: 90_000,
+    log,
+    ready: () => portOpen(port!),
+  });
+  log(`[kafka-harness] starting Kafka ${version} on ${bootstrap} (java ${javaHome})`);
+  await proc.start();
+  return {
+    bootstrap,
+    version,
+    start: () => proc.start(),
+    stop: () => proc.stop(),
+    kill: () => proc.kill(),
+    destroy: async () => {
+      await proc.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port }, () => {
+      socket.end();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+    socket.setTimeout(2_000, () => {
+      socket.destroy();
+      resolve(false);
+    });
+  });
+}
+
+async function pickJava(): Promise<string> {
+  const explicit = process.env.KAFKA_JAVA_HOME;
+  if (explicit) return explicit;
+  const homes = (await readdir('/usr/lib/jvm').catch(() => [] as string[])).sort().map((e) => path.join('/usr/lib/jvm', e));
+  for (const home of homes) {
+    const major = await javaMajorOf(home);
+    if (major !== undefined && major >= 17) return home;
+  }
+  throw new Error('Kafka 4 needs Java 17 or later under /usr/lib/jvm, or set KAFKA_JAVA_HOME');
+}
+
+async function ensureJars(version: string, log: (line: string) => void): Promise<string> {
+  const base = process.env.KAFKA_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'logpush-receiver', 'kafka');
+  const dir = path.join(path.resolve(base), version);
+  const lib = path.join(dir, 'lib');
+  // Only ever created by a rename, so its presence means a complete fetch.
+  if (await exists(path.join(lib, `kafka_2.13-${version}.jar`))) return lib;
+  if (!(await findCommand('mvn'))) throw new Error(`Kafka ${version} is not cached at ${lib} and Maven (mvn) is not installed to fetch it`);
+  await mkdir(dir, { recursive: true });
+  const tmp = await mkdtemp(path.join(dir, '.fetch-'));
+  log(`[kafka-harness] fetching Kafka ${version} and its dependencies via Maven into ${lib}`);
+  try {
+    const dep = (a: string, v: string, g = 'org.apache.kafka'): string => `<dependency><groupId>${g}</groupId><artifactId>${a}</artifactId><version>${v}</version></dependency>`;
+    await writeFile(
+      path.join(tmp, 'pom.xml'),
+      `<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>` +
+        `<groupId>lpr</groupId><artifactId>kafka-fetch</artifactId><version>1</version><packaging>pom</packaging><dependencies>` +
+        dep('kafka_2.13', version) + dep('kafka-server', version) + dep('slf4j-simple', '1.7.36', 'org.slf4j') +
+        `</dependencies></project>`,
+    );
+    await runChecked('mvn', ['-q', '-B', `${DEPENDENCY_PLUGIN}:copy-dependencies`, `-DoutputDirectory=${path.join(tmp, 'lib')}`, '-DincludeScope=runtime'], { cwd: tmp, what: `mvn fetch of Kafka ${version}` });
+    await rename(path.join(tmp, 'lib'), lib);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+  return lib;
+}
