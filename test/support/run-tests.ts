@@ -7,6 +7,10 @@
  * Maven, chromium, promtool) are installed with apt-get when running as root; otherwise the tests
  * that need them skip, one loud line each (prerequisites.ts). CI=true skips nothing.
  *
+ * OpenSearch and Kafka (extra-servers.ts) start with them, and with file arguments when asked
+ * (TEST_OPENSEARCH=managed, TEST_KAFKA=managed); TEST_OPENSEARCH_URL / TEST_KAFKA_BROKERS with
+ * TEST_OPENSEARCH=external / TEST_KAFKA=external use servers of your own.
+ *
  * With file arguments (a few chosen files), the servers start only when asked:
  *   CI=true, TEST_ELASTICSEARCH=managed, TEST_S3=managed → launch them (failure fails the run)
  *   ELASTICSEARCH_URL=http://…                        → use that server
@@ -27,6 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { launchElasticsearch, type ElasticsearchNode } from './elasticsearch.js';
 import { launchS3Mock, type S3MockServer } from './s3mock.js';
 import { installMissing, serverPlan, skipLine } from './prerequisites.js';
+import { launchExtraServers, type ExtraServers } from './extra-servers.js';
 
 // `node --test dist/test/` (Node 20) treats every .js below a `test` directory as a test file,
 // including this one; running the runner from inside the runner would recurse.
@@ -56,6 +61,7 @@ async function main(): Promise<void> {
 
   let node: ElasticsearchNode | undefined;
   let s3: S3MockServer | undefined;
+  let extra: ExtraServers | undefined;
   let control: Server | undefined;
   let child: ChildProcess | undefined;
 
@@ -65,6 +71,7 @@ async function main(): Promise<void> {
       control?.close();
       control?.closeAllConnections();
       await s3?.stop().catch(() => {});
+      await extra?.destroy().catch(() => {});
       if (node) {
         await node.destroy().catch((err: unknown) => {
           console.error(`[run-tests] failed to clean up Elasticsearch: ${String(err)}`);
@@ -91,6 +98,16 @@ async function main(): Promise<void> {
   const s3Wanted = plan.s3;
   const s3Start = s3Wanted ? launchS3Mock((line) => console.error(line)).then((server) => (s3 = server)) : null;
   s3Start?.catch(() => {});
+  // OpenSearch and Kafka (their destinations' tests) start beside them, in parallel too, when
+  // Elasticsearch would by default (CI, or the whole suite with Java) or when asked.
+  for (const name of ['TEST_OPENSEARCH_URL', 'TEST_OPENSEARCH_CONTROL_URL', 'TEST_KAFKA_BROKERS', 'TEST_KAFKA_SASL_BROKERS', 'TEST_KAFKA_CONTROL_URL']) delete childEnv[name];
+  const extraByDefault = ci || (wholeSuite && !javaMissing);
+  const extraStart = launchExtraServers({
+    opensearch: process.env.TEST_OPENSEARCH === 'managed' || (extraByDefault && process.env.TEST_OPENSEARCH !== 'external'),
+    kafka: process.env.TEST_KAFKA === 'managed' || (extraByDefault && process.env.TEST_KAFKA !== 'external'),
+    log: (line) => console.error(line),
+  }).then((servers) => (extra = servers));
+  extraStart.catch(() => {});
   if (managed) {
     const verbose = process.env.ES_VERBOSE === '1' || process.env.ES_VERBOSE === 'true';
     const started = Date.now();
@@ -136,6 +153,18 @@ async function main(): Promise<void> {
     childEnv.TEST_S3_URL = s3!.url;
   } else if (process.env.TEST_S3_URL) {
     childEnv.TEST_S3_URL = process.env.TEST_S3_URL;
+  }
+
+  try {
+    await extraStart;
+  } catch (err) {
+    console.error(`\n[run-tests] FAILED to start OpenSearch or Kafka${ci ? ' (CI=true: a missing server is a failure)' : ''}:\n${err instanceof Error ? err.message : String(err)}`);
+    await cleanup();
+    process.exit(1);
+  }
+  Object.assign(childEnv, extra!.env);
+  for (const name of ['TEST_OPENSEARCH_URL', 'TEST_KAFKA_BROKERS']) {
+    if (!childEnv[name] && process.env[name]) childEnv[name] = process.env[name];
   }
 
   const testFiles = hasPaths ? [] : await findTestFiles(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'));
