@@ -18,7 +18,10 @@ import { DeliveryStopped, type DeliveryBatch, type DeliveryResult, type Progress
 import { compressionType, registerCodecs, type Compression } from './codecs.js'
 import { errorTypes, verdictOf } from './classify.js'
 
-const { Kafka, logLevel, Partitioners } = kafkajs
+const { Kafka, logLevel, Partitioners, ConfigResourceTypes } = kafkajs
+
+/** Bytes of a record batch besides its records' values, keys and headers, and then some (v2 format: 61 + varints per record). */
+const BATCH_OVERHEAD = 256
 
 export interface KafkaSinkOptions {
   readonly brokers: readonly string[]
@@ -47,7 +50,8 @@ export class KafkaSink implements Sink {
   readonly name = 'kafka'
   private readonly kafka: kafkajs.Kafka
   private producer: Promise<Producer> | null = null
-  private readonly knownTopics = new Set<string>()
+  /** Topics seen to exist, with their max.message.bytes when the broker told it (DescribeConfigs may be denied by ACLs). */
+  private readonly knownTopics = new Map<string, number | undefined>()
   private stopped: StoppedState | null = null
 
   constructor (private readonly opts: KafkaSinkOptions) {
@@ -100,6 +104,10 @@ export class KafkaSink implements Sink {
     const topic = this.topicOf(batch.dataset)
     await this.ensureTopic(topic)
     const field = this.opts.eventTimeFields.get(batch.dataset) ?? ''
+    // A send's records go into one record batch per partition, each of which must be within the
+    // topic's max.message.bytes: a send of no more than that many bytes always is (uncompressed).
+    const limit = this.knownTopics.get(topic)
+    const sendBytes = limit === undefined ? this.opts.batchBytes : Math.max(1, Math.min(this.opts.batchBytes, limit - BATCH_OVERHEAD))
     const report = { delivered: 0, duplicates: 0 }
     let records: Array<{ message: Message, raw: Buffer }> = []
     let bytes = 0
@@ -107,17 +115,25 @@ export class KafkaSink implements Sink {
     const flush = async (): Promise<void> => {
       signal?.throwIfAborted()
       const rejected: Rejection[] = []
-      await this.send(topic, batch.dataset, records, rejected, report)
+      // A record that may be over the limit by itself goes alone, so that a refusal is its own
+      // and no other record is sent twice (a refused send may have been written to its other
+      // partitions); compressed, the broker may still take it.
+      const alone = limit === undefined ? [] : records.filter((r) => recordBytes(r.message) + BATCH_OVERHEAD > limit)
+      await this.send(topic, batch.dataset, alone.length === 0 ? records : records.filter((r) => !alone.includes(r)), rejected, report)
+      for (const r of alone) await this.send(topic, batch.dataset, [r], rejected, report)
       records = []
       bytes = 0
       await progress(pos, rejected)
     }
     for await (const raw of batch.payloads()) {
+      if (raw.length === 0) { pos++; continue }
+      const message = this.message(raw, batch, field)
+      const size = recordBytes(message)
+      // Checkpoints up to the line before this one: it goes into the next send.
+      if (records.length > 0 && bytes + size > sendBytes) await flush()
+      records.push({ message, raw })
+      bytes += size
       pos++
-      if (raw.length === 0) continue
-      records.push({ message: this.message(raw, batch, field), raw })
-      bytes += raw.length + 64
-      if (bytes >= this.opts.batchBytes) await flush()
     }
     if (records.length > 0) await flush()
     return { ...report, rejected: [] }
@@ -149,7 +165,7 @@ export class KafkaSink implements Sink {
     try {
       await admin.connect()
       await admin.fetchTopicMetadata({ topics: [topic] })
-      this.knownTopics.add(topic)
+      this.knownTopics.set(topic, await maxMessageBytes(admin, topic))
       this.stopped = null
     } catch (err) {
       throw this.classified(err, topic)
@@ -201,6 +217,23 @@ export class KafkaSink implements Sink {
 
   async close (): Promise<void> {
     await this.dropProducer()
+  }
+}
+
+function recordBytes (m: Message): number {
+  let n = 32 + (m.value as Buffer).length + (typeof m.key === 'string' ? Buffer.byteLength(m.key) : 0)
+  for (const [k, v] of Object.entries(m.headers ?? {})) n += 8 + k.length + Buffer.byteLength(String(v))
+  return n
+}
+
+/** The topic's max.message.bytes (its own or the broker's default), or undefined when it cannot be read. */
+async function maxMessageBytes (admin: kafkajs.Admin, topic: string): Promise<number | undefined> {
+  try {
+    const res = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['max.message.bytes'] }] })
+    const value = Number(res.resources[0]?.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue)
+    return Number.isSafeInteger(value) && value > 0 ? value : undefined
+  } catch {
+    return undefined
   }
 }
 
