@@ -46,7 +46,7 @@ test('invalid config files stop the start with a message that says what is wrong
     ['a.yaml', 'setings: {}\n', /\(top level\) must NOT have additional properties "setings"/],
     ['b.yaml', 'settings:\n  MAX_LINES: 3\n', /\/settings must NOT have additional properties "MAX_LINES"/],
     ['c.yaml', 'settings:\n  PORT: eighty\n', /PORT must be integer/],
-    ['d.yaml', 'datasets:\n  http_requests:\n    sinks: [kafka]\n', /\/datasets\/http_requests\/sinks\/0 must be equal to one of the allowed values \(file, elasticsearch, splunk, discard\)/],
+    ['d.yaml', 'datasets:\n  http_requests:\n    sinks: [loki]\n', /\/datasets\/http_requests\/sinks\/0 must be equal to one of the allowed values \(file, elasticsearch, splunk, opensearch, kafka, discard\)/],
     ['e.yaml', 'datasets:\n  http_requests:\n    elasticsearch: { namespace: "My-NS" }\n', /namespace must match pattern/],
     ['f.yaml', 'datasets:\n  http_requests:\n    sinks: [elasticsearch]\n', /names "elasticsearch", which is not in SINKS \(file\)/],
     ['g.yaml', 'datasets: [oops\n', /is not valid YAML/],
