@@ -31,7 +31,9 @@ export async function launchOpenSearch(log: (line: string) => void = () => {}): 
   const runAs = await ensureRunAsUser();
   const nodeDir = await mkdtemp(path.join(os.tmpdir(), 'lpr-os-node-'));
   await chmod(nodeDir, 0o755);
-  await runChecked('unzip', ['-q', zip, '-d', nodeDir], { what: `unzip ${zip}` });
+  if (await findCommand('unzip')) await runChecked('unzip', ['-q', zip, '-d', nodeDir], { what: `unzip ${zip}` });
+  // Without unzip, the JDK's jar tool (it drops the executable bits, restored below).
+  else await runChecked(path.join(javaHome, 'bin', 'jar'), ['xf', zip], { cwd: nodeDir, what: `jar xf ${zip}` });
   const dist = path.join(nodeDir, `opensearch-${version}`);
   for (const entry of await readdir(path.join(dist, 'bin'))) await chmod(path.join(dist, 'bin', entry), 0o755);
   for (const dir of ['data', 'logs', 'tmp']) await mkdir(path.join(nodeDir, dir));
