@@ -193,3 +193,23 @@ test('the broker killed with SIGKILL in the middle of the deliveries and restart
   assert.deepEqual(lost.length, 0, `${lost.length} of ${answered.length} answered lines missing`)
   t.diagnostic(`records ${records.length} for ${answered.length} lines answered 200 (${records.length - got.size} duplicates after the kill)`)
 })
+
+for (const mechanism of ['plain', 'scram-sha-256', 'scram-sha-512'] as const) {
+  test(`SASL ${mechanism}: the right password delivers; a wrong one stops delivery with LPR_ERR_SINK_KAFKA_AUTH, nothing dead-lettered`, { timeout: 120_000 }, async (t) => {
+    const brokers = requireKafka(t)
+    if (!brokers) return
+    const sasl = process.env.TEST_KAFKA_SASL_BROKERS!
+    const p = prefix()
+    await createTopics(brokers, [`${p}.dns_logs`])
+    const env = { SINKS: 'kafka', KAFKA_BROKERS: sasl, KAFKA_TOPIC: `${p}.{dataset}`, KAFKA_SASL_MECHANISM: mechanism, KAFKA_USERNAME: 'lpr' }
+    const good = await startServer(t, { ...env, KAFKA_PASSWORD: 'lpr-secret' })
+    assert.equal((await post(good, '/logpush/dns_logs', batchText('dns_logs', 100))).status, 200)
+    assert.ok(await good.built.drained(60_000), 'delivered over SASL')
+    assert.equal((await consume(brokers, `${p}.dns_logs`, 100)).length, 100)
+    const bad = await startServer(t, { ...env, KAFKA_PASSWORD: 'wrong' })
+    assert.equal((await post(bad, '/logpush/dns_logs', batchText('dns_logs', 10, 'unixnano', 100))).status, 200)
+    const stopped = await until('delivery stopped', 60_000, async () => (await health(bad)).sinks.kafka.stopped ?? undefined)
+    assert.equal(stopped.code, 'LPR_ERR_SINK_KAFKA_AUTH')
+    assert.deepEqual(await readDeadLetters({ dataDir: bad.dataDir }, 'dns_logs'), [])
+  })
+}

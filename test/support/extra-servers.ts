@@ -50,6 +50,7 @@ export async function launchExtraServers(opts: { opensearch: boolean; kafka: boo
   }
   if (kafka) {
     env.TEST_KAFKA_BROKERS = kafka.bootstrap;
+    env.TEST_KAFKA_SASL_BROKERS = kafka.saslBootstrap;
     env.TEST_KAFKA_CONTROL_URL = await control(kafka, controls);
     opts.log(`[run-tests] Kafka ${kafka.version} at ${kafka.bootstrap} (ready in ${Date.now() - started} ms)`);
   }

@@ -15,6 +15,8 @@ import { ManagedProcess } from './managed-process.js';
 export interface KafkaBroker {
   /** host:port of the PLAINTEXT listener. */
   readonly bootstrap: string;
+  /** host:port of a SASL_PLAINTEXT listener: PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, user SASL_USER. */
+  readonly saslBootstrap: string;
   readonly version: string;
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -24,6 +26,8 @@ export interface KafkaBroker {
 }
 
 const DEFAULT_VERSION = '4.1.1';
+/** The SASL listener's one user, for every mechanism. */
+export const SASL_USER = { username: 'lpr', password: 'lpr-secret' };
 const DEPENDENCY_PLUGIN = 'org.apache.maven.plugins:maven-dependency-plugin:3.6.1';
 
 export async function launchKafka(log: (line: string) => void = () => {}): Promise<KafkaBroker> {
@@ -32,15 +36,19 @@ export async function launchKafka(log: (line: string) => void = () => {}): Promi
   const javaHome = await pickJava();
   const lib = await ensureJars(version, log);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lpr-kafka-'));
-  const [port, controllerPort] = await freePorts(2);
+  const [port, controllerPort, saslPort] = await freePorts(3);
   const props = [
     'process.roles=broker,controller',
     'node.id=1',
     `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-    `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+    `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort},SASL_PLAINTEXT://127.0.0.1:${saslPort}`,
+    `advertised.listeners=PLAINTEXT://127.0.0.1:${port},SASL_PLAINTEXT://127.0.0.1:${saslPort}`,
     'controller.listener.names=CONTROLLER',
-    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT',
+    'sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512',
+    `listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${SASL_USER.username}="${SASL_USER.password}";`,
+    'listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;',
+    'listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;',
     'inter.broker.listener.name=PLAINTEXT',
     `log.dirs=${path.join(dir, 'data')}`,
     'offsets.topic.replication.factor=1',
@@ -55,7 +63,9 @@ export async function launchKafka(log: (line: string) => void = () => {}): Promi
   const java = path.join(javaHome, 'bin', 'java');
   const cp = `${lib}/*`;
   const logging = [`-Dlog4j2.level=WARN`, '-Dorg.slf4j.simpleLogger.defaultLogLevel=warn'];
-  await runChecked(java, [...logging, '-cp', cp, 'kafka.tools.StorageTool', 'format', '-t', 'bHByLXRlc3QtY2x1c3RlcgA', '-c', config], { what: 'kafka-storage format' });
+  await runChecked(java, [...logging, '-cp', cp, 'kafka.tools.StorageTool', 'format', '-t', 'bHByLXRlc3QtY2x1c3RlcgA', '-c', config,
+    // SCRAM credentials live in the metadata log: written at format time in KRaft.
+    ...['SCRAM-SHA-256', 'SCRAM-SHA-512'].flatMap((m) => ['--add-scram', `${m}=[name=${SASL_USER.username},password=${SASL_USER.password}]`])], { what: 'kafka-storage format' });
   const bootstrap = `127.0.0.1:${port}`;
   const proc = new ManagedProcess({
     name: 'kafka',
@@ -71,6 +81,7 @@ export async function launchKafka(log: (line: string) => void = () => {}): Promi
   await proc.start();
   return {
     bootstrap,
+    saslBootstrap: `127.0.0.1:${saslPort}`,
     version,
     start: () => proc.start(),
     stop: () => proc.stop(),
