@@ -10,7 +10,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import compress from '@fastify/compress'
 import type { Logger } from 'pino'
 import type { Config, DatasetRoute } from './config/index.js'
-import { ConfigInvalid } from './errors.js'
+import { ConfigInvalid, DataDirInUse } from './errors.js'
 import { ChallengeLog, TokenSet, checkToken, presentedToken, destinationConf, ensureTokens, hecPlugin, intakePlugin, type CommitResult } from './intake/index.js'
 import { LineBudget, ParsePool, clip, loadDatasets, schemaSnapshot, type Dataset } from './pipeline/index.js'
 import { Forwarder, Spool, UNRECOGNISED_DATASET, type DeadLetter, type SpoolBatch } from './spool/index.js'
@@ -244,7 +244,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   // One process per data directory: two spools on one directory would reuse sequence numbers.
   await mkdir(dataDir, { recursive: true })
   const lock = await DirLock.acquire(serviceLockPath(dataDir)).catch((err: unknown) => {
-    throw err instanceof DirectoryInUse ? new ConfigInvalid(`DATA_DIR ${err.message}`) : err
+    throw err instanceof DirectoryInUse ? new DataDirInUse(err.message) : err
   })
   const schemas = config.schemasDir !== '' ? resolve(config.schemasDir) : schemasDir
   const datasets = loadDatasets(schemas)

@@ -58,6 +58,7 @@ export const PipelineWorkerGone = createError('LPR_ERR_PIPELINE_WORKER_GONE', 'A
 export const IntakeClientGone = createError('LPR_ERR_INTAKE_CLIENT_GONE', 'The client closed the connection or sent a broken body before the batch was complete', 400)
 export const ConfigInvalid = createError('LPR_ERR_CONFIG_INVALID', 'Invalid configuration: %s', 500)
 export const SpoolStateUnreadable = createError('LPR_ERR_SPOOL_STATE_UNREADABLE', 'Cannot read %s (%s); not starting rather than guessing: %s', 500)
+export const DataDirInUse = createError('LPR_ERR_DATA_DIR_IN_USE', 'DATA_DIR %s', 500)
 export const SpoolDiskUnknown = createError('LPR_ERR_SPOOL_DISK_UNKNOWN', 'Cannot read the free space of %s (%s): the disk guard SPOOL_MIN_FREE_BYTES cannot work; fix the volume or set SPOOL_MIN_FREE_BYTES=0 to run without it', 500)
 // Bucket sources: not answers (nobody is waiting), but the codes /health, /metrics and the log show.
 export const SourceBadGzip = createError('LPR_ERR_SOURCE_BAD_GZIP', 'Object is not valid gzip (corrupt or truncated): %s', 422)
@@ -125,7 +126,7 @@ export const allCodes: readonly string[] = [
   ...[
     IntakeTokenMissing, IntakeTokenMalformed, IntakeTokenInvalid, IntakeUnknownDataset, IntakeUnsupportedEncoding, IntakeBodyTooLarge,
     IntakeInflatedTooLarge, IntakeBadGzip, IntakeNotReady, PipelineLineTooLong, PipelineNotNdjson,
-    PipelineUnknownDataset, PipelineLinesBusy, PipelineWorkerGone, IntakeClientGone, ConfigInvalid, SpoolStateUnreadable, SpoolDiskUnknown,
+    PipelineUnknownDataset, PipelineLinesBusy, PipelineWorkerGone, IntakeClientGone, ConfigInvalid, SpoolStateUnreadable, DataDirInUse, SpoolDiskUnknown,
     SourceBadGzip, SourceInflatedTooLarge, SourceAccessDenied, SourceThrottled, SourceUnavailable, SourceObjectGone, SourceLocalTrouble, SourceStateUnreadable, ReplayLedgerUnreadable, CloudflareApiFailed,
     CollectorAuthFailed, CollectorWindowIncomplete, CollectorCursorUnreadable,
     SourceLogpullStream, SourceLogpullWindow, SourceLogpullRetention

@@ -32,7 +32,7 @@ async function serviceUrl(dataDir: string): Promise<string | null> {
     const owner = await readLock(serviceLockPath(dataDir))
     if (!owner) return null
     if (owner.url) return owner.url
-    if (i === 100) fail(`process ${owner.pid} holds ${serviceLockPath(dataDir)} but announces no URL; pass --url`)
+    if (i === 100) fail(`process ${owner.pid ?? '?'} holds ${serviceLockPath(dataDir)} but announces no URL; pass --url`)
     await new Promise((r) => setTimeout(r, 100))
   }
 }

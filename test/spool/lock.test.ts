@@ -1,0 +1,131 @@
+// The DATA_DIR lock (src/data-dir-lock.ts): one process per data directory, whatever pid
+// namespace it runs in, and never a wait on an owner that died.
+import { test, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { DirLock, readLock, serviceLockPath, LOCK_WAIT_MS } from '../../src/data-dir-lock.js'
+import { freePort } from '../helpers/process.js'
+import { TEST_TOKEN } from '../helpers/server.js'
+
+const MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url))
+const LOCK_MODULE = new URL('../../src/data-dir-lock.js', import.meta.url).href
+
+interface Started { child: ChildProcess, url: string, output: () => string, exited: Promise<number | null> }
+
+/** The service in a pid namespace of its own, as in a container: node is pid 1 there. */
+function inNamespace(t: TestContext, dataDir: string, port: number): Started {
+  let output = ''
+  const child = spawn('unshare', ['--pid', '--fork', '--mount-proc', '--kill-child', process.execPath, MAIN], {
+    env: { PATH: process.env.PATH, LOGPUSH_TOKENS: TEST_TOKEN, LOG_LEVEL: 'warn', PARSE_WORKERS: '0', DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, so that it can be killed as a supervisor kills a service.
+    detached: true
+  })
+  child.stdout!.on('data', (d: Buffer) => { output += d.toString() })
+  child.stderr!.on('data', (d: Buffer) => { output += d.toString() })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  t.after(() => killGroup(child))
+  return { child, url: `http://127.0.0.1:${port}`, output: () => output, exited }
+}
+
+function killGroup(child: ChildProcess): void {
+  try { process.kill(-child.pid!, 'SIGKILL') } catch {}
+}
+
+async function healthy(s: Started): Promise<void> {
+  const deadline = Date.now() + 60_000
+  for (;;) {
+    if (s.child.exitCode !== null) throw new Error(`service exited early:\n${s.output()}`)
+    try { if ((await fetch(`${s.url}/health`)).ok) return } catch {}
+    if (Date.now() > deadline) throw new Error(`service did not become healthy:\n${s.output()}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+test('two services in separate pid namespaces on one DATA_DIR: the second refuses, naming the owner; after kill -9 of the first a new one starts at once', async (t) => {
+  // The bug: the lock compared pids, and in its own pid namespace the first owner (pid 1 there)
+  // looked dead to the second, so both took the lock and both wrote segment 1.
+  const dataDir = await mkdtemp(join(tmpdir(), 'lpr-lock-ns-'))
+  const first = inNamespace(t, dataDir, await freePort())
+  await healthy(first)
+  const owner = JSON.parse(await readFile(serviceLockPath(dataDir), 'utf8'))
+  assert.equal(owner.pid, 1, 'node runs as pid 1 in its namespace, as in the shipped image')
+
+  const second = inNamespace(t, dataDir, await freePort())
+  assert.notEqual(await second.exited, 0)
+  assert.match(second.output(), /LPR_ERR_DATA_DIR_IN_USE/)
+  assert.doesNotMatch(second.output(), /LPR_ERR_CONFIG_INVALID/)
+  assert.match(second.output(), new RegExp(`held by process 1 on host \\S+ since ${owner.since.replace(/[.]/g, '\\.')}`))
+  assert.equal((await fetch(`${first.url}/health`)).status, 200, 'the first service runs on')
+
+  // The second bug: restarted right after a kill -9 of its process group (what a supervisor
+  // does), the service found the dying owner's pid and refused to start.
+  killGroup(first.child)
+  const startedAt = Date.now()
+  const third = inNamespace(t, dataDir, await freePort())
+  await healthy(third)
+  const tookMs = Date.now() - startedAt
+  t.diagnostic(`a new owner was healthy ${tookMs} ms after kill -9 of the old one (lock wait at most ${LOCK_WAIT_MS} ms)`)
+  const now = JSON.parse(await readFile(serviceLockPath(dataDir), 'utf8'))
+  assert.notEqual(now.token, owner.token)
+})
+
+/** A process that tries the lock once, says whether it won, and holds it for `holdMs`. */
+function contender(t: TestContext, path: string, holdMs: number): Promise<string> {
+  const script = `import(${JSON.stringify(LOCK_MODULE)}).then(async ({ DirLock }) => {
+    try { await DirLock.acquire(${JSON.stringify(path)}, 0); process.stdout.write('won') } catch (err) { process.stdout.write('lost: ' + err.message) }
+    setTimeout(() => {}, ${holdMs})
+  })`
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.after(() => child.kill('SIGKILL'))
+  return new Promise((resolve) => {
+    let out = ''
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString()
+      if (out === 'won' || out.startsWith('lost: ')) resolve(out)
+    })
+    child.once('exit', () => resolve(out))
+  })
+}
+
+test('several processes starting at once against a stale lock: exactly one wins', async (t) => {
+  // A lock left by an owner that died (its name still in the file) must be taken over by one
+  // process only; a takeover that reads the name and then writes its own lets two win.
+  const dir = await mkdtemp(join(tmpdir(), 'lpr-lock-race-'))
+  const path = join(dir, 'service.lock')
+  await writeFile(path, JSON.stringify({ pid: 1, host: 'gone', bootId: 'old', token: 'dead', since: '2026-01-01T00:00:00.000Z', url: null }))
+  const outcomes = await Promise.all([1, 2, 3, 4, 5, 6].map(() => contender(t, path, 5000)))
+  assert.equal(outcomes.filter((o) => o === 'won').length, 1, outcomes.join('\n'))
+  for (const o of outcomes.filter((o) => o !== 'won')) assert.match(o, /held by (process \d+ on host|another process)/)
+})
+
+test('within one process the lock is shared and released by its last user; readLock names the live owner only', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'lpr-lock-own-'))
+  const path = join(dir, 'service.lock')
+  assert.equal(await readLock(path), null)
+  // Held by another process: readLock names it.
+  const other = contender(t, path, 60_000)
+  assert.equal(await other, 'won')
+  const owner = await readLock(path)
+  assert.equal(typeof owner?.pid, 'number')
+  assert.notEqual(owner?.pid, process.pid)
+  await assert.rejects(DirLock.acquire(path, 200), /held by process/)
+})
+
+test('in one process two users share the lock; the file is kept, emptied, when the last lets go', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'lpr-lock-share-'))
+  const path = join(dir, 'service.lock')
+  const a = await DirLock.acquire(path)
+  const b = await DirLock.acquire(path)
+  await b.announce('http://127.0.0.1:1')
+  assert.equal((await readLock(path))?.url, 'http://127.0.0.1:1')
+  await a.release()
+  assert.equal((await readLock(path))?.pid, process.pid, 'still held by its second user')
+  await b.release()
+  assert.equal(await readLock(path), null)
+  assert.equal(await readFile(path, 'utf8'), '')
+})
