@@ -269,6 +269,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     lowWatermarkBytes: config.spoolLowWatermarkBytes,
     minFreeBytes: config.spoolMinFreeBytes,
     dedupeSeconds: config.dedupeWindowSeconds,
+    dedupeMaxEntries: config.dedupeMaxEntries,
     log
   })
   await spool.init()

@@ -176,6 +176,13 @@ export const settings = {
     minimum: 0,
     description: 'How long a byte-identical re-send of an accepted batch is recognised and not stored again, seconds'
   },
+  dedupeMaxEntries: {
+    env: 'DEDUPE_MAX_ENTRIES',
+    type: 'integer',
+    default: 6_000_000,
+    minimum: 1000,
+    description: 'Most batches the re-send index keeps (about 27 bytes of memory each at most); with more within DEDUPE_WINDOW_SECONDS, only the newest are recognised'
+  },
   deliveryRetryMaxMs: {
     env: 'DELIVERY_RETRY_MAX_MS',
     type: 'integer',

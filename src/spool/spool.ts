@@ -6,8 +6,8 @@
 // - Staging files (requests in flight) mean nothing after a restart and are deleted at start.
 // - Every consumer (sink) has a durable checkpoint {seq, index}: all segments before `seq`, and
 //   the first `index` lines of segment `seq`, are delivered. Replay starts there.
-// - A segment is deleted only when every consumer's checkpoint is past it; its digest moves to
-//   digests.log first, so a re-send of that batch is still recognised.
+// - A segment is deleted only when every consumer's checkpoint is past it; its re-send key is
+//   recorded durably first (resend-index.ts), so a re-send of that batch is still recognised.
 // - Nothing between the 200 and a consumer's acknowledgement lives only in memory: the index of
 //   segments here is rebuilt from file names at start.
 // - A body's digest counts as "already stored" only once its segment is durable; a re-send that
@@ -20,7 +20,7 @@
 //   disk has room again. State files that exist but cannot be read stop the start.
 //
 // Layout under DATA_DIR/spool: staging/, segments/<seq>.<dataset>.<lines>.<digest>.seg,
-// checkpoints/<consumer>.json, digests.log. Segment format: format.ts.
+// checkpoints/<consumer>.json, resend/ (resend-index.ts). Segment format: format.ts.
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { SpoolDiskUnknown, SpoolStateUnreadable } from '../errors.js'
@@ -29,6 +29,9 @@ import { blockHeader, encodeBlocks, frameRecord, readBlocks, readSegmentHeader, 
 import { linesOf, type DeliveryBatch, type LineBlock } from '../delivery.js'
 import type { DeadLetter } from './dead-letter.js'
 import { fsyncDir, realFs, type SpoolFs } from './fs.js'
+import { ResendIndex } from './resend-index.js'
+
+export const DEFAULT_DEDUPE_MAX_ENTRIES = 6_000_000
 
 export interface SpoolOptions {
   readonly dir: string
@@ -36,6 +39,8 @@ export interface SpoolOptions {
   readonly lowWatermarkBytes: number
   readonly minFreeBytes: number
   readonly dedupeSeconds: number
+  /** Most re-send keys kept (memory: ~27 bytes each at most); past it the window is shortened. */
+  readonly dedupeMaxEntries?: number
   readonly log: Logger
   /** The file system; node:fs/promises unless a test injects faults. */
   readonly fs?: SpoolFs
@@ -102,7 +107,6 @@ export class Spool {
   readonly stagingDir: string
   readonly checkpointsDir: string
   readonly fs: SpoolFs
-  private readonly digestsPath: string
   private readonly segments = new Map<number, Segment>()
   // Segments in sequence order: order[head..] are on disk. With the running sums in each entry,
   // finding a consumer's next segment or its backlog is a binary search, and deleting delivered
@@ -112,9 +116,9 @@ export class Spool {
   private linesIndexed = 0
   private bytesIndexed = 0
   private liveBytes = 0
-  // dataset:digest -> committed at (ms), of durable batches only: a re-send is called a
-  // duplicate only when its original can no longer be lost.
-  private readonly digests = new Map<string, number>()
+  // Keys of durable batches only: a re-send is called a duplicate only when its original can no
+  // longer be lost (resend-index.ts).
+  private readonly resend: ResendIndex
   // dataset:digest -> the commit of that body in progress; a re-send waits for its outcome.
   private readonly committing = new Map<string, Promise<CommitOutcome>>()
   private nextSeq = 1
@@ -133,7 +137,7 @@ export class Spool {
     this.segmentsDir = join(opts.dir, 'segments')
     this.stagingDir = join(opts.dir, 'staging')
     this.checkpointsDir = join(opts.dir, 'checkpoints')
-    this.digestsPath = join(opts.dir, 'digests.log')
+    this.resend = new ResendIndex({ dir: opts.dir, windowSeconds: opts.dedupeSeconds, maxEntries: opts.dedupeMaxEntries ?? DEFAULT_DEDUPE_MAX_ENTRIES, fs: this.fs, log: opts.log })
   }
 
   async init(): Promise<void> {
@@ -168,58 +172,21 @@ export class Spool {
         continue
       }
       this.index(seg)
-      this.digests.set(`${seg.dataset}:${seg.digest}`, seg.committedAt)
+      this.resend.add(seg.dataset, seg.digest, seg.committedAt)
       this.nextSeq = Math.max(this.nextSeq, seg.seq + 1)
     }
     // What a crashed process renamed into segments/ may not be durable yet: it is before
     // anything is delivered from it.
     await fsyncDir(fs, this.segmentsDir)
-    await this.loadDigests()
+    await this.resend.load()
+    // The highest number given out survives in the re-send records even when every segment is gone.
+    this.nextSeq = Math.max(this.nextSeq, this.resend.maxSeq + 1)
     try {
       await this.readFreeSpace()
     } catch (err) {
       if (this.opts.minFreeBytes > 0) throw new SpoolDiskUnknown(this.opts.dir, errorCode(err) ?? (err as Error).message)
     }
     if (this.opts.minFreeBytes === 0) log.warn('SPOOL_MIN_FREE_BYTES=0: no disk reserve; a full disk shows only when a write fails, and batches are then refused until space is free.')
-  }
-
-  /** Digests of delivered (deleted) segments, kept for the dedupe window; compacted at start. */
-  private async loadDigests(): Promise<void> {
-    let text = ''
-    try {
-      text = await this.fs.readFile(this.digestsPath, 'utf8')
-    } catch (err) {
-      // Absent is a fresh spool. Anything else: rewriting the file empty would forget every
-      // re-send record; starting is refused instead.
-      if (errorCode(err) !== 'ENOENT') throw new SpoolStateUnreadable(this.digestsPath, errorCode(err) ?? 'error', (err as Error).message)
-    }
-    const horizon = Date.now() - this.opts.dedupeSeconds * 1000
-    const kept: string[] = []
-    for (const line of text.split('\n')) {
-      const [key, at, seq] = line.split(' ')
-      // A line torn by a crash during an append is skipped: its segment was not deleted yet.
-      if (!key || !at || !Number.isFinite(Number(at)) || (seq !== undefined && !Number.isFinite(Number(seq)))) continue
-      this.nextSeq = Math.max(this.nextSeq, Number(seq ?? 0) + 1)
-      if (Number(at) >= horizon && key !== '_seq') {
-        this.digests.set(key, Number(at))
-        kept.push(line)
-      }
-    }
-    // The highest sequence number must survive even when every segment is gone.
-    kept.push(`_seq ${Date.now()} ${this.nextSeq - 1}`)
-    await writeAtomic(this.digestsPath, kept.join('\n') + '\n', this.fs)
-    this.digestLines = kept.length
-  }
-
-  private digestLines = 0
-
-  /** Every digest still in the window (those of the segments being deleted among them). */
-  private async compactDigests(): Promise<void> {
-    this.pruneDigests()
-    const lines = [...this.digests].map(([key, at]) => `${key} ${at} 0`)
-    lines.push(`_seq ${Date.now()} ${this.nextSeq - 1}`)
-    await writeAtomic(this.digestsPath, lines.join('\n') + '\n', this.fs)
-    this.digestLines = lines.length
   }
 
   // --- the ordered index ---------------------------------------------------
@@ -272,8 +239,7 @@ export class Spool {
   isDuplicate(dataset: string, digest: string): boolean {
     // A window of 0 turns re-send detection off (benchmarks send one body many times).
     if (this.opts.dedupeSeconds === 0) return false
-    const at = this.digests.get(`${dataset}:${digest}`)
-    return at !== undefined && at >= Date.now() - this.opts.dedupeSeconds * 1000
+    return this.resend.has(dataset, digest)
   }
 
   /**
@@ -339,13 +305,10 @@ export class Spool {
       // take back (and whose number would be reused).
       let bytes = 0
       for (const { c, seg } of renamed) {
-        const key = `${seg.dataset}:${c.digest}`
-        this.digests.delete(key) // re-inserted at the end, to keep the Map in time order
-        this.digests.set(key, seg.committedAt)
+        this.resend.add(seg.dataset, c.digest, seg.committedAt)
         this.index(seg)
         bytes += seg.bytes
       }
-      this.pruneDigests()
       await this.refreshDisk(bytes)
       for (const { c, seg } of renamed) c.resolve({ duplicate: false, seq: seg.seq })
       this.updateWatermark()
@@ -517,15 +480,6 @@ export class Spool {
     await this.collect().catch((err: unknown) => this.opts.log.error({ err }, 'Could not delete delivered spool segments; will try again.'))
   }
 
-  /** Forgets re-send digests older than the window (the Map keeps insertion order, oldest first). */
-  private pruneDigests(): void {
-    const horizon = Date.now() - this.opts.dedupeSeconds * 1000
-    for (const [key, at] of this.digests) {
-      if (at >= horizon) break
-      this.digests.delete(key)
-    }
-  }
-
   /** What a consumer still has to deliver. */
   backlog(consumer: string): { lines: number, bytes: number, segments: number, oldestAt: number | null } {
     const cp = this.consumers.get(consumer) ?? { seq: 0, index: 0 }
@@ -543,7 +497,7 @@ export class Spool {
 
   private collecting: Promise<void> | null = null
 
-  /** Deletes segments every consumer is past; their digests go to digests.log first. */
+  /** Deletes segments every consumer is past; their re-send keys are recorded durably first. */
   private collect(): Promise<void> {
     this.collecting ??= (async () => {
       if (this.consumers.size === 0) return
@@ -553,15 +507,7 @@ export class Spool {
       const done: Segment[] = []
       for (let i = this.head; i < this.order.length && this.order[i]!.seg.seq < min; i++) done.push(this.order[i]!.seg)
       if (done.length === 0) return
-      if (this.digestLines > 2 * this.digests.size + 10_000) {
-        // The log only grows; rewrite it with what the window still holds (and the last number).
-        await this.compactDigests()
-      } else {
-        await this.fs.appendFile(this.digestsPath, done.map((s) => `${s.dataset}:${s.digest} ${s.committedAt} ${s.seq}\n`).join(''))
-        const fh = await this.fs.open(this.digestsPath, 'r')
-        try { await fh.sync() } finally { await fh.close() }
-        this.digestLines += done.length
-      }
+      await this.resend.record(done)
       for (const s of done) {
         await this.fs.rm(s.path, { force: true })
         this.unindexFirst()

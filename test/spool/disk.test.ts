@@ -94,7 +94,7 @@ test('an unreadable digests.log stops the start instead of being rewritten empty
   const digests = join(SPOOL_DIR, 'digests.log')
   const content = `${DATASET}:abc ${Date.now()} 41\n_seq ${Date.now()} 41\n`
   fs.put(digests, content)
-  fs.hook = (call) => { if (call.op === 'readFile' && call.path === digests) throw fsError('EIO', 'read', digests) }
+  fs.hook = (call) => { if (call.op === 'open' && call.path === digests) throw fsError('EIO', 'open', digests) }
   await assert.rejects(spoolOn(fs, 0).init(), { code: 'LPR_ERR_SPOOL_STATE_UNREADABLE' })
   fs.hook = null
   assert.equal(await fs.readFile(digests, 'utf8'), content, 'the file is left as it was')
