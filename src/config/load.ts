@@ -77,6 +77,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       if (!sinks.has(sink)) throw new ConfigInvalid(`CONFIG_FILE datasets.${dataset}.sinks names "${sink}", which is not in SINKS (${config.sinks})`)
     }
   }
+  // 0 < low < high: at 0 the spool could never drop below it, and once full would refuse for ever.
+  if (config.spoolLowWatermarkBytes === 0) {
+    throw new ConfigInvalid('SPOOL_LOW_WATERMARK_BYTES must be above 0: the spool accepts again once it drains below it, and it never holds less than 0 bytes')
+  }
   if (config.spoolLowWatermarkBytes >= config.spoolHighWatermarkBytes) {
     throw new ConfigInvalid(`SPOOL_LOW_WATERMARK_BYTES (${config.spoolLowWatermarkBytes}) must be below SPOOL_HIGH_WATERMARK_BYTES (${config.spoolHighWatermarkBytes})`)
   }

@@ -22,10 +22,9 @@
 //
 // Layout: spool/resend/<bucket start, ms>.bin := record*
 //   record := key (16: SHA-256 of "dataset:digest", first 16 bytes) | committed at, ms (u48le) |
-//             segment seq (u48le) | crc32 of the 28 bytes before (u32le)
+//             segment seq (u48le) | CRC-32 (zlib's) of the 28 bytes before (u32le)
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
-import { crc32 } from 'node:zlib'
 import type { Logger } from 'pino'
 import { SpoolStateUnreadable } from '../errors.js'
 import { fsyncDir, type SpoolFs } from './fs.js'
@@ -49,8 +48,23 @@ export function encodeRecord(key: Uint8Array, at: number, seq: number, out = Buf
   out.set(key.subarray(0, 16), offset)
   out.writeUIntLE(Math.max(0, Math.floor(at)), offset + 16, 6)
   out.writeUIntLE(seq, offset + 22, 6)
-  out.writeUInt32LE(crc32(out.subarray(offset, offset + 28)), offset + 28)
+  out.writeUInt32LE(recordCrc(out, offset), offset + 28)
   return out
+}
+
+// CRC-32 (the zlib polynomial) of a record's 28 bytes, in JS: a native call per 28 bytes costs
+// more than the sum itself, and a start checks millions of records.
+const CRC_TABLE = new Int32Array(256)
+for (let n = 0; n < 256; n++) {
+  let c = n
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
+  CRC_TABLE[n] = c
+}
+
+export function recordCrc(buf: Uint8Array, offset: number): number {
+  let c = -1
+  for (let i = offset; i < offset + 28; i++) c = CRC_TABLE[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8)
+  return (c ^ -1) >>> 0
 }
 
 function errorCode(err: unknown): string | undefined {
@@ -58,10 +72,6 @@ function errorCode(err: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined
 }
 
-/** A key's four 32-bit words (copied: a key may sit at any offset of a read buffer). */
-function words(key: Uint8Array): Uint32Array {
-  return new Uint32Array(Uint8Array.from(key.subarray(0, 16)).buffer)
-}
 
 /**
  * Open addressing over 16-byte keys in typed arrays (linear probing; a key's first word is
@@ -83,9 +93,8 @@ export class KeyTable {
   get capacity(): number { return this.mask + 1 }
 
   /** Seconds of the key's commit, or 0 when absent. */
-  get(key: Uint8Array): number {
-    const k = words(key)
-    return this.at[this.slot(k[0]!, k[1]!, k[2]!, k[3]!)]!
+  get(key: Buffer, offset = 0): number {
+    return this.at[this.slot(key.readUInt32LE(offset), key.readUInt32LE(offset + 4), key.readUInt32LE(offset + 8), key.readUInt32LE(offset + 12))]!
   }
 
   /** Slot of the key, or of the empty slot where it would go, as a number >= 0. */
@@ -103,9 +112,8 @@ export class KeyTable {
   }
 
   /** Sets the key's time (the later of the two when present). The caller checks fits() first. */
-  set(key: Uint8Array, seconds: number): void {
-    const k = words(key)
-    this.setWords(k[0]!, k[1]!, k[2]!, k[3]!, Math.max(1, seconds))
+  set(key: Buffer, seconds: number, offset = 0): void {
+    this.setWords(key.readUInt32LE(offset), key.readUInt32LE(offset + 4), key.readUInt32LE(offset + 8), key.readUInt32LE(offset + 12), Math.max(1, seconds))
   }
 
   private setWords(a: number, b: number, c: number, d: number, seconds: number): void {
@@ -189,9 +197,9 @@ export class ResendIndex {
     this.put(resendKey(dataset, digest), committedAt)
   }
 
-  private put(key: Uint8Array, atMs: number): void {
+  private put(key: Buffer, atMs: number, offset = 0): void {
     if (!this.table.fits() || this.table.size >= this.opts.maxEntries) this.makeRoom()
-    this.table.set(key, Math.ceil(atMs / 1000))
+    this.table.set(key, Math.ceil(atMs / 1000), offset)
   }
 
   /** Drops expired keys; grows up to maxEntries; past it, shortens the window by a quarter of the keys. */
@@ -223,6 +231,15 @@ export class ResendIndex {
     const names = (await fs.readdir(this.bucketsDir)).filter((n) => /^\d+\.bin$/.test(n))
     const starts = names.map((n) => Number(n.slice(0, -4))).sort((a, b) => b - a)
     const horizon = this.horizonMs()
+    // The table sized once for what will be read: no growth (and no second table) during a start.
+    let expected = 0
+    for (const start of starts) {
+      if (start + this.bucketMs >= horizon) expected += Math.floor((await fs.stat(this.pathOf(start))).size / RECORD_BYTES)
+    }
+    expected = Math.min(expected, this.opts.maxEntries)
+    let cap = 1024
+    while (cap * MAX_LOAD < expected + 1024 && cap < this.maxCapacity) cap *= 2
+    if (cap > this.table.capacity) this.table = this.table.rebuilt(cap, 0)
     for (const [i, start] of starts.entries()) {
       this.files.add(start)
       const newest = i === 0
@@ -266,7 +283,7 @@ export class ResendIndex {
         if (bytesRead === 0) break
         const whole = bytesRead - (bytesRead % RECORD_BYTES)
         for (let o = 0; o < whole; o += RECORD_BYTES) {
-          if (crc32(buf.subarray(o, o + 28)) !== buf.readUInt32LE(o + 28)) {
+          if (recordCrc(buf, o) !== buf.readUInt32LE(o + 28)) {
             if (torn < 0) torn = position + o
             continue
           }
@@ -278,7 +295,7 @@ export class ResendIndex {
           const at = buf.readUIntLE(o + 16, 6)
           this.maxSeq = Math.max(this.maxSeq, buf.readUIntLE(o + 22, 6))
           const sentinel = buf.readUInt32LE(o) === 0 && buf.readUInt32LE(o + 4) === 0 && buf.readUInt32LE(o + 8) === 0 && buf.readUInt32LE(o + 12) === 0
-          if (keys && !sentinel && at >= horizon && this.table.size < this.opts.maxEntries) this.put(buf.subarray(o, o + 16), at)
+          if (keys && !sentinel && at >= horizon && this.table.size < this.opts.maxEntries) this.put(buf, at, o)
         }
         position += bytesRead
         if (bytesRead < buf.length) break

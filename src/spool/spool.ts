@@ -186,6 +186,8 @@ export class Spool {
     } catch (err) {
       if (this.opts.minFreeBytes > 0) throw new SpoolDiskUnknown(this.opts.dir, errorCode(err) ?? (err as Error).message)
     }
+    // A spool that starts above its high watermark refuses from the first batch on.
+    this.updateWatermark()
     if (this.opts.minFreeBytes === 0) log.warn('SPOOL_MIN_FREE_BYTES=0: no disk reserve; a full disk shows only when a write fails, and batches are then refused until space is free.')
   }
 
@@ -369,7 +371,7 @@ export class Spool {
     if (!this.full && bytes > this.opts.highWatermarkBytes) {
       this.full = true
       this.opts.log.warn({ spoolBytes: bytes, highWatermarkBytes: this.opts.highWatermarkBytes }, 'Spool above its high watermark: refusing new batches with 503 until it drains.')
-    } else if (this.full && bytes < this.opts.lowWatermarkBytes) {
+    } else if (this.full && bytes <= this.opts.lowWatermarkBytes) {
       this.full = false
       this.opts.log.info({ spoolBytes: bytes, lowWatermarkBytes: this.opts.lowWatermarkBytes }, 'Spool below its low watermark: accepting batches again.')
     }
@@ -468,8 +470,9 @@ export class Spool {
     }
     this.consumers.set(consumer, cp)
     // A number a consumer has passed is never given to a new segment, even if the segment
-    // that had it is gone.
-    this.nextSeq = Math.max(this.nextSeq, cp.seq)
+    // that had it is gone; nor one it has partly delivered (index > 0): a new segment with that
+    // number would have its first `index` lines skipped.
+    this.nextSeq = Math.max(this.nextSeq, cp.index > 0 ? cp.seq + 1 : cp.seq)
     return cp
   }
 
@@ -496,25 +499,42 @@ export class Spool {
   }
 
   private collecting: Promise<void> | null = null
+  private collectAgain = false
 
-  /** Deletes segments every consumer is past; their re-send keys are recorded durably first. */
+  /**
+   * Deletes segments every consumer is past; their re-send keys are recorded durably first.
+   * A request that arrives during a clean-up makes it run once more when done (with the bounds
+   * of then), and waits for that: folded into the one under way, its newer checkpoint would be
+   * ignored and the segments it passed left on disk.
+   */
   private collect(): Promise<void> {
-    this.collecting ??= (async () => {
-      if (this.consumers.size === 0) return
-      for (const name of this.expected) if (!this.consumers.has(name)) return
-      let min = Infinity
-      for (const c of this.consumers.values()) min = Math.min(min, c.seq)
-      const done: Segment[] = []
-      for (let i = this.head; i < this.order.length && this.order[i]!.seg.seq < min; i++) done.push(this.order[i]!.seg)
-      if (done.length === 0) return
-      await this.resend.record(done)
-      for (const s of done) {
-        await this.fs.rm(s.path, { force: true })
-        this.unindexFirst()
-      }
-      this.updateWatermark()
+    if (this.collecting) {
+      this.collectAgain = true
+      return this.collecting
+    }
+    this.collecting = (async () => {
+      do {
+        this.collectAgain = false
+        await this.collectOnce()
+      } while (this.collectAgain)
     })().finally(() => { this.collecting = null })
     return this.collecting
+  }
+
+  private async collectOnce(): Promise<void> {
+    if (this.consumers.size === 0) return
+    for (const name of this.expected) if (!this.consumers.has(name)) return
+    let min = Infinity
+    for (const c of this.consumers.values()) min = Math.min(min, c.seq)
+    const done: Segment[] = []
+    for (let i = this.head; i < this.order.length && this.order[i]!.seg.seq < min; i++) done.push(this.order[i]!.seg)
+    if (done.length === 0) return
+    await this.resend.record(done)
+    for (const s of done) {
+      await this.fs.rm(s.path, { force: true })
+      this.unindexFirst()
+    }
+    this.updateWatermark()
   }
 }
 

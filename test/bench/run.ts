@@ -13,6 +13,9 @@
 //   BENCH_CPU_PROF=1 ...                        the service runs with --cpu-prof; profiles summarised
 //   node dist/test/bench/run.js --markdown      also print a Markdown table for README
 //   node dist/test/bench/run.js --markdown --from=.bench-results/bench-….json   re-print a saved run
+//   BENCH_RESEND_ENTRIES=5000000,50000000       start-up on a re-send index of that many batches
+//                                               (resend-startup.ts; default those two, none when quick)
+//   BENCH_RESEND_ONLY=1 ...                     only those start-ups, not the matrix
 //   BENCH_BEFORE=/path/to/old-checkout npm run bench  also measures that checkout's service (built, with
 //                                               its own node_modules), each scenario right before
 //                                               this one's, against the same baseline: a
@@ -29,6 +32,7 @@ import { measureBaseline, type Baseline } from './baseline.js'
 import { makeBody, MB, type Body, type LineShape } from './bodies.js'
 import { printSummary, summariseFiles } from './profile-summary.js'
 import { runShapingBench, shapingTable } from './shaping.js'
+import { measureStartup, type StartupResult } from './resend-startup.js'
 import { clkTck, cpuProfiles, cpuTicks, peakRssBytes, sendAll, startService, waitDelivered } from './service.js'
 
 const QUICK = process.env.BENCH_QUICK === '1'
@@ -63,6 +67,10 @@ const SENDERS = numbers('BENCH_SENDERS', QUICK ? [4] : [1, 4, 16])
 const DISCARD = (settings.sinks.pattern as string).includes('discard') ? 'discard' : 'null'
 const SINKS = list('BENCH_SINKS', ['file', DISCARD]).map((s) => (s === 'null' || s === 'discard' ? DISCARD : s))
 const BASELINE_REPEATS = 3
+const RESEND_ENTRIES = process.env.BENCH_RESEND_ENTRIES !== undefined
+  ? list('BENCH_RESEND_ENTRIES', []).map(Number)
+  : (QUICK ? [] : [5_000_000, 50_000_000])
+const RESEND_ONLY = process.env.BENCH_RESEND_ONLY === '1'
 const WARMUP_BATCHES = availableParallelism()
 // Each baseline run parses at least this much, so that a 5 MB body is timed over many passes.
 const BASELINE_MB = Number(process.env.BENCH_BASELINE_MB ?? (QUICK ? 20 : 100))
@@ -226,6 +234,8 @@ interface Report {
   /** Uncommitted changes in the tree the bench ran from: the commit alone does not describe it. */
   readonly dirty: boolean | null
   readonly units: string
+  /** Start-up on a full re-send index (resend-startup.ts), this build and BENCH_BEFORE's. */
+  readonly resendStartup?: readonly StartupResult[]
   /** The matrix and amounts this run used (defaults, BENCH_QUICK or the BENCH_* overrides). */
   readonly config: {
     readonly datasets: readonly string[]
@@ -287,6 +297,10 @@ function printReport(report: Report, file: string | null): void {
   console.log(`${report.machine.cpus} x ${report.machine.cpuModel}, Node ${report.node}, commit ${report.commit ?? 'unknown'}${report.dirty ? ' + uncommitted changes' : ''}, ` +
     `load average ${report.machine.loadAverage[0]} before, ${report.machine.loadAverage[1]} after`)
   console.log(report.units)
+  if (report.resendStartup) {
+    console.log('\nStart-up on a full re-send index (DEDUPE_WINDOW_SECONDS=86400)')
+    console.table(report.resendStartup.map((r) => ({ batches: r.entries, build: r.build, 'state MB': r.stateMB, 'start s': r.startSeconds ?? 'did not start', 'RSS MB': r.rssMB, 'peak RSS MB': r.peakRssMB, error: r.error ?? '' })))
+  }
   console.log('\nBaseline: one core, gunzip + split on \\n + JSON.parse per line, best of ' +
     `${BASELINE_REPEATS} runs of each implementation (wall time, or CPU time when it used more than one core)`)
   console.table(report.baselines.map((b) => ({
@@ -380,7 +394,7 @@ async function main(): Promise<void> {
     return bodies.get(key)!
   }
   const baselines: Baseline[] = []
-  for (const { dataset, shape } of DATASETS) {
+  for (const { dataset, shape } of RESEND_ONLY ? [] : DATASETS) {
     for (const size of SIZES_MB) {
       const body = bodyOf(dataset, shape, size)
       const b = await measureBaseline(body, BASELINE_REPEATS, BASELINE_MB * MB)
@@ -392,7 +406,7 @@ async function main(): Promise<void> {
 
   const scenarios: ScenarioResult[] = []
   const before: ScenarioResult[] = []
-  for (const { dataset, shape } of DATASETS) {
+  for (const { dataset, shape } of RESEND_ONLY ? [] : DATASETS) {
     // Warm-up batch: the size Cloudflare's own example uses, whatever sizes are measured.
     const warmup = bodyOf(dataset, shape, 5)
     for (const size of SIZES_MB) {
@@ -416,6 +430,16 @@ async function main(): Promise<void> {
     }
   }
 
+  const resendStartup: StartupResult[] = []
+  for (const entries of RESEND_ENTRIES) {
+    for (const main of BEFORE ? [BEFORE, undefined] : [undefined]) {
+      const r = await measureStartup(entries, main)
+      resendStartup.push(r)
+      console.log(`re-send index of ${entries} batches (${r.stateMB} MB on disk), ${r.build} build: ` +
+        (r.startSeconds === null ? `did not start: ${r.error}` : `healthy after ${r.startSeconds} s, RSS ${r.rssMB} MB (peak ${r.peakRssMB} MB)`))
+    }
+  }
+
   const report: Report = {
     date: new Date().toISOString(),
     quick: QUICK,
@@ -431,6 +455,7 @@ async function main(): Promise<void> {
     node: process.version,
     commit,
     dirty: status === null ? null : status.length > 0,
+    ...(resendStartup.length > 0 ? { resendStartup } : {}),
     units: 'MB = 10^6 bytes of uncompressed NDJSON; latency is per request, from sending its first byte to reading the whole answer',
     config: {
       datasets: DATASETS.map((d) => label(d.dataset, d.shape)),

@@ -41,6 +41,12 @@ test('the low watermark must be below the high one', () => {
   assert.throws(() => loadConfig({ SPOOL_HIGH_WATERMARK_BYTES: '1000', SPOOL_LOW_WATERMARK_BYTES: '1000' }), /SPOOL_LOW_WATERMARK_BYTES \(1000\) must be below/)
 })
 
+test('a low watermark of 0 stops the start', () => {
+  // The bug this pins: SPOOL_LOW_WATERMARK_BYTES=0 was taken, and a spool that once passed its
+  // high watermark refused every batch for ever, even empty (it is never below 0 bytes).
+  assert.throws(() => loadConfig({ SPOOL_LOW_WATERMARK_BYTES: '0' }), { code: 'LPR_ERR_CONFIG_INVALID', message: /SPOOL_LOW_WATERMARK_BYTES must be above 0/ })
+})
+
 test('the Splunk destination needs its token', () => {
   assert.throws(() => loadConfig({ SINKS: 'file,splunk' }), /SINKS names splunk: set SPLUNK_HEC_TOKEN/)
   assert.equal(loadConfig({ SINKS: 'splunk', SPLUNK_HEC_TOKEN: 'x' }).sinks, 'splunk')

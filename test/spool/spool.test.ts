@@ -1,15 +1,15 @@
 // Spool bookkeeping on real files. Each test pins a way lines answered 200 could be lost.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, readdir } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Spool } from '../../src/spool/index.js'
 import { createLogger } from '../../src/observability/index.js'
 import { FaultFs } from '../helpers/fault-fs.js'
 
-async function spoolAt(dir: string, dedupeSeconds = 3600): Promise<Spool> {
-  const s = new Spool({ dir, highWatermarkBytes: 1e12, lowWatermarkBytes: 1e11, minFreeBytes: 0, dedupeSeconds, log: createLogger('silent') })
+async function spoolAt(dir: string, dedupeSeconds = 3600, highWatermarkBytes = 1e12): Promise<Spool> {
+  const s = new Spool({ dir, highWatermarkBytes, lowWatermarkBytes: highWatermarkBytes / 10, minFreeBytes: 0, dedupeSeconds, log: createLogger('silent') })
   await s.init()
   return s
 }
@@ -109,4 +109,61 @@ test('draining a backlog does constant work per segment, however long the backlo
   }
   assert.equal(spool.bytes(), 0, 'everything delivered is deleted')
   assert.ok(counting.visited <= 4 * n, `${counting.visited} segment visits to drain ${n} segments twice`)
+})
+
+test('a checkpoint restored without its segments never makes a new batch lose its first lines', async () => {
+  // The bug this pins: a checkpoint {seq: 5, index: 3} restored onto an empty spool made the next
+  // new segment number 5, and the destination skipped its first 3 lines as "delivered".
+  const dir = await mkdtemp(join(tmpdir(), 'lpr-spool-'))
+  await mkdir(join(dir, 'checkpoints'), { recursive: true })
+  await writeFile(join(dir, 'checkpoints', 'file.json'), JSON.stringify({ seq: 5, index: 3 }))
+  const spool = await spoolAt(dir)
+  spool.expectConsumers(['file'])
+  const cp = await spool.loadCheckpoint('file')
+  const batch = await spool.open('http_requests', 'req')
+  for (let i = 0; i < 4; i++) batch.writeEvent(`{"n":${i}}`)
+  await batch.seal()
+  await batch.commit('restored')
+  const seg = spool.next(cp.seq)!
+  const from = seg.seq === cp.seq ? cp.index : 0
+  const lines: string[] = []
+  for await (const l of spool.lines(seg, from)) lines.push(l)
+  assert.equal(lines.length, 4, `segment ${seg.seq} delivered from line ${from}`)
+})
+
+test('a clean-up asked for while one runs deletes what the newer checkpoint passed', async () => {
+  // The bug this pins: collect() folded a second request into the clean-up already under way,
+  // which used the older bound, so segments every destination had passed stayed on disk (and
+  // counted against the high watermark) until some later checkpoint.
+  const fs = new FaultFs()
+  const spool = new Spool({ dir: '/spool', highWatermarkBytes: 1e12, lowWatermarkBytes: 1, minFreeBytes: 0, dedupeSeconds: 3600, log: createLogger('silent'), fs })
+  await spool.init()
+  for (let i = 0; i < 4; i++) await commit(spool, `{"c":${i}}`, `c${i}`)
+  spool.expectConsumers(['file'])
+  await spool.loadCheckpoint('file')
+  // The first clean-up's deletion waits until the second checkpoint is saved.
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  let held = false
+  fs.hook = async (call) => { if (call.op === 'rm' && !held) { held = true; await gate } }
+  const first = spool.saveCheckpoint('file', { seq: 2, index: 0 })
+  while (!held) await new Promise((r) => setImmediate(r))
+  const second = spool.saveCheckpoint('file', { seq: 5, index: 0 })
+  await new Promise((r) => setTimeout(r, 20))
+  release()
+  await Promise.all([first, second])
+  fs.hook = null
+  assert.equal(spool.bytes(), 0, 'every segment the destination passed is deleted')
+  assert.deepEqual(await fs.readdir('/spool/segments'), [])
+})
+
+test('a spool above its high watermark at start refuses from the first batch', async () => {
+  // The bug this pins: the watermark was only checked after a commit, so a service restarted
+  // with a spool above its high watermark said ok in /health and accepted the first batch.
+  const dir = await mkdtemp(join(tmpdir(), 'lpr-spool-'))
+  const first = await spoolAt(dir, 3600, 1e12)
+  for (let i = 0; i < 5; i++) await commit(first, `{"w":${i},"pad":"${'x'.repeat(200)}"}`, `w${i}`)
+  const bytes = first.bytes()
+  const again = await spoolAt(dir, 3600, bytes / 2)
+  assert.match(again.refusal() ?? 'accepting', /SPOOL_HIGH_WATERMARK_BYTES/)
 })
