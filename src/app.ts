@@ -426,7 +426,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       stats,
       version,
       authorize: (headers) => { if (metricsTokens) checkToken(metricsTokens, headers, '') },
-      spool: () => ({ bytes: spool.bytes(), accepting: spool.refusal() === null, highWatermarkBytes: config.spoolHighWatermarkBytes }),
+      spool: () => ({ bytes: spool.bytes(), accepting: spool.refusal() === null, highWatermarkBytes: config.spoolHighWatermarkBytes, damagedSegments: spool.damaged().length }),
       sinks: () => new Map(forwarders.map((f) => {
         const s = f.status() as { pendingLines: number, pendingBytes: number, oldestPendingAgeSeconds: number, stopped?: { code: string } | null }
         return [f.name, { pendingLines: s.pendingLines, pendingBytes: s.pendingBytes, oldestPendingAgeSeconds: s.oldestPendingAgeSeconds, failing: f.failing, stopped: s.stopped?.code ?? null }]
@@ -440,7 +440,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       stats,
       readiness,
       sinks: () => ({
-        spool: { bytes: spool.bytes(), highWatermarkBytes: config.spoolHighWatermarkBytes },
+        spool: { bytes: spool.bytes(), highWatermarkBytes: config.spoolHighWatermarkBytes, damaged: spool.damaged() },
         ...Object.fromEntries(forwarders.map((f) => [f.name, f.status()]))
       }),
       sources: () => Object.fromEntries(sources.map((s) => [s.name, s.status()])),

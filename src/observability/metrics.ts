@@ -60,7 +60,7 @@ export interface MetricsOptions {
   readonly version: string
   /** Throws a coded 401 when the scrape is not authorised (METRICS_TOKEN); app.ts supplies it. */
   readonly authorize: (headers: Record<string, string | string[] | undefined>) => void
-  readonly spool: () => { bytes: number, accepting: boolean, highWatermarkBytes: number }
+  readonly spool: () => { bytes: number, accepting: boolean, highWatermarkBytes: number, damagedSegments?: number }
   readonly sinks: () => ReadonlyMap<string, SinkGauges>
   /** Bucket sources by name (empty or absent without any). */
   readonly sources?: () => ReadonlyMap<string, SourceGauges>
@@ -144,6 +144,7 @@ export function createRegistry(opts: Omit<MetricsOptions, 'authorize'>): Registr
   gauge(registry, 'lpr_spool_bytes', 'Bytes of accepted batches not yet delivered everywhere.', [], () => [[{}, opts.spool().bytes]])
   gauge(registry, 'lpr_spool_high_watermark_bytes', 'SPOOL_HIGH_WATERMARK_BYTES: above it new batches are refused (for alerts on lpr_spool_bytes).', [], () => [[{}, opts.spool().highWatermarkBytes]])
   gauge(registry, 'lpr_spool_accepting', '1 while new batches are accepted, 0 while refused (watermark, disk).', [], () => [[{}, opts.spool().accepting ? 1 : 0]])
+  gauge(registry, 'lpr_spool_damaged_segments', 'Spool segments found damaged since the start (bytes kept in spool/damaged/, lines in the damage lost).', [], () => [[{}, opts.spool().damagedSegments ?? 0]])
   for (const [metric, help, key] of [
     ['lpr_sink_pending_lines', 'Lines spooled but not yet delivered to the destination.', 'pendingLines'],
     ['lpr_sink_pending_bytes', 'Spool bytes the destination still has to take.', 'pendingBytes'],

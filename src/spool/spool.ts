@@ -19,16 +19,19 @@
 // - The disk's free space is re-read after every group commit; ENOSPC refuses batches until the
 //   disk has room again. State files that exist but cannot be read stop the start.
 //
-// Layout under DATA_DIR/spool: staging/, segments/<seq>.<dataset>.<lines>.<digest>.seg,
+// - A damaged segment's bytes are never deleted: before it is cut to its whole records, or when
+//   it is found shorter or longer than committed, it is copied whole into damaged/.
+//
+// Layout under DATA_DIR/spool: staging/, segments/<seq>.<dataset>.<lines>.b<bytes>.<digest>.seg, damaged/,
 // checkpoints/<consumer>.json, resend/ (resend-index.ts). Segment format: format.ts.
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import type { Logger } from 'pino'
 import { SpoolDiskUnknown, SpoolStateUnreadable } from '../errors.js'
 import { StagedFile, ndjson } from './staged-file.js'
 import { blockHeader, encodeBlocks, frameRecord, readBlocks, readSegmentHeader, SEGMENT_VERSION, TornSegment, type SegmentHeader } from './format.js'
 import { linesOf, type DeliveryBatch, type LineBlock } from '../delivery.js'
 import type { DeadLetter } from './dead-letter.js'
-import { fsyncDir, realFs, type SpoolFs } from './fs.js'
+import { fsyncDir, realFs, type SpoolFileHandle, type SpoolFs } from './fs.js'
 import { ResendIndex } from './resend-index.js'
 
 export const DEFAULT_DEDUPE_MAX_ENTRIES = 6_000_000
@@ -56,13 +59,28 @@ export interface Segment {
   readonly committedAt: number
 }
 
+/** A segment found damaged: bytes [fromByte, toByte) could not be read; a copy is kept. */
+export interface DamagedSegment {
+  readonly segment: string
+  readonly fromByte: number
+  readonly toByte: number
+  readonly committedLines: number
+  readonly reason: string
+  /** Under DATA_DIR/spool. */
+  readonly keptAs: string
+  readonly at: string
+}
+
 export interface Checkpoint {
   readonly seq: number
   readonly index: number
   readonly state?: unknown
 }
 
-const SEGMENT_NAME = /^(\d{12})\.([a-z0-9_]+)\.(\d+)\.([A-Za-z0-9_-]+)\.seg$/
+// <seq>.<dataset>.<lines>.b<bytes>.<digest>.seg: the committed line count and length are in the
+// name, durable with the rename, so that a segment found shorter (or empty) is known as damage.
+// Names of earlier releases have no b<bytes>.
+const SEGMENT_NAME = /^(\d{12})\.([a-z0-9_]+)\.(\d+)\.(?:b(\d+)\.)?([A-Za-z0-9_-]+)\.seg$/
 // After a write failed with ENOSPC, batches are refused until this much more than
 // SPOOL_MIN_FREE_BYTES is free again: accepting at the first free byte would fail the next write.
 const DISK_FULL_RECOVERY_BYTES = 16 * 1024 * 1024
@@ -153,7 +171,13 @@ export class Spool {
       }
       const path = join(this.segmentsDir, f)
       const st = await fs.stat(path)
-      found.push({ seq: Number(m[1]), dataset: m[2]!, lines: Number(m[3]), digest: m[4]!, bytes: st.size, path, committedAt: st.mtimeMs })
+      const committed = m[4] !== undefined ? Number(m[4]) : null
+      if (committed !== null && st.size !== committed) {
+        // Cut or emptied while the service was stopped (or by the disk): its bytes are kept aside,
+        // what is still whole in it is delivered.
+        await this.noteDamage(path, Math.min(st.size, committed), committed, Number(m[3]), st.size < committed ? `${st.size} bytes of the ${committed} committed` : `${st.size} bytes, ${committed} committed`)
+      }
+      found.push({ seq: Number(m[1]), dataset: m[2]!, lines: Number(m[3]), digest: m[5]!, bytes: st.size, path, committedAt: st.mtimeMs })
     }
     found.sort((a, b) => a.seq - b.seq)
     // Two segments of one body within the dedupe window: a commit that failed (its sender got an
@@ -285,7 +309,7 @@ export class Spool {
       try {
         for (const c of group) {
           const seq = this.nextSeq++
-          const name = `${String(seq).padStart(12, '0')}.${c.batch.dataset}.${c.batch.lines}.${c.digest}.seg`
+          const name = `${String(seq).padStart(12, '0')}.${c.batch.dataset}.${c.batch.lines}.b${c.batch.bytes}.${c.digest}.seg`
           const path = join(this.segmentsDir, name)
           await this.fs.rename(c.batch.path, path)
           renamed.push({ c, seg: { seq, dataset: c.batch.dataset, lines: c.batch.lines, digest: c.digest, bytes: c.batch.bytes, path, committedAt: Date.now() } })
@@ -398,8 +422,9 @@ export class Spool {
   }
 
   /**
-   * The lines of a segment from line `from` on. A damaged record ends the segment there: what
-   * follows it is unreadable, so the file is cut to its whole records and the loss is logged.
+   * The lines of a segment from line `from` on. A damaged record ends the segment there: the
+   * file is copied whole into damaged/ (never a byte deleted that cannot be read), then cut to its
+   * whole records, so every destination reads the same lines; the damage is logged and reported.
    */
   async * lines(seg: Segment, from: number): AsyncGenerator<string> {
     for await (const payload of this.payloads(seg, from)) yield payload.toString('utf8')
@@ -435,8 +460,61 @@ export class Spool {
       yield * readBlocks(seg.path, from, this.fs)
     } catch (err) {
       if (!(err instanceof TornSegment)) throw err
-      this.opts.log.error({ segment: seg.path, goodRecords: err.goodRecords, expectedLines: seg.lines }, 'Damaged spool segment: truncated to its whole records.')
+      const size = (await this.fs.stat(seg.path)).size
+      await this.noteDamage(seg.path, err.goodBytes, size, seg.lines, err.message)
+      // Every destination reads the same whole records; the damaged bytes are in damaged/.
       await this.fs.truncate(seg.path, err.goodBytes)
+    }
+  }
+
+  // --- damage --------------------------------------------------------------
+
+  private readonly damage: DamagedSegment[] = []
+
+  /** Damaged segments found since the start (their bytes are in damaged/), for /health and metrics. */
+  damaged(): readonly DamagedSegment[] {
+    return this.damage
+  }
+
+  /**
+   * Keeps a damaged segment's bytes, all of them, in damaged/ (fsync'd) and reports it once: one
+   * log line with the segment and the byte range that cannot be read.
+   */
+  private async noteDamage(path: string, goodBytes: number, endByte: number, lines: number, why: string): Promise<void> {
+    const name = basename(path)
+    if (this.damage.some((d) => d.segment === name)) return
+    const dir = join(this.opts.dir, 'damaged')
+    await this.fs.mkdir(dir, { recursive: true })
+    // Kept once: a later start finds the segment already cut to its whole records and must not
+    // overwrite the full copy with that.
+    const dst = await this.fs.open(join(dir, name), 'wx', 0o600).catch((err: unknown) => { if (errorCode(err) === 'EEXIST') return null; throw err })
+    if (dst) {
+      try {
+        await this.copyInto(path, dst)
+        await dst.sync()
+      } finally {
+        await dst.close()
+      }
+      await fsyncDir(this.fs, dir)
+    }
+    const d: DamagedSegment = { segment: name, fromByte: goodBytes, toByte: endByte, committedLines: lines, reason: why, keptAs: join('damaged', name), at: new Date().toISOString() }
+    this.damage.push(d)
+    this.opts.log.error(d, `Damaged spool segment ${name}: bytes ${goodBytes}-${endByte} cannot be read; the whole records before them are delivered, the file is kept in spool/damaged/.`)
+  }
+
+  private async copyInto(path: string, dst: SpoolFileHandle): Promise<void> {
+    const size = (await this.fs.stat(path)).size
+    const src = await this.fs.open(path, 'r')
+    try {
+      const buf = Buffer.alloc(1024 * 1024)
+      for (let at = 0; at < size;) {
+        const { bytesRead } = await src.read(buf, 0, buf.length, at)
+        if (bytesRead === 0) break
+        for (let off = 0; off < bytesRead;) off += (await dst.write(buf, off, bytesRead - off)).bytesWritten
+        at += bytesRead
+      }
+    } finally {
+      await src.close()
     }
   }
 
