@@ -1,38 +1,40 @@
-// The durable spool: accept-then-forward.
+// The durable spool: accept-then-forward. This file holds the group commit, the consumers'
+// checkpoints and the clean-up; its parts, each with its own invariants at its top:
+// segment-index.ts (committed segments in order), resend-index.ts (re-send detection),
+// disk-guard.ts (free space), damage.ts (damaged segments), format.ts (segment format),
+// staged-file.ts (a request's staging file).
 //
-// Invariants
+// Invariants (what is durable when)
 // - A batch is answered 200 only after its segment is fsync'd and renamed into segments/ and
 //   that directory is fsync'd: from then on it survives kill -9 and power loss.
 // - Staging files (requests in flight) mean nothing after a restart and are deleted at start.
 // - Every consumer (sink) has a durable checkpoint {seq, index}: all segments before `seq`, and
-//   the first `index` lines of segment `seq`, are delivered. Replay starts there.
+//   the first `index` lines of segment `seq`, are delivered. Replay starts there. No new segment
+//   gets a number a checkpoint has passed or partly delivered.
 // - A segment is deleted only when every consumer's checkpoint is past it; its re-send key is
-//   recorded durably first (resend-index.ts), so a re-send of that batch is still recognised.
+//   recorded durably first, so a re-send of that batch is still recognised.
 // - Nothing between the 200 and a consumer's acknowledgement lives only in memory: the index of
-//   segments here is rebuilt from file names at start.
+//   segments is rebuilt from file names at start.
 // - A body's digest counts as "already stored" only once its segment is durable; a re-send that
 //   arrives while the original is being committed waits for that commit. A failed commit leaves
 //   no segment (and a copy a crash brings back is dropped at start), so a batch answered with an
 //   error is stored at most once, whether or not it is sent again.
-// - Every step of a drain (next segment, backlog, deletion) is O(log n) or O(1) amortised in the
-//   number of segments: a backlog of millions of segments must not cost CPU per step.
-// - The disk's free space is re-read after every group commit; ENOSPC refuses batches until the
-//   disk has room again. State files that exist but cannot be read stop the start.
+// - State files that exist but cannot be read stop the start; damaged bytes are never deleted.
 //
-// - A damaged segment's bytes are never deleted: before it is cut to its whole records, or when
-//   it is found shorter or longer than committed, it is copied whole into damaged/.
-//
-// Layout under DATA_DIR/spool: staging/, segments/<seq>.<dataset>.<lines>.b<bytes>.<digest>.seg, damaged/,
-// checkpoints/<consumer>.json, resend/ (resend-index.ts). Segment format: format.ts.
-import { basename, join } from 'node:path'
+// Layout under DATA_DIR/spool: staging/, segments/<seq>.<dataset>.<lines>.b<bytes>.<digest>.seg,
+// checkpoints/<consumer>.json, resend/, damaged/.
+import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { SpoolDiskUnknown, SpoolStateUnreadable } from '../errors.js'
 import { StagedFile, ndjson } from './staged-file.js'
 import { blockHeader, encodeBlocks, frameRecord, readBlocks, readSegmentHeader, SEGMENT_VERSION, TornSegment, type SegmentHeader } from './format.js'
 import { linesOf, type DeliveryBatch, type LineBlock } from '../delivery.js'
 import type { DeadLetter } from './dead-letter.js'
-import { fsyncDir, realFs, type SpoolFileHandle, type SpoolFs } from './fs.js'
+import { fsyncDir, realFs, type SpoolFs } from './fs.js'
 import { ResendIndex } from './resend-index.js'
+import { DiskGuard, errorCode } from './disk-guard.js'
+import { DamageKeeper, type DamagedSegment } from './damage.js'
+import { SegmentIndex } from './segment-index.js'
 
 export const DEFAULT_DEDUPE_MAX_ENTRIES = 6_000_000
 
@@ -59,17 +61,7 @@ export interface Segment {
   readonly committedAt: number
 }
 
-/** A segment found damaged: bytes [fromByte, toByte) could not be read; a copy is kept. */
-export interface DamagedSegment {
-  readonly segment: string
-  readonly fromByte: number
-  readonly toByte: number
-  readonly committedLines: number
-  readonly reason: string
-  /** Under DATA_DIR/spool. */
-  readonly keptAs: string
-  readonly at: string
-}
+export type { DamagedSegment } from './damage.js'
 
 export interface Checkpoint {
   readonly seq: number
@@ -81,15 +73,6 @@ export interface Checkpoint {
 // name, durable with the rename, so that a segment found shorter (or empty) is known as damage.
 // Names of earlier releases have no b<bytes>.
 const SEGMENT_NAME = /^(\d{12})\.([a-z0-9_]+)\.(\d+)\.(?:b(\d+)\.)?([A-Za-z0-9_-]+)\.seg$/
-// After a write failed with ENOSPC, batches are refused until this much more than
-// SPOOL_MIN_FREE_BYTES is free again: accepting at the first free byte would fail the next write.
-const DISK_FULL_RECOVERY_BYTES = 16 * 1024 * 1024
-
-function errorCode(err: unknown): string | undefined {
-  const code = (err as NodeJS.ErrnoException | null)?.code
-  return typeof code === 'string' ? code : undefined
-}
-
 /** Writes a small file so that a crash leaves either the old or the new content, never a mix. */
 export async function writeAtomic(path: string, content: string, fs: SpoolFs = realFs): Promise<void> {
   const tmp = `${path}.tmp`
@@ -113,27 +96,13 @@ interface PendingCommit {
 
 export type CommitOutcome = { duplicate: false, seq: number } | { duplicate: true }
 
-/** A segment in the ordered index, with the lines and bytes of every segment indexed before it. */
-interface Indexed {
-  readonly seg: Segment
-  readonly linesBefore: number
-  readonly bytesBefore: number
-}
-
 export class Spool {
   readonly segmentsDir: string
   readonly stagingDir: string
   readonly checkpointsDir: string
   readonly fs: SpoolFs
-  private readonly segments = new Map<number, Segment>()
-  // Segments in sequence order: order[head..] are on disk. With the running sums in each entry,
-  // finding a consumer's next segment or its backlog is a binary search, and deleting delivered
-  // segments takes them off the front: no step of a drain walks the whole backlog.
-  private order: Indexed[] = []
-  private head = 0
-  private linesIndexed = 0
-  private bytesIndexed = 0
-  private liveBytes = 0
+  // Committed segments in sequence order (segment-index.ts).
+  private readonly segs = new SegmentIndex()
   // Keys of durable batches only: a re-send is called a duplicate only when its original can no
   // longer be lost (resend-index.ts).
   private readonly resend: ResendIndex
@@ -145,9 +114,8 @@ export class Spool {
   private flushing: Promise<void> | null = null
   private waiters: Array<() => void> = []
   private full = false
-  private freeBytes = Infinity
-  private diskFull = false
-  private statfsFailing = false
+  private readonly disk: DiskGuard
+  private readonly damage: DamageKeeper
   private readonly consumers = new Map<string, Checkpoint>()
 
   constructor (readonly opts: SpoolOptions) {
@@ -155,6 +123,8 @@ export class Spool {
     this.segmentsDir = join(opts.dir, 'segments')
     this.stagingDir = join(opts.dir, 'staging')
     this.checkpointsDir = join(opts.dir, 'checkpoints')
+    this.damage = new DamageKeeper(join(opts.dir, 'damaged'), this.fs, opts.log)
+    this.disk = new DiskGuard(opts.dir, opts.minFreeBytes, this.fs, opts.log)
     this.resend = new ResendIndex({ dir: opts.dir, windowSeconds: opts.dedupeSeconds, maxEntries: opts.dedupeMaxEntries ?? DEFAULT_DEDUPE_MAX_ENTRIES, fs: this.fs, log: opts.log })
   }
 
@@ -175,7 +145,7 @@ export class Spool {
       if (committed !== null && st.size !== committed) {
         // Cut or emptied while the service was stopped (or by the disk): its bytes are kept aside,
         // what is still whole in it is delivered.
-        await this.noteDamage(path, Math.min(st.size, committed), committed, Number(m[3]), st.size < committed ? `${st.size} bytes of the ${committed} committed` : `${st.size} bytes, ${committed} committed`)
+        await this.damage.note(path, Math.min(st.size, committed), committed, Number(m[3]), st.size < committed ? `${st.size} bytes of the ${committed} committed` : `${st.size} bytes, ${committed} committed`)
       }
       found.push({ seq: Number(m[1]), dataset: m[2]!, lines: Number(m[3]), digest: m[5]!, bytes: st.size, path, committedAt: st.mtimeMs })
     }
@@ -195,7 +165,7 @@ export class Spool {
         await fs.rm(seg.path, { force: true })
         continue
       }
-      this.index(seg)
+      this.segs.add(seg)
       this.resend.add(seg.dataset, seg.digest, seg.committedAt)
       this.nextSeq = Math.max(this.nextSeq, seg.seq + 1)
     }
@@ -206,50 +176,13 @@ export class Spool {
     // The highest number given out survives in the re-send records even when every segment is gone.
     this.nextSeq = Math.max(this.nextSeq, this.resend.maxSeq + 1)
     try {
-      await this.readFreeSpace()
+      await this.disk.readFreeSpace()
     } catch (err) {
       if (this.opts.minFreeBytes > 0) throw new SpoolDiskUnknown(this.opts.dir, errorCode(err) ?? (err as Error).message)
     }
     // A spool that starts above its high watermark refuses from the first batch on.
     this.updateWatermark()
     if (this.opts.minFreeBytes === 0) log.warn('SPOOL_MIN_FREE_BYTES=0: no disk reserve; a full disk shows only when a write fails, and batches are then refused until space is free.')
-  }
-
-  // --- the ordered index ---------------------------------------------------
-
-  private index(seg: Segment): void {
-    const lastSeq = this.order.length > this.head ? this.order[this.order.length - 1]!.seg.seq : -1
-    if (seg.seq <= lastSeq) throw new Error(`spool segment ${seg.seq} committed after ${lastSeq}`)
-    this.order.push({ seg, linesBefore: this.linesIndexed, bytesBefore: this.bytesIndexed })
-    this.linesIndexed += seg.lines
-    this.bytesIndexed += seg.bytes
-    this.liveBytes += seg.bytes
-    this.segments.set(seg.seq, seg)
-  }
-
-  /** Position in `order` of the first segment at or after `seq` (order.length if none). */
-  private lowerBound(seq: number): number {
-    let lo = this.head
-    let hi = this.order.length
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1
-      if (this.order[mid]!.seg.seq < seq) lo = mid + 1
-      else hi = mid
-    }
-    return lo
-  }
-
-  /** Takes the first segment off the index (it is deleted). */
-  private unindexFirst(): void {
-    const { seg } = this.order[this.head]!
-    this.head++
-    this.liveBytes -= seg.bytes
-    this.segments.delete(seg.seq)
-    // Drop the deleted front now and then: amortised O(1) per segment.
-    if (this.head > 1024 && this.head * 2 > this.order.length) {
-      this.order = this.order.slice(this.head)
-      this.head = 0
-    }
   }
 
   // --- writing -------------------------------------------------------------
@@ -332,7 +265,7 @@ export class Spool {
       let bytes = 0
       for (const { c, seg } of renamed) {
         this.resend.add(seg.dataset, c.digest, seg.committedAt)
-        this.index(seg)
+        this.segs.add(seg)
         bytes += seg.bytes
       }
       await this.refreshDisk(bytes)
@@ -346,48 +279,20 @@ export class Spool {
 
   /** Why new batches are refused now, or null. High/low watermarks give hysteresis. */
   refusal(): string | null {
-    if (this.diskFull) return `the disk is full (a write failed with ENOSPC); accepting again once ${this.opts.minFreeBytes + DISK_FULL_RECOVERY_BYTES} bytes are free`
-    if (this.freeBytes < this.opts.minFreeBytes) return `the disk is nearly full (${this.freeBytes} bytes free, SPOOL_MIN_FREE_BYTES=${this.opts.minFreeBytes})`
+    const disk = this.disk.refusal()
+    if (disk) return disk
     if (this.full) return `the spool holds more than SPOOL_HIGH_WATERMARK_BYTES=${this.opts.highWatermarkBytes} bytes not yet delivered; it accepts again below ${this.opts.lowWatermarkBytes}`
     return null
   }
 
-  private async readFreeSpace(): Promise<void> {
-    const s = await this.fs.statfs(this.opts.dir)
-    this.freeBytes = s.bavail * s.bsize
-  }
-
-  /**
-   * Reads the disk's free space again; `writtenBytes` were committed since the last reading.
-   * Called on a timer and after every group commit, so that a burst of batches cannot eat the
-   * reserve between two timer ticks.
-   */
-  async refreshDisk(writtenBytes = 0): Promise<void> {
-    try {
-      await this.readFreeSpace()
-      if (this.statfsFailing) this.opts.log.info('The free space of the data directory can be read again.')
-      this.statfsFailing = false
-    } catch (err) {
-      // Unknown free space: keep the last figure less what was written since, so that the guard
-      // still refuses once the reserve would be used up (never "unknown, so unlimited").
-      this.freeBytes -= writtenBytes
-      if (!this.statfsFailing) this.opts.log.error({ err: { message: (err as Error).message, code: errorCode(err) }, estimatedFreeBytes: this.freeBytes }, 'Cannot read the free space of the data directory; estimating it from the bytes written.')
-      this.statfsFailing = true
-    }
-    if (this.diskFull && this.freeBytes >= this.opts.minFreeBytes + DISK_FULL_RECOVERY_BYTES) {
-      this.diskFull = false
-      this.opts.log.info({ freeBytes: this.freeBytes }, 'Disk space free again: accepting batches.')
-    }
+  /** Reads the disk's free space again (disk-guard.ts); called on a timer and after every group commit. */
+  refreshDisk(writtenBytes = 0): Promise<void> {
+    return this.disk.refresh(writtenBytes)
   }
 
   /** A write of the spool failed: a full disk refuses batches (and fails /health) until space is free. */
   noteWriteError(err: unknown): void {
-    const code = errorCode(err)
-    if ((code === 'ENOSPC' || code === 'EDQUOT') && !this.diskFull) {
-      this.diskFull = true
-      this.freeBytes = Math.min(this.freeBytes, 0)
-      this.opts.log.error({ code }, 'The disk is full: refusing batches with 503 until space is free.')
-    }
+    this.disk.noteWriteError(err)
   }
 
   private updateWatermark(): void {
@@ -402,14 +307,14 @@ export class Spool {
   }
 
   bytes(): number {
-    return this.liveBytes
+    return this.segs.bytes()
   }
 
   // --- reading -------------------------------------------------------------
 
   /** The first committed segment at or after `seq`, or null. */
   next(seq: number): Segment | null {
-    return this.segments.get(seq) ?? this.order[this.lowerBound(seq)]?.seg ?? null
+    return this.segs.next(seq)
   }
 
   /** Resolves when a new segment is committed (or the signal aborts). */
@@ -461,61 +366,15 @@ export class Spool {
     } catch (err) {
       if (!(err instanceof TornSegment)) throw err
       const size = (await this.fs.stat(seg.path)).size
-      await this.noteDamage(seg.path, err.goodBytes, size, seg.lines, err.message)
+      await this.damage.note(seg.path, err.goodBytes, size, seg.lines, err.message)
       // Every destination reads the same whole records; the damaged bytes are in damaged/.
       await this.fs.truncate(seg.path, err.goodBytes)
     }
   }
 
-  // --- damage --------------------------------------------------------------
-
-  private readonly damage: DamagedSegment[] = []
-
   /** Damaged segments found since the start (their bytes are in damaged/), for /health and metrics. */
   damaged(): readonly DamagedSegment[] {
-    return this.damage
-  }
-
-  /**
-   * Keeps a damaged segment's bytes, all of them, in damaged/ (fsync'd) and reports it once: one
-   * log line with the segment and the byte range that cannot be read.
-   */
-  private async noteDamage(path: string, goodBytes: number, endByte: number, lines: number, why: string): Promise<void> {
-    const name = basename(path)
-    if (this.damage.some((d) => d.segment === name)) return
-    const dir = join(this.opts.dir, 'damaged')
-    await this.fs.mkdir(dir, { recursive: true })
-    // Kept once: a later start finds the segment already cut to its whole records and must not
-    // overwrite the full copy with that.
-    const dst = await this.fs.open(join(dir, name), 'wx', 0o600).catch((err: unknown) => { if (errorCode(err) === 'EEXIST') return null; throw err })
-    if (dst) {
-      try {
-        await this.copyInto(path, dst)
-        await dst.sync()
-      } finally {
-        await dst.close()
-      }
-      await fsyncDir(this.fs, dir)
-    }
-    const d: DamagedSegment = { segment: name, fromByte: goodBytes, toByte: endByte, committedLines: lines, reason: why, keptAs: join('damaged', name), at: new Date().toISOString() }
-    this.damage.push(d)
-    this.opts.log.error(d, `Damaged spool segment ${name}: bytes ${goodBytes}-${endByte} cannot be read; the whole records before them are delivered, the file is kept in spool/damaged/.`)
-  }
-
-  private async copyInto(path: string, dst: SpoolFileHandle): Promise<void> {
-    const size = (await this.fs.stat(path)).size
-    const src = await this.fs.open(path, 'r')
-    try {
-      const buf = Buffer.alloc(1024 * 1024)
-      for (let at = 0; at < size;) {
-        const { bytesRead } = await src.read(buf, 0, buf.length, at)
-        if (bytesRead === 0) break
-        for (let off = 0; off < bytesRead;) off += (await dst.write(buf, off, bytesRead - off)).bytesWritten
-        at += bytesRead
-      }
-    } finally {
-      await src.close()
-    }
+    return this.damage.list()
   }
 
   // --- consumers -----------------------------------------------------------
@@ -563,17 +422,7 @@ export class Spool {
 
   /** What a consumer still has to deliver. */
   backlog(consumer: string): { lines: number, bytes: number, segments: number, oldestAt: number | null } {
-    const cp = this.consumers.get(consumer) ?? { seq: 0, index: 0 }
-    const at = this.lowerBound(cp.seq)
-    const first = this.order[at]
-    if (!first) return { lines: 0, bytes: 0, segments: 0, oldestAt: null }
-    const done = first.seg.seq === cp.seq ? Math.min(cp.index, first.seg.lines) : 0
-    return {
-      lines: this.linesIndexed - first.linesBefore - done,
-      bytes: this.bytesIndexed - first.bytesBefore,
-      segments: this.order.length - at,
-      oldestAt: first.seg.committedAt
-    }
+    return this.segs.backlog(this.consumers.get(consumer) ?? { seq: 0, index: 0 })
   }
 
   private collecting: Promise<void> | null = null
@@ -604,13 +453,12 @@ export class Spool {
     for (const name of this.expected) if (!this.consumers.has(name)) return
     let min = Infinity
     for (const c of this.consumers.values()) min = Math.min(min, c.seq)
-    const done: Segment[] = []
-    for (let i = this.head; i < this.order.length && this.order[i]!.seg.seq < min; i++) done.push(this.order[i]!.seg)
+    const done = this.segs.before(min)
     if (done.length === 0) return
     await this.resend.record(done)
     for (const s of done) {
       await this.fs.rm(s.path, { force: true })
-      this.unindexFirst()
+      this.segs.removeFirst()
     }
     this.updateWatermark()
   }

@@ -87,7 +87,7 @@ test('draining a backlog does constant work per segment, however long the backlo
   const fs = new FaultFs()
   const spool = new Spool({ dir: '/spool', highWatermarkBytes: 1e12, lowWatermarkBytes: 0, minFreeBytes: 0, dedupeSeconds: 3600, log: createLogger('silent'), fs })
   const counting = new CountingMap<number, unknown>()
-  Object.defineProperty(spool, 'segments', { value: counting })
+  Object.defineProperty((spool as unknown as { segs: object }).segs, 'segments', { value: counting })
   await spool.init()
   const n = 3000
   for (let i = 0; i < n; i++) await commit(spool, `{"n":${i}}`, `d${i}`)

@@ -1,0 +1,70 @@
+// Damaged segments: found by a checksum, or by a length other than the committed one.
+//
+// Invariants
+// - The bytes of a damaged segment are never deleted: before the spool cuts it to its whole
+//   records, it is copied whole into damaged/ and fsync'd; a copy once made is never overwritten
+//   (a later start sees the cut file, not the damage).
+// - Each damaged segment is reported once per start: one log line with its name and the byte
+//   range that cannot be read, and an entry in list() (/health, lpr_spool_damaged_segments).
+import { basename, join } from 'node:path'
+import type { Logger } from 'pino'
+import { fsyncDir, type SpoolFileHandle, type SpoolFs } from './fs.js'
+import { errorCode } from './disk-guard.js'
+
+/** A segment found damaged: bytes [fromByte, toByte) could not be read; a copy is kept. */
+export interface DamagedSegment {
+  readonly segment: string
+  readonly fromByte: number
+  readonly toByte: number
+  readonly committedLines: number
+  readonly reason: string
+  /** Under DATA_DIR/spool. */
+  readonly keptAs: string
+  readonly at: string
+}
+
+export class DamageKeeper {
+  private readonly found: DamagedSegment[] = []
+
+  constructor (private readonly dir: string, private readonly fs: SpoolFs, private readonly log: Logger) {}
+
+  list(): readonly DamagedSegment[] {
+    return this.found
+  }
+
+  /** Keeps a damaged segment's bytes, all of them, in damaged/ and reports it. */
+  async note(path: string, goodBytes: number, endByte: number, lines: number, why: string): Promise<void> {
+    const name = basename(path)
+    if (this.found.some((d) => d.segment === name)) return
+    await this.fs.mkdir(this.dir, { recursive: true })
+    const dst = await this.fs.open(join(this.dir, name), 'wx', 0o600).catch((err: unknown) => { if (errorCode(err) === 'EEXIST') return null; throw err })
+    if (dst) {
+      try {
+        await this.copyInto(path, dst)
+        await dst.sync()
+      } finally {
+        await dst.close()
+      }
+      await fsyncDir(this.fs, this.dir)
+    }
+    const d: DamagedSegment = { segment: name, fromByte: goodBytes, toByte: endByte, committedLines: lines, reason: why, keptAs: join('damaged', name), at: new Date().toISOString() }
+    this.found.push(d)
+    this.log.error(d, `Damaged spool segment ${name}: bytes ${goodBytes}-${endByte} cannot be read; the whole records before them are delivered, the file is kept in spool/damaged/.`)
+  }
+
+  private async copyInto(path: string, dst: SpoolFileHandle): Promise<void> {
+    const size = (await this.fs.stat(path)).size
+    const src = await this.fs.open(path, 'r')
+    try {
+      const buf = Buffer.alloc(1024 * 1024)
+      for (let at = 0; at < size;) {
+        const { bytesRead } = await src.read(buf, 0, buf.length, at)
+        if (bytesRead === 0) break
+        for (let off = 0; off < bytesRead;) off += (await dst.write(buf, off, bytesRead - off)).bytesWritten
+        at += bytesRead
+      }
+    } finally {
+      await src.close()
+    }
+  }
+}
