@@ -111,7 +111,9 @@ export class Forwarder {
         continue
       }
       if (this.opts.accepts && !this.opts.accepts(seg.dataset)) {
-        if (!await this.persist(() => this.save({ seq: seg.seq + 1, index: 0, state: this.checkpoint.state }))) break
+        // Not this destination's dataset: passed without a checkpoint write (Spool.skipTo).
+        this.checkpoint = { seq: seg.seq + 1, index: 0, state: this.checkpoint.state }
+        await spool.skipTo(this.name, this.checkpoint)
         continue
       }
       const from = seg.seq === this.checkpoint.seq ? this.checkpoint.index : 0

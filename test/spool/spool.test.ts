@@ -4,9 +4,10 @@ import assert from 'node:assert/strict'
 import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Spool } from '../../src/spool/index.js'
+import { Forwarder, Spool } from '../../src/spool/index.js'
 import { createLogger } from '../../src/observability/index.js'
 import { FaultFs } from '../helpers/fault-fs.js'
+import { MemoryDestination } from '../helpers/spool-harness.js'
 
 async function spoolAt(dir: string, dedupeSeconds = 3600, highWatermarkBytes = 1e12): Promise<Spool> {
   const s = new Spool({ dir, highWatermarkBytes, lowWatermarkBytes: highWatermarkBytes / 10, minFreeBytes: 0, dedupeSeconds, log: createLogger('silent') })
@@ -166,4 +167,33 @@ test('a spool above its high watermark at start refuses from the first batch', a
   const bytes = first.bytes()
   const again = await spoolAt(dir, 3600, bytes / 2)
   assert.match(again.refusal() ?? 'accepting', /SPOOL_HIGH_WATERMARK_BYTES/)
+})
+
+test('a destination that does not take a dataset writes no checkpoint for the segments it skips, and they are still deleted', async () => {
+  // The bug this pins: a destination routed away from a dataset wrote a checkpoint (two fsyncs)
+  // for every segment of it that it skipped, as many as the batches themselves cost.
+  const fs = new FaultFs()
+  const log = createLogger('silent')
+  const spool = new Spool({ dir: '/spool', highWatermarkBytes: 1e12, lowWatermarkBytes: 1, minFreeBytes: 0, dedupeSeconds: 3600, log, fs })
+  await spool.init()
+  const taker = new MemoryDestination()
+  const skipper = Object.assign(new MemoryDestination(), { name: 'skipper' })
+  const forwarders = [
+    new Forwarder({ spool, sink: taker, log, deadLetter: async () => {}, retryMaxMs: 1 }),
+    new Forwarder({ spool, sink: skipper, log, deadLetter: async () => {}, retryMaxMs: 1, accepts: () => false })
+  ]
+  spool.expectConsumers(forwarders.map((f) => f.name))
+  for (const f of forwarders) await f.prepare()
+  const skipperWrites: string[] = []
+  fs.hook = (call) => { if (call.path.includes('checkpoints/skipper') && (call.op === 'sync' || call.op === 'rename')) skipperWrites.push(call.op) }
+  for (const f of forwarders) f.start()
+  for (let i = 0; i < 10; i++) await commit(spool, `{"s":${i}}`, `s${i}`)
+  const end = Date.now() + 10_000
+  while ((spool.backlog('memory').segments > 0 || spool.bytes() > 0) && Date.now() < end) await new Promise((r) => setTimeout(r, 5))
+  for (const f of forwarders) await f.stop(1000)
+  fs.hook = null
+  assert.equal(taker.delivered.length, 10)
+  assert.equal(skipper.delivered.length, 0)
+  assert.deepEqual(skipperWrites, [], 'no checkpoint written for skipped segments')
+  assert.equal(spool.bytes(), 0, 'segments the skipper passed and the taker delivered are deleted')
 })
