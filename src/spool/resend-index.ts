@@ -221,8 +221,8 @@ export class ResendIndex {
 
   /**
    * Reads the index at start: the old digests.log is converted first, then bucket files newest
-   * first until maxEntries keys are in; expired files are deleted. Returns the highest sequence
-   * number recorded.
+   * first until maxEntries keys are in; expired files are deleted. maxSeq is then the highest
+   * sequence number recorded.
    */
   async load(): Promise<void> {
     const { fs } = this.opts
