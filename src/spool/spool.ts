@@ -94,6 +94,7 @@ interface PendingCommit {
   reject(err: unknown): void
 }
 
+/** seq 0: stored without a segment (a batch without lines). */
 export type CommitOutcome = { duplicate: false, seq: number } | { duplicate: true }
 
 export class Spool {
@@ -222,16 +223,33 @@ export class Spool {
         return { duplicate: true }
       }
     }
-    const outcome = new Promise<CommitOutcome>((resolve, reject) => {
-      this.queue.push({ batch, digest, resolve, reject })
-      this.flushing ??= this.flush().finally(() => { this.flushing = null })
-    })
+    const outcome = batch.lines === 0
+      ? this.commitEmpty(batch, digest)
+      : new Promise<CommitOutcome>((resolve, reject) => {
+        this.queue.push({ batch, digest, resolve, reject })
+        this.flushing ??= this.flush().finally(() => { this.flushing = null })
+      })
     if (dedupe) {
       this.committing.set(key, outcome)
       const forget = (): void => { if (this.committing.get(key) === outcome) this.committing.delete(key) }
       outcome.then(forget, forget)
     }
     return await outcome
+  }
+
+  /**
+   * A batch without lines (an object or window with none, a batch whose every line was refused):
+   * nothing to deliver, so no segment; only its re-send key, durably, so that it is still
+   * recognised when sent or read again.
+   */
+  private async commitEmpty(batch: SpoolBatch, digest: string): Promise<CommitOutcome> {
+    if (this.opts.dedupeSeconds > 0) {
+      const committedAt = Date.now()
+      await this.resend.record([{ dataset: batch.dataset, digest, committedAt, seq: 0 }]).catch((err: unknown) => { this.noteWriteError(err); throw err })
+      this.resend.add(batch.dataset, digest, committedAt)
+    }
+    await batch.discard()
+    return { duplicate: false, seq: 0 }
   }
 
   private async flush(): Promise<void> {

@@ -197,3 +197,26 @@ test('a destination that does not take a dataset writes no checkpoint for the se
   assert.deepEqual(skipperWrites, [], 'no checkpoint written for skipped segments')
   assert.equal(spool.bytes(), 0, 'segments the skipper passed and the taker delivered are deleted')
 })
+
+test('a batch without lines makes no segment, and is still recognised when sent again after a restart', async () => {
+  // The bug this pins: an object or window with no lines (or a batch whose every line was
+  // refused) still made an empty segment, with its fsyncs, its checkpoint writes per destination
+  // and its place in the backlog.
+  const fs = new FaultFs()
+  const log = createLogger('silent')
+  const open = async (f: FaultFs): Promise<Spool> => {
+    const s = new Spool({ dir: '/spool', highWatermarkBytes: 1e12, lowWatermarkBytes: 1, minFreeBytes: 0, dedupeSeconds: 3600, log, fs: f })
+    await s.init()
+    return s
+  }
+  const spool = await open(fs)
+  const batch = await spool.open('http_requests', 'req')
+  await batch.seal()
+  assert.deepEqual(await batch.commit('nothing'), { duplicate: false, seq: 0 })
+  assert.deepEqual(await fs.readdir('/spool/segments'), [])
+  assert.deepEqual(await fs.readdir('/spool/staging'), [], 'its staging file is gone')
+  assert.equal(spool.isDuplicate('http_requests', 'nothing'), true)
+  const again = await open(fs.crash())
+  assert.equal(again.isDuplicate('http_requests', 'nothing'), true, 'recorded durably')
+  assert.equal(await commit(again, '{"after":1}'), 1, 'numbering is not disturbed')
+})
