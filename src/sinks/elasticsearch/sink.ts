@@ -240,6 +240,7 @@ export class ElasticsearchSink implements Sink {
    */
   private async sendChunk(index: string, dataset: string, c: Chunk, report: Counts, deadline: number, signal?: AbortSignal): Promise<void> {
     const found: Found = { oversized: [], unparsable: [] }
+    const acceptedBefore = this.accepted
     await this.sendWithRetries(index, dataset, c.items, c, found, report, deadline, signal)
     const { oversized, unparsable } = found
     // Decided once the rest of the bulk is in: its other halves say whether the node takes bodies this large.
@@ -258,9 +259,11 @@ export class ElasticsearchSink implements Sink {
     if (unparsable.length === 0) return
     // Each of these documents, alone in a request, made Elasticsearch refuse it (400) for what it
     // held. It is the document's fault only if Elasticsearch takes our requests otherwise: it
-    // took one since start (a half of this very bulk, often), or it takes one that holds no
-    // document at all. If it does not, no document is to blame: stop, dead-letter nothing.
-    if (this.largestAccepted === 0) {
+    // took one while this bulk was halved (a half of this very bulk, often), or it takes one
+    // that holds no document at all. One taken earlier proves nothing about now (a node or proxy
+    // may have begun refusing every request). If it does not, no document is to blame: stop,
+    // dead-letter nothing.
+    if (this.accepted === acceptedBefore) {
       const probe = await this.probe(signal)
       if (probe !== null) {
         throw this.stop(SinkStopCode.elasticsearchCluster, `Elasticsearch refused a _bulk request holding no document (${probe}), as it refused ${unparsable.length} document(s) one by one (${unparsable[0]!.reason}): the requests, not the documents, are refused; check the URL, any proxy in front of Elasticsearch and the cluster`)
@@ -284,6 +287,7 @@ export class ElasticsearchSink implements Sink {
   private async probe(signal?: AbortSignal): Promise<string | null> {
     try {
       await this.bulk(PROBE_BODY, signal)
+      this.accepted++
       this.largestAccepted = Math.max(this.largestAccepted, PROBE_BODY.length)
       return null
     } catch (err) {
@@ -321,6 +325,7 @@ export class ElasticsearchSink implements Sink {
         await this.pause(attempt, deadline, signal, err)
         continue
       }
+      this.accepted++
       this.largestAccepted = Math.max(this.largestAccepted, Buffer.byteLength(body))
       const again: Item[] = []
       let stopped: DeliveryStopped | null = null
@@ -351,6 +356,8 @@ export class ElasticsearchSink implements Sink {
 
   /** The largest _bulk body Elasticsearch took since start, bytes (see oneTooLarge). */
   private largestAccepted = 0
+  /** _bulk requests Elasticsearch took since start: whether it took one while a bulk was halved. */
+  private accepted = 0
   private stopped: StoppedState | null = null
 
   /** Records why delivery stopped (for /health) and returns the error to throw. */
