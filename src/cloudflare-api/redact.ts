@@ -14,12 +14,15 @@ const SCHEMES = 'basic|bearer|splunk|token|apikey|digest|dsn'
 
 // A value: quoted (any bytes up to its quote; an error message may quote what it printed), or
 // bare up to '&', whitespace, a quote or a backslash, with a scheme in front that may be
-// followed by a decoded space ("Bearer SECRET", as an error message quotes it).
-const SECRET_PARAM = new RegExp(`((?:${SECRET_NAMES})=)("[^"]*"?|'[^']*'?|(?:(?:${SCHEMES})(?:%20|\\+| ))?[^&\\s"'\\\\]*)`, 'gi')
-const SCHEME_PREFIX = new RegExp(`^(?:${SCHEMES})(?:%20|\\+| )`, 'i')
+// followed by decoded spaces ("Bearer SECRET", as an error message quotes it; any number of
+// them, or a tab: what follows is the secret all the same).
+const SECRET_PARAM = new RegExp(`((?:${SECRET_NAMES})=)("[^"]*"?|'[^']*'?|(?:(?:${SCHEMES})(?:%20|\\+|[ \\t])+)?[^&\\s"'\\\\]*)`, 'gi')
+const SCHEME_PREFIX = new RegExp(`^(?:${SCHEMES})(?:%20|\\+|[ \\t])+`, 'i')
 
-// The userinfo of a URL (https://user:password@host): the password, or a lone token, goes.
-const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/?#@"'\\]*)@/gi
+// The userinfo of a URL (https://user:password@host): the password, or a lone token, goes. It
+// ends at the authority's last '@', as the URL parser (and so the client using the URL) reads
+// it: a password holding an unencoded '@' goes whole.
+const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/?#"'\\]*)@/gi
 
 // A Sumo Logic HTTP source address carries its secret in the path (sumo:// or https://); the
 // code is base64, so a colon after it is the message's.

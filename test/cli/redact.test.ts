@@ -116,3 +116,23 @@ test('the start-up configuration line: credentials inside ELASTICSEARCH_URL and 
   assert.equal(d.ELASTICSEARCH_PASSWORD, '(set)')
   assert.equal(d.SPLUNK_HEC_TOKEN, '(set)')
 })
+
+test('a password holding an unencoded @, and more than one space or a tab after an Authorization scheme, leave no part of the secret', () => {
+  // The bug: the userinfo was cut at its first '@', so https://elastic:p@ss@host (which the URL
+  // parser, and so the Elasticsearch client, takes as password "p@ss") was logged as
+  // elastic:REDACTED@ss@host; and "Bearer  SECRET" or "Bearer<TAB>SECRET" kept the secret after
+  // the masked scheme.
+  const cases: ReadonlyArray<readonly [string, string]> = [
+    [`https://elastic:a@${S}@es.example.com:9200`, 'https://elastic:REDACTED@es.example.com:9200'],
+    [`https://elastic:a@b@${S}@es.example.com:9200/x/a@b?q=c@d`, 'https://elastic:REDACTED@es.example.com:9200/x/a@b?q=c@d'],
+    [`error uploading to https://h/x?header_Authorization=Bearer  ${S}: 401`, 'error uploading to https://h/x?header_Authorization=Bearer  REDACTED: 401'],
+    [`header_Authorization=Bearer\t${S}&x=1`, 'header_Authorization=Bearer\tREDACTED&x=1'],
+    [`header_Authorization=Splunk%20%20${S}&x=1`, 'header_Authorization=Splunk%20%20REDACTED&x=1']
+  ]
+  for (const [text, expected] of cases) {
+    const out = redactDestinationSecrets(text)
+    assert.equal(out, expected, text)
+    assert.ok(!out.includes(S), text)
+  }
+  assert.equal(new URL(`https://elastic:a@${S}@es.example.com:9200`).hostname, 'es.example.com', 'the URL parser takes the last @')
+})
