@@ -209,3 +209,15 @@ test('through the real pipeline and spool: an object read while the shared line 
   assert.deepEqual(destination.delivered, text.split('\n').filter(Boolean), 'every line once')
   await s.stop()
 })
+
+test('an empty progress record is damage, not a first start: the source stops and the file is left as it is', async () => {
+  // The bug: a progress.log that exists but is empty (zeroed or truncated by a disk or a hand;
+  // the service only ever writes one with its header) was read as no record at all: the source
+  // started as new at today minus startLookbackDays and rewrote the record, skipping every day
+  // between the one it had closed and that.
+  const fs = new FaultFs()
+  await fs.mkdir(DIR, { recursive: true })
+  fs.put(`${DIR}/progress.log`, '')
+  await assert.rejects(new ProgressRecord(DIR, fs).load('b', 'logs/{DATE}/', '20261122'), { code: 'LPR_ERR_SOURCE_STATE_UNREADABLE' })
+  assert.equal(await fs.readFile(`${DIR}/progress.log`, 'utf8'), '', 'the record is left as it was')
+})
