@@ -221,3 +221,19 @@ test('an empty progress record is damage, not a first start: the source stops an
   await assert.rejects(new ProgressRecord(DIR, fs).load('b', 'logs/{DATE}/', '20261122'), { code: 'LPR_ERR_SOURCE_STATE_UNREADABLE' })
   assert.equal(await fs.readFile(`${DIR}/progress.log`, 'utf8'), '', 'the record is left as it was')
 })
+
+test('a Retry-After that is not whole seconds (a fraction, an exponent, hex, a sign) is no Retry-After: the backoff applies', () => {
+  // The bug: any number was believed, so a peer answering "Retry-After: 0.001" (or "1e-9") made
+  // a collector, which retries for ever, try again after a millisecond every time: a hot loop
+  // against the API, the doubling backoff bypassed. HTTP's Retry-After is whole seconds (RFC 9110
+  // 10.2.3: 1*DIGIT); "0x10" and "+5" were read as numbers too.
+  for (const v of ['0.001', '1e-9', '1e3', '0x10', '+5', '-5', ' ', 'soon', '5s']) {
+    assert.equal(retryAfterMs(v), null, v)
+    assert.equal(retryAfterMs({ retryAfter: v }), null, v)
+  }
+  const o = { baseMs: 1000, capMs: 60_000, retryAfterMaxMs: 300_000 }
+  assert.equal(backoffMs(5, { ...o, retryAfterMs: retryAfterMs({ headers: new Headers({ 'retry-after': '0.001' }) }) }), 16_000)
+  // Whole seconds, with the blanks a header may carry around them, still win.
+  assert.equal(retryAfterMs(' 7 '), 7000)
+  assert.equal(retryAfterMs(['3']), 3000)
+})
