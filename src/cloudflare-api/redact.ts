@@ -16,7 +16,11 @@ const SCHEMES = 'basic|bearer|splunk|token|apikey|digest|dsn'
 // bare up to '&', whitespace, a quote or a backslash, with a scheme in front that may be
 // followed by decoded spaces ("Bearer SECRET", as an error message quotes it; any number of
 // them, or a tab: what follows is the secret all the same).
-const SECRET_PARAM = new RegExp(`((?:${SECRET_NAMES})=)("[^"]*"?|'[^']*'?|(?:(?:${SCHEMES})(?:%20|\\+|[ \\t])+)?[^&\\s"'\\\\]*)`, 'gi')
+//
+// Also a value quoted with escaped quotes (\"...\": the conf inside a JSON string, as a log
+// line or an API error body carries it), and a name followed by %3D (a conf percent-encoded
+// whole; its value then runs to the end of the encoded text, '&' being %26 there).
+const SECRET_PARAM = new RegExp(`((?:${SECRET_NAMES})(?:=|%3D))(\\\\"(?:[^"\\\\]|\\\\[^"])*(?:\\\\")?|"[^"]*"?|'[^']*'?|(?:(?:${SCHEMES})(?:%20|\\+|[ \\t])+)?[^&\\s"'\\\\]*)`, 'gi')
 const SCHEME_PREFIX = new RegExp(`^(?:${SCHEMES})(?:%20|\\+|[ \\t])+`, 'i')
 
 // The userinfo of a URL (https://user:password@host): the password, or a lone token, goes. It
@@ -42,6 +46,10 @@ function masked(value: string): string {
 export function redactDestinationSecrets(text: string): string {
   return text
     .replace(SECRET_PARAM, (_m, name: string, value: string) => {
+      if (value.startsWith('\\"')) {
+        const closed = value.length > 3 && value.endsWith('\\"')
+        return `${name}\\"${masked(value.slice(2, closed ? -2 : undefined))}${closed ? '\\"' : ''}`
+      }
       const quote = value[0] === '"' || value[0] === '\'' ? value[0] : ''
       // A colon that ends the value is the message's ("...=Bearer x: 401"), not the secret's.
       if (!quote) return name + masked(value) + (value.endsWith(':') ? ':' : '')

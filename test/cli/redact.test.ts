@@ -136,3 +136,21 @@ test('a password holding an unencoded @, and more than one space or a tab after 
   }
   assert.equal(new URL(`https://elastic:a@${S}@es.example.com:9200`).hostname, 'es.example.com', 'the URL parser takes the last @')
 })
+
+test('a destination_conf inside JSON text (escaped quotes) or percent-encoded whole leaves no part of the secret', () => {
+  // The bug: a value opening with an escaped quote (a conf quoted inside a JSON string, as a log
+  // line or an API error body carries it) was cut at the backslash and kept whole after
+  // REDACTED; and a conf percent-encoded whole (header_Authorization%3DBearer%2520...) was not
+  // recognised at all.
+  const cases: ReadonlyArray<readonly [string, string]> = [
+    [`{"message":"bad destination https://h/?header_Authorization=\\"Bearer ${S}\\" refused"}`, '{"message":"bad destination https://h/?header_Authorization=\\"Bearer REDACTED\\" refused"}'],
+    [`{"message":"header_X-Key=\\"${S}`, '{"message":"header_X-Key=\\"REDACTED'],
+    [`https%3A%2F%2Fh%2F%3Fheader_Authorization%3DBearer%2520${S}%26tags%3Da`, 'https%3A%2F%2Fh%2F%3Fheader_Authorization%3DREDACTED'],
+    [`r2%3A%2F%2Fb%3Faccess-key-id%3D${S}%26secret-access-key%3D${S}`, 'r2%3A%2F%2Fb%3Faccess-key-id%3DREDACTED']
+  ]
+  for (const [text, expected] of cases) {
+    const out = redactDestinationSecrets(text)
+    assert.equal(out, expected, text)
+    assert.ok(!out.includes(S), text)
+  }
+})
