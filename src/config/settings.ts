@@ -5,6 +5,7 @@ export interface SettingDef {
   readonly type: 'string' | 'integer' | 'boolean'
   readonly default?: string | number | boolean
   readonly minimum?: number
+  readonly maximum?: number
   readonly enum?: readonly string[]
   readonly pattern?: string
   readonly secret?: boolean
@@ -132,14 +133,18 @@ export const settings = {
     type: 'integer',
     default: 30_000,
     minimum: 0,
-    description: 'On SIGTERM, how long in-flight requests may take before connections are cut, ms'
+    // Node's timers fire at once past 2^31-1 ms; an hour is more than any balancer or pod needs.
+    maximum: 3_600_000,
+    description: 'On SIGTERM, how long in-flight requests may take before connections are cut, ms (at most an hour)'
   },
   shutdownHealthDelayMs: {
     env: 'SHUTDOWN_HEALTH_DELAY_MS',
     type: 'integer',
     default: 5000,
     minimum: 0,
-    description: 'On SIGTERM, how long /health answers 503 while uploads are still served, before the listener closes (more than a balancer\'s fall x inter), ms'
+    // Node's timers fire at once past 2^31-1 ms; an hour is more than any balancer or pod needs.
+    maximum: 3_600_000,
+    description: 'On SIGTERM, how long /health answers 503 while uploads are still served, before the listener closes (more than a balancer\'s fall x inter), ms (at most an hour)'
   },
   requestTimeoutMs: {
     env: 'REQUEST_TIMEOUT_MS',
