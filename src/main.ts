@@ -15,8 +15,8 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel)
   log.info({ config: describeConfig(config) }, 'Starting.')
+  // Listening (PORT, and ADMIN_PORT unless ADMIN_ON_INTAKE) once this resolves.
   const built = await buildApp(config, log)
-  await built.app.listen({ port: config.port, host: config.host })
 
   if (built.generatedToken) {
     // Shown once, on the terminal, not through the logger: logs never carry tokens.

@@ -25,6 +25,20 @@ export const settings = {
   },
   port: { env: 'PORT', type: 'integer', default: 8080, minimum: 0, description: 'TCP port to listen on' },
   host: { env: 'HOST', type: 'string', default: '0.0.0.0', description: 'Address to bind' },
+  adminPort: {
+    env: 'ADMIN_PORT',
+    type: 'integer',
+    default: 8081,
+    minimum: 0,
+    description: 'TCP port of the admin listener: the status page (GET /), GET /metrics and GET /logpush/challenges (and /health again)'
+  },
+  adminHost: { env: 'ADMIN_HOST', type: 'string', default: '127.0.0.1', description: 'Address the admin listener binds; the default keeps it on this machine' },
+  adminOnIntake: {
+    env: 'ADMIN_ON_INTAKE',
+    type: 'boolean',
+    default: false,
+    description: 'true: no admin listener; the status page, /metrics and /logpush/challenges are served on the intake listener (PORT), as before the admin listener existed. Less safe: whoever reaches the intake port reaches them'
+  },
   dataDir: { env: 'DATA_DIR', type: 'string', default: './data', description: 'Where tokens, events, dead letters and staging files live' },
   schemasDir: {
     env: 'SCHEMAS_DIR',
@@ -71,6 +85,20 @@ export const settings = {
     default: '',
     secret: true,
     description: 'When set, GET /metrics needs "Authorization: Bearer <this>"; unset, /metrics is open like /health'
+  },
+  statusToken: {
+    env: 'STATUS_TOKEN',
+    type: 'string',
+    default: '',
+    secret: true,
+    description: 'The token that opens the status page (GET /); unset: any of LOGPUSH_TOKENS. METRICS_TOKEN never opens it'
+  },
+  statusCookieSecure: {
+    env: 'STATUS_COOKIE_SECURE',
+    type: 'string',
+    default: 'auto',
+    enum: ['auto', 'always'],
+    description: 'The status page\'s session cookie is Secure: auto, when the listener itself serves TLS; always, e.g. behind a proxy that ends TLS. X-Forwarded-Proto is never trusted'
   },
   logLevel: { env: 'LOG_LEVEL', type: 'string', default: 'info', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], description: 'pino log level' },
   maxBodyBytes: { env: 'MAX_BODY_BYTES', type: 'integer', default: 512 * MiB, minimum: 1, description: 'Largest request body on the wire (compressed), bytes' },

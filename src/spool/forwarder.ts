@@ -31,6 +31,16 @@ export interface ForwarderOptions {
 
 const RETRY_BASE_MS = 500
 
+/** Settles as `p` does, or rejects once `signal` aborts (`p` is left to finish on its own). */
+function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new Error('aborted'))
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new Error('aborted'))
+    signal.addEventListener('abort', onAbort, { once: true })
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}
+
 export class Forwarder {
   private readonly abort = new AbortController()
   private running: Promise<void> | null = null
@@ -43,17 +53,47 @@ export class Forwarder {
 
   get name(): string { return this.opts.sink.name }
 
-  /** Loads the checkpoint and lets the sink recover; every forwarder does this before any runs. */
+  /** Loads the checkpoint (a local file); every forwarder does this before any runs. */
   async prepare(): Promise<void> {
     this.checkpoint = await this.opts.spool.loadCheckpoint(this.name)
-    await this.opts.sink.init(this.checkpoint.state)
-    if (this.checkpoint.state === undefined && this.opts.sink.startState) {
-      await this.save({ ...this.checkpoint, state: this.opts.sink.startState() })
-    }
   }
 
+  /**
+   * Sets the sink up and delivers, in the background: a destination that accepts connections and
+   * never answers must not hold up the start (Elasticsearch's index templates used to be
+   * installed before the service listened). Until the set-up is done, status() says so.
+   */
   start(): void {
-    this.running = this.loop()
+    this.running = this.setUp().then((ok) => { if (ok) return this.loop() })
+  }
+
+  /** True once the sink has recovered its state and set itself up. */
+  get ready(): boolean { return this.isSetUp }
+  private isSetUp = false
+
+  /** The sink's own recovery and set-up, retried with backoff; false when stopped first. */
+  private async setUp(): Promise<boolean> {
+    let attempt = 0
+    while (!this.stopping) {
+      try {
+        await abortable(this.opts.sink.init(this.checkpoint.state), this.abort.signal)
+        if (this.checkpoint.state === undefined && this.opts.sink.startState) {
+          await this.save({ ...this.checkpoint, state: this.opts.sink.startState() })
+        }
+        this.isSetUp = true
+        this.lastError = null
+        this.failingSince = null
+        return true
+      } catch (err) {
+        if (this.abort.signal.aborted || this.stopping) return false
+        this.lastError = (err as Error).message
+        this.failingSince ??= Date.now()
+        const wait = Math.min(this.opts.retryMaxMs, RETRY_BASE_MS * 2 ** attempt++) * (0.5 + Math.random() / 2)
+        this.opts.log.error({ sink: this.name, err: { message: (err as Error).message }, retryInMs: Math.round(wait) }, 'Could not set the destination up; trying again.')
+        await sleep(wait, undefined, { signal: this.wake.signal }).catch(() => {})
+      }
+    }
+    return false
   }
 
   /** Stops after the batch in hand, or at once when `graceMs` runs out; what is left stays spooled. */
@@ -96,6 +136,7 @@ export class Forwarder {
       lastError: this.lastError,
       failingForSeconds: this.failingSince === null ? 0 : Math.round((Date.now() - this.failingSince) / 1000),
       ...(this.opts.shaping !== undefined ? { shaping: this.opts.shaping } : {}),
+      setUp: this.isSetUp,
       ...(this.opts.sink.health?.() ?? {})
     }
   }

@@ -244,10 +244,10 @@ export function statusPage(v: StatusView): string {
 ${statusMain(v)}`)
 }
 
-export function loginPage(message: string | null): string {
+export function loginPage(message: string | null, tokenName: string): string {
   return layout('logpush-receiver: sign in', html`<main id="status" class="login">
 <h1>logpush-receiver</h1>
-<p>The status page shows what senders sent, so it needs a token: one of <code>LOGPUSH_TOKENS</code> or <code>METRICS_TOKEN</code>.</p>
+<p>The status page shows what senders sent, so it needs a token: ${tokenName}.</p>
 ${message ? html`<p class="bad" role="alert">${message}</p>` : ''}
 <form method="post" action="/status/login">
 <label for="token">Token</label>
