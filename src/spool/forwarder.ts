@@ -76,7 +76,7 @@ export class Forwarder {
     let attempt = 0
     while (!this.stopping) {
       try {
-        await abortable(this.opts.sink.init(this.checkpoint.state), this.abort.signal)
+        await abortable(this.opts.sink.init(this.checkpoint.state, this.abort.signal), this.abort.signal)
         if (this.checkpoint.state === undefined && this.opts.sink.startState) {
           await this.save({ ...this.checkpoint, state: this.opts.sink.startState() })
         }

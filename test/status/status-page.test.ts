@@ -163,3 +163,23 @@ test('status page in headless chromium after a known load', { skip: !CHROMIUM &&
   assert.ok(existsSync(shot))
   t.diagnostic(`screenshot: ${shot}`)
 })
+
+test('a malformed URL fragment ("#%") does not stop the page\'s script', { skip: !CHROMIUM && process.env.CI !== 'true' ? 'no chromium (apt-get install chromium); CI=true makes this a failure' : false }, async (t) => {
+  // The script decoded location.hash with decodeURIComponent, which throws on "#%": the script
+  // stopped there, before the copy buttons and the auto-refresh were set up.
+  assert.ok(CHROMIUM, 'CI=true: chromium must be installed (apt-get install -y chromium); .ci/run installs it')
+  const { chromium } = await import('playwright-core')
+  const server = await startServer(t, { ADMIN_ON_INTAKE: 'false' })
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] })
+  t.after(() => browser.close())
+  const context = await browser.newContext({ extraHTTPHeaders: { authorization: `Bearer ${server.token}` } })
+  const page = await context.newPage()
+  const errors: string[] = []
+  page.on('pageerror', (e) => errors.push(e.message))
+  for (const fragment of ['#%', '#%E0%A4%A', '#dl-%zz']) {
+    await page.goto(`${server.adminUrl}/${fragment}`, { waitUntil: 'load' })
+    await page.click('button[data-copy="conf-http_requests"]')
+    await page.locator('#copy-status', { hasText: /Copied|Selected/ }).waitFor({ timeout: 15_000 })
+  }
+  assert.deepEqual(errors, [])
+})

@@ -93,20 +93,22 @@ export class ElasticsearchSink implements Sink {
   }
 
   /** Installs the index templates; if Elasticsearch is not up yet, delivery tries again later. */
-  async init(): Promise<void> {
+  async init(_state?: unknown, signal?: AbortSignal): Promise<void> {
     // Nothing to recover: replaying a batch only meets 409s for what is already stored.
-    await this.ensureTemplates().catch((err: unknown) => {
+    // The forwarder runs this in the background and aborts it at shutdown (an Elasticsearch that
+    // never answers must hold up neither the start nor the stop).
+    await this.ensureTemplates(signal).catch((err: unknown) => {
       this.opts.log.error({ err: describe(err) }, 'Could not install the Elasticsearch index templates yet; will retry before the next delivery.')
     })
-    if (this.opts.format === 'elastic-integration') await this.checkIntegrationAssets().catch(() => {})
+    if (this.opts.format === 'elastic-integration') await this.checkIntegrationAssets(signal).catch(() => {})
   }
 
   /** Says once, at start, which of Elastic's data streams lack the integration's templates (then nothing parses `message`). */
-  private async checkIntegrationAssets(): Promise<void> {
+  private async checkIntegrationAssets(signal?: AbortSignal): Promise<void> {
     const streams = [...this.opts.datasets.keys()].map((d) => this.integrationStream(d)).filter((s): s is string => s !== null)
     if (streams.length === 0) return
     const res = await this.client.transport.request<{ index_templates?: Array<{ name: string }> }>(
-      { method: 'GET', path: '/_index_template/logs-cloudflare_logpush.*' }, { ignore: [404], maxRetries: 0 })
+      { method: 'GET', path: '/_index_template/logs-cloudflare_logpush.*' }, { ignore: [404], maxRetries: 0, ...(signal ? { signal } : {}) })
     const installed = new Set((res.index_templates ?? []).map((t) => t.name))
     const missing = streams.filter((s) => !installed.has(`logs-cloudflare_logpush.${s}`))
     if (missing.length > 0) {
@@ -114,12 +116,12 @@ export class ElasticsearchSink implements Sink {
     }
   }
 
-  private ensureTemplates(): Promise<void> {
+  private ensureTemplates(signal?: AbortSignal): Promise<void> {
     this.templates ??= (async () => {
       // Each template put is a cluster-state update (seconds on a busy node, times 37 datasets):
       // read what is installed in one request and put only the templates whose content changed.
       const installed = new Map<string, unknown>()
-      const found = await this.client.indices.getIndexTemplate({ name: `${templateName('*')}` }, { ignore: [404] })
+      const found = await this.client.indices.getIndexTemplate({ name: `${templateName('*')}` }, { ignore: [404], ...(signal ? { signal } : {}) })
       for (const t of (found as { index_templates?: Array<{ name: string, index_template: { _meta?: { hash?: unknown } } }> }).index_templates ?? []) {
         installed.set(t.name, t.index_template._meta?.hash)
       }
@@ -131,7 +133,7 @@ export class ElasticsearchSink implements Sink {
         const hash = createHash('sha256').update(JSON.stringify(template)).digest('hex')
         if (installed.get(templateName(dataset)) === hash) continue
         const meta = { ...(template._meta as Record<string, unknown>), hash }
-        await this.client.indices.putIndexTemplate({ name: templateName(dataset), ...template, _meta: meta } as never)
+        await this.client.indices.putIndexTemplate({ name: templateName(dataset), ...template, _meta: meta } as never, signal ? { signal } : {})
       }
     })().catch((err: unknown) => {
       this.templates = null
@@ -142,7 +144,7 @@ export class ElasticsearchSink implements Sink {
 
   async deliver(batch: DeliveryBatch, progress: Progress, signal?: AbortSignal): Promise<DeliveryResult> {
     const deadline = Date.now() + this.opts.retryMs
-    await this.retrying(deadline, signal, () => this.ensureTemplates())
+    await this.retrying(deadline, signal, () => this.ensureTemplates(signal))
     // After a failed delivery, make sure the node answers at all before reading and converting
     // the batch again: an outage then costs one small request per retry, not a bulk's worth of
     // documents built and thrown away.
