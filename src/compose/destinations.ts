@@ -147,7 +147,7 @@ export function createDestinations(config: Config, o: DestinationsOptions): Dest
       // Every destination registers its checkpoint before any delivers: otherwise the first one
       // could have segments deleted that a later one still needs.
       o.spool.expectConsumers(forwarders.map((f) => f.name))
-      for (const f of forwarders) await f.prepare()
+      for (const f of forwarders) await f.loadCheckpoint()
       for (const f of forwarders) { f.start(); started.push(f) }
     },
     async drained(timeoutMs) {

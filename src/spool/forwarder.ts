@@ -47,6 +47,9 @@ export class Forwarder {
   private checkpoint: Checkpoint = { seq: 0, index: 0 }
   private lastError: string | null = null
   private failingSince: number | null = null
+  private checkpointLoaded = false
+  private isSetUp = false
+  private initializing: Promise<void> | null = null
   delivered = 0
 
   constructor (private readonly opts: ForwarderOptions) {}
@@ -54,33 +57,45 @@ export class Forwarder {
   get name(): string { return this.opts.sink.name }
 
   /** Loads the checkpoint (a local file); every forwarder does this before any runs. */
-  async prepare(): Promise<void> {
+  async loadCheckpoint(): Promise<void> {
     this.checkpoint = await this.opts.spool.loadCheckpoint(this.name)
+    this.checkpointLoaded = true
+  }
+
+  /** Loads the checkpoint and lets the sink recover and set itself up, now (start() does it in the background otherwise). */
+  async prepare(): Promise<void> {
+    if (!this.checkpointLoaded) await this.loadCheckpoint()
+    await this.setUpOnce()
   }
 
   /**
-   * Sets the sink up and delivers, in the background: a destination that accepts connections and
-   * never answers must not hold up the start (Elasticsearch's index templates used to be
-   * installed before the service listened). Until the set-up is done, status() says so.
+   * Sets the sink up (unless prepare() did) and delivers, in the background: a destination that
+   * accepts connections and never answers must not hold up the start (Elasticsearch's index
+   * templates used to be installed before the service listened). Until then, status() says so.
    */
   start(): void {
-    this.running = this.setUp().then((ok) => { if (ok) return this.loop() })
+    this.running = (this.isSetUp ? Promise.resolve(true) : this.setUp()).then((ok) => { if (ok) return this.loop() })
+  }
+
+  private async setUpOnce(): Promise<void> {
+    const init = this.opts.sink.init(this.checkpoint.state, this.abort.signal)
+    this.initializing = init.catch(() => {})
+    await abortable(init, this.abort.signal)
+    if (this.checkpoint.state === undefined && this.opts.sink.startState) {
+      await this.save({ ...this.checkpoint, state: this.opts.sink.startState() })
+    }
+    this.isSetUp = true
   }
 
   /** True once the sink has recovered its state and set itself up. */
   get ready(): boolean { return this.isSetUp }
-  private isSetUp = false
 
   /** The sink's own recovery and set-up, retried with backoff; false when stopped first. */
   private async setUp(): Promise<boolean> {
     let attempt = 0
     while (!this.stopping) {
       try {
-        await abortable(this.opts.sink.init(this.checkpoint.state, this.abort.signal), this.abort.signal)
-        if (this.checkpoint.state === undefined && this.opts.sink.startState) {
-          await this.save({ ...this.checkpoint, state: this.opts.sink.startState() })
-        }
-        this.isSetUp = true
+        await this.setUpOnce()
         this.lastError = null
         this.failingSince = null
         return true
@@ -105,6 +120,9 @@ export class Forwarder {
       await this.running
     } finally {
       clearTimeout(timer)
+      // A set-up given up on by the abort may still be under way (it got the signal too): closing
+      // the sink under it would leave what it opens after (a rotation timer) open.
+      await this.initializing
       await this.opts.sink.close()
     }
   }
