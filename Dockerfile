@@ -2,7 +2,9 @@
 # logpush-receiver: a Cloudflare Logpush HTTP destination.
 #   docker build -t logpush-receiver .
 #   docker run -p 8080:8080 -v logpush-data:/var/lib/logpush-receiver logpush-receiver
-# Every setting is an environment variable (see README.md, "Configuration").
+# Every setting is an environment variable (see docs/configuration.md). The status page and
+# /metrics are on the admin listener, 127.0.0.1:8081 inside the container: to reach them from
+# outside, add -e ADMIN_HOST=0.0.0.0 -p 127.0.0.1:8081:8081 (never publish it to everyone).
 
 # ---- build: compile the TypeScript sources into dist/ ----------------------------------------
 FROM node:20-bookworm-slim AS build

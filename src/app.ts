@@ -24,7 +24,7 @@ import { watchdogConfigured } from './watchdog/configured.js'
 import { Lifecycle, type Component } from './lifecycle.js'
 import { createDestinations, createSinks } from './compose/destinations.js'
 import { createCollectors, createSources } from './compose/sources.js'
-import { createHttpServer, listener, type Tls } from './compose/http.js'
+import { listener, type Tls } from './compose/http.js'
 
 export { groupDeliveryDeadLetters } from './compose/destinations.js'
 
@@ -208,9 +208,8 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     name: 'intake listener',
     port: config.port,
     host: config.host,
-    tls: tls !== null,
-    async build() {
-      const app = createHttpServer(http)
+    http,
+    async routes(app) {
       if (config.adminOnIntake) await operatorRoutes(app)
       else await app.register(async function healthOnly(s) { await s.register(healthPlugin, health) })
       const intake = {
@@ -230,24 +229,11 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       }
       await app.register(intakePlugin, intake)
       await app.register(hecPlugin, intake)
-      return app
     },
     // Where this instance listens, for `npm run replay` on the same machine.
     onListening: async (url) => { await lock?.announce(url) }
   })
-  const adminListener = config.adminOnIntake
-    ? null
-    : listener({
-      name: 'admin listener',
-      port: config.adminPort,
-      host: config.adminHost,
-      tls: tls !== null,
-      async build() {
-        const app = createHttpServer(http)
-        await operatorRoutes(app)
-        return app
-      }
-    })
+  const adminListener = config.adminOnIntake ? null : listener({ name: 'admin listener', port: config.adminPort, host: config.adminHost, http, routes: operatorRoutes })
 
   // --- What the service is made of, in start order; it stops in the reverse order. ---
   const lifecycle = new Lifecycle([

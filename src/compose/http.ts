@@ -98,13 +98,14 @@ export interface ListenerOptions {
   readonly name: string
   readonly port: number
   readonly host: string
-  readonly tls: boolean
-  /** Builds the instance with its routes; called at start, when the parts it serves are open. */
-  readonly build: () => Promise<FastifyInstance>
+  readonly http: HttpOptions
+  /** Registers the routes; called at start, when the parts they serve are open. */
+  readonly routes: (app: FastifyInstance) => Promise<void>
   readonly onListening?: (url: string) => Promise<void>
 }
 
 export function listener(o: ListenerOptions): Listener {
+  const tls = o.http.tls !== null
   let app: FastifyInstance | null = null
   let url: string | null = null
   return {
@@ -118,19 +119,20 @@ export function listener(o: ListenerOptions): Listener {
       return url
     },
     async start() {
-      app = await o.build()
+      app = createHttpServer(o.http)
+      await o.routes(app)
       await app.listen({ port: o.port, host: o.host })
       const a = app.server.address()
       if (a === null || typeof a === 'string') throw new Error(`${o.name}: no TCP address`)
       const host = a.address === '0.0.0.0' ? '127.0.0.1' : a.address === '::' ? '::1' : a.address
-      url = `${o.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${a.port}`
+      url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${a.port}`
       await o.onListening?.(url)
     },
     async close() {
       await app?.close()
     },
     reloadTls(tls) {
-      if (!o.tls || !app) return false
+      if (!tls || !app) return false
       ;(app.server as unknown as TlsServer).setSecureContext(tls)
       return true
     }

@@ -71,21 +71,7 @@ export async function createSources(config: Config, ctx: IngestContext & { chall
       })
     })
   }
-  let running: BucketSource[] = []
-  return {
-    name: 'sources',
-    async start() {
-      for (const s of sources) await s.init()
-      running = sources
-      for (const s of sources) s.start()
-    },
-    async close() {
-      // An object being read is abandoned unrecorded and read again at the next start.
-      await Promise.all(running.map((s) => s.stop()))
-    },
-    health: () => Object.fromEntries(running.map((s) => [s.name, s.status()])),
-    gauges: () => new Map(running.map((s) => [s.name, s.gauges()]))
-  }
+  return loops('sources', sources)
 }
 
 export interface CollectorsPart extends Component {
@@ -129,20 +115,27 @@ export async function createCollectors(config: Config, ctx: IngestContext): Prom
       }
     })
   }
-  let running: Array<Collector | UnbuiltCollector> = []
+  return loops('collectors', collectors)
+}
+
+/**
+ * Sources or collectors as one part: started by reading each one's progress record or cursor (a
+ * local file) and starting its loop; closed by stopping every loop. An object or window being
+ * read is abandoned and read again at the next start.
+ */
+function loops<G>(name: string, items: ReadonlyArray<{ name: string, init(): Promise<void>, start(): void, stop(): Promise<void>, status(): unknown, gauges(): G }>): Component & { health(): Record<string, unknown>, gauges(): ReadonlyMap<string, G> } {
+  let running: typeof items = []
   return {
-    name: 'collectors',
+    name,
     async start() {
-      // Each on its own: one failing (bad credentials, an unreadable cursor) stops only itself.
-      for (const c of collectors) await c.init()
-      running = collectors
-      for (const c of collectors) c.start()
+      for (const item of items) await item.init()
+      running = items
+      for (const item of items) item.start()
     },
     async close() {
-      // A window being fetched is abandoned (its staging file removed at the next start); a staged one is ingested again then.
-      await Promise.all(running.map((c) => c.stop()))
+      await Promise.all(running.map((item) => item.stop()))
     },
-    health: () => Object.fromEntries(collectors.map((c) => [c.name, c.status()])),
-    gauges: () => new Map(collectors.map((c) => [c.name, c.gauges()]))
+    health: () => Object.fromEntries(running.map((item) => [item.name, item.status()])),
+    gauges: () => new Map(running.map((item) => [item.name, item.gauges()]))
   }
 }
