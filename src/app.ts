@@ -46,6 +46,8 @@ export interface BuiltApp {
   drained(timeoutMs: number): Promise<boolean>
   /** The stop has begun: /health answers 503 and answers close their connection; uploads are still served. */
   beginShutdown(): void
+  /** Resolves true once every destination has set itself up (Elasticsearch's templates installed or tried). */
+  setUp(timeoutMs: number): Promise<boolean>
   close(graceMs?: number): Promise<void>
 }
 
@@ -290,6 +292,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     },
     drained: (timeoutMs) => destinations.drained(timeoutMs),
     beginShutdown() { closing = true },
+    setUp: (timeoutMs) => destinations.setUp(timeoutMs),
     async close(grace = config.shutdownGraceMs) {
       // The shutdown, step by step: /health says "shutting down" from here on (a balancer stops
       // sending), then every part closes, listeners first, the destinations delivering what they

@@ -2,6 +2,7 @@
 // from validated configuration (sinks constructed, nothing contacted); started by loading every
 // checkpoint before any forwarder runs; each sink then sets itself up in the background.
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { Config, DatasetRoute } from '../config/index.js'
 import type { Component } from '../lifecycle.js'
@@ -100,6 +101,8 @@ export interface Destinations extends Component {
   health(): Record<string, unknown>
   /** Resolves true once every destination has everything spooled so far. */
   drained(timeoutMs: number): Promise<boolean>
+  /** Resolves true once every destination has set itself up. */
+  setUp(timeoutMs: number): Promise<boolean>
 }
 
 export interface DestinationsOptions {
@@ -149,6 +152,14 @@ export function createDestinations(config: Config, o: DestinationsOptions): Dest
       o.spool.expectConsumers(forwarders.map((f) => f.name))
       for (const f of forwarders) await f.loadCheckpoint()
       for (const f of forwarders) { f.start(); started.push(f) }
+    },
+    async setUp(timeoutMs) {
+      const end = Date.now() + timeoutMs
+      while (!forwarders.every((f) => f.ready)) {
+        if (Date.now() >= end) return false
+        await sleep(25)
+      }
+      return true
     },
     async drained(timeoutMs) {
       const results = await Promise.all(forwarders.map((f) => f.drained(timeoutMs)))

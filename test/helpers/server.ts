@@ -26,6 +26,10 @@ export async function startServer(t: TestContext, env: Record<string, string> = 
   const config = loadConfig({ LOGPUSH_TOKENS: TEST_TOKEN, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ADMIN_ON_INTAKE: 'true', ...env, DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', ADMIN_PORT: '0', ADMIN_HOST: '127.0.0.1' })
   const built = await buildApp(config, createLogger(config.logLevel))
   t.after(() => built.close())
+  // Destinations set themselves up behind the listener; tests that read Elasticsearch's templates
+  // right after the start expect them there, as an operator would a moment later. A destination
+  // that cannot be reached stays "not set up": that is for the test to see, not to wait out.
+  await built.setUp(30_000)
   return { url: built.url, adminUrl: built.adminUrl ?? built.url, token: config.tokens.split(',')[0]!, dataDir, built }
 }
 
