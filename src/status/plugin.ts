@@ -102,6 +102,7 @@ export async function statusPlugin(app: FastifyInstance, opts: StatusOptions): P
     const sinks = opts.sinks().map(({ name, failing, status }): SinkView => ({
       name,
       failing,
+      settingUp: status.setUp === false,
       failingForSeconds: num(status.failingForSeconds),
       lastError: typeof status.lastError === 'string' ? status.lastError : null,
       pendingLines: num(status.pendingLines),

@@ -232,6 +232,8 @@ test('an Elasticsearch that accepts connections and never answers does not keep 
   assert.equal(body.sinks.elasticsearch.setUp, false, '/health shows the destination still setting itself up')
   const metrics = await (await fetch(`${built.adminUrl!}/metrics`)).text()
   assert.match(metrics, /^lpr_sink_set_up\{sink="elasticsearch"\} 0$/m)
+  const page = await (await fetch(`${built.adminUrl!}/`, { headers: { authorization: `Bearer ${TEST_TOKEN}` } })).text()
+  assert.match(page, /<th scope="row">elasticsearch<\/th>\n<td><span class="muted">setting up<\/span><\/td>/, 'the status page says so too')
   // A batch is accepted meanwhile.
   const res = await fetch(`${built.url}/logpush/http_requests`, { method: 'POST', headers: { authorization: `Bearer ${TEST_TOKEN}` }, body: '{"RayID":"a"}\n' })
   assert.equal(res.status, 200)
