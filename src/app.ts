@@ -12,7 +12,7 @@ import type { Logger } from 'pino'
 import type { Config } from './config/index.js'
 import { ConfigInvalid } from './errors.js'
 import { ChallengeLog, TokenSet, challengesPlugin, checkToken, destinationConf, ensureTokens, hecPlugin, intakePlugin, type CommitResult } from './intake/index.js'
-import { LineBudget, ParsePool, loadDatasets, type Dataset } from './pipeline/index.js'
+import { LineBudget, ParsePool, loadDatasets, schemaSnapshot, type Dataset } from './pipeline/index.js'
 import { Spool, UNRECOGNISED_DATASET, type SpoolBatch } from './spool/index.js'
 import { RotatingFiles } from './sinks/index.js'
 import { Stats, cached, healthPlugin, metricsPlugin, type Readiness } from './observability/index.js'
@@ -259,7 +259,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       return () => deadLetters.close()
     }),
     part('parse workers', async () => {
-      if (workers > 0) pool = new ParsePool(workers, { schemasDir: schemas, driftFieldsMax: config.driftFieldsMax, driftFieldNameMaxChars: config.driftFieldNameMaxChars, maxLineBytes: config.maxLineBytes }, log)
+      if (workers > 0) pool = new ParsePool(workers, { schemas: schemaSnapshot(datasets), driftFieldsMax: config.driftFieldsMax, driftFieldNameMaxChars: config.driftFieldNameMaxChars, maxLineBytes: config.maxLineBytes }, log)
       return async () => { await pool?.close() }
     }),
     destinations,

@@ -10,7 +10,7 @@ import type { Component } from '../lifecycle.js'
 import type { Stats } from '../observability/index.js'
 import type { Dataset, LineBudget, ParsePool } from '../pipeline/index.js'
 import type { Spool, SpoolBatch } from '../spool/index.js'
-import type { BucketSource, ObjectIngestOptions } from '../sources/bucket/index.js'
+import type { BucketSource, ObjectIngestOptions, UnbuiltSource } from '../sources/bucket/index.js'
 import type { Collector, UnbuiltCollector } from '../sources/cloudflare/index.js'
 import type { CollectorGauges, SourceGauges } from '../observability/index.js'
 
@@ -54,11 +54,11 @@ export async function createSources(config: Config, ctx: IngestContext & { chall
   for (const sc of config.sources) {
     if (!ctx.datasets.has(sc.dataset)) throw new ConfigInvalid(`CONFIG_FILE source "${sc.name}" names dataset "${sc.dataset}", which has no schema; known: ${[...ctx.datasets.keys()].join(', ')}`)
   }
-  let sources: BucketSource[] = []
+  let sources: Array<BucketSource | UnbuiltSource> = []
   if (config.sources.length > 0) {
-    const { BucketSource, createBucketClient, ingestObject } = await import('../sources/bucket/index.js')
+    const { BucketSource, UnbuiltSource, createBucketClient, ingestObject } = await import('../sources/bucket/index.js')
     const objects = objectIngestOptions(config, ctx)
-    sources = config.sources.map((sc) => {
+    const build = (sc: Config['sources'][number]): BucketSource => {
       const dataset = ctx.datasets.get(sc.dataset)!
       return new BucketSource({
         config: sc,
@@ -69,8 +69,18 @@ export async function createSources(config: Config, ctx: IngestContext & { chall
         onChallenge: (c) => ctx.challenges.add({ dataset: c.dataset, receivedAt: new Date().toISOString(), requestId: `s3://${sc.bucket}/${c.key}`, token: c.token }),
         log: ctx.log
       })
+    }
+    sources = config.sources.map((sc): BucketSource | UnbuiltSource => {
+      try {
+        return build(sc)
+      } catch (err) {
+        // One source that cannot be built stops alone, shown as stopped; the others run.
+        ctx.log.error({ source: sc.name, err: { message: (err as Error).message } }, 'Could not build this bucket source; it stays stopped.')
+        return new UnbuiltSource(sc.name, sc, err)
+      }
     })
   }
+  // Each init stops only its own source (an unreadable progress record): none throws.
   return loops('sources', sources)
 }
 
@@ -97,8 +107,9 @@ export async function createCollectors(config: Config, ctx: IngestContext): Prom
       return new Collector({
         config: cc,
         dataset: dataset.name,
-        fetcher: fetcherFor(cc, { baseUrl: config.cloudflareApiUrl, credentials, schemasDir: ctx.schemasDir, dataset: dataset.name, log: ctx.log }),
+        fetcher: fetcherFor(cc, { baseUrl: config.cloudflareApiUrl, credentials, schemasDir: ctx.schemasDir, dataset: dataset.name, log: ctx.log, stateDir: join(ctx.dataDir, 'collectors', cc.name), retryAfterMaxMs: config.sourceRetryAfterMaxSeconds * 1000 }),
         dir: join(ctx.dataDir, 'collectors', cc.name),
+        retryAfterMaxMs: config.sourceRetryAfterMaxSeconds * 1000,
         // The same path as a bucket object: gunzip, split, validate, spool, commit under the window's digest.
         ingest: (body, digest, label) => ingestObject(objects, dataset, body, digest, label),
         refusal: () => ctx.spool.refusal(),
