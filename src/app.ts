@@ -3,6 +3,7 @@
 // (nothing opened, so a configuration error leaves nothing behind), then the parts start in the
 // order listed and stop in the reverse order (src/lifecycle.ts).
 import { existsSync } from 'node:fs'
+import { createHash } from 'node:crypto'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { availableParallelism } from 'node:os'
@@ -11,7 +12,7 @@ import compress from '@fastify/compress'
 import type { Logger } from 'pino'
 import type { Config } from './config/index.js'
 import { ConfigInvalid } from './errors.js'
-import { ChallengeLog, TokenSet, challengesPlugin, checkToken, destinationConf, ensureTokens, hecPlugin, intakePlugin, type CommitResult } from './intake/index.js'
+import { ChallengeLog, TokenSet, challengesPlugin, checkToken, presentedToken, destinationConf, ensureTokens, hecPlugin, intakePlugin, type CommitResult } from './intake/index.js'
 import { LineBudget, ParsePool, loadDatasets, schemaSnapshot, type Dataset } from './pipeline/index.js'
 import { Spool, UNRECOGNISED_DATASET, type SpoolBatch } from './spool/index.js'
 import { RotatingFiles } from './sinks/index.js'
@@ -25,6 +26,7 @@ import { Lifecycle, type Component } from './lifecycle.js'
 import { createDestinations, createSinks } from './compose/destinations.js'
 import { createCollectors, createSources } from './compose/sources.js'
 import { listener, type Tls } from './compose/http.js'
+import { buildRouters, buildShapers, tenantRoutes } from './shaping/index.js'
 
 export { groupDeliveryDeadLetters } from './compose/destinations.js'
 
@@ -87,6 +89,17 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   if (!config.adminOnIntake && config.adminPort !== 0 && config.adminPort === config.port) {
     throw new ConfigInvalid(`ADMIN_PORT ${config.adminPort} is PORT too: give the admin listener a port of its own, or set ADMIN_ON_INTAKE=true to serve everything on PORT`)
   }
+  // Shaping is checked against the schemas (and its keys read) before anything is delivered.
+  const sinkNames = [...new Set(config.sinks.split(','))]
+  const shapers = buildShapers(config.shaping, sinkNames, datasets)
+  const routers = buildRouters(config.routing, config.tenants, sinkNames, datasets)
+  // A token that names its tenant (CONFIG_FILE tokens): its batches are kept with the tenant's name.
+  const tenantByToken = new Map(config.tenantTokens.map((t) => [tokenDigest(t.token), t.tenant]))
+  const tenantOf = tenantByToken.size === 0 ? undefined : (headers: Record<string, string | string[] | undefined>): string | undefined => {
+    const token = presentedToken(headers, config.authHeader)
+    return token === undefined ? undefined : tenantByToken.get(tokenDigest(token))
+  }
+  const routesOfTenants = tenantRoutes(config.tenants)
   const tls = config.tlsCertFile ? await readTls(config) : null
   const stats = new Stats(datasets.keys(), config.driftFieldsMax, config.driftFieldNameMaxChars)
   const spool = new Spool({
@@ -128,7 +141,8 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   const ingest = { dataDir, schemasDir: schemas, datasets, spool, stats, pool: () => pool, lineBudget, commit, log }
   const destinations = createDestinations(config, {
     spool, deadLetters, recentDeadLetters, stats, log, graceMs: () => Math.max(0, graceEnd - Date.now()),
-    sinks: await createSinks(config, { dataDir, rotation, datasets, log, splunkSourcetypes, ecsDir })
+    shapers, routers, ...(tenantOf ? { tenantRoute: (tenant: string) => routesOfTenants.get(tenant) ?? null } : {}),
+    sinks: await createSinks(config, { dataDir, rotation, datasets, log, splunkSourcetypes, ecsDir, shapers })
   })
   const sources = await createSources(config, { ...ingest, challenges })
   const collectors = await createCollectors(config, ingest)
@@ -159,9 +173,12 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   }
   const http = { config, log, tls, stats, closing: () => closing }
 
+  /** The tokens intake takes: LOGPUSH_TOKENS (or the generated one) and the tenants' (CONFIG_FILE tokens). */
+  const intakeTokens = (): TokenSet => new TokenSet([...tokens.tokens, ...config.tenantTokens.map((t) => t.token)])
+
   /** The operator's endpoints: status page, /metrics, /logpush/challenges (and /health). */
   async function operatorRoutes(scope: FastifyInstance): Promise<void> {
-    const tokenSet = new TokenSet(tokens.tokens)
+    const tokenSet = intakeTokens()
     await scope.register(async function observability(s) {
       await s.register(compress, { global: true, threshold: 1024 })
       const metricsTokens = config.metricsToken ? new TokenSet([config.metricsToken]) : null
@@ -220,13 +237,14 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
         spool,
         stats,
         challenges,
-        tokens: new TokenSet(tokens.tokens),
+        tokens: intakeTokens(),
         authHeader: config.authHeader,
         limits: { maxBodyBytes: config.maxBodyBytes, maxInflatedBytes: config.maxInflatedBytes, maxLineBytes: config.maxLineBytes, maxLineDepth: config.maxLineDepth, headBytes: config.smallBodyBytes },
         lineBudget,
         driftFieldsMax: config.driftFieldsMax,
         driftFieldNameMaxChars: config.driftFieldNameMaxChars,
         sourcetypes: intakeSourcetypes(splunkSourcetypes, datasets.keys(), config.hecSourcetypes),
+        ...(tenantOf ? { tenantOf } : {}),
         commit
       }
       await app.register(intakePlugin, intake)
@@ -302,4 +320,9 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       await lifecycle.close()
     }
   }
+}
+
+/** Tokens are looked up by their hash: a map keyed by the token itself would keep it in one more place. */
+function tokenDigest(token: string): string {
+  return createHash('sha256').update(token).digest('hex')
 }

@@ -8,6 +8,8 @@ import type { Config, DatasetRoute } from '../config/index.js'
 import type { Component } from '../lifecycle.js'
 import type { Dataset } from '../pipeline/index.js'
 import { Forwarder, type DeadLetter, type Spool } from '../spool/index.js'
+import type { ForwarderOptions } from '../spool/forwarder.js'
+import { RoutingSink, describeShaping, schemasForElasticsearch, shapeFor, type Routers, type Shapers } from '../shaping/index.js'
 import { FileSink, DiscardSink, type RotatingFiles, type Rejection, type Sink } from '../sinks/index.js'
 import type { Stats } from '../observability/index.js'
 import type { RecentDeadLetters } from '../status/index.js'
@@ -20,6 +22,7 @@ export interface SinkContext {
   readonly log: Logger
   readonly splunkSourcetypes: SplunkSourcetypes
   readonly ecsDir: string
+  readonly shapers: Shapers
 }
 
 export async function createSinks(config: Config, ctx: SinkContext): Promise<Sink[]> {
@@ -73,7 +76,8 @@ export async function createSinks(config: Config, ctx: SinkContext): Promise<Sin
       requestTimeoutMs: config.elasticsearchRequestTimeoutMs,
       modes: { indexMode: config.elasticsearchIndexMode as 'standard' | 'logsdb', sourceMode: config.elasticsearchSourceMode as 'stored' | 'synthetic' },
       dataRetention: config.elasticsearchDataRetention,
-      datasets: new Map([...ctx.datasets].map(([k, d]) => [k, d.schema])),
+      // A field this destination gets hashed or masked is mapped as a keyword, not an ip (src/shaping).
+      datasets: schemasForElasticsearch(ctx.datasets, ctx.shapers),
       ecs: loadEcs(ctx.ecsDir),
       format: config.elasticsearchFormat as 'ecs' | 'elastic-integration',
       log: ctx.log.child({ sink: 'elasticsearch' })
@@ -114,13 +118,28 @@ export interface DestinationsOptions {
   readonly log: Logger
   /** The time close() may spend delivering what is spooled; the rest stays spooled. */
   readonly graceMs: () => number
+  /** CONFIG_FILE shaping and routing, checked against the schemas when they were built. */
+  readonly shapers: Shapers
+  readonly routers: Routers
+  /** A tenant's routes, when tokens name tenants (CONFIG_FILE tokens). */
+  readonly tenantRoute?: ForwarderOptions['tenantRoute']
 }
 
 export function createDestinations(config: Config, o: DestinationsOptions): Destinations {
-  const forwarders = o.sinks.map((sink) => new Forwarder({
+  const counted = (sink: string) => (dataset: string, rule: string, outcome: string, n: number): void => o.stats.countShaped(sink, dataset, rule, outcome, n)
+  // A destination with routing delivers each batch once per tenant it holds (src/shaping/route.ts).
+  const routed = (sink: Sink): Sink => {
+    const bySet = o.routers.get(sink.name)
+    return bySet ? new RoutingSink(sink, bySet, counted(sink.name)) : sink
+  }
+  const sinks = o.sinks.map(routed)
+  const forwarders = sinks.map((sink) => new Forwarder({
     spool: o.spool,
     sink,
     log: o.log,
+    ...(o.tenantRoute ? { tenantRoute: o.tenantRoute } : {}),
+    shape: shapeFor(sink.name, o.shapers, counted(sink.name)),
+    shaping: [describeShaping(sink.name, o.shapers), sink instanceof RoutingSink ? `routing: ${sink.describe()}` : undefined].filter(Boolean).join('; ') || undefined,
     accepts: (dataset) => config.routes[dataset]?.sinks?.includes(sink.name) ?? true,
     retryMaxMs: config.deliveryRetryMaxMs,
     onDelivered: (dataset, r, seconds) => o.stats.countDelivery(sink.name, dataset, r, seconds),
@@ -171,7 +190,7 @@ export function createDestinations(config: Config, o: DestinationsOptions): Dest
       await Promise.all(started.map((f) => f.drained(Math.max(0, end - Date.now()))))
       await Promise.all(started.map((f) => f.stop(Math.max(0, end - Date.now()))))
       // A sink never started holds nothing but may hold a client: closed all the same.
-      await Promise.all(o.sinks.filter((s) => !started.some((f) => f.name === s.name)).map((s) => s.close()))
+      await Promise.all(sinks.filter((s) => !started.some((f) => f.name === s.name)).map((s) => s.close()))
     },
     health: () => Object.fromEntries(forwarders.map((f) => [f.name, f.status()]))
   }
