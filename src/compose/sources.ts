@@ -70,15 +70,7 @@ export async function createSources(config: Config, ctx: IngestContext & { chall
         log: ctx.log
       })
     }
-    sources = config.sources.map((sc): BucketSource | UnbuiltSource => {
-      try {
-        return build(sc)
-      } catch (err) {
-        // One source that cannot be built stops alone, shown as stopped; the others run.
-        ctx.log.error({ source: sc.name, err: { message: (err as Error).message } }, 'Could not build this bucket source; it stays stopped.')
-        return new UnbuiltSource(sc.name, sc, err)
-      }
-    })
+    sources = buildEach<Config['sources'][number], BucketSource | UnbuiltSource>('bucket source', config.sources, build, (sc, err) => new UnbuiltSource(sc.name, sc, err), ctx.log)
   }
   // Each init stops only its own source (an unreadable progress record): none throws.
   return loops('sources', sources)
@@ -116,17 +108,21 @@ export async function createCollectors(config: Config, ctx: IngestContext): Prom
         log: ctx.log
       })
     }
-    collectors = config.collectors.map((cc): Collector | UnbuiltCollector => {
-      try {
-        return build(cc)
-      } catch (err) {
-        // One collector that cannot be built stops alone, shown as stopped; the others run.
-        ctx.log.error({ collector: cc.name, err: { message: (err as Error).message } }, 'Could not build this collector; it stays stopped.')
-        return new UnbuiltCollector(cc.name, cc.type, collectorDataset[cc.type], err)
-      }
-    })
+    collectors = buildEach<Config['collectors'][number], Collector | UnbuiltCollector>('collector', config.collectors, build, (cc, err) => new UnbuiltCollector(cc.name, cc.type, collectorDataset[cc.type], err), ctx.log)
   }
   return loops('collectors', collectors)
+}
+
+/** Builds each on its own: one that cannot be built stops alone, shown as stopped; the others run. */
+function buildEach<C extends { readonly name: string }, T>(kind: string, configs: readonly C[], build: (c: C) => T, unbuilt: (c: C, err: unknown) => T, log: Logger): T[] {
+  return configs.map((c) => {
+    try {
+      return build(c)
+    } catch (err) {
+      log.error({ [kind === 'collector' ? 'collector' : 'source']: c.name, err: { message: (err as Error).message } }, `Could not build this ${kind}; it stays stopped.`)
+      return unbuilt(c, err)
+    }
+  })
 }
 
 /**
