@@ -11,6 +11,7 @@ import { Forwarder, type DeadLetter, type Spool } from '../spool/index.js'
 import type { ForwarderOptions } from '../spool/forwarder.js'
 import { RoutingSink, describeShaping, schemasForElasticsearch, shapeFor, type Routers, type Shapers } from '../shaping/index.js'
 import { FileSink, DiscardSink, type RotatingFiles, type Rejection, type Sink } from '../sinks/index.js'
+import { loadExtraSinks } from '../sinks/extra.js'
 import type { Stats } from '../observability/index.js'
 import type { RecentDeadLetters } from '../status/index.js'
 import { sinkSourcetypes, type SplunkSourcetypes } from '../splunk-sourcetypes.js'
@@ -30,12 +31,15 @@ export async function createSinks(config: Config, ctx: SinkContext): Promise<Sin
   const names = config.sinks.split(',')
   const { ElasticsearchSink, loadEcs } = names.includes('elasticsearch') ? await import('../sinks/elasticsearch/index.js') : { ElasticsearchSink: null, loadEcs: null }
   const { SplunkHecSink } = names.includes('splunk') ? await import('../sinks/splunk-hec/index.js') : { SplunkHecSink: null }
+  const extra = await loadExtraSinks(config, names, ctx)
   /** A per-dataset value from CONFIG_FILE's routes, for the datasets that set it. */
   const perDataset = (pick: (r: DatasetRoute) => string | undefined): Map<string, string> =>
     new Map(Object.entries(config.routes).flatMap(([d, r]) => { const v = pick(r); return v ? [[d, v]] : [] }))
   return [...new Set(names)].map((name): Sink => {
     if (name === 'file') return new FileSink({ ...ctx.rotation, dir: join(ctx.dataDir, 'events') })
     if (name === 'discard') return new DiscardSink()
+    const built = extra.get(name)
+    if (built) return built
     if (name === 'splunk' && SplunkHecSink) {
       return new SplunkHecSink({
         url: config.splunkHecUrl,
