@@ -169,7 +169,8 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     sinks: () => ({ spool: { bytes: spool.bytes(), highWatermarkBytes: config.spoolHighWatermarkBytes }, ...destinations.health() }),
     sources: () => sources.health(),
     watchdog: () => watchdog?.status() ?? { enabled: false },
-    collectors: () => collectors.health()
+    collectors: () => collectors.health(),
+    localRoots: [[dataDir, '$DATA_DIR'], [schemas, '$SCHEMAS_DIR']] as const
   }
   const http = { config, log, tls, stats, closing: () => closing }
 
