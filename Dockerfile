@@ -2,7 +2,9 @@
 # logpush-receiver: a Cloudflare Logpush HTTP destination.
 #   docker build -t logpush-receiver .
 #   docker run -p 8080:8080 -v logpush-data:/var/lib/logpush-receiver logpush-receiver
-# Every setting is an environment variable (see README.md, "Configuration").
+# Every setting is an environment variable (see docs/configuration.md). The status page and
+# /metrics are on the admin listener, 127.0.0.1:8081 inside the container: to reach them from
+# outside, add -e ADMIN_HOST=0.0.0.0 -p 127.0.0.1:8081:8081 (never publish it to everyone).
 
 # ---- build: compile the TypeScript sources into dist/ ----------------------------------------
 FROM node:20-bookworm-slim AS build
@@ -31,9 +33,11 @@ VOLUME ["/var/lib/logpush-receiver"]
 
 EXPOSE 8080
 
-# GET /health answers 200 when the instance can accept batches; slim images have no curl.
+# Liveness, not readiness: Swarm and ECS replace a task whose health check fails, and a replica
+# that refuses batches because its destination is down (spool above its watermark) is not helped
+# by a restart. Balancers probe GET /health (readiness) themselves. Slim images have no curl.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+  CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/health/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 
 # SIGTERM: stop accepting, finish in-flight requests (SHUTDOWN_GRACE_MS), flush, exit 0.
 STOPSIGNAL SIGTERM

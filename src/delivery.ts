@@ -98,8 +98,12 @@ export interface StoppedState {
 /** Every destination behind one interface. `deliver` resolves when the batch is durably delivered, or throws. */
 export interface Sink {
   readonly name: string
-  /** Recovers from the state last checkpointed with a delivered batch (undefined on a fresh start). */
-  init(state: unknown): Promise<void>
+  /**
+   * Recovers from the state last checkpointed with a delivered batch (undefined on a fresh start)
+   * and sets the destination up. Runs in the background after the service listens; `signal`
+   * aborts at shutdown what it waits for outside the process.
+   */
+  init(state: unknown, signal?: AbortSignal): Promise<void>
   deliver(batch: DeliveryBatch, progress: Progress, signal: AbortSignal): Promise<DeliveryResult>
   /**
    * What to checkpoint before the first delivery when there is no checkpoint yet. A destination

@@ -15,8 +15,16 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel)
   log.info({ config: describeConfig(config) }, 'Starting.')
+  // The listener answers before buildApp resolves (the lock records its URL, other parts may still
+  // finish starting): a SIGTERM in that moment must not kill the process with Node's default
+  // action. A signal that comes during the start waits for it, then stops as usual.
+  let early: string | null = null
+  const onSignal = (signal: string) => (): void => { if (ready) ready(signal); else early ??= signal }
+  let ready: ((signal: string) => void) | null = null
+  process.on('SIGTERM', onSignal('SIGTERM'))
+  process.on('SIGINT', onSignal('SIGINT'))
+  // Listening (PORT, and ADMIN_PORT unless ADMIN_ON_INTAKE) once this resolves.
   const built = await buildApp(config, log)
-  await built.app.listen({ port: config.port, host: config.host })
 
   if (built.generatedToken) {
     // Shown once, on the terminal, not through the logger: logs never carry tokens.
@@ -58,8 +66,8 @@ async function main(): Promise<void> {
       (err: unknown) => log.error({ err }, 'TLS reload failed; the previous certificate stays in use.')
     )
   })
-  process.on('SIGTERM', () => stop('SIGTERM'))
-  process.on('SIGINT', () => stop('SIGINT'))
+  ready = stop
+  if (early !== null) stop(early)
 }
 
 main().catch((err: unknown) => {

@@ -201,7 +201,8 @@ Options:
   --ownership-challenge TOKEN send this token, read by you
   --ownership                 do the ownership challenge even where Cloudflare's table says none
                               (https: read from the service's GET /logpush/challenges)
-  --service-url URL           where this tool reaches the service (default PUBLIC_URL)
+  --service-url URL           where this tool reaches the service's admin listener (default
+                              ADMIN_HOST:ADMIN_PORT; PUBLIC_URL with ADMIN_ON_INTAKE=true)
   --ownership-timeout S       how long to wait for the challenge, seconds (default 60)
   --dry-run                   print the API request instead of sending it (token redacted)`,
   options: {
@@ -239,7 +240,11 @@ Options:
     const body = createRequest({ dataset, destination: conf, name: str(ctx, 'name'), enabled: flag(ctx, 'enable'), fieldNames: fields.names, timestampFormat: format })
     const given = str(ctx, 'ownership-challenge')
     const challenge = given === undefined && (needsOwnership(conf) || flag(ctx, 'ownership'))
-    const serviceUrl = str(ctx, 'service-url') ?? config.publicUrl
+    // GET /logpush/challenges is on the admin listener (on this machine by default), unless ADMIN_ON_INTAKE.
+    const adminHost = config.adminHost === '0.0.0.0' ? '127.0.0.1' : config.adminHost === '::' ? '::1' : config.adminHost
+    const serviceUrl = str(ctx, 'service-url') ?? (config.adminOnIntake
+      ? config.publicUrl
+      : `${config.tlsCertFile ? 'https' : 'http'}://${adminHost.includes(':') ? `[${adminHost}]` : adminHost}:${config.adminPort}`)
     if (challenge) challengeReader(conf, { sources: config.sources, serviceUrl })
     if (given !== undefined) body.ownership_challenge = given
 

@@ -14,12 +14,19 @@ const SCHEMES = 'basic|bearer|splunk|token|apikey|digest|dsn'
 
 // A value: quoted (any bytes up to its quote; an error message may quote what it printed), or
 // bare up to '&', whitespace, a quote or a backslash, with a scheme in front that may be
-// followed by a decoded space ("Bearer SECRET", as an error message quotes it).
-const SECRET_PARAM = new RegExp(`((?:${SECRET_NAMES})=)("[^"]*"?|'[^']*'?|(?:(?:${SCHEMES})(?:%20|\\+| ))?[^&\\s"'\\\\]*)`, 'gi')
-const SCHEME_PREFIX = new RegExp(`^(?:${SCHEMES})(?:%20|\\+| )`, 'i')
+// followed by decoded spaces ("Bearer SECRET", as an error message quotes it; any number of
+// them, or a tab: what follows is the secret all the same).
+//
+// Also a value quoted with escaped quotes (\"...\": the conf inside a JSON string, as a log
+// line or an API error body carries it), and a name followed by %3D (a conf percent-encoded
+// whole; its value then runs to the end of the encoded text, '&' being %26 there).
+const SECRET_PARAM = new RegExp(`((?:${SECRET_NAMES})(?:=|%3D))(\\\\"(?:[^"\\\\]|\\\\[^"])*(?:\\\\")?|"[^"]*"?|'[^']*'?|(?:(?:${SCHEMES})(?:%20|\\+|[ \\t])+)?[^&\\s"'\\\\]*)`, 'gi')
+const SCHEME_PREFIX = new RegExp(`^(?:${SCHEMES})(?:%20|\\+|[ \\t])+`, 'i')
 
-// The userinfo of a URL (https://user:password@host): the password, or a lone token, goes.
-const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/?#@"'\\]*)@/gi
+// The userinfo of a URL (https://user:password@host): the password, or a lone token, goes. It
+// ends at the authority's last '@', as the URL parser (and so the client using the URL) reads
+// it: a password holding an unencoded '@' goes whole.
+const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/?#"'\\]*)@/gi
 
 // A Sumo Logic HTTP source address carries its secret in the path (sumo:// or https://); the
 // code is base64, so a colon after it is the message's.
@@ -39,6 +46,10 @@ function masked(value: string): string {
 export function redactDestinationSecrets(text: string): string {
   return text
     .replace(SECRET_PARAM, (_m, name: string, value: string) => {
+      if (value.startsWith('\\"')) {
+        const closed = value.length > 3 && value.endsWith('\\"')
+        return `${name}\\"${masked(value.slice(2, closed ? -2 : undefined))}${closed ? '\\"' : ''}`
+      }
       const quote = value[0] === '"' || value[0] === '\'' ? value[0] : ''
       // A colon that ends the value is the message's ("...=Bearer x: 401"), not the secret's.
       if (!quote) return name + masked(value) + (value.endsWith(':') ? ':' : '')

@@ -38,6 +38,7 @@ const schema = {
         type: s.type,
         ...(s.default !== undefined ? { default: s.default } : {}),
         ...(s.minimum !== undefined ? { minimum: s.minimum } : {}),
+        ...(s.maximum !== undefined ? { maximum: s.maximum } : {}),
         ...(s.enum ? { enum: s.enum } : {}),
         ...(s.pattern ? { pattern: s.pattern } : {})
       }

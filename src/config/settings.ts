@@ -5,6 +5,7 @@ export interface SettingDef {
   readonly type: 'string' | 'integer' | 'boolean'
   readonly default?: string | number | boolean
   readonly minimum?: number
+  readonly maximum?: number
   readonly enum?: readonly string[]
   readonly pattern?: string
   readonly secret?: boolean
@@ -24,6 +25,20 @@ export const settings = {
   },
   port: { env: 'PORT', type: 'integer', default: 8080, minimum: 0, description: 'TCP port to listen on' },
   host: { env: 'HOST', type: 'string', default: '0.0.0.0', description: 'Address to bind' },
+  adminPort: {
+    env: 'ADMIN_PORT',
+    type: 'integer',
+    default: 8081,
+    minimum: 0,
+    description: 'TCP port of the admin listener: the status page (GET /), GET /metrics and GET /logpush/challenges (and /health again)'
+  },
+  adminHost: { env: 'ADMIN_HOST', type: 'string', default: '127.0.0.1', description: 'Address the admin listener binds; the default keeps it on this machine' },
+  adminOnIntake: {
+    env: 'ADMIN_ON_INTAKE',
+    type: 'boolean',
+    default: false,
+    description: 'true: no admin listener; the status page, /metrics and /logpush/challenges are served on the intake listener (PORT), as before the admin listener existed. Less safe: whoever reaches the intake port reaches them'
+  },
   dataDir: { env: 'DATA_DIR', type: 'string', default: './data', description: 'Where tokens, events, dead letters and staging files live' },
   schemasDir: {
     env: 'SCHEMAS_DIR',
@@ -70,6 +85,20 @@ export const settings = {
     default: '',
     secret: true,
     description: 'When set, GET /metrics needs "Authorization: Bearer <this>"; unset, /metrics is open like /health'
+  },
+  statusToken: {
+    env: 'STATUS_TOKEN',
+    type: 'string',
+    default: '',
+    secret: true,
+    description: 'The token that opens the status page (GET /); unset: any of LOGPUSH_TOKENS. METRICS_TOKEN never opens it'
+  },
+  statusCookieSecure: {
+    env: 'STATUS_COOKIE_SECURE',
+    type: 'string',
+    default: 'auto',
+    enum: ['auto', 'always'],
+    description: 'The status page\'s session cookie is Secure: auto, when the listener itself serves TLS; always, e.g. behind a proxy that ends TLS. X-Forwarded-Proto is never trusted'
   },
   logLevel: { env: 'LOG_LEVEL', type: 'string', default: 'info', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], description: 'pino log level' },
   maxBodyBytes: { env: 'MAX_BODY_BYTES', type: 'integer', default: 512 * MiB, minimum: 1, description: 'Largest request body on the wire (compressed), bytes' },
@@ -132,14 +161,18 @@ export const settings = {
     type: 'integer',
     default: 30_000,
     minimum: 0,
-    description: 'On SIGTERM, how long in-flight requests may take before connections are cut, ms'
+    // Node's timers fire at once past 2^31-1 ms; an hour is more than any balancer or pod needs.
+    maximum: 3_600_000,
+    description: 'On SIGTERM, how long in-flight requests may take before connections are cut, ms (at most an hour)'
   },
   shutdownHealthDelayMs: {
     env: 'SHUTDOWN_HEALTH_DELAY_MS',
     type: 'integer',
     default: 5000,
     minimum: 0,
-    description: 'On SIGTERM, how long /health answers 503 while uploads are still served, before the listener closes (more than a balancer\'s fall x inter), ms'
+    // Node's timers fire at once past 2^31-1 ms; an hour is more than any balancer or pod needs.
+    maximum: 3_600_000,
+    description: 'On SIGTERM, how long /health answers 503 while uploads are still served, before the listener closes (more than a balancer\'s fall x inter), ms (at most an hour)'
   },
   requestTimeoutMs: {
     env: 'REQUEST_TIMEOUT_MS',

@@ -1,4 +1,4 @@
-export { intakePlugin, type IntakeOptions } from './plugin.js'
+export { intakePlugin, challengesPlugin, type IntakeOptions, type ChallengesOptions } from './plugin.js'
 export { TokenSet, checkToken, presentedToken, ensureTokens, readTokens, newToken, destinationConf, destinationConfHints, logpushJobsPath, parseTokens } from './auth.js'
 export { ChallengeLog } from './small-bodies.js'
 export type { CommitResult } from './receive.js'

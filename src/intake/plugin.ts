@@ -8,7 +8,6 @@ import type { ChallengeLog } from './small-bodies.js'
 export interface IntakeOptions extends LogpushRouteOptions {
   readonly tokens: TokenSet
   readonly authHeader: string
-  readonly challenges: ChallengeLog
 }
 
 export async function intakePlugin(app: FastifyInstance, opts: IntakeOptions): Promise<void> {
@@ -23,7 +22,22 @@ export async function intakePlugin(app: FastifyInstance, opts: IntakeOptions): P
   })
 
   logpushRoute(app, opts)
+}
 
+export interface ChallengesOptions {
+  readonly tokens: TokenSet
+  readonly authHeader: string
+  readonly challenges: ChallengeLog
+}
+
+/**
+ * GET /logpush/challenges: the ownership-challenge tokens intake kept, for whoever holds a Logpush
+ * token. An operator's endpoint: served on the admin listener, apart from intake (ADMIN_ON_INTAKE).
+ */
+export async function challengesPlugin(app: FastifyInstance, opts: ChallengesOptions): Promise<void> {
+  app.addHook('onRequest', async function authenticate(request) {
+    checkToken(opts.tokens, request.headers, opts.authHeader)
+  })
   app.get('/logpush/challenges', async function listChallenges() {
     return { challenges: opts.challenges.list() }
   })

@@ -19,6 +19,27 @@ export interface HealthOptions {
   readonly watchdog?: () => unknown
   /** Per-collector state (pull collectors), shown as is. */
   readonly collectors?: () => Record<string, unknown>
+  /** Local folders shown by name only (e.g. ['/var/lib/lpr', '$DATA_DIR']), longest first or not. */
+  readonly localRoots?: ReadonlyArray<readonly [path: string, name: string]>
+}
+
+/**
+ * Every string in `value` with each local root replaced by its name. /health is open to whoever
+ * reaches the intake port, and error messages carry paths (`EIO: …, open '/var/lib/…/progress.log'`):
+ * the part below the root still says which file, the root no longer tells the host's layout.
+ */
+export function maskLocalPaths(value: unknown, roots: ReadonlyArray<readonly [string, string]>): unknown {
+  const ordered = roots.filter(([p]) => p.length > 1).sort((a, b) => b[0].length - a[0].length)
+  if (ordered.length === 0) return value
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') return ordered.reduce((text, [p, name]) => text.split(p).join(name), v)
+    if (v === null || typeof v !== 'object') return v
+    const plain = typeof (v as { toJSON?: unknown }).toJSON === 'function' ? (v as { toJSON: () => unknown }).toJSON() : v
+    if (plain !== v) return walk(plain)
+    if (Array.isArray(v)) return v.map(walk)
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]))
+  }
+  return walk(value)
 }
 
 /**
@@ -37,7 +58,7 @@ export async function healthPlugin(app: FastifyInstance, opts: HealthOptions): P
   app.get('/health', async function health(_request, reply) {
     const r = await opts.readiness()
     reply.code(r.ready ? 200 : 503)
-    return {
+    return maskLocalPaths({
       status: r.ready ? 'ok' : 'unavailable',
       reasons: r.reasons,
       version: opts.version,
@@ -47,7 +68,7 @@ export async function healthPlugin(app: FastifyInstance, opts: HealthOptions): P
       ...(opts.sources ? { sources: opts.sources() } : {}),
       ...(opts.watchdog ? { watchdog: opts.watchdog() } : {}),
       ...(opts.collectors ? { collectors: opts.collectors() } : {})
-    }
+    }, opts.localRoots ?? [])
   })
 }
 

@@ -21,6 +21,8 @@ export interface SinkGauges {
   readonly failing: boolean
   /** The stop code while the destination refuses for a reason no line causes (see SinkStopCode), else null. */
   readonly stopped?: string | null
+  /** False while the destination still sets itself up in the background (Elasticsearch's templates). */
+  readonly setUp?: boolean
 }
 
 export interface SourceGauges {
@@ -153,6 +155,8 @@ export function createRegistry(opts: Omit<MetricsOptions, 'authorize'>): Registr
     gauge(registry, metric, help, ['sink'], () => [...opts.sinks()].map(([sink, g]): Sample => [{ sink }, g[key]]))
   }
   gauge(registry, 'lpr_sink_up', '0 while deliveries to the destination fail.', ['sink'], () => [...opts.sinks()].map(([sink, g]): Sample => [{ sink }, g.failing ? 0 : 1]))
+  gauge(registry, 'lpr_sink_set_up', '0 while the destination still sets itself up in the background (index templates, file recovery); the service listens meanwhile.', ['sink'],
+    () => [...opts.sinks()].map(([sink, g]): Sample => [{ sink }, g.setUp === false ? 0 : 1]))
   gauge(registry, 'lpr_sink_stopped', '1 while the destination refuses for a reason no line causes (credentials, cluster, settings), by code; lines wait in the spool.', ['sink', 'code'],
     () => [...opts.sinks()].flatMap(([sink, g]): Sample[] => (g.stopped ? [[{ sink, code: g.stopped }, 1]] : [])))
 

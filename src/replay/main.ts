@@ -86,10 +86,9 @@ async function main(): Promise<void> {
   if (url === null) {
     // No service runs on this DATA_DIR: run its code here, with its lock.
     const log = createLogger(config.logLevel, pino.destination(2))
-    built = await buildApp(config, log)
-    await built.app.listen({ port: 0, host: '127.0.0.1' })
-    const a = built.app.server.address() as { port: number }
-    url = `${config.tlsCertFile ? 'https' : 'http'}://127.0.0.1:${a.port}`
+    // Intake only, on a loopback port of its own: nothing but this replay talks to it.
+    built = await buildApp({ ...config, port: 0, host: '127.0.0.1', adminOnIntake: true }, log)
+    url = built.url
   }
   process.stderr.write(`replay: ${built ? 'no service runs on this DATA_DIR: running its code in this process' : `sending to the service at ${url}`}\n`)
   try {

@@ -64,19 +64,23 @@ export function backoffMs(failures: number, o: { baseMs: number, capMs: number, 
 
 /**
  * A Retry-After, in ms, from an error that carries one (Cloudflare's API errors: `retryAfter` or
- * headers) or from the header's text; seconds only (an HTTP date is taken as absent). Null when
- * there is none.
+ * headers) or from the header's text; whole seconds only (an HTTP date, or anything else, is
+ * taken as absent). Null when there is none.
  */
 export function retryAfterMs(errOrHeader: unknown): number | null {
   let v: unknown = errOrHeader
-  if (errOrHeader !== null && typeof errOrHeader === 'object') {
+  if (errOrHeader !== null && typeof errOrHeader === 'object' && !Array.isArray(errOrHeader)) {
     const e = errOrHeader as { headers?: unknown, retryAfter?: unknown }
     v = e.retryAfter
     const h = e.headers as { get?: (n: string) => string | null } & Record<string, unknown> | undefined
     if (v == null && h) v = typeof h.get === 'function' ? h.get('retry-after') : h['retry-after']
   }
   if (Array.isArray(v)) v = v[0]
-  if (v == null || v === '') return null
-  const s = Number(v)
-  return Number.isFinite(s) && s > 0 ? s * 1000 : null
+  // Whole seconds only, as HTTP defines it (RFC 9110 10.2.3: 1*DIGIT): a fraction ("0.001"), an
+  // exponent, hex or a sign is no Retry-After, so the backoff applies; believing "0.001" let a
+  // peer make a source that retries for ever try again every millisecond.
+  const text = typeof v === 'number' ? String(v) : typeof v === 'string' ? v.trim() : ''
+  if (!/^\d+$/.test(text)) return null
+  const s = Number(text)
+  return s > 0 ? s * 1000 : null
 }

@@ -31,29 +31,84 @@ export interface ForwarderOptions {
 
 const RETRY_BASE_MS = 500
 
+/** Settles as `p` does, or rejects once `signal` aborts (`p` is left to finish on its own). */
+function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new Error('aborted'))
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new Error('aborted'))
+    signal.addEventListener('abort', onAbort, { once: true })
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}
+
 export class Forwarder {
   private readonly abort = new AbortController()
   private running: Promise<void> | null = null
   private checkpoint: Checkpoint = { seq: 0, index: 0 }
   private lastError: string | null = null
   private failingSince: number | null = null
+  private checkpointLoaded = false
+  private isSetUp = false
+  private initializing: Promise<void> | null = null
   delivered = 0
 
   constructor (private readonly opts: ForwarderOptions) {}
 
   get name(): string { return this.opts.sink.name }
 
-  /** Loads the checkpoint and lets the sink recover; every forwarder does this before any runs. */
-  async prepare(): Promise<void> {
+  /** Loads the checkpoint (a local file); every forwarder does this before any runs. */
+  async loadCheckpoint(): Promise<void> {
     this.checkpoint = await this.opts.spool.loadCheckpoint(this.name)
-    await this.opts.sink.init(this.checkpoint.state)
+    this.checkpointLoaded = true
+  }
+
+  /** Loads the checkpoint and lets the sink recover and set itself up, now (start() does it in the background otherwise). */
+  async prepare(): Promise<void> {
+    if (!this.checkpointLoaded) await this.loadCheckpoint()
+    await this.setUpOnce()
+  }
+
+  /**
+   * Sets the sink up (unless prepare() did) and delivers, in the background: a destination that
+   * accepts connections and never answers must not hold up the start (Elasticsearch's index
+   * templates used to be installed before the service listened). Until then, status() says so.
+   */
+  start(): void {
+    this.running = (this.isSetUp ? Promise.resolve(true) : this.setUp()).then((ok) => { if (ok) return this.loop() })
+  }
+
+  private async setUpOnce(): Promise<void> {
+    const init = this.opts.sink.init(this.checkpoint.state, this.abort.signal)
+    this.initializing = init.catch(() => {})
+    await abortable(init, this.abort.signal)
     if (this.checkpoint.state === undefined && this.opts.sink.startState) {
       await this.save({ ...this.checkpoint, state: this.opts.sink.startState() })
     }
+    this.isSetUp = true
   }
 
-  start(): void {
-    this.running = this.loop()
+  /** True once the sink has recovered its state and set itself up. */
+  get ready(): boolean { return this.isSetUp }
+
+  /** The sink's own recovery and set-up, retried with backoff; false when stopped first. */
+  private async setUp(): Promise<boolean> {
+    let attempt = 0
+    while (!this.stopping) {
+      try {
+        await this.setUpOnce()
+        this.lastError = null
+        this.failingSince = null
+        return true
+      } catch (err) {
+        if (this.abort.signal.aborted || this.stopping) return false
+        this.lastError = (err as Error).message
+        this.failingSince ??= Date.now()
+        const wait = Math.min(this.opts.retryMaxMs, RETRY_BASE_MS * 2 ** attempt++) * (0.5 + Math.random() / 2)
+        this.opts.log.error({ sink: this.name, err: { message: (err as Error).message }, retryInMs: Math.round(wait) }, 'Could not set the destination up; trying again.')
+        await sleep(wait, undefined, { signal: this.wake.signal }).catch(() => {})
+      }
+    }
+    return false
   }
 
   /** Stops after the batch in hand, or at once when `graceMs` runs out; what is left stays spooled. */
@@ -65,6 +120,9 @@ export class Forwarder {
       await this.running
     } finally {
       clearTimeout(timer)
+      // A set-up given up on by the abort may still be under way (it got the signal too): closing
+      // the sink under it would leave what it opens after (a rotation timer) open.
+      await this.initializing
       await this.opts.sink.close()
     }
   }
@@ -96,6 +154,7 @@ export class Forwarder {
       lastError: this.lastError,
       failingForSeconds: this.failingSince === null ? 0 : Math.round((Date.now() - this.failingSince) / 1000),
       ...(this.opts.shaping !== undefined ? { shaping: this.opts.shaping } : {}),
+      setUp: this.isSetUp,
       ...(this.opts.sink.health?.() ?? {})
     }
   }

@@ -66,7 +66,10 @@ export const JS = `'use strict'
     })
   }
   function openTarget () {
-    var id = decodeURIComponent(location.hash.slice(1))
+    var id
+    // A fragment that is not valid percent-encoding ("#%") made decodeURIComponent throw, which
+    // stopped this script before the refresh and the copy buttons were set up.
+    try { id = decodeURIComponent(location.hash.slice(1)) } catch (e) { return }
     var el = id && document.getElementById(id)
     if (el && el.tagName === 'DETAILS') el.open = true
   }

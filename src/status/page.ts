@@ -24,6 +24,8 @@ export interface DatasetView {
 export interface SinkView {
   readonly name: string
   readonly failing: boolean
+  /** Still setting itself up in the background (Elasticsearch's index templates). */
+  readonly settingUp?: boolean
   readonly failingForSeconds: number
   readonly lastError: string | null
   readonly pendingLines: number
@@ -138,7 +140,7 @@ function sinksSection(v: StatusView): Html {
 <thead><tr><th scope="col">Destination</th><th scope="col">State</th><th scope="col">Backlog lines</th><th scope="col">Backlog bytes</th><th scope="col">Oldest waiting</th><th scope="col">Delivered, last 5 min</th><th scope="col">Last error</th></tr></thead>
 <tbody>${v.sinks.map((s) => html`<tr class="${s.failing ? 'failing' : ''}">
 <th scope="row">${s.name}</th>
-<td>${s.failing ? html`<strong class="bad">failing</strong> for ${duration(s.failingForSeconds)}` : html`<span class="ok">up</span>`}</td>
+<td>${s.failing ? html`<strong class="bad">failing</strong> for ${duration(s.failingForSeconds)}` : s.settingUp === true ? html`<span class="muted">setting up</span>` : html`<span class="ok">up</span>`}</td>
 <td class="n">${num(s.pendingLines)}</td>
 <td class="n">${bytes(s.pendingBytes)}</td>
 <td>${s.oldestPendingAgeSeconds > 0 ? duration(s.oldestPendingAgeSeconds) : html`<span class="muted">–</span>`}</td>
@@ -244,10 +246,10 @@ export function statusPage(v: StatusView): string {
 ${statusMain(v)}`)
 }
 
-export function loginPage(message: string | null): string {
+export function loginPage(message: string | null, tokenName: string): string {
   return layout('logpush-receiver: sign in', html`<main id="status" class="login">
 <h1>logpush-receiver</h1>
-<p>The status page shows what senders sent, so it needs a token: one of <code>LOGPUSH_TOKENS</code> or <code>METRICS_TOKEN</code>.</p>
+<p>The status page shows what senders sent, so it needs a token: ${tokenName}.</p>
 ${message ? html`<p class="bad" role="alert">${message}</p>` : ''}
 <form method="post" action="/status/login">
 <label for="token">Token</label>

@@ -1,6 +1,7 @@
 // GET /: the operator's status page. It shows what senders sent (dead letters carry client IPs,
-// cookies, headers), so every byte of data is behind a token, even where /metrics is open; without
-// one the answer is a sign-in form and nothing else. It reads the same sources /health does: Stats,
+// cookies, headers), so every byte of data is behind a token (STATUS_TOKEN, or a Logpush token;
+// never METRICS_TOKEN, which a scraper holds), even where /metrics is open; without one the answer
+// is a sign-in form and nothing else. It reads the same sources /health does: Stats,
 // the readiness check, the spool and the destinations' status.
 import { statfs } from 'node:fs/promises'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -23,6 +24,13 @@ export interface StatusOptions {
   readonly stats: Stats
   readonly readiness: () => Promise<Readiness>
   readonly access: StatusAccess
+  /** Which tokens open the page, as the sign-in form names them (STATUS_TOKEN, one of LOGPUSH_TOKENS). */
+  readonly tokenName: string
+  /**
+   * Whether the session cookie gets Secure: 'auto' when this listener serves TLS itself, 'always'
+   * (behind a proxy that ends TLS). Never from X-Forwarded-Proto: any client can send it.
+   */
+  readonly cookieSecure: 'auto' | 'always'
   /** Every dataset with the API scopes its Logpush jobs are created at. */
   readonly datasets: ReadonlyArray<{ readonly name: string, readonly scopes: ReadonlyArray<'zone' | 'account'> }>
   /** destination_conf for a dataset, with a placeholder where the token goes. */
@@ -94,6 +102,7 @@ export async function statusPlugin(app: FastifyInstance, opts: StatusOptions): P
     const sinks = opts.sinks().map(({ name, failing, status }): SinkView => ({
       name,
       failing,
+      settingUp: status.setUp === false,
       failingForSeconds: num(status.failingForSeconds),
       lastError: typeof status.lastError === 'string' ? status.lastError : null,
       pendingLines: num(status.pendingLines),
@@ -122,11 +131,12 @@ export async function statusPlugin(app: FastifyInstance, opts: StatusOptions): P
     done(null, Object.fromEntries(new URLSearchParams(body as string)))
   })
 
-  const secure = (request: FastifyRequest): boolean => request.protocol === 'https' || request.headers['x-forwarded-proto'] === 'https'
+  // request.protocol is the connection's own (fastify's trustProxy is off): no header changes it.
+  const secure = (request: FastifyRequest): boolean => opts.cookieSecure === 'always' || request.protocol === 'https'
   const cookie = (request: FastifyRequest, value: string, maxAge: number): string =>
     `${COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${secure(request) ? '; Secure' : ''}`
   const signIn = (reply: FastifyReply, status: number, message: string | null): FastifyReply =>
-    reply.code(status).type('text/html; charset=utf-8').send(loginPage(message))
+    reply.code(status).type('text/html; charset=utf-8').send(loginPage(message, opts.tokenName))
 
   app.get('/', async function statusRoot(request, reply) {
     if (!opts.access.allows(request.headers)) return signIn(reply, 401, null)
@@ -137,7 +147,7 @@ export async function statusPlugin(app: FastifyInstance, opts: StatusOptions): P
     const token = (request.body as Record<string, unknown> | undefined)?.token
     if (typeof token !== 'string' || !opts.access.tokenValid(token.trim())) {
       request.log.info('Status page sign-in with a token that is not configured.')
-      return signIn(reply, 401, 'That token is not one of LOGPUSH_TOKENS or METRICS_TOKEN.')
+      return signIn(reply, 401, `That token is not ${opts.tokenName}.`)
     }
     return reply.code(303).header('set-cookie', cookie(request, opts.access.issue(token.trim()), SESSION_SECONDS)).header('location', '/').send()
   })

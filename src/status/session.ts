@@ -1,4 +1,4 @@
-// Who may see the status page: the holder of a Logpush token or of METRICS_TOKEN, through
+// Who may see the status page: the holder of STATUS_TOKEN (or, without one, of a Logpush token), through
 // "Authorization: Bearer <token>" or the cookie the login form sets. The cookie does not hold the
 // token: it holds an expiry and an HMAC of it keyed by a digest of the token, so it is valid on
 // every replica with the same tokens, and removing a token from the configuration ends its sessions.

@@ -78,7 +78,7 @@ async function serviceRun(url: string, namespace: string, bodies: Buffer[]): Pro
   const port = await freePort()
   const dataDir = await mkdtemp(join(tmpdir(), 'lpr-bench-'))
   const child = spawn(process.execPath, ['--max-semi-space-size=2', fileURLToPath(new URL('../../src/main.js', import.meta.url))], {
-    env: { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOGPUSH_TOKENS: TOKEN, LOG_LEVEL: 'warn', SINKS: 'elasticsearch', ELASTICSEARCH_URL: url, ELASTICSEARCH_NAMESPACE: namespace, ELASTICSEARCH_BULK_BYTES: String(BULK_BYTES), ELASTICSEARCH_BULK_CONCURRENCY: String(CONCURRENCY) },
+    env: { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', ADMIN_ON_INTAKE: 'true', DATA_DIR: dataDir, LOGPUSH_TOKENS: TOKEN, LOG_LEVEL: 'warn', SINKS: 'elasticsearch', ELASTICSEARCH_URL: url, ELASTICSEARCH_NAMESPACE: namespace, ELASTICSEARCH_BULK_BYTES: String(BULK_BYTES), ELASTICSEARCH_BULK_CONCURRENCY: String(CONCURRENCY) },
     stdio: ['ignore', 'inherit', 'inherit']
   })
   try {

@@ -45,6 +45,8 @@ export async function startService(opts: ServiceOptions): Promise<BenchService> 
       PATH: process.env.PATH,
       PORT: String(port),
       HOST: '127.0.0.1',
+      // /metrics on the intake port, as the bench reads it (a build from before the admin listener ignores this).
+      ADMIN_ON_INTAKE: 'true',
       DATA_DIR: dataDir,
       LOGPUSH_TOKENS: TOKEN,
       LOG_LEVEL: 'warn',

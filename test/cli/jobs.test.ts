@@ -17,7 +17,7 @@ import { TEST_S3_KEYS, newBucket, requireS3, testS3Client } from '../helpers/s3.
 
 const CF_TOKEN = 'cf-api-token-0123456789'
 
-interface Setup { double: CloudflareDouble, base: string, env: Record<string, string>, serviceUrl: string, dataDir: string }
+interface Setup { double: CloudflareDouble, base: string, env: Record<string, string>, serviceUrl: string, adminUrl: string, dataDir: string }
 
 async function setup(t: TestContext, serviceEnv: Record<string, string> = {}): Promise<Setup> {
   const { double, base } = await startCloudflareDouble()
@@ -31,9 +31,12 @@ async function setup(t: TestContext, serviceEnv: Record<string, string> = {}): P
     LOGPUSH_TOKENS: serviceEnv.LOGPUSH_TOKENS ?? TEST_TOKEN,
     DATA_DIR: server.dataDir,
     CLOUDFLARE_API_URL: base,
-    CLOUDFLARE_API_TOKEN: CF_TOKEN
+    CLOUDFLARE_API_TOKEN: CF_TOKEN,
+    // Where the CLI finds GET /logpush/challenges: the service's admin listener, or intake.
+    ADMIN_ON_INTAKE: server.adminUrl === server.url ? 'true' : 'false',
+    ADMIN_PORT: new URL(server.adminUrl).port
   }
-  return { double, base, env, serviceUrl: server.url, dataDir: server.dataDir }
+  return { double, base, env, serviceUrl: server.url, adminUrl: server.adminUrl, dataDir: server.dataDir }
 }
 
 
@@ -262,13 +265,14 @@ test('--destination works for any destination; a wrong ownership token is refuse
 })
 
 test('ownership challenge through the HTTP intake: the double posts the token, the CLI reads GET /logpush/challenges and sends it', async (t) => {
-  const s = await setup(t)
+  // The challenges are read from the admin listener, which the CLI finds by ADMIN_HOST:ADMIN_PORT.
+  const s = await setup(t, { ADMIN_ON_INTAKE: 'false' })
   const r = await cli(s.env, 'jobs', 'create', '--dataset', 'http_requests', '--zone', 'zone1', '--fields', 'RayID', '--ownership')
   assert.equal(r.code, 0, r.err)
   const create = s.double.requests.find((q) => q.method === 'POST' && q.path === '/zones/zone1/logpush/jobs')!
   const token = JSON.parse(create.body.toString()).ownership_challenge as string
   assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/)
-  const kept = await (await fetch(`${s.serviceUrl}/logpush/challenges`, { headers: { authorization: `Bearer ${TEST_TOKEN}` } })).json() as any
+  const kept = await (await fetch(`${s.adminUrl}/logpush/challenges`, { headers: { authorization: `Bearer ${TEST_TOKEN}` } })).json() as any
   assert.equal(kept.challenges[0].token, token)
   assert.deepEqual(destinationSettings(s.double).deliveries.map((d) => [d.kind, d.status]), [['challenge', 200], ['validation', 200]])
   assert.equal(jobsIn(s.double, { kind: 'zones', id: 'zone1' }).length, 1)

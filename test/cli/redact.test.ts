@@ -116,3 +116,41 @@ test('the start-up configuration line: credentials inside ELASTICSEARCH_URL and 
   assert.equal(d.ELASTICSEARCH_PASSWORD, '(set)')
   assert.equal(d.SPLUNK_HEC_TOKEN, '(set)')
 })
+
+test('a password holding an unencoded @, and more than one space or a tab after an Authorization scheme, leave no part of the secret', () => {
+  // The bug: the userinfo was cut at its first '@', so https://elastic:p@ss@host (which the URL
+  // parser, and so the Elasticsearch client, takes as password "p@ss") was logged as
+  // elastic:REDACTED@ss@host; and "Bearer  SECRET" or "Bearer<TAB>SECRET" kept the secret after
+  // the masked scheme.
+  const cases: ReadonlyArray<readonly [string, string]> = [
+    [`https://elastic:a@${S}@es.example.com:9200`, 'https://elastic:REDACTED@es.example.com:9200'],
+    [`https://elastic:a@b@${S}@es.example.com:9200/x/a@b?q=c@d`, 'https://elastic:REDACTED@es.example.com:9200/x/a@b?q=c@d'],
+    [`error uploading to https://h/x?header_Authorization=Bearer  ${S}: 401`, 'error uploading to https://h/x?header_Authorization=Bearer  REDACTED: 401'],
+    [`header_Authorization=Bearer\t${S}&x=1`, 'header_Authorization=Bearer\tREDACTED&x=1'],
+    [`header_Authorization=Splunk%20%20${S}&x=1`, 'header_Authorization=Splunk%20%20REDACTED&x=1']
+  ]
+  for (const [text, expected] of cases) {
+    const out = redactDestinationSecrets(text)
+    assert.equal(out, expected, text)
+    assert.ok(!out.includes(S), text)
+  }
+  assert.equal(new URL(`https://elastic:a@${S}@es.example.com:9200`).hostname, 'es.example.com', 'the URL parser takes the last @')
+})
+
+test('a destination_conf inside JSON text (escaped quotes) or percent-encoded whole leaves no part of the secret', () => {
+  // The bug: a value opening with an escaped quote (a conf quoted inside a JSON string, as a log
+  // line or an API error body carries it) was cut at the backslash and kept whole after
+  // REDACTED; and a conf percent-encoded whole (header_Authorization%3DBearer%2520...) was not
+  // recognised at all.
+  const cases: ReadonlyArray<readonly [string, string]> = [
+    [`{"message":"bad destination https://h/?header_Authorization=\\"Bearer ${S}\\" refused"}`, '{"message":"bad destination https://h/?header_Authorization=\\"Bearer REDACTED\\" refused"}'],
+    [`{"message":"header_X-Key=\\"${S}`, '{"message":"header_X-Key=\\"REDACTED'],
+    [`https%3A%2F%2Fh%2F%3Fheader_Authorization%3DBearer%2520${S}%26tags%3Da`, 'https%3A%2F%2Fh%2F%3Fheader_Authorization%3DREDACTED'],
+    [`r2%3A%2F%2Fb%3Faccess-key-id%3D${S}%26secret-access-key%3D${S}`, 'r2%3A%2F%2Fb%3Faccess-key-id%3DREDACTED']
+  ]
+  for (const [text, expected] of cases) {
+    const out = redactDestinationSecrets(text)
+    assert.equal(out, expected, text)
+    assert.ok(!out.includes(S), text)
+  }
+})

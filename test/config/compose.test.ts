@@ -189,9 +189,12 @@ test('DATA_DIR is a named volume', () => {
   assert.ok(instructions('VOLUME').some((v) => v.includes(dataDir)), `Dockerfile VOLUME includes ${dataDir}`)
 })
 
-test('every service has a healthcheck; the receiver uses /health', () => {
+test('every service has a healthcheck; the receiver\'s (and the image\'s) is liveness, /health/live', () => {
+  // Docker's health check was readiness (/health): Swarm or ECS would restart a replica whose spool
+  // is above its watermark only because its destination is down, which churns and helps nothing.
   for (const name of [RECEIVER, ELASTICSEARCH, KIBANA]) healthcheckText(service(name), name)
-  assert.match(healthcheckText(service(RECEIVER), RECEIVER), /\/health\b/)
+  assert.match(healthcheckText(service(RECEIVER), RECEIVER), /\/health\/live\b/)
+  assert.ok(instructions('HEALTHCHECK').some((h) => /\/health\/live\b/.test(h)), 'the Dockerfile HEALTHCHECK probes /health/live')
   assert.match(healthcheckText(service(ELASTICSEARCH), ELASTICSEARCH), /_cluster\/health/)
 })
 

@@ -161,16 +161,20 @@ test('the Services, the disruption budget and the ServiceMonitor select the pods
   assert.ok(services.some((svc) => svc.metadata.name === s.spec.serviceName && svc.spec.clusterIP === 'None'), 'the headless Service the StatefulSet names')
   for (const svc of services) {
     assert.ok(Object.entries(svc.spec.selector).every(([k, v]) => podLabels[k] === v), `${svc.metadata.name} selects the pods`)
-    assert.ok(svc.spec.ports.every((p: Obj) => p.targetPort === container().ports[0].name))
+    assert.ok(svc.spec.ports.every((p: Obj) => (container().ports as Obj[]).some((c) => c.name === p.targetPort)), `${svc.metadata.name} targets a container port`)
   }
+  // The status page and /metrics are on the admin listener: the Service uploads go to never exposes it.
+  const admin = (container().ports as Obj[]).find((c) => c.containerPort === loadConfig(podEnv()).adminPort)
+  assert.ok(admin, 'ADMIN_PORT is a container port')
+  assert.ok(!services.find((svc) => svc.metadata.name === 'logpush-receiver')!.spec.ports.some((p: Obj) => p.targetPort === admin.name), 'the upload Service does not reach the admin listener')
   const pdb = only('PodDisruptionBudget')
   assert.ok(matches(pdb.spec.selector, podLabels))
   assert.equal(pdb.spec.maxUnavailable, 1)
   const monitor = only('ServiceMonitor')
   const scraped = services.filter((svc) => matches(monitor.spec.selector, svc.metadata.labels))
-  assert.deepEqual(scraped.map((svc) => svc.metadata.name), ['logpush-receiver'], 'each pod scraped once, through one Service')
+  assert.deepEqual(scraped.map((svc) => svc.metadata.name), ['logpush-receiver-admin'], 'each pod scraped once, through one Service')
   const endpoint = monitor.spec.endpoints[0]
-  assert.ok(scraped[0]!.spec.ports.some((p: Obj) => p.name === endpoint.port))
+  assert.ok(scraped[0]!.spec.ports.some((p: Obj) => p.name === endpoint.port && p.targetPort === admin.name), 'scraped on the admin listener')
   assert.equal(endpoint.path, '/metrics')
   assert.equal(endpoint.authorization?.type, 'Bearer', 'the service asks for Authorization: Bearer <METRICS_TOKEN>')
   const secret = only('Secret', endpoint.authorization.credentials.name)

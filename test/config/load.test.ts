@@ -51,3 +51,12 @@ test('the Splunk destination needs its token', () => {
   assert.throws(() => loadConfig({ SINKS: 'file,splunk' }), /SINKS names splunk: set SPLUNK_HEC_TOKEN/)
   assert.equal(loadConfig({ SINKS: 'splunk', SPLUNK_HEC_TOKEN: 'x' }).sinks, 'splunk')
 })
+
+test('a shutdown delay past what a timer can hold is refused at start', () => {
+  // SHUTDOWN_GRACE_MS or SHUTDOWN_HEALTH_DELAY_MS above 2^31-1 ms made Node's setTimeout fire after
+  // 1 ms: a stop meant to wait cut connections (or closed the listener) at once, silently.
+  for (const env of ['SHUTDOWN_GRACE_MS', 'SHUTDOWN_HEALTH_DELAY_MS']) {
+    assert.throws(() => loadConfig({ [env]: '3000000000' }), (err: Error & { code?: string }) => err.code === 'LPR_ERR_CONFIG_INVALID' && err.message.includes(env))
+    assert.equal(loadConfig({ [env]: '3600000' })[env === 'SHUTDOWN_GRACE_MS' ? 'shutdownGraceMs' : 'shutdownHealthDelayMs'], 3_600_000)
+  }
+})

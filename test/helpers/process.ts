@@ -37,7 +37,9 @@ export async function spawnService(t: TestContext, env: Record<string, string> =
   let output = ''
   // As package.json's start script runs it.
   const child = spawn(process.execPath, ['--max-semi-space-size=2', MAIN], {
-    env: { PATH: process.env.PATH, LOGPUSH_TOKENS: TEST_TOKEN, LOG_LEVEL: 'warn', ...env, DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1' },
+    // Everything on `url` (ADMIN_ON_INTAKE) unless a test asks otherwise; an admin listener, when
+    // asked for, on a free port: the default 8081 would be shared by every service a test starts.
+    env: { PATH: process.env.PATH, LOGPUSH_TOKENS: TEST_TOKEN, LOG_LEVEL: 'warn', ADMIN_ON_INTAKE: 'true', ADMIN_PORT: '0', ...env, DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   child.stdout!.on('data', (d: Buffer) => { output += d.toString() })

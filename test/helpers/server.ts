@@ -9,6 +9,8 @@ import { createLogger } from '../../src/observability/index.js'
 
 export interface TestServer {
   readonly url: string
+  /** The admin listener's URL; `url` with ADMIN_ON_INTAKE (the default here). */
+  readonly adminUrl: string
   readonly token: string
   readonly dataDir: string
   readonly built: BuiltApp
@@ -19,13 +21,16 @@ export const TEST_TOKEN = 'test-token-0123456789abcdef'
 /** The real app from its factory, on a loopback port of its own, closed when the test ends. */
 export async function startServer(t: TestContext, env: Record<string, string> = {}): Promise<TestServer> {
   const dataDir = env.DATA_DIR ?? await mkdtemp(join(tmpdir(), 'lpr-test-'))
-  const config = loadConfig({ LOGPUSH_TOKENS: TEST_TOKEN, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env, DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1' })
+  // Most tests reach the status page, /metrics and /logpush/challenges at `url`: ADMIN_ON_INTAKE
+  // unless a test asks for the admin listener (then at `adminUrl`, on a port of its own).
+  const config = loadConfig({ LOGPUSH_TOKENS: TEST_TOKEN, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ADMIN_ON_INTAKE: 'true', ...env, DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', ADMIN_PORT: '0', ADMIN_HOST: '127.0.0.1' })
   const built = await buildApp(config, createLogger(config.logLevel))
-  await built.app.listen({ port: 0, host: '127.0.0.1' })
   t.after(() => built.close())
-  const address = built.app.server.address()
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return { url: `http://127.0.0.1:${address.port}`, token: config.tokens.split(',')[0]!, dataDir, built }
+  // Destinations set themselves up behind the listener; tests that read Elasticsearch's templates
+  // right after the start expect them there, as an operator would a moment later. A destination
+  // that cannot be reached stays "not set up": that is for the test to see, not to wait out.
+  await built.setUp(30_000)
+  return { url: built.url, adminUrl: built.adminUrl ?? built.url, token: config.tokens.split(',')[0]!, dataDir, built }
 }
 
 export interface PostOptions {

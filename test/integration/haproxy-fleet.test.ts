@@ -118,7 +118,7 @@ function trickle(body: Buffer): ReadableStream<Uint8Array> {
   })
 }
 
-interface Batch { readonly id: string, readonly lines: string[], readonly body: Buffer }
+interface Batch { readonly id: string, readonly lines: string[], readonly body: Buffer, readonly errorPhases: string[] }
 interface SeenError { readonly phase: string, readonly what: string }
 
 /** Several concurrent Logpush-like senders: distinct gzip batches, retried as Logpush retries them. */
@@ -151,7 +151,7 @@ class Sender {
       const ns = 1652295571783000123n + BigInt(n * LINES_PER_BATCH + i) * 1_000_003n
       lines.push(`{"RayID":"${this.tag}-${n}-${i}","EdgeStartTimestamp":${ns},"ClientIP":"198.51.100.${i + 1}","ClientRequestHost":"fleet.example.com","EdgeResponseStatus":200}`)
     }
-    return { id: `${this.tag}-${n}`, lines, body: gzipSync(lines.join('\n') + '\n') }
+    return { id: `${this.tag}-${n}`, lines, body: gzipSync(lines.join('\n') + '\n'), errorPhases: [] }
   }
 
   private async work(slow: boolean): Promise<void> {
@@ -178,6 +178,7 @@ class Sender {
         if (res.status === 200) { this.accepted.push(batch); return }
         last = `HTTP ${res.status} ${text.slice(0, 120)}`
         this.errors.push({ phase: this.phase, what: `HTTP ${res.status}` })
+        batch.errorPhases.push(this.phase)
         if (res.status !== 429 && res.status < 500) break
         const retryAfter = Number(res.headers.get('retry-after'))
         // Retry-After is in seconds; a test cannot wait minutes, so at most 2 s.
@@ -186,6 +187,7 @@ class Sender {
         const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name
         last = `connection: ${cause}`
         this.errors.push({ phase: this.phase, what: `connection ${cause}` })
+        batch.errorPhases.push(this.phase)
       }
       if (attempt < TRIES - 1) await sleep(wait)
     }
@@ -279,7 +281,12 @@ async function runFleet(t: TestContext, haproxy: string, redispatch: boolean): P
       sentLines.add(l)
       assert.ok(inA.has(l) || inB.has(l), `a line of batch ${b.id}, answered 200, is stored byte for byte: ${l}`)
     }
-    if (inA.has(b.lines[0]!) && inB.has(b.lines[0]!)) figures.storedByBoth++
+    if (inA.has(b.lines[0]!) && inB.has(b.lines[0]!)) {
+      figures.storedByBoth++
+      // Issue 24 item 2: a batch stored twice is one whose answer was lost when a replica died
+      // (SIGKILL); an orderly stop or a rolling restart must never cause one.
+      assert.ok(b.errorPhases.some((p) => p.startsWith('SIGKILL')), `batch ${b.id} stored by both replicas was retried only in ${b.errorPhases.join(', ') || 'no phase'}, not after a SIGKILL`)
+    }
   }
   // Nothing but what was sent: a batch answered with an error may still be stored (its answer
   // was lost), and then it was retried until a 200, so it is among the accepted ones.

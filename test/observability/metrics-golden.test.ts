@@ -65,6 +65,7 @@ const GOLDEN = `
 # TYPE lpr_sink_pending_bytes gauge
 # TYPE lpr_sink_oldest_pending_age_seconds gauge
 # TYPE lpr_sink_up gauge
+# TYPE lpr_sink_set_up gauge
 # TYPE lpr_sink_stopped gauge
 # TYPE lpr_source_objects_seen_total counter
 # TYPE lpr_source_objects_done_total counter

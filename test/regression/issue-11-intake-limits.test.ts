@@ -18,9 +18,8 @@ async function startLogged(t: TestContext, env: Record<string, string> = {}): Pr
   const logs: any[] = []
   const sink = new Writable({ write (chunk: Buffer, _enc, done) { for (const l of chunk.toString().split('\n')) if (l) logs.push(JSON.parse(l)); done() } })
   const dataDir = await mkdtemp(join(tmpdir(), 'lpr-test-'))
-  const config = loadConfig({ LOGPUSH_TOKENS: TEST_TOKEN, LOG_LEVEL: 'info', ...env, DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1' })
+  const config = loadConfig({ LOGPUSH_TOKENS: TEST_TOKEN, LOG_LEVEL: 'info', ADMIN_ON_INTAKE: 'true', ...env, DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1' })
   const built = await buildApp(config, createLogger('info', sink))
-  await built.app.listen({ port: 0, host: '127.0.0.1' })
   t.after(() => built.close())
   const port = (built.app.server.address() as { port: number }).port
   return { url: `http://127.0.0.1:${port}`, port, logs }

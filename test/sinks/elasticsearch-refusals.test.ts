@@ -183,3 +183,33 @@ test('a 400 without Elasticsearch\'s error object (a wrong URL path, a proxy) st
   assert.deepEqual(calls.flatMap((c) => c.rejected), [])
   assert.equal(es.bulks.length, 1)
 })
+
+test('a 400 every request gets from a node that took requests earlier is still no document\'s fault: delivery stops, nothing is dead-lettered', async (t) => {
+  // The bug: once any request had been taken since start, a 400 with Elasticsearch's error
+  // object was blamed on the documents without asking the node again, so a node (or a proxy
+  // speaking its error format) that began refusing every request had every document of every
+  // batch dead-lettered one by one instead of stopping the destination.
+  const { es, sink } = await setup(t)
+  const first = recorder(() => 0)
+  assert.equal((await sink.deliver(batchOf(lines(4)), first.progress)).delivered, 4)
+  es.onRequest = () => unparsable('illegal_argument_exception', 'request [/_bulk] contains unrecognized parameter: [filter_path]')
+  const { progress, calls } = recorder(() => 0)
+  await assert.rejects(sink.deliver(batchOf(lines(8)), progress), (e: unknown) => e instanceof DeliveryStopped && e.code === 'LPR_ERR_SINK_ELASTICSEARCH_CLUSTER' && /holding no document/.test(e.message))
+  assert.deepEqual(calls.flatMap((c) => c.rejected), [])
+  assert.equal((sink.health() as any).stopped.code, 'LPR_ERR_SINK_ELASTICSEARCH_CLUSTER')
+})
+
+test('a bulk whose every document makes Elasticsearch refuse the request: each is found alone and dead-lettered, the node asked once with no document, delivery goes on', async (t) => {
+  // Hostile case of the halving: 2n-1 requests for n documents, none taken, so only the probe
+  // tells the documents' fault from the node's.
+  const { es, sink } = await setup(t)
+  es.onRequest = (call) => call.docs.length > 0 ? unparsable('x_content_parse_exception', '[1:2] Unexpected end-of-input') : undefined
+  const { progress, calls } = recorder(() => 0)
+  const input = lines(16)
+  const result = await sink.deliver(batchOf(input), progress)
+  assert.equal(result.delivered, 0)
+  assert.deepEqual(calls.flatMap((c) => c.rejected).map((r) => r.raw), input)
+  assert.equal(es.bulks.filter((b) => b.docs.length > 0).length, 2 * 16 - 1)
+  assert.equal(es.bulks.filter((b) => b.docs.length === 0 && b.deletes === 1).length, 1, 'one probe')
+  assert.equal((sink.health() as any).stopped, null)
+})

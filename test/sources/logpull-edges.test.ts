@@ -112,3 +112,17 @@ test('a Retry-After of a day is obeyed only up to SOURCE_RETRY_AFTER_MAX_SECONDS
   assert.deepEqual(received(c.double).map((r) => r.status), [429, 200])
   assert.ok(Date.now() - started < 50_000)
 })
+
+test('request times kept from before a restart that lie in the future (the clock stepped back) count as made now, not for as long as the clock takes to catch up', async () => {
+  // The bug: the limiter kept a seeded time until it was a minute old by the new clock, so after
+  // the clock stepped back an hour (a VM resumed, NTP correcting a fast clock) a zone whose 15
+  // request times were kept waited an hour and a minute for its next request.
+  let now = Date.parse('2026-11-20T10:00:00Z')
+  const waits: number[] = []
+  const limiter = new LogpullRateLimiter({ now: () => now, sleep: async (ms) => { waits.push(ms); now += ms } })
+  limiter.seed('zone:z', Array<number>(15).fill(now + 3_600_000))
+  await limiter.acquire([{ key: 'zone:z', perMinute: 15 }])
+  const waited = waits.reduce((a, b) => a + b, 0)
+  assert.ok(waited > 0 && waited <= 60_000, `waited ${waited} ms`)
+  assert.ok(limiter.recent('zone:z').every((t) => t <= now), 'no time kept after now')
+})

@@ -209,3 +209,31 @@ test('through the real pipeline and spool: an object read while the shared line 
   assert.deepEqual(destination.delivered, text.split('\n').filter(Boolean), 'every line once')
   await s.stop()
 })
+
+test('an empty progress record is damage, not a first start: the source stops and the file is left as it is', async () => {
+  // The bug: a progress.log that exists but is empty (zeroed or truncated by a disk or a hand;
+  // the service only ever writes one with its header) was read as no record at all: the source
+  // started as new at today minus startLookbackDays and rewrote the record, skipping every day
+  // between the one it had closed and that.
+  const fs = new FaultFs()
+  await fs.mkdir(DIR, { recursive: true })
+  fs.put(`${DIR}/progress.log`, '')
+  await assert.rejects(new ProgressRecord(DIR, fs).load('b', 'logs/{DATE}/', '20261122'), { code: 'LPR_ERR_SOURCE_STATE_UNREADABLE' })
+  assert.equal(await fs.readFile(`${DIR}/progress.log`, 'utf8'), '', 'the record is left as it was')
+})
+
+test('a Retry-After that is not whole seconds (a fraction, an exponent, hex, a sign) is no Retry-After: the backoff applies', () => {
+  // The bug: any number was believed, so a peer answering "Retry-After: 0.001" (or "1e-9") made
+  // a collector, which retries for ever, try again after a millisecond every time: a hot loop
+  // against the API, the doubling backoff bypassed. HTTP's Retry-After is whole seconds (RFC 9110
+  // 10.2.3: 1*DIGIT); "0x10" and "+5" were read as numbers too.
+  for (const v of ['0.001', '1e-9', '1e3', '0x10', '+5', '-5', ' ', 'soon', '5s']) {
+    assert.equal(retryAfterMs(v), null, v)
+    assert.equal(retryAfterMs({ retryAfter: v }), null, v)
+  }
+  const o = { baseMs: 1000, capMs: 60_000, retryAfterMaxMs: 300_000 }
+  assert.equal(backoffMs(5, { ...o, retryAfterMs: retryAfterMs({ headers: new Headers({ 'retry-after': '0.001' }) }) }), 16_000)
+  // Whole seconds, with the blanks a header may carry around them, still win.
+  assert.equal(retryAfterMs(' 7 '), 7000)
+  assert.equal(retryAfterMs(['3']), 3000)
+})

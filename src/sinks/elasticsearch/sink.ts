@@ -1,19 +1,23 @@
 // Delivers a staged batch to Elasticsearch data streams with _bulk `create` and deterministic ids:
 // whatever is retried or re-sent lands once. Item and request failures are classified by
 // classify.ts; retries back off with jitter within a time budget, after which the batch fails
-// as a whole (the spool retries it, and what was already stored comes back as 409s). A document
-// refused for good (mapping, alone over the request size limit, or alone making Elasticsearch
-// refuse the whole request for its content) is dead-lettered as soon as the bulks before it are done; a refusal that is not the document's (credentials, privileges,
-// the data stream, a cluster block) stops delivery with DeliveryStopped and shows in health().
+// as a whole (the spool retries it, and what was already stored comes back as 409s). Each bulk is
+// sent by halving.ts, which halves a request refused whole to find the documents responsible. A
+// document refused for good (mapping, alone over the request size limit, or alone making
+// Elasticsearch refuse the whole request for its content) is dead-lettered as soon as the bulks
+// before it are done; a refusal that is not the document's (credentials, privileges, the data
+// stream, a cluster block) stops delivery with DeliveryStopped and shows in health().
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Client, errors } from '@elastic/elasticsearch'
 import type { Logger } from 'pino'
 import type { DatasetSchema } from '../../dataset-schema.js'
-import { LineRejectCode, SinkStopCode } from '../../errors.js'
+import { SinkStopCode } from '../../errors.js'
 import { DeliveryStopped, type DeliveryBatch, type DeliveryResult, type Progress, type Rejection, type Sink, type StoppedState } from '../sink.js'
-import { backoffMs, classifyItem, classifyRequest, oneTooLarge, stopCause } from './classify.js'
+import { describe, errorType } from './answers.js'
+import { backoffMs, classifyRequest } from './classify.js'
+import { BulkSender, type BulkResponse, type Counts, type Item } from './halving.js'
 import { documentId, documentText, integrationDocumentText } from './document.js'
 import { compileEcs, type EcsBuilder, type EcsSet } from './ecs.js'
 import { dataStreamName, indexTemplate, integrationDataStreamName, templateName, type StorageModes } from './mapping.js'
@@ -44,17 +48,6 @@ export interface ElasticsearchSinkOptions {
   readonly log: Logger
 }
 
-interface Item {
-  readonly id: string
-  readonly raw: string
-  readonly doc: string
-}
-
-interface Counts {
-  delivered: number
-  duplicates: number
-}
-
 /** A bulk's lines, and where the batch may be checkpointed once it and every bulk before it are done. */
 interface Chunk {
   readonly items: Item[]
@@ -64,27 +57,12 @@ interface Chunk {
   done: boolean
 }
 
-type ItemError = { type?: string, reason?: string, caused_by?: { reason?: string } }
-
-/** Documents a bulk's halving found: alone over the size limit (413), or alone refused for their content (400). */
-interface Found {
-  readonly oversized: Array<{ item: Item, bytes: number }>
-  readonly unparsable: Array<{ item: Item, reason: string }>
-}
-
-/** A _bulk request that stores and creates nothing: Elasticsearch creates no index for a delete. */
-const PROBE_BODY = '{"delete":{"_index":"logs-cloudflare.lpr-probe-none","_id":"lpr-probe"}}\n'
-
-interface BulkResponse {
-  errors: boolean
-  items: Array<Record<string, { status: number, error?: ItemError }>>
-}
-
 export class ElasticsearchSink implements Sink {
   readonly name = 'elasticsearch'
   readonly client: Client
   private templates: Promise<void> | null = null
   private readonly builders = new Map<string, EcsBuilder>()
+  private readonly sender: BulkSender
 
   constructor (private readonly opts: ElasticsearchSinkOptions) {
     const auth = opts.apiKey ? { apiKey: opts.apiKey } : opts.username ? { username: opts.username, password: opts.password } : undefined
@@ -99,6 +77,14 @@ export class ElasticsearchSink implements Sink {
       compression: false
     })
     for (const [dataset, mapping] of opts.ecs?.mappings ?? []) this.builders.set(dataset, compileEcs(mapping, opts.ecs!.types))
+    this.sender = new BulkSender({
+      bulk: (body, signal) => this.bulk(body, signal),
+      pause: (attempt, deadline, signal, cause) => this.pause(attempt, deadline, signal, cause),
+      stop: (code, message) => this.stop(code, message),
+      requestStopped: (err) => this.requestStopped(err),
+      unreachable: () => { this.unreachable = true },
+      taking: () => { this.stopped = null }
+    }, this.name)
   }
 
   /** Elastic's stream for the dataset when this sink writes for Elastic's integration and it covers the dataset. */
@@ -107,20 +93,22 @@ export class ElasticsearchSink implements Sink {
   }
 
   /** Installs the index templates; if Elasticsearch is not up yet, delivery tries again later. */
-  async init(): Promise<void> {
+  async init(_state?: unknown, signal?: AbortSignal): Promise<void> {
     // Nothing to recover: replaying a batch only meets 409s for what is already stored.
-    await this.ensureTemplates().catch((err: unknown) => {
+    // The forwarder runs this in the background and aborts it at shutdown (an Elasticsearch that
+    // never answers must hold up neither the start nor the stop).
+    await this.ensureTemplates(signal).catch((err: unknown) => {
       this.opts.log.error({ err: describe(err) }, 'Could not install the Elasticsearch index templates yet; will retry before the next delivery.')
     })
-    if (this.opts.format === 'elastic-integration') await this.checkIntegrationAssets().catch(() => {})
+    if (this.opts.format === 'elastic-integration') await this.checkIntegrationAssets(signal).catch(() => {})
   }
 
   /** Says once, at start, which of Elastic's data streams lack the integration's templates (then nothing parses `message`). */
-  private async checkIntegrationAssets(): Promise<void> {
+  private async checkIntegrationAssets(signal?: AbortSignal): Promise<void> {
     const streams = [...this.opts.datasets.keys()].map((d) => this.integrationStream(d)).filter((s): s is string => s !== null)
     if (streams.length === 0) return
     const res = await this.client.transport.request<{ index_templates?: Array<{ name: string }> }>(
-      { method: 'GET', path: '/_index_template/logs-cloudflare_logpush.*' }, { ignore: [404], maxRetries: 0 })
+      { method: 'GET', path: '/_index_template/logs-cloudflare_logpush.*' }, { ignore: [404], maxRetries: 0, ...(signal ? { signal } : {}) })
     const installed = new Set((res.index_templates ?? []).map((t) => t.name))
     const missing = streams.filter((s) => !installed.has(`logs-cloudflare_logpush.${s}`))
     if (missing.length > 0) {
@@ -128,12 +116,12 @@ export class ElasticsearchSink implements Sink {
     }
   }
 
-  private ensureTemplates(): Promise<void> {
+  private ensureTemplates(signal?: AbortSignal): Promise<void> {
     this.templates ??= (async () => {
       // Each template put is a cluster-state update (seconds on a busy node, times 37 datasets):
       // read what is installed in one request and put only the templates whose content changed.
       const installed = new Map<string, unknown>()
-      const found = await this.client.indices.getIndexTemplate({ name: `${templateName('*')}` }, { ignore: [404] })
+      const found = await this.client.indices.getIndexTemplate({ name: `${templateName('*')}` }, { ignore: [404], ...(signal ? { signal } : {}) })
       for (const t of (found as { index_templates?: Array<{ name: string, index_template: { _meta?: { hash?: unknown } } }> }).index_templates ?? []) {
         installed.set(t.name, t.index_template._meta?.hash)
       }
@@ -145,7 +133,7 @@ export class ElasticsearchSink implements Sink {
         const hash = createHash('sha256').update(JSON.stringify(template)).digest('hex')
         if (installed.get(templateName(dataset)) === hash) continue
         const meta = { ...(template._meta as Record<string, unknown>), hash }
-        await this.client.indices.putIndexTemplate({ name: templateName(dataset), ...template, _meta: meta } as never)
+        await this.client.indices.putIndexTemplate({ name: templateName(dataset), ...template, _meta: meta } as never, signal ? { signal } : {})
       }
     })().catch((err: unknown) => {
       this.templates = null
@@ -156,7 +144,7 @@ export class ElasticsearchSink implements Sink {
 
   async deliver(batch: DeliveryBatch, progress: Progress, signal?: AbortSignal): Promise<DeliveryResult> {
     const deadline = Date.now() + this.opts.retryMs
-    await this.retrying(deadline, signal, () => this.ensureTemplates())
+    await this.retrying(deadline, signal, () => this.ensureTemplates(signal))
     // After a failed delivery, make sure the node answers at all before reading and converting
     // the batch again: an outage then costs one small request per retry, not a bulk's worth of
     // documents built and thrown away.
@@ -177,7 +165,7 @@ export class ElasticsearchSink implements Sink {
     const toDocument = stream
       ? (line: string, record: Record<string, unknown>) => integrationDocumentText(line, record, { stream, namespace, eventTimeField: ctx.eventTimeField, ingested: ctx.ingested })
       : (line: string, record: Record<string, unknown>) => documentText(line, record, ctx)
-    const report = { delivered: 0, duplicates: 0 }
+    const report: Counts = { delivered: 0, duplicates: 0 }
     // Bulks finish out of order; their refused lines are dead-lettered, and the batch
     // checkpointed, as soon as every bulk before them has finished too. No more than
     // `concurrency` bulks wait for that, so refused lines held in memory are bounded by
@@ -208,8 +196,8 @@ export class ElasticsearchSink implements Sink {
       while (window.length >= this.opts.concurrency && inflight.size > 0 && !failure) await Promise.race(inflight)
       if (failure) throw failure
       window.push(c)
-      const p = this.sendChunk(index, batch.dataset, c, report, deadline, signal)
-        .then(() => { c.done = true; return advance() })
+      const p = this.sender.send(index, batch.dataset, c.items, report, deadline, signal)
+        .then((rejected) => { c.rejected.push(...rejected); c.done = true; return advance() })
         .catch((err: unknown) => { failure ??= err })
         .finally(() => inflight.delete(p))
       inflight.add(p)
@@ -234,123 +222,6 @@ export class ElasticsearchSink implements Sink {
     return { ...report, rejected: [] }
   }
 
-  /**
-   * One bulk's worth of lines, halved on 413 or on a 400 for its content as often as needed;
-   * refused lines collected in `c.rejected`.
-   */
-  private async sendChunk(index: string, dataset: string, c: Chunk, report: Counts, deadline: number, signal?: AbortSignal): Promise<void> {
-    const found: Found = { oversized: [], unparsable: [] }
-    await this.sendWithRetries(index, dataset, c.items, c, found, report, deadline, signal)
-    const { oversized, unparsable } = found
-    // Decided once the rest of the bulk is in: its other halves say whether the node takes bodies this large.
-    for (const { item, bytes } of oversized) {
-      if (oneTooLarge(bytes, this.largestAccepted, c.items.length === 1) === 'stop') {
-        throw this.stop(SinkStopCode.elasticsearchCluster, `Elasticsearch answered 413 to a request of one ${bytes}-byte document, though ${this.largestAccepted > 0 ? `it took a ${this.largestAccepted}-byte request before` : 'it took none of the other documents of the bulk'}: check http.max_content_length and any proxy's body limit`)
-      }
-      c.rejected.push({
-        dataset,
-        sink: this.name,
-        code: LineRejectCode.elasticsearchTooLarge,
-        reason: `HTTP 413: the document makes a ${bytes}-byte _bulk request, over Elasticsearch's request size limit (http.max_content_length, or a proxy's); the largest request it took was ${this.largestAccepted} bytes`,
-        raw: item.raw
-      })
-    }
-    if (unparsable.length === 0) return
-    // Each of these documents, alone in a request, made Elasticsearch refuse it (400) for what it
-    // held. It is the document's fault only if Elasticsearch takes our requests otherwise: it
-    // took one since start (a half of this very bulk, often), or it takes one that holds no
-    // document at all. If it does not, no document is to blame: stop, dead-letter nothing.
-    if (this.largestAccepted === 0) {
-      const probe = await this.probe(signal)
-      if (probe !== null) {
-        throw this.stop(SinkStopCode.elasticsearchCluster, `Elasticsearch refused a _bulk request holding no document (${probe}), as it refused ${unparsable.length} document(s) one by one (${unparsable[0]!.reason}): the requests, not the documents, are refused; check the URL, any proxy in front of Elasticsearch and the cluster`)
-      }
-    }
-    for (const { item, reason } of unparsable) {
-      c.rejected.push({
-        dataset,
-        sink: this.name,
-        code: LineRejectCode.elasticsearchUnparsable,
-        reason: `HTTP 400 ${reason}: Elasticsearch refused the whole _bulk request for this document; sent alone, it was refused again, while Elasticsearch takes other requests`,
-        raw: item.raw
-      })
-    }
-  }
-
-  /**
-   * Null when Elasticsearch takes a _bulk request that stores and creates nothing (a delete in
-   * an index that does not exist: its item fails, the request is taken), else why not.
-   */
-  private async probe(signal?: AbortSignal): Promise<string | null> {
-    try {
-      await this.bulk(PROBE_BODY, signal)
-      this.largestAccepted = Math.max(this.largestAccepted, PROBE_BODY.length)
-      return null
-    } catch (err) {
-      if (!(err instanceof errors.ResponseError)) throw err
-      const verdict = classifyRequest(err.statusCode, errorType(err.body))
-      if (verdict === 'stop') throw this.requestStopped(err)
-      if (verdict === 'retry') throw err
-      return describe(err)
-    }
-  }
-
-  private async sendWithRetries(index: string, dataset: string, items: Item[], c: Chunk, found: Found, report: Counts, deadline: number, signal?: AbortSignal): Promise<void> {
-    let pending = items
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      let res: BulkResponse
-      const body = this.bulkBody(index, pending)
-      try {
-        res = await this.bulk(body, signal)
-      } catch (err) {
-        if (!(err instanceof errors.ResponseError)) this.unreachable = true
-        const verdict = err instanceof errors.ResponseError ? classifyRequest(err.statusCode, errorType(err.body)) : classifyRequest(undefined)
-        if (verdict === 'split' || verdict === 'bisect') {
-          if (pending.length === 1) {
-            if (verdict === 'split') found.oversized.push({ item: pending[0]!, bytes: Buffer.byteLength(body) })
-            else found.unparsable.push({ item: pending[0]!, reason: reasonOf((err as errors.ResponseError).body?.error as ItemError | undefined) })
-            return
-          }
-          const half = Math.ceil(pending.length / 2)
-          await this.sendWithRetries(index, dataset, pending.slice(0, half), c, found, report, deadline, signal)
-          await this.sendWithRetries(index, dataset, pending.slice(half), c, found, report, deadline, signal)
-          return
-        }
-        if (verdict === 'stop' && err instanceof errors.ResponseError) throw this.requestStopped(err)
-        if (verdict !== 'retry' || !(err instanceof errors.ResponseError || err instanceof errors.ConnectionError || err instanceof errors.TimeoutError || err instanceof errors.NoLivingConnectionsError)) throw err
-        await this.pause(attempt, deadline, signal, err)
-        continue
-      }
-      this.largestAccepted = Math.max(this.largestAccepted, Buffer.byteLength(body))
-      const again: Item[] = []
-      let stopped: DeliveryStopped | null = null
-      res.items.forEach((entry, i) => {
-        const item = pending[i]!
-        const result = Object.values(entry)[0]!
-        const e = result.error
-        switch (classifyItem(result.status, e?.type)) {
-          case 'created': report.delivered++; break
-          case 'duplicate': report.duplicates++; break
-          case 'retry': again.push(item); break
-          case 'stop': {
-            const cause = stopCause(result.status, e?.type)
-            stopped ??= this.stop(cause === 'credentials' ? SinkStopCode.elasticsearchCredentials : SinkStopCode.elasticsearchCluster,
-              `Elasticsearch refused a document for a reason that is not the document's (HTTP ${result.status} ${reasonOf(e)}): ${cause === 'credentials' ? 'check the credentials and their privileges (create_doc and auto_configure on logs-cloudflare.*)' : 'check the data stream, its backing index and the cluster (blocks, disk watermarks, action.auto_create_index)'}`)
-            break
-          }
-          case 'reject':
-            c.rejected.push({ dataset, sink: this.name, code: LineRejectCode.mapping, reason: reasonOf(e), raw: item.raw })
-        }
-      })
-      if (stopped) throw stopped
-      this.stopped = null
-      pending = again
-      if (pending.length > 0) await this.pause(attempt, deadline, signal, new Error(`${pending.length} items answered 429/5xx`))
-    }
-  }
-
-  /** The largest _bulk body Elasticsearch took since start, bytes (see oneTooLarge). */
-  private largestAccepted = 0
   private stopped: StoppedState | null = null
 
   /** Records why delivery stopped (for /health) and returns the error to throw. */
@@ -404,12 +275,6 @@ export class ElasticsearchSink implements Sink {
     }
   }
 
-  private bulkBody(index: string, items: readonly Item[]): string {
-    let body = ''
-    for (const item of items) body += `{"create":{"_index":"${index}","_id":"${item.id}"}}\n${item.doc}\n`
-    return body
-  }
-
   private async bulk(body: string, signal?: AbortSignal): Promise<BulkResponse> {
     return await this.client.transport.request<BulkResponse>({
       method: 'POST',
@@ -423,19 +288,4 @@ export class ElasticsearchSink implements Sink {
   async close(): Promise<void> {
     await this.client.close()
   }
-}
-
-function reasonOf(e: ItemError | undefined): string {
-  return `${e?.type ?? 'error'}: ${e?.reason ?? 'rejected'}${e?.caused_by?.reason ? ` (${e.caused_by.reason})` : ''}`
-}
-
-/** error.type of an Elasticsearch error answer, if it is one. */
-function errorType(body: unknown): string | undefined {
-  const e = (body as { error?: unknown } | null)?.error
-  return typeof e === 'object' && e !== null && typeof (e as { type?: unknown }).type === 'string' ? (e as { type: string }).type : undefined
-}
-
-function describe(err: unknown): string {
-  if (err instanceof errors.ResponseError) return `HTTP ${err.statusCode}: ${JSON.stringify(err.body)?.slice(0, 300)}`
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err)
 }

@@ -67,7 +67,7 @@ export class ProgressRecord {
   /** Loads the record; `initialClosedThrough` applies when there is none (or it was for another bucket or prefix). */
   async load(bucket: string, prefix: string, initialClosedThrough: string): Promise<void> {
     await this.fs.mkdir(this.dir, { recursive: true })
-    let text = ''
+    let text: string | null = null
     try {
       text = await this.fs.readFile(this.path, 'utf8')
     } catch (err) {
@@ -75,9 +75,12 @@ export class ProgressRecord {
       // Only a record that does not exist is a first start; any other failure is a disk to fix.
       if (code !== 'ENOENT') throw new SourceStateUnreadable(this.path, code ?? 'error', basename(this.dir))
     }
-    const lines = text.split('\n')
+    // The record is only ever written whole with its header (rewrite): one that exists but is
+    // empty was zeroed or cut short, and is damage like any other, never a first start.
+    if (text === '') throw new SourceStateUnreadable(this.path, 'EINVAL: the record is empty', basename(this.dir))
+    const lines = (text ?? '').split('\n')
     let header: Header | null = null
-    if (text !== '') {
+    if (text !== null) {
       // The header is only ever written by an atomic rewrite: a header that does not parse is damage, not a torn append.
       try { header = JSON.parse(lines[0]!) as Header } catch {}
       if (!header || typeof header.closedThrough !== 'string' || !/^\d{8}$/.test(header.closedThrough) || typeof header.bucket !== 'string' || typeof header.prefix !== 'string') {

@@ -30,7 +30,11 @@ export class LogpullRateLimiter {
       return m
     }
     const mine = count(this.used.get(key) ?? [])
-    for (const [t, n] of count(times)) mine.set(t, Math.max(n, mine.get(t) ?? 0))
+    // No request was made after now: a later time means the clock stepped back since it was
+    // kept (or a damaged record). Taken as made now, it holds its slot for a minute, not until
+    // the clock catches up (an hour of no requests after an hour's step).
+    const now = this.now()
+    for (const [t, n] of count(times.map((t) => Math.min(t, now)))) mine.set(t, Math.max(n, mine.get(t) ?? 0))
     this.used.set(key, [...mine].flatMap(([t, n]) => Array<number>(n).fill(t)).sort((a, b) => a - b))
   }
 
