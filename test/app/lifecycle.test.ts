@@ -4,7 +4,7 @@
 // in a child process, because a test suite, `npm run replay` and the CLI build the app in-process.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, readdirSync, readlinkSync } from 'node:fs'
+import { readdirSync, readlinkSync } from 'node:fs'
 import { mkdtemp, writeFile } from 'node:fs/promises'
 import { createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -15,6 +15,7 @@ import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config/index.js'
 import { createLogger } from '../../src/observability/index.js'
 import { Lifecycle, type Component } from '../../src/lifecycle.js'
+import { readLock, serviceLockPath } from '../../src/data-dir-lock.js'
 import { TEST_TOKEN } from '../helpers/server.js'
 
 const threads = (): number => readdirSync('/proc/self/task').length
@@ -146,7 +147,7 @@ async function eachCase(takenPort: number): Promise<void> {
     })
     const left = await intervalsLeft(() => assert.rejects(buildApp(config, createLogger('silent')), c.error, c.name))
     assert.equal(left, 0, `${c.name}: no interval left running`)
-    assert.equal(existsSync(join(dir, 'service.lock')), false, `${c.name}: DATA_DIR lock released`)
+    assert.equal(await readLock(serviceLockPath(dir)), null, `${c.name}: DATA_DIR lock released`)
     assert.equal(await settlesAt(threads, baseline.threads), baseline.threads, `${c.name}: no parse worker left running`)
     assert.deepEqual(await settlesAt(resources, baseline.resources), baseline.resources, `${c.name}: no socket or ref'd timer left`)
     assert.equal(await settlesAt(() => fds(dir), baseline.fds), baseline.fds, `${c.name}: no file or socket left open`)
@@ -161,7 +162,7 @@ test('a started service closes everything it opened', async () => {
   const config = loadConfig({ LOGPUSH_TOKENS: TEST_TOKEN, LOG_LEVEL: 'silent', PORT: '0', HOST: '127.0.0.1', ADMIN_PORT: '0', ADMIN_HOST: '127.0.0.1', PARSE_WORKERS: '2', SINKS: 'file', DATA_DIR: dir })
   const left = await intervalsLeft(async () => {
     const built = await buildApp(config, createLogger('silent'))
-    assert.equal(existsSync(join(dir, 'service.lock')), true)
+    assert.notEqual(await readLock(serviceLockPath(dir)), null, 'the DATA_DIR lock is held')
     assert.ok(threads() >= baseline.threads + 2, 'the parse workers run')
     assert.ok(fds(dir) > baseline.fds, 'files and sockets are open')
     assert.equal((await fetch(`${built.url}/health`)).status, 200)
@@ -169,7 +170,7 @@ test('a started service closes everything it opened', async () => {
     await built.close()
   })
   assert.equal(left, 0, 'no interval left running')
-  assert.equal(existsSync(join(dir, 'service.lock')), false)
+  assert.equal(await readLock(serviceLockPath(dir)), null, 'the DATA_DIR lock is released')
   assert.equal(await settlesAt(threads, baseline.threads), baseline.threads)
   assert.deepEqual(await settlesAt(resources, baseline.resources), baseline.resources)
   assert.equal(await settlesAt(() => fds(dir), baseline.fds), baseline.fds)
@@ -239,5 +240,5 @@ test('an Elasticsearch that accepts connections and never answers does not keep 
   assert.equal(res.status, 200)
   // Stopping does not wait for the black hole either: the set-up is aborted.
   await built.close()
-  assert.equal(existsSync(join(dir, 'service.lock')), false)
+  assert.equal(await readLock(serviceLockPath(dir)), null, 'the DATA_DIR lock is released')
 })
