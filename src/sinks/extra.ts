@@ -4,11 +4,13 @@ import type { Logger } from 'pino'
 import type { Config } from '../config/index.js'
 import type { Dataset } from '../pipeline/index.js'
 import type { Sink } from './sink.js'
+import { schemasForElasticsearch, type Shapers } from '../shaping/index.js'
 
 interface ExtraContext {
   readonly datasets: ReadonlyMap<string, Dataset>
   readonly log: Logger
   readonly ecsDir: string
+  readonly shapers?: Shapers
 }
 
 export async function loadExtraSinks (config: Config, names: readonly string[], ctx: ExtraContext): Promise<Map<string, Sink>> {
@@ -30,7 +32,8 @@ export async function loadExtraSinks (config: Config, names: readonly string[], 
       retryMs: config.opensearchRetryMs,
       requestTimeoutMs: config.opensearchRequestTimeoutMs,
       dataRetention: config.opensearchDataRetention,
-      datasets: new Map([...ctx.datasets].map(([k, d]) => [k, d.schema])),
+      // A field this destination gets hashed or masked is mapped as a keyword, not an ip (src/shaping).
+      datasets: schemasForElasticsearch(ctx.datasets, ctx.shapers, 'opensearch'),
       ecs: loadEcs(ctx.ecsDir),
       log: ctx.log.child({ sink: 'opensearch' })
     }))

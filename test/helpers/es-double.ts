@@ -15,7 +15,7 @@ export interface ItemAnswer {
 
 export interface BulkCall {
   /** The _id and source text of every create action, in order. */
-  readonly docs: Array<{ id: string, source: string }>
+  readonly docs: Array<{ id: string, source: string, index: string }>
   readonly bytes: number
   /** Delete actions (no source): the sink's probe. */
   readonly deletes: number
@@ -55,7 +55,7 @@ export class EsDouble {
         docs.push({ id: action._id, index: action._index, source: lines[i + 1]! })
         i += 2
       }
-      const call = { docs: docs.map(({ id, source }) => ({ id, source })), bytes: body.length, deletes: deletes.length }
+      const call = { docs, bytes: body.length, deletes: deletes.length }
       this.bulks.push(call)
       const whole = this.onRequest?.(call)
       if (whole) return this.json(res, whole.status, whole.body)

@@ -131,8 +131,10 @@ export class OpenSearchSink implements Sink {
     const schema = this.opts.datasets.get(batch.dataset)
     if (!schema) throw new Error(`no schema for dataset ${batch.dataset}`)
     const ecs = this.builders.get(batch.dataset)
-    const ctx = { dataset: batch.dataset, namespace: this.opts.namespace, eventTimeField: schema['x-event-time'], ingested: new Date().toISOString(), ...(ecs ? { ecs } : {}) }
-    const index = dataStreamName(batch.dataset, this.opts.namespace)
+    // A tenant's batch (src/shaping/route.ts) goes to the tenant's namespace, as for Elasticsearch.
+    const namespace = batch.route?.namespace ?? this.opts.namespace
+    const ctx = { dataset: batch.dataset, namespace, eventTimeField: schema['x-event-time'], ingested: new Date().toISOString(), ...(ecs ? { ecs } : {}) }
+    const index = dataStreamName(batch.dataset, namespace)
     const report = { delivered: 0, duplicates: 0 }
     let chunk: Item[] = []
     let bytes = 0
@@ -148,7 +150,10 @@ export class OpenSearchSink implements Sink {
       pos++
       if (line.length === 0) continue
       const doc = documentText(line, JSON.parse(line) as Record<string, unknown>, ctx)
-      chunk.push({ id: documentId(batch.dataset, line), raw: line, doc })
+      // A shaped line keeps the _id of the line as stored (a replay under other shaping finds the
+      // same document), and a refusal dead-letters the stored line (a replay shapes it once, not twice).
+      const stored = batch.originalOf?.(line) ?? line
+      chunk.push({ id: documentId(batch.dataset, stored), raw: stored, doc })
       bytes += doc.length + 100
       if (bytes >= this.opts.bulkBytes) await flush()
     }
