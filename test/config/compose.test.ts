@@ -238,3 +238,75 @@ test('the Dockerfile is multi-stage, runs as non-root, checks /health and expose
   assert.ok(exposed.includes(port), `EXPOSE ${port}`)
   assert.equal(loadConfig(receiverEffectiveEnv()).port, port, 'compose does not move PORT away from what the image exposes')
 })
+
+// The override files users add for OpenSearch and Kafka (deploy/compose/, shown in
+// docs/opensearch.md and docs/kafka.md): `docker compose -f docker-compose.yml -f <override>`.
+const OVERRIDES = [
+  { name: 'opensearch', file: 'deploy/compose/docker-compose.opensearch.yml', doc: 'docs/opensearch.md', prefix: 'OPENSEARCH_' },
+  { name: 'kafka', file: 'deploy/compose/docker-compose.kafka.yml', doc: 'docs/kafka.md', prefix: 'KAFKA_' }
+] as const
+
+function overrideServices(file: string): Obj {
+  return obj(obj(parse(readFileSync(join(packageRoot, file), 'utf8')) as unknown, file).services, `services of ${file}`)
+}
+
+/** The receiver's environment with the override on top, as compose merges a map: the override's keys win. */
+function mergedReceiverEnv(file: string): Record<string, string> {
+  const set = Object.entries(environment(obj(overrideServices(file)[RECEIVER], `${RECEIVER} in ${file}`))).filter((e): e is [string, string] => e[1] !== undefined)
+  return { ...receiverEffectiveEnv(), ...Object.fromEntries(set) }
+}
+
+test('each override file adds its server and sets on the receiver only settings the service reads, valid, with the destination in SINKS', () => {
+  const known = new Set<string>(Object.values(settings).map((s) => s.env))
+  for (const o of OVERRIDES) {
+    const svcs = overrideServices(o.file)
+    assert.deepEqual(Object.keys(svcs).sort(), [RECEIVER, o.name].sort(), `${o.file}: the ${o.name} service and the receiver`)
+    const receiver = obj(svcs[RECEIVER], `${RECEIVER} in ${o.file}`)
+    // An override that named build or image would replace the base file's, not add to it.
+    assert.equal(receiver.build, undefined, `${o.file} leaves the receiver's build to docker-compose.yml`)
+    assert.equal(receiver.image, undefined, `${o.file} leaves the receiver's image to docker-compose.yml`)
+    const env = environment(receiver)
+    for (const name of Object.keys(env)) assert.ok(known.has(name), `${o.file}: ${name} is not a setting of the service (src/config/settings.ts)`)
+    assert.ok(Object.keys(env).some((k) => k.startsWith(o.prefix)), `${o.file} sets ${o.prefix}* for the receiver`)
+    // Throws LPR_ERR_CONFIG_INVALID naming the variable, as the service would at start.
+    const config = loadConfig(mergedReceiverEnv(o.file))
+    assert.ok(config.sinks.split(',').includes(o.name), `${o.file}: SINKS ${config.sinks} includes ${o.name}`)
+  }
+})
+
+test('OPENSEARCH_URL points at the opensearch service\'s container port; KAFKA_BROKERS at the kafka service\'s advertised listener', () => {
+  const os = loadConfig(mergedReceiverEnv(OVERRIDES[0].file))
+  const url = new URL(os.opensearchUrl)
+  assert.equal(url.hostname, 'opensearch')
+  const osEnv = environment(obj(overrideServices(OVERRIDES[0].file).opensearch, 'opensearch'))
+  assert.equal(url.port || (url.protocol === 'https:' ? '443' : '80'), osEnv['http.port'] ?? '9200')
+  const kafka = loadConfig(mergedReceiverEnv(OVERRIDES[1].file))
+  const kEnv = environment(obj(overrideServices(OVERRIDES[1].file).kafka, 'kafka'))
+  const advertised = (kEnv.KAFKA_ADVERTISED_LISTENERS ?? '').split(',').map((l) => l.replace(/^[A-Z_]+:\/\//, ''))
+  for (const broker of kafka.kafkaBrokers.split(',')) assert.ok(advertised.includes(broker), `${broker} is an advertised listener (${advertised.join(',')})`)
+  // The producer never creates a topic; the broker is set the same way, as docs/kafka.md says.
+  assert.equal(kEnv.KAFKA_AUTO_CREATE_TOPICS_ENABLE, 'false')
+})
+
+test('override servers have a healthcheck, the receiver waits for them healthy, their ports are on loopback only and their volumes declared', () => {
+  for (const o of OVERRIDES) {
+    const doc = obj(parse(readFileSync(join(packageRoot, o.file), 'utf8')) as unknown, o.file)
+    const svc = obj(overrideServices(o.file)[o.name], o.name)
+    healthcheckText(svc, o.name)
+    const dependsOn = obj(obj(overrideServices(o.file)[RECEIVER], RECEIVER).depends_on, `depends_on of the receiver in ${o.file} (long form, as in docker-compose.yml)`)
+    assert.equal(obj(dependsOn[o.name], `depends_on.${o.name}`).condition, 'service_healthy')
+    for (const p of ports(svc)) assert.equal(p.host, '127.0.0.1', `${o.name} port ${p.target} is bound to 127.0.0.1`)
+    const declared = obj(doc.volumes, `top-level volumes of ${o.file}`)
+    for (const m of (svc.volumes ?? []) as unknown[]) {
+      const source = isObj(m) ? String(m.source) : String(m).split(':')[0]!
+      assert.ok(Object.hasOwn(declared, source), `${o.file}: ${source} is declared under top-level volumes`)
+    }
+  }
+})
+
+test('docs/opensearch.md and docs/kafka.md point at the override files', () => {
+  for (const o of OVERRIDES) {
+    const page = readFileSync(join(packageRoot, o.doc), 'utf8')
+    assert.ok(page.includes(`-f docker-compose.yml -f ${o.file}`), `${o.doc} shows how to start ${o.file}`)
+  }
+})
