@@ -297,6 +297,7 @@ export const settings = {
     description: 'Data stream namespace: events go to logs-cloudflare.<dataset>-<namespace>'
   },
   opensearchBulkBytes: { env: 'OPENSEARCH_BULK_BYTES', type: 'integer', default: 5 * MiB, minimum: 1024, description: 'Size of one _bulk request body, bytes (Amazon OpenSearch Service takes 10 MiB on the smallest instances)' },
+  opensearchBulkConcurrency: { env: 'OPENSEARCH_BULK_CONCURRENCY', type: 'integer', default: 2, minimum: 1, description: '_bulk requests in flight per batch' },
   opensearchRetryMs: { env: 'OPENSEARCH_RETRY_MS', type: 'integer', default: 20_000, minimum: 0, description: 'How long one delivery keeps retrying 429/5xx and connection errors before the spool retries it later, ms' },
   opensearchRequestTimeoutMs: { env: 'OPENSEARCH_REQUEST_TIMEOUT_MS', type: 'integer', default: 30_000, minimum: 1, description: 'Timeout of one OpenSearch request, ms' },
   opensearchDataRetention: {

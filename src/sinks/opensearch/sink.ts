@@ -1,8 +1,9 @@
 // Delivers a staged batch to OpenSearch data streams with _bulk `create` and deterministic ids,
 // like the Elasticsearch destination: what is retried or re-sent lands once (409 = already
 // stored). The verdicts on item and request failures are the Elasticsearch destination's
-// (classify.ts there): OpenSearch answers with the same statuses and error types. Bulks go one
-// after the other; the batch is checkpointed after each, its refused lines dead-lettered first.
+// (classify.ts there): OpenSearch answers with the same statuses and error types. Up to
+// OPENSEARCH_BULK_CONCURRENCY bulks are in flight; the batch is checkpointed after each bulk once
+// every bulk before it is done too, its refused lines dead-lettered first.
 //
 // Amazon OpenSearch Serverless (OPENSEARCH_AWS_SERVICE=aoss) refuses a custom _id on time-series
 // collections and has no ISM: there documents are indexed without _id (a re-sent batch is
@@ -34,6 +35,8 @@ export interface OpenSearchSinkOptions {
   readonly awsRegion: string
   readonly namespace: string
   readonly bulkBytes: number
+  /** _bulk requests in flight per batch (OPENSEARCH_BULK_CONCURRENCY). */
+  readonly concurrency: number
   readonly retryMs: number
   readonly requestTimeoutMs: number
   /** Deletes a backing index this long after its rollover ("30d"); empty: never. */
@@ -46,6 +49,8 @@ export interface OpenSearchSinkOptions {
 }
 
 interface Item { readonly id: string, readonly raw: string, readonly doc: string }
+/** A bulk's lines, and where the batch may be checkpointed once it and every bulk before it are done. */
+interface Chunk { readonly items: Item[], readonly end: number, readonly rejected: Rejection[], done: boolean }
 type ItemError = { type?: string, reason?: string, caused_by?: { reason?: string } }
 interface BulkResponse { errors: boolean, items: Array<Record<string, { status: number, error?: ItemError }>> }
 
@@ -136,18 +141,43 @@ export class OpenSearchSink implements Sink {
     const ctx = { dataset: batch.dataset, namespace, eventTimeField: schema['x-event-time'], ingested: new Date().toISOString(), ...(ecs ? { ecs } : {}) }
     const index = dataStreamName(batch.dataset, namespace)
     const report = { delivered: 0, duplicates: 0 }
+    // As for Elasticsearch: up to `concurrency` bulks in flight; they finish out of order, and
+    // their refused lines are dead-lettered, and the batch checkpointed, only once every bulk
+    // before them has finished too. No more than `concurrency` bulks wait for that, so refused
+    // lines held in memory are bounded by concurrency x bulkBytes however many a batch has.
+    const window: Chunk[] = []
+    const inflight = new Set<Promise<void>>()
+    let reporting = Promise.resolve()
+    let failure: unknown = null
     let chunk: Item[] = []
     let bytes = 0
     let pos = batch.from
+    const advance = (): Promise<void> => {
+      reporting = reporting.then(async () => {
+        while (window[0]?.done === true) {
+          const head = window.shift()!
+          await progress(head.end, head.rejected)
+        }
+      })
+      return reporting
+    }
     const flush = async (): Promise<void> => {
-      const rejected: Rejection[] = []
-      await this.sendChunk(index, batch.dataset, chunk, rejected, report, deadline, signal)
+      const c: Chunk = { items: chunk, end: pos, rejected: [], done: false }
       chunk = []
       bytes = 0
-      await progress(pos, rejected)
+      // Backpressure: no more lines are read while `concurrency` bulks are unfinished or unreported.
+      while (window.length >= this.opts.concurrency && inflight.size > 0 && !failure) await Promise.race(inflight)
+      if (failure) throw failure
+      window.push(c)
+      const p = this.sendChunk(index, batch.dataset, c.items, c.rejected, report, deadline, signal)
+        .then(() => { c.done = true; return advance() })
+        .catch((err: unknown) => { failure ??= err })
+        .finally(() => inflight.delete(p))
+      inflight.add(p)
     }
     for await (const line of batch.lines()) {
       pos++
+      if (failure) break
       if (line.length === 0) continue
       const doc = documentText(line, JSON.parse(line) as Record<string, unknown>, ctx)
       // A shaped line keeps the _id of the line as stored (a replay under other shaping finds the
@@ -157,7 +187,9 @@ export class OpenSearchSink implements Sink {
       bytes += doc.length + 100
       if (bytes >= this.opts.bulkBytes) await flush()
     }
-    if (chunk.length > 0) await flush()
+    if (chunk.length > 0 && !failure) await flush()
+    await Promise.all(inflight)
+    if (failure) throw failure
     return { ...report, rejected: [] }
   }
 
