@@ -17,7 +17,7 @@ import { documentId } from '../../src/sinks/elasticsearch/document.js'
 import { openSearchTemplate } from '../../src/sinks/opensearch/index.js'
 import { EsDouble } from '../helpers/es-double.js'
 import { requireOpenSearch } from '../helpers/extra-servers.js'
-import { post, startServer } from '../helpers/server.js'
+import { post, readDeadLetters, startServer } from '../helpers/server.js'
 
 const KEY = 'a-key-of-at-least-16-bytes-for-tests'
 const KEY_ENV = 'LPR_TEST_OS_SHAPING_KEY'
@@ -105,6 +105,22 @@ test('OpenSearch gets shaped documents in each tenant\'s namespace, _id of the s
   const health = await (await fetch(`${server.url}/health`)).json() as { sinks: Record<string, { shaping?: string }> }
   assert.match(health.sinks.opensearch!.shaping!, /^http_requests \[errors-only: filter on EdgeResponseStatus; drop 1 fields; hmac-sha256 ClientIP\]; routing: /)
   assert.equal(health.sinks.file!.shaping, undefined)
+})
+
+test('a shaped document OpenSearch refuses is dead-lettered as the line was stored, not as shaped', async (t) => {
+  withKey(t)
+  const double = await EsDouble.start()
+  t.after(() => double.close())
+  const refused = line(4)
+  double.onItem = (doc) => doc.id === documentId('http_requests', refused) ? { status: 400, type: 'mapper_parsing_exception', reason: 'failed to parse field [ClientIP]' } : { status: 201 }
+  const server = await startServer(t, { SINKS: 'opensearch', OPENSEARCH_URL: double.url, CONFIG_FILE: await configFile({ shaping: SHAPING }) })
+  assert.equal((await post(server, '/logpush/http_requests', lines().join('\n') + '\n')).status, 200)
+  assert.ok(await server.built.drained(60_000))
+  const dead = await readDeadLetters(server, 'http_requests')
+  assert.equal(dead.length, 1)
+  assert.equal(dead[0].sink, 'opensearch')
+  assert.equal(dead[0].code, 'LPR_ERR_SINK_OPENSEARCH_MAPPING')
+  assert.equal(dead[0].raw, refused, 'the stored line (ClientIP and Cookies as received), so a replay shapes it once')
 })
 
 async function osJson(url: string, path: string, init: RequestInit = {}): Promise<any> {
