@@ -103,7 +103,8 @@ export const LineRejectCode = {
   splunkTooLarge: 'LPR_ERR_SINK_SPLUNK_TOO_LARGE',
   opensearchMapping: 'LPR_ERR_SINK_OPENSEARCH_MAPPING',
   opensearchTooLarge: 'LPR_ERR_SINK_OPENSEARCH_TOO_LARGE',
-  kafkaTooLarge: 'LPR_ERR_SINK_KAFKA_TOO_LARGE'
+  kafkaTooLarge: 'LPR_ERR_SINK_KAFKA_TOO_LARGE',
+  shaping: 'LPR_ERR_SHAPING_LINE'
 } as const
 export type LineRejectCode = (typeof LineRejectCode)[keyof typeof LineRejectCode]
 

@@ -22,7 +22,7 @@ export interface ForwarderOptions {
    * the destination gets it, and what to count once it is delivered. Without it the destination
    * gets the spooled lines as they are.
    */
-  readonly shape?: (batch: DeliveryBatch) => { readonly batch: DeliveryBatch, delivered(): void } | null
+  readonly shape?: (batch: DeliveryBatch) => { readonly batch: DeliveryBatch, delivered(): void, failed(upTo: number): Rejection[] } | null
   /** The target of a tenant a sender's token named (src/shaping/route.ts); absent: tokens name none. */
   readonly tenantRoute?: (tenant: string) => DeliveryBatch['route']
   /** This destination's shaping in one line, for /health; absent without any. */
@@ -199,7 +199,9 @@ export class Forwarder {
       // Lines dead-lettered along the way (progress), for the per-destination count.
       let rejectedEarly = 0
       try {
-        result = await sink.deliver(batch, async (lines, rejected) => {
+        result = await sink.deliver(batch, async (lines, refused) => {
+          // Lines the shaping could not handle are this destination's dead letters like its refusals.
+          const rejected = [...refused, ...shaped?.failed(lines) ?? []]
           if (rejected.length > 0) await this.opts.deadLetter(rejected)
           rejectedEarly += rejected.length
           await this.save({ seq: seg.seq, index: lines, state: this.checkpoint.state })
@@ -215,7 +217,7 @@ export class Forwarder {
       }
       // Delivered: from here on only the bookkeeping is retried, never the delivery, or a
       // destination that cannot dedupe (the files, Splunk) would get the batch twice.
-      const delivered = result
+      const delivered = { ...result, rejected: [...result.rejected, ...shaped?.failed(Infinity) ?? []] }
       if (!await this.persist(async () => { if (delivered.rejected.length > 0) await this.opts.deadLetter(delivered.rejected) })) break
       if (!await this.persist(() => this.save({ seq: seg.seq + 1, index: 0, state: delivered.state ?? this.checkpoint.state }))) break
       this.delivered += delivered.delivered
