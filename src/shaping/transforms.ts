@@ -32,6 +32,12 @@ export function truncateIp(ip: string, v4Bits: number, v6Bits: number): string |
   }
   if (family === 6) {
     const words = ipv6Words(ip)
+    // An IPv4-mapped address (::ffff:a.b.c.d, as a dual-stack listener reports IPv4 clients) is an
+    // IPv4 client: cut it by the IPv4 prefix. By the IPv6 one (/48) every such client became "::".
+    if (words.slice(0, 5).every((w) => w === 0) && words[5] === 0xffff) {
+      const v4 = truncateIp(`${words[6]! >> 8}.${words[6]! & 0xff}.${words[7]! >> 8}.${words[7]! & 0xff}`, v4Bits, v6Bits)
+      return `::ffff:${v4}`
+    }
     for (let i = 0; i < 8; i++) {
       const bitsHere = Math.max(0, Math.min(16, v6Bits - i * 16))
       words[i] = bitsHere === 0 ? 0 : words[i]! & (0xffff << (16 - bitsHere)) & 0xffff
