@@ -52,6 +52,13 @@ const ALLOWED: Readonly<Record<Operator, readonly Kind[]>> = {
 
 export const OPERATORS = Object.keys(ALLOWED) as Operator[]
 
+/**
+ * How deep and/or lists may nest. Cloudflare documents no depth (only about 30 operators per job);
+ * without a bound a deeply nested filter overflowed the stack at start, a RangeError instead of
+ * LPR_ERR_CONFIG_INVALID naming the place. 32 levels is far beyond any filter a person writes.
+ */
+export const MAX_FILTER_DEPTH = 32
+
 /** A field's kind for filtering, from the type Cloudflare's reference gives it; null: not filterable. */
 function kindOf(cloudflareType: string | undefined): Kind | null {
   switch (cloudflareType) {
@@ -87,16 +94,17 @@ export function compileFilter(given: unknown, schema: DatasetSchema, where: stri
   }
   const extra = Object.keys(filter).filter((k) => k !== 'where')
   if (extra.length > 0) throw new FilterError(`${where}: a filter has only "where", not ${extra.map((k) => `"${k}"`).join(', ')}`)
-  return node((filter as { where: unknown }).where, `${where}.where`)
+  return node((filter as { where: unknown }).where, `${where}.where`, 1)
 
-  function node(n: unknown, at: string): Predicate {
+  function node(n: unknown, at: string, depth: number): Predicate {
+    if (depth > MAX_FILTER_DEPTH) throw new FilterError(`${at}: and/or nest deeper than ${MAX_FILTER_DEPTH} levels`)
     if (n === null || typeof n !== 'object' || Array.isArray(n)) throw new FilterError(`${at}: expected an object ({"and":[...]}, {"or":[...]} or {"key","operator","value"})`)
     const o = n as Record<string, unknown>
     const keys = Object.keys(o)
     if (keys.length === 1 && (keys[0] === 'and' || keys[0] === 'or')) {
       const list = o[keys[0]]
       if (!Array.isArray(list) || list.length === 0) throw new FilterError(`${at}.${keys[0]}: expected a non-empty list`)
-      const parts = list.map((c, i) => node(c, `${at}.${keys[0]}[${i}]`))
+      const parts = list.map((c, i) => node(c, `${at}.${keys[0]}[${i}]`, depth + 1))
       return keys[0] === 'and' ? (r) => parts.every((p) => p(r)) : (r) => parts.some((p) => p(r))
     }
     return clause(o, at)

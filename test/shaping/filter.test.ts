@@ -120,3 +120,15 @@ test('values of the wrong kind and malformed filters are refused', () => {
   assert.throws(() => f('{"where":'), /not JSON/)
   assert.throws(() => f({ where: { key: 'BotScore', operator: 'lt' } }), /a condition is/)
 })
+
+test('a filter nested deeper than the bound stops the start with a message naming it, not a stack overflow', () => {
+  // The bug: and/or lists were compiled recursively without a bound, so a deeply nested filter
+  // threw a RangeError (Maximum call stack size exceeded) at start instead of a coded config error.
+  let where: unknown = { key: 'EdgeResponseStatus', operator: 'eq', value: 200 }
+  for (let i = 0; i < 20_000; i++) where = { and: [where] }
+  assert.throws(() => f({ where }), (e: Error) => e instanceof FilterError && /nest deeper than 32 levels/.test(e.message))
+  // 32 levels still compile and work.
+  let ok: unknown = { key: 'EdgeResponseStatus', operator: 'eq', value: 200 }
+  for (let i = 0; i < 31; i++) ok = { or: [ok] }
+  assert.equal(f({ where: ok })({ EdgeResponseStatus: 200 }), true)
+})
