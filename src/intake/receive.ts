@@ -122,7 +122,7 @@ export async function receive(
       budget: opts.lineBudget ?? null,
       requestId: request.id,
       pool: opts.pool,
-      ...(unrecognisedReason !== undefined ? { unrecognised: { open: () => opts.spool.open(UNRECOGNISED_DATASET, request.id), reason: unrecognisedReason } } : {})
+      ...(unrecognisedReason !== undefined ? { unrecognised: { open: () => opts.spool.open(UNRECOGNISED_DATASET, request.id, tenant), reason: unrecognisedReason } } : {})
     })
   } catch (err) {
     raw.unpipe(first)

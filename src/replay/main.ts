@@ -1,4 +1,9 @@
-// npm run replay -- --dataset <id> [--since <time>] [--unrecognised] [--batch-bytes <n>] [--url <service url>]
+// npm run replay -- --dataset <id> [--tenant <name>] [--since <time>] [--unrecognised] [--batch-bytes <n>] [--url <service url>]
+//
+// --tenant replays the dead letters of batches a tenant's token sent (CONFIG_FILE tokens), with
+// that token, so they reach that tenant's targets again; without it only dead letters no tenant's
+// token sent are replayed (with the service's own token). One tenant's lines are never sent with
+// another token.
 //
 // --unrecognised replays, instead of the dataset's own dead letters, the HEC batches kept under
 // dead-letter/_unknown/ that the schemas now tell as this dataset (after its schema was added).
@@ -51,6 +56,7 @@ async function main(): Promise<void> {
         since: { type: 'string' },
         'batch-bytes': { type: 'string' },
         url: { type: 'string' },
+        tenant: { type: 'string' },
         unrecognised: { type: 'boolean' }
       },
       strict: true
@@ -80,7 +86,14 @@ async function main(): Promise<void> {
     throw err
   })
 
-  const token = (await ensureTokens(config.tokens, dataDir)).tokens[0]!
+  let token: string
+  if (args.tenant !== undefined) {
+    const named = config.tenantTokens.find((t) => t.tenant === args.tenant)
+    if (!named) fail(`--tenant ${args.tenant}: no token in CONFIG_FILE tokens names this tenant`)
+    token = named.token
+  } else {
+    token = (await ensureTokens(config.tokens, dataDir)).tokens[0]!
+  }
   let url = args.url ?? await serviceUrl(dataDir)
   let built: BuiltApp | null = null
   if (url === null) {
@@ -98,6 +111,7 @@ async function main(): Promise<void> {
       ...(since ? { since } : {}),
       ...(args.unrecognised ? { recognise: recogniseDataset(datasets) } : {}),
       batchBytes,
+      ...(args.tenant !== undefined ? { tenant: args.tenant } : {}),
       maxDepth: config.maxLineDepth,
       send: httpSend(url, token)
     })

@@ -52,6 +52,12 @@ export interface ReplayOptions {
    * schema was added. The dataset's own dead letters are not read then.
    */
   readonly recognise?: (record: Record<string, unknown>) => Dataset | null
+  /**
+   * Replays only the dead letters of this tenant (whose token `send` uses); without it only those
+   * no tenant's token sent. Another tenant's lines are never sent under this run's token: they
+   * would reach this token's target, not their own.
+   */
+  readonly tenant?: string
   /** Called after each batch is in the spool (progress; tests stop here to play a crash). */
   readonly onBatch?: (n: number) => void | Promise<void>
 }
@@ -66,6 +72,8 @@ export interface ReplayReport {
   readonly replayed: number
   /** Of those, lines the service answered as already stored (an interrupted batch re-sent). */
   readonly duplicates: number
+  /** Dead letters of another tenant (or of none, with --tenant): left for a replay as that tenant. */
+  readonly otherTenant: number
   /** Lines the current schema still refuses: they stay dead letters. */
   readonly stillInvalid: number
   /**
@@ -93,9 +101,10 @@ function nonceLine(): string {
 
 export async function replay(opts: ReplayOptions): Promise<ReplayReport> {
   const name = opts.dataset.name
-  const ledger = new Ledger(join(opts.dataDir, 'replay', name))
+  // A tenant's replays keep their own ledger: the same line sent by two tenants is two lines.
+  const ledger = new Ledger(opts.tenant === undefined ? join(opts.dataDir, 'replay', name) : join(opts.dataDir, 'replay', name, `tenant-${opts.tenant}`))
   await ledger.load()
-  const r = { dataset: name, scanned: 0, alreadyReplayed: 0, replayed: 0, duplicates: 0, stillInvalid: 0, refusedByService: 0, batches: 0 }
+  const r = { dataset: name, scanned: 0, alreadyReplayed: 0, replayed: 0, duplicates: 0, otherTenant: 0, stillInvalid: 0, refusedByService: 0, batches: 0 }
 
   /** False when the service refused lines: the run must stop. */
   const ingest = async (p: Pending): Promise<boolean> => {
@@ -146,6 +155,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayReport> {
       // An HEC envelope without an event holds no record, whatever the schema says now.
       if (letter.code === LineRejectCode.envelope) continue
       if (opts.since && !(Date.parse(letter.time) >= opts.since.getTime())) continue
+      if (letter.tenant !== opts.tenant) { r.otherTenant++; continue }
       if (opts.recognise) {
         // A request's dead letters are appended together, in order: its first one decides.
         if (letter.requestId !== request || request === undefined) {

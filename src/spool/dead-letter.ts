@@ -14,6 +14,8 @@ export interface DeadLetter {
   readonly line?: number
   readonly requestId?: string
   readonly sink?: string
+  /** The tenant the sender's token named (CONFIG_FILE tokens): a replay sends the line back as that tenant's only. */
+  readonly tenant?: string
   /** The line as text; absent when its bytes are not UTF-8 (then they are in rawBase64, untouched). */
   readonly raw?: string
   readonly rawBase64?: string

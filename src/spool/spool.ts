@@ -193,7 +193,7 @@ export class Spool {
     const events = await StagedFile.create(path, encodeBlocks, this.fs).catch((err: unknown) => { this.noteWriteError(err); throw err })
     const header: SegmentHeader = { v: SEGMENT_VERSION, dataset, requestId, receivedAt: new Date().toISOString(), ...(tenant !== undefined ? { tenant } : {}) }
     events.writeRaw(frameRecord(Buffer.from(JSON.stringify(header))), 0) // the header is not a line
-    return new SpoolBatch(this, dataset, requestId, path, events)
+    return new SpoolBatch(this, dataset, requestId, path, events, tenant)
   }
 
   isDuplicate(dataset: string, digest: string): boolean {
@@ -502,7 +502,9 @@ export class SpoolBatch {
     readonly dataset: string,
     readonly requestId: string,
     readonly path: string,
-    private readonly events: StagedFile
+    private readonly events: StagedFile,
+    /** The tenant the sender's token named: kept with each dead letter, so a replay keeps it the tenant's. */
+    readonly tenant?: string
   ) {}
 
   get lines(): number { return this.events.lines }
@@ -531,7 +533,7 @@ export class SpoolBatch {
 
   async writeDeadLetter(record: DeadLetter): Promise<void> {
     this.deadLetters ??= await this.noted(StagedFile.create(`${this.path}.dead-letter`, ndjson, this.spool.fs))
-    if (!this.deadLetters.writeLine(JSON.stringify(record))) await this.noted(this.deadLetters.drain())
+    if (!this.deadLetters.writeLine(JSON.stringify(this.tenant === undefined ? record : { ...record, tenant: this.tenant }))) await this.noted(this.deadLetters.drain())
   }
 
   /** fsyncs the staged files; returns the dead letters' file, if any, for the caller to store. */

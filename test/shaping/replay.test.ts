@@ -25,8 +25,8 @@ async function brokenSchemas(): Promise<string> {
   return dir
 }
 
-function runReplay(t: TestContext, env: Record<string, string>): Promise<{ code: number | null, stderr: string, report: any }> {
-  const child = spawn(process.execPath, [REPLAY, '--dataset', 'http_requests'], {
+function runReplay(t: TestContext, env: Record<string, string>, args: string[] = []): Promise<{ code: number | null, stderr: string, report: any }> {
+  const child = spawn(process.execPath, [REPLAY, '--dataset', 'http_requests', ...args], {
     env: { PATH: process.env.PATH, LOGPUSH_TOKENS: 'test-token-0123456789abcdef', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
@@ -59,4 +59,32 @@ test('a replay goes to each destination through the shaping in force', async (t)
   const kept = lines.filter((_, k) => 13335 + k + 1 >= 13340).map((l) => l.replace(',"ClientRequestPath":"\\/caf\\u00e9"', ''))
   assert.equal(kept.length, 8)
   assert.equal(await readStore({ dataDir }, 'events', 'http_requests'), kept.join('\n') + '\n', 'filtered and shaped, the 19-digit time as sent')
+})
+
+test('a tenant\'s dead letters are replayed only as that tenant, to its own folder, never to another target', async (t) => {
+  // The bug: a replay sent every dead letter with the service's own token, so lines a tenant's
+  // token had sent (refused by an older schema) came back without their tenant and landed in the
+  // destination's shared target (or whichever tenant their fields routed to).
+  const dataDir = await mkdtemp(join(tmpdir(), 'lpr-tenant-replay-'))
+  const acmeToken = 'acme-token-0123456789abcdef'
+  const configPath = join(dataDir, '..', `receiver-tenant-${process.pid}.json`)
+  await writeFile(configPath, JSON.stringify({ tenants: { acme: {} }, tokens: [{ tokenEnv: 'LPR_TEST_ACME_TOKEN', tenant: 'acme' }] }))
+  const env = { DATA_DIR: dataDir, CONFIG_FILE: configPath, SINKS: 'file', LPR_TEST_ACME_TOKEN: acmeToken }
+  const writer = await startServer(t, { ...env, SCHEMAS_DIR: await brokenSchemas(), PARSE_WORKERS: '0' })
+  const lines = Array.from({ length: 4 }, (_, k) => fixable(k + 1))
+  assert.equal((await post({ url: writer.url, token: acmeToken }, '/logpush/http_requests', lines.join('\n') + '\n')).json.rejected, 4)
+  await writer.built.close()
+
+  const plain = await runReplay(t, env)
+  assert.equal(plain.code, 0, plain.stderr)
+  assert.equal(plain.report.replayed, 0, 'a replay with the service\'s own token leaves the tenant\'s lines')
+  assert.equal(plain.report.otherTenant, 4)
+  const asAcme = await runReplay(t, env, ['--tenant', 'acme'])
+  assert.equal(asAcme.code, 0, asAcme.stderr)
+  assert.equal(asAcme.report.replayed, 4)
+  assert.equal(await readStore({ dataDir }, 'events', 'acme/http_requests'), lines.join('\n') + '\n', 'back in the tenant\'s folder')
+  assert.equal(await readStore({ dataDir }, 'events', 'http_requests').catch(() => ''), '', 'nothing in the shared folder')
+  const unknown = await runReplay(t, env, ['--tenant', 'bravo'])
+  assert.equal(unknown.code, 1)
+  assert.match(unknown.stderr, /no token in CONFIG_FILE tokens names this tenant/)
 })
