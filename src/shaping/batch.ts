@@ -5,16 +5,14 @@
 // every line-reading destination skips but counts, so their checkpoints (progress) still name the
 // segment's lines and a retry resumes at the same place. Block readers (the files, discard) get
 // only the lines that go out.
-import type { DeliveryBatch, LineBlock, Rejection } from '../delivery.js'
+import type { DeliveryBatch, Rejection } from '../delivery.js'
 import { LineRejectCode } from '../errors.js'
 import { Tally, type Shaper } from './shaper.js'
-import { shapedBlocks } from './blocks.js'
+import { LineView } from './blocks.js'
 
-export class ShapedBatch implements DeliveryBatch {
+export class ShapedBatch extends LineView {
   /** The counts of the last full read of lines() (routing reads a batch more than once). */
   tally: Tally
-  /** The stored line behind the shaped line read last (Elasticsearch's _id is its hash). */
-  private current: { shaped: string, original: string } | null = null
   /**
    * Lines the shaping could not handle, by position in the segment: each is read as an empty line
    * (the destination skips it, the rest of the batch goes out) and dead-lettered for this
@@ -24,14 +22,11 @@ export class ShapedBatch implements DeliveryBatch {
   /** Positions below this one were handed to the dead letters already (takeFailed). */
   private taken = 0
 
-  constructor (private readonly source: DeliveryBatch, private readonly shaper: Shaper, private readonly sink: string) {
+  constructor (source: DeliveryBatch, private readonly shaper: Shaper, private readonly sink: string) {
+    super(source)
     this.tally = new Tally(shaper.ruleNames.length)
   }
 
-  get seq(): number { return this.source.seq }
-  get dataset(): string { return this.source.dataset }
-  get from(): number { return this.source.from }
-  get count(): number { return this.source.count }
   get route(): DeliveryBatch['route'] { return this.source.route }
 
   async * lines(): AsyncGenerator<string> {
@@ -41,7 +36,7 @@ export class ShapedBatch implements DeliveryBatch {
       // A blank line is skipped by every destination as it is; nothing to shape.
       const shaped = line.length === 0 ? '' : this.shapeOne(line, pos)
       pos++
-      this.current = { shaped, original: line }
+      this.last = { line: shaped, original: line }
       yield shaped
     }
   }
@@ -66,23 +61,5 @@ export class ShapedBatch implements DeliveryBatch {
     for (const [pos, r] of this.failed) if (pos >= this.taken && pos < upTo) out.push(r)
     this.taken = Math.max(this.taken, upTo)
     return out
-  }
-
-  /**
-   * The stored line a shaped line came from: Elasticsearch's _id stays the hash of the line as
-   * received, so a replay after a change of shaping still finds the same documents. Only the line
-   * read last can be asked about, and only by the string lines() gave.
-   */
-  originalOf(shaped: string): string {
-    if (this.current === null || this.current.shaped !== shaped) throw new Error('originalOf() is asked about the line lines() gave last')
-    return this.current.original
-  }
-
-  async * payloads(): AsyncGenerator<Buffer> {
-    for await (const line of this.lines()) if (line.length > 0) yield Buffer.from(line)
-  }
-
-  blocks(): AsyncGenerator<LineBlock> {
-    return shapedBlocks(this.lines())
   }
 }

@@ -6,8 +6,8 @@
 // so checkpoints keep naming the segment's lines).
 import { ConfigInvalid } from '../errors.js'
 import type { DatasetSchema } from '../dataset-schema.js'
-import type { DeliveryBatch, DeliveryResult, LineBlock, Progress, Rejection, Sink } from '../delivery.js'
-import { shapedBlocks } from './blocks.js'
+import type { DeliveryBatch, DeliveryResult, Progress, Rejection, Sink } from '../delivery.js'
+import { LineView } from './blocks.js'
 
 /** Where one tenant's lines go; each absent part leaves the destination's own setting. */
 export interface Route {
@@ -190,13 +190,10 @@ export function buildRouters(rules: readonly RoutingRule[], tenants: Readonly<Re
 }
 
 /** One tenant's view of a batch: its lines, the others' read as empty lines. */
-class TenantBatch implements DeliveryBatch {
-  constructor (private readonly source: DeliveryBatch, private readonly router: Router, readonly route: Route | null, private readonly seen: Set<string>) {}
-  get seq(): number { return this.source.seq }
-  get dataset(): string { return this.source.dataset }
-  get from(): number { return this.source.from }
-  get count(): number { return this.source.count }
-  private last: { line: string, original: string } | null = null
+class TenantBatch extends LineView {
+  constructor (source: DeliveryBatch, private readonly router: Router, readonly route: Route | null, private readonly seen: Set<string>) {
+    super(source)
+  }
 
   async * lines(): AsyncGenerator<string> {
     for await (const line of this.source.lines()) {
@@ -205,19 +202,6 @@ class TenantBatch implements DeliveryBatch {
       this.last = { line: mine ? line : '', original }
       yield this.last.line
     }
-  }
-
-  originalOf(line: string): string {
-    if (this.last === null || this.last.line !== line) throw new Error('originalOf() is asked about the line lines() gave last')
-    return this.last.original
-  }
-
-  async * payloads(): AsyncGenerator<Buffer> {
-    for await (const line of this.lines()) if (line.length > 0) yield Buffer.from(line)
-  }
-
-  blocks(): AsyncGenerator<LineBlock> {
-    return shapedBlocks(this.lines())
   }
 }
 

@@ -9,20 +9,16 @@ import { spawn } from 'node:child_process'
 import { cp, mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { batchText } from '../helpers/fixtures.js'
 import { post, readDeadLetters, readStore, startServer } from '../helpers/server.js'
+import { brokenSchemas, fixable, NANO, runReplay } from '../helpers/replay-run.js'
 import { recogniseDataset } from '../../src/intake/index.js'
 import { schemasDir } from '../../src/paths.js'
 import { loadDatasets } from '../../src/pipeline/index.js'
 import { httpSend, replay, type Send } from '../../src/replay/replay.js'
 
-const REPLAY = fileURLToPath(new URL('../../src/replay/main.js', import.meta.url))
-const NANO = '1652295571783000123'
 
 const valid = (i: number): string => `{"RayID":"v${i}","ClientRequestHost":"example.com","EdgeResponseStatus":200}`
-/** Refused by the broken schema (ClientASN: string), valid under the real one; keeps a unixnano. */
-const fixable = (i: number): string => `{"RayID":"n${i}","ClientASN":${13335 + i},"EdgeStartTimestamp":${NANO},"ClientRequestPath":"\\/caf\\u00e9"}`
 const invalid = ['{"RayID":"x1","EdgeResponseStatus":"two hundred"}', 'oops']
 
 function range(from: number, to: number): number[] {
@@ -33,15 +29,6 @@ function batch(valids: number[], fixables: number[], withInvalid: boolean): stri
   return [...valids.map(valid), ...fixables.map(fixable), ...(withInvalid ? invalid : [])].join('\n') + '\n'
 }
 
-async function brokenSchemas(): Promise<string> {
-  const dir = join(await mkdtemp(join(tmpdir(), 'lpr-schemas-')), 'schemas')
-  await cp(schemasDir, dir, { recursive: true })
-  const path = join(dir, 'http_requests.json')
-  const schema = JSON.parse(await readFile(path, 'utf8'))
-  schema.properties.ClientASN.type = 'string'
-  await writeFile(path, JSON.stringify(schema))
-  return dir
-}
 
 /** Runs the service on the broken schema long enough to dead-letter a batch, then stops it. */
 async function deadLetterWithBrokenSchema(t: TestContext, dataDir: string, broken: string, body: string, rejected: number): Promise<void> {
@@ -52,25 +39,7 @@ async function deadLetterWithBrokenSchema(t: TestContext, dataDir: string, broke
   await writer.built.close()
 }
 
-interface Run { code: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string, report: any }
 
-function runReplay(t: TestContext, dataDir: string, args: string[], onSpawn?: (kill: () => void) => void): Promise<Run> {
-  const child = spawn(process.execPath, [REPLAY, '--dataset', 'http_requests', ...args], {
-    env: { PATH: process.env.PATH, LOGPUSH_TOKENS: 'test-token-0123456789abcdef', LOG_LEVEL: 'warn', DATA_DIR: dataDir },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-  onSpawn?.(() => child.kill('SIGKILL'))
-  return new Promise((resolve) => child.once('exit', (code, signal) => {
-    let report: any = null
-    try { report = JSON.parse(stdout.trim().split('\n').pop() ?? '') } catch {}
-    resolve({ code, signal, stdout, stderr, report })
-  }))
-}
 
 const counts = (r: any): Record<string, number> => ({
   scanned: r.scanned, alreadyReplayed: r.alreadyReplayed, replayed: r.replayed, duplicates: r.duplicates, stillInvalid: r.stillInvalid, refusedByService: r.refusedByService

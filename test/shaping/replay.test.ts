@@ -1,46 +1,13 @@
 // `npm run replay` applies the shaping in force: replayed dead letters go through the spool and
 // each destination's rules like any batch, so a filtered destination does not get lines its
 // rules keep back, and the spool (and a destination without rules) still gets them exact.
-import { test, type TestContext } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { post, readStore, startServer } from '../helpers/server.js'
-import { schemasDir } from '../../src/paths.js'
-
-const REPLAY = fileURLToPath(new URL('../../src/replay/main.js', import.meta.url))
-const NANO = '1652295571783000123'
-const fixable = (i: number): string => `{"RayID":"n${i}","ClientASN":${13335 + i},"EdgeStartTimestamp":${NANO},"ClientRequestPath":"\\/caf\\u00e9"}`
-
-async function brokenSchemas(): Promise<string> {
-  const dir = join(await mkdtemp(join(tmpdir(), 'lpr-schemas-')), 'schemas')
-  await cp(schemasDir, dir, { recursive: true })
-  const path = join(dir, 'http_requests.json')
-  const schema = JSON.parse(await readFile(path, 'utf8'))
-  schema.properties.ClientASN.type = 'string'
-  await writeFile(path, JSON.stringify(schema))
-  return dir
-}
-
-function runReplay(t: TestContext, env: Record<string, string>, args: string[] = []): Promise<{ code: number | null, stderr: string, report: any }> {
-  const child = spawn(process.execPath, [REPLAY, '--dataset', 'http_requests', ...args], {
-    env: { PATH: process.env.PATH, LOGPUSH_TOKENS: 'test-token-0123456789abcdef', LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-  return new Promise((resolve) => child.once('exit', (code) => {
-    let report: any = null
-    try { report = JSON.parse(stdout.trim().split('\n').pop() ?? '') } catch {}
-    resolve({ code, stderr, report })
-  }))
-}
+import { brokenSchemas, fixable, runReplay } from '../helpers/replay-run.js'
 
 test('a replay goes to each destination through the shaping in force', async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), 'lpr-shaping-replay-'))
@@ -53,7 +20,7 @@ test('a replay goes to each destination through the shaping in force', async (t)
   // The fixed schema, and a rule for the destination: ASNs from 13340 on, without the path.
   const configPath = join(dataDir, '..', `receiver-${process.pid}.json`)
   await writeFile(configPath, JSON.stringify({ shaping: [{ name: 'big-asn', datasets: ['http_requests'], filter: { where: { key: 'ClientASN', operator: 'geq', value: 13340 } }, drop: ['ClientRequestPath'] }] }))
-  const run = await runReplay(t, { DATA_DIR: dataDir, CONFIG_FILE: configPath, SINKS: 'file' })
+  const run = await runReplay(t, dataDir, [], undefined, { CONFIG_FILE: configPath, SINKS: 'file' })
   assert.equal(run.code, 0, run.stderr)
   assert.equal(run.report.replayed, 12)
   const kept = lines.filter((_, k) => 13335 + k + 1 >= 13340).map((l) => l.replace(',"ClientRequestPath":"\\/caf\\u00e9"', ''))
@@ -69,22 +36,22 @@ test('a tenant\'s dead letters are replayed only as that tenant, to its own fold
   const acmeToken = 'acme-token-0123456789abcdef'
   const configPath = join(dataDir, '..', `receiver-tenant-${process.pid}.json`)
   await writeFile(configPath, JSON.stringify({ tenants: { acme: {} }, tokens: [{ tokenEnv: 'LPR_TEST_ACME_TOKEN', tenant: 'acme' }] }))
-  const env = { DATA_DIR: dataDir, CONFIG_FILE: configPath, SINKS: 'file', LPR_TEST_ACME_TOKEN: acmeToken }
-  const writer = await startServer(t, { ...env, SCHEMAS_DIR: await brokenSchemas(), PARSE_WORKERS: '0' })
+  const env = { CONFIG_FILE: configPath, SINKS: 'file', LPR_TEST_ACME_TOKEN: acmeToken }
+  const writer = await startServer(t, { ...env, DATA_DIR: dataDir, SCHEMAS_DIR: await brokenSchemas(), PARSE_WORKERS: '0' })
   const lines = Array.from({ length: 4 }, (_, k) => fixable(k + 1))
   assert.equal((await post({ url: writer.url, token: acmeToken }, '/logpush/http_requests', lines.join('\n') + '\n')).json.rejected, 4)
   await writer.built.close()
 
-  const plain = await runReplay(t, env)
+  const plain = await runReplay(t, dataDir, [], undefined, env)
   assert.equal(plain.code, 0, plain.stderr)
   assert.equal(plain.report.replayed, 0, 'a replay with the service\'s own token leaves the tenant\'s lines')
   assert.equal(plain.report.otherTenant, 4)
-  const asAcme = await runReplay(t, env, ['--tenant', 'acme'])
+  const asAcme = await runReplay(t, dataDir, ['--tenant', 'acme'], undefined, env)
   assert.equal(asAcme.code, 0, asAcme.stderr)
   assert.equal(asAcme.report.replayed, 4)
   assert.equal(await readStore({ dataDir }, 'events', 'acme/http_requests'), lines.join('\n') + '\n', 'back in the tenant\'s folder')
   assert.equal(await readStore({ dataDir }, 'events', 'http_requests').catch(() => ''), '', 'nothing in the shared folder')
-  const unknown = await runReplay(t, env, ['--tenant', 'bravo'])
+  const unknown = await runReplay(t, dataDir, ['--tenant', 'bravo'], undefined, env)
   assert.equal(unknown.code, 1)
   assert.match(unknown.stderr, /no token in CONFIG_FILE tokens names this tenant/)
 })

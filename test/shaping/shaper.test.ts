@@ -64,25 +64,25 @@ test('hmac-sha256 gives a stable keyed pseudonym that joins across datasets', ()
   assert.notEqual((JSON.parse(other.shape(LINE, new Tally(1))!) as Record<string, unknown>).ClientIP, out.ClientIP, 'another key, another pseudonym')
 })
 
-test('truncate-ip cuts an IPv4-mapped IPv6 address by the IPv4 prefix', () => {
+test('truncate-ip keeps /24 and /48 by default, and what it is told; an IPv4-mapped address by the IPv4 prefix', () => {
   // The bug: ::ffff:a.b.c.d (an IPv4 client seen by a dual-stack listener) was cut at /48 like any
   // IPv6 address, so every such client became "::" instead of its /24 network.
-  assert.equal(truncateIp('::ffff:198.51.100.23', 24, 48), '::ffff:198.51.100.0')
-  assert.equal(truncateIp('::FFFF:198.51.100.23', 16, 48), '::ffff:198.51.0.0')
-  assert.equal(truncateIp('::ffff:c633:6417', 24, 48), '::ffff:198.51.100.0')
-  assert.equal(truncateIp('::ffff:198.51.100.23', 32, 0), '::ffff:198.51.100.23')
-  // A zone id is local to the host and goes; garbage is no address.
-  assert.equal(truncateIp('fe80::1%eth0', 24, 48), 'fe80::')
-  assert.equal(truncateIp('::ffff:198.51.100.23x', 24, 48), null)
-})
-
-test('truncate-ip keeps /24 and /48 by default, and what it is told', () => {
-  assert.equal(truncateIp('198.51.100.23', 24, 48), '198.51.100.0')
-  assert.equal(truncateIp('198.51.100.23', 16, 48), '198.51.0.0')
-  assert.equal(truncateIp('2001:db8:abcd:12::1', 24, 48), '2001:db8:abcd::')
-  assert.equal(truncateIp('2001:db8:abcd:12::1', 24, 56), '2001:db8:abcd::')
-  assert.equal(truncateIp('2001:db8:abcd:1234::1', 24, 56), '2001:db8:abcd:1200::')
-  assert.equal(truncateIp('not an ip', 24, 48), null)
+  const cases: Array<[ip: string, v4: number, v6: number, out: string | null]> = [
+    ['::ffff:198.51.100.23', 24, 48, '::ffff:198.51.100.0'],
+    ['::FFFF:198.51.100.23', 16, 48, '::ffff:198.51.0.0'],
+    ['::ffff:c633:6417', 24, 48, '::ffff:198.51.100.0'],
+    ['::ffff:198.51.100.23', 32, 0, '::ffff:198.51.100.23'],
+    ['198.51.100.23', 24, 48, '198.51.100.0'],
+    ['198.51.100.23', 16, 48, '198.51.0.0'],
+    ['2001:db8:abcd:12::1', 24, 48, '2001:db8:abcd::'],
+    ['2001:db8:abcd:12::1', 24, 56, '2001:db8:abcd::'],
+    ['2001:db8:abcd:1234::1', 24, 56, '2001:db8:abcd:1200::'],
+    // A zone id is local to the host and goes; garbage is no address.
+    ['fe80::1%eth0', 24, 48, 'fe80::'],
+    ['::ffff:198.51.100.23x', 24, 48, null],
+    ['not an ip', 24, 48, null]
+  ]
+  for (const [ip, v4, v6, out] of cases) assert.equal(truncateIp(ip, v4, v6), out, ip)
   const s = shaperOf([{ name: 'net', transforms: [{ field: '@ip', type: 'truncate-ip', ipv4Prefix: 16 }] }])
   const out = JSON.parse(s.shape(LINE, new Tally(1))!) as Record<string, unknown>
   assert.equal(out.ClientIP, '198.51.0.0')
