@@ -130,7 +130,9 @@ export class Router {
     private readonly field: string,
     private readonly table: ReadonlyMap<string, Route>,
     private readonly byValue: boolean,
-    private readonly fallback: Route | null
+    private readonly fallback: Route | null,
+    /** The configured tenants: a value naming one takes its namespace, index and folder. */
+    private readonly tenants: ReadonlyMap<string, Route> = new Map()
   ) {}
 
   /** The route of a line as stored (null: the destination's own target), counting what goes to the default. */
@@ -141,6 +143,10 @@ export class Router {
       const r = this.table.get(key)
       if (r) return r
       if (this.byValue) {
+        // A value naming a configured tenant is that tenant, with its own targets: a route made
+        // from the name would send part of its lines elsewhere (whichever of the two came first).
+        const configured = this.tenants.get(key)
+        if (configured) return configured
         if (TENANT.test(key) && (seen === undefined || seen.has(key) || seen.size < MAX_TENANTS_PER_BATCH)) return { tenant: key, namespace: key, index: key, folder: key }
         if (count) this.counts.invalid++
         return this.fallback
@@ -182,7 +188,7 @@ export function buildRouters(rules: readonly RoutingRule[], tenants: Readonly<Re
         let bySet = out.get(sink)
         if (!bySet) out.set(sink, (bySet = new Map()))
         if (bySet.has(dataset)) throw new ConfigInvalid(`${where}: destination ${sink} already routes dataset ${dataset} by rule "${bySet.get(dataset)!.name}"`)
-        bySet.set(dataset, new Router(rule.name, rule.field, table, rule.byValue ?? false, fallback))
+        bySet.set(dataset, new Router(rule.name, rule.field, table, rule.byValue ?? false, fallback, routes))
       }
     }
   }
