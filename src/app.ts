@@ -99,7 +99,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     const token = presentedToken(headers, config.authHeader)
     return token === undefined ? undefined : tenantByToken.get(tokenDigest(token))
   }
-  const routesOfTenants = tenantRoutes(config.tenants)
+  const routesOfTenants = tenantRoutes(config.tenants, config.tenantTokens.length > 0 ? sinkNames : [])
   const tls = config.tlsCertFile ? await readTls(config) : null
   const stats = new Stats(datasets.keys(), config.driftFieldsMax, config.driftFieldNameMaxChars)
   const spool = new Spool({

@@ -45,6 +45,9 @@ export const SPLUNK_INDEX = /^(?!.*kvstore)[a-z0-9][a-z0-9_-]{0,79}$/
 export const FOLDER = /^[a-z0-9][a-z0-9_-]{0,99}$/
 export const TENANT = /^[a-z0-9][a-z0-9_]{0,79}$/
 
+/** Destinations with a tenant target (namespace, index or folder); the others cannot keep tenants apart. */
+export const ROUTABLE: ReadonlySet<string> = new Set(['elasticsearch', 'opensearch', 'splunk', 'file', 'discard'])
+
 /** Tenants whose value-derived names a batch may hold before the rest go to the default: each is a delivery of the batch. */
 export const MAX_TENANTS_PER_BATCH = 64
 
@@ -89,8 +92,13 @@ export function tenantTokens(list: readonly TenantToken[], tenants: Readonly<Rec
   })
 }
 
-/** The routes of the tenants, by name (their names checked as buildRouters checks them). */
-export function tenantRoutes(tenants: Readonly<Record<string, TenantConfig>>): Map<string, Route> {
+/**
+ * The routes of the tenants, by name (their names checked as buildRouters checks them). `sinks`:
+ * the destinations tokens' tenants' batches go to, each of which must have a tenant target.
+ */
+export function tenantRoutes(tenants: Readonly<Record<string, TenantConfig>>, sinks: readonly string[] = []): Map<string, Route> {
+  const unrouted = sinks.filter((s) => !ROUTABLE.has(s))
+  if (unrouted.length > 0) throw new ConfigInvalid(`CONFIG_FILE tokens name tenants, but SINKS has ${unrouted.join(', ')}, which has no tenant target: every tenant's batches would meet there`)
   return new Map(Object.entries(tenants).map(([tenant, t]) => [tenant, routeOf(tenant, t, `CONFIG_FILE tenants.${tenant}`)]))
 }
 
@@ -177,6 +185,9 @@ export function buildRouters(rules: readonly RoutingRule[], tenants: Readonly<Re
   const out = new Map<string, Map<string, Router>>()
   for (const rule of rules) {
     const where = `CONFIG_FILE routing rule "${rule.name}"`
+    // Kafka has no tenant target yet (one topic per dataset): routed lines of every tenant would meet there.
+    const unrouted = (rule.sinks ?? sinks).filter((s) => !ROUTABLE.has(s))
+    if (unrouted.length > 0) throw new ConfigInvalid(`${where} applies to ${unrouted.join(', ')}, which has no tenant target (routing sends to Elasticsearch/OpenSearch namespaces, Splunk indexes and file folders): name the destinations in "sinks"`)
     for (const s of rule.sinks ?? []) if (!sinks.includes(s)) throw new ConfigInvalid(`${where} names destination "${s}", which is not in SINKS (${sinks.join(',')})`)
     const table = new Map(Object.entries(rule.table ?? {}).map(([value, tenant]) => [value, tenantRoute(tenant, `${where} table["${value}"]`)]))
     const fallback = rule.default === undefined ? null : tenantRoute(rule.default, `${where} default`)
