@@ -47,8 +47,12 @@ export abstract class LineView implements DeliveryBatch {
     return this.last.original
   }
 
+  /**
+   * One payload per line of the segment, an empty one for a line kept back: payload readers (Kafka)
+   * count positions by them, and their checkpoints must name the segment's lines.
+   */
   async * payloads(): AsyncGenerator<Buffer> {
-    for await (const line of this.lines()) if (line.length > 0) yield Buffer.from(line)
+    for await (const line of this.lines()) yield Buffer.from(line)
   }
 
   blocks(): AsyncGenerator<LineBlock> {
