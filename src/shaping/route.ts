@@ -185,10 +185,10 @@ export function buildRouters(rules: readonly RoutingRule[], tenants: Readonly<Re
   const out = new Map<string, Map<string, Router>>()
   for (const rule of rules) {
     const where = `CONFIG_FILE routing rule "${rule.name}"`
+    for (const s of rule.sinks ?? []) if (!sinks.includes(s)) throw new ConfigInvalid(`${where} names destination "${s}", which is not in SINKS (${sinks.join(',')})`)
     // Kafka has no tenant target yet (one topic per dataset): routed lines of every tenant would meet there.
     const unrouted = (rule.sinks ?? sinks).filter((s) => !ROUTABLE.has(s))
     if (unrouted.length > 0) throw new ConfigInvalid(`${where} applies to ${unrouted.join(', ')}, which has no tenant target (routing sends to Elasticsearch/OpenSearch namespaces, Splunk indexes and file folders): name the destinations in "sinks"`)
-    for (const s of rule.sinks ?? []) if (!sinks.includes(s)) throw new ConfigInvalid(`${where} names destination "${s}", which is not in SINKS (${sinks.join(',')})`)
     const table = new Map(Object.entries(rule.table ?? {}).map(([value, tenant]) => [value, tenantRoute(tenant, `${where} table["${value}"]`)]))
     const fallback = rule.default === undefined ? null : tenantRoute(rule.default, `${where} default`)
     for (const dataset of rule.datasets) {
