@@ -2,7 +2,7 @@
 // and a real Kafka broker (the test set-up's, test/support), each next to a plain client loading
 // the same lines in the same run (only ratios compare across runs on these shared machines):
 //   - OpenSearch: bare _bulk `create` of the prepared documents (same bulk size), then the service;
-//   - Kafka: a bare KafkaJS producer (idempotent, acks=all, same compression and send size)
+//   - Kafka: a bare @platformatic/kafka producer (idempotent, acks=all, same compression and send size)
 //     sending the lines, then the service.
 // Per service run: lines/s (until the destination has everything), CPU µs per line and peak RSS
 // of the service process, request latency p50/p99. JSON results go to .bench-results/.
@@ -12,13 +12,12 @@ import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
-import kafkajs from 'kafkajs'
+import { Admin, Producer, type MessageToProduce } from '@platformatic/kafka'
 import { batchText } from '../helpers/fixtures.js'
 import { freePort, peakRssBytes, waitDrained } from '../helpers/process.js'
 import { launchKafka } from '../support/kafka.js'
 import { launchOpenSearch } from '../support/opensearch.js'
 import { documentId, documentText } from '../../src/sinks/elasticsearch/index.js'
-import { registerCodecs } from '../../src/sinks/kafka/index.js'
 import { packageRoot } from '../../src/paths.js'
 
 const DATASET = process.env.BENCH_DATASET ?? 'network_analytics_logs'
@@ -111,36 +110,32 @@ async function openSearchBare(url: string, stream: string, texts: string[]): Pro
 }
 
 async function kafkaBare(brokers: string, topic: string, texts: string[]): Promise<number> {
-  await registerCodecs()
-  const kafka = new kafkajs.Kafka({ brokers: [brokers], logLevel: kafkajs.logLevel.NOTHING })
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: kafkajs.Partitioners.DefaultPartitioner })
-  await producer.connect()
-  const sends: kafkajs.Message[][] = []
-  let batch: kafkajs.Message[] = []
+  const producer = new Producer({ clientId: 'lpr-bench', bootstrapBrokers: [brokers], idempotent: true, acks: -1, compression: 'zstd', autocreateTopics: false })
+  const sends: MessageToProduce[][] = []
+  let batch: MessageToProduce[] = []
   let bytes = 0
   let n = 0
   for (const text of texts) {
     for (const line of text.split('\n')) {
       if (!line) continue
       n++
-      batch.push({ value: Buffer.from(line) })
+      batch.push({ topic, value: Buffer.from(line) })
       bytes += line.length
       if (bytes >= KAFKA_SEND_BYTES) { sends.push(batch); batch = []; bytes = 0 }
     }
   }
   if (batch.length) sends.push(batch)
   const start = process.hrtime.bigint()
-  for (const messages of sends) await producer.send({ topic, acks: -1, compression: kafkajs.CompressionTypes.ZSTD, messages })
+  for (const messages of sends) await producer.send({ messages })
   const rate = Math.round(n / (Number(process.hrtime.bigint() - start) / 1e9))
-  await producer.disconnect()
+  await producer.close()
   return rate
 }
 
 async function createTopics(brokers: string, topics: string[]): Promise<void> {
-  const admin = new kafkajs.Kafka({ brokers: [brokers], logLevel: kafkajs.logLevel.NOTHING }).admin()
-  await admin.connect()
-  await admin.createTopics({ waitForLeaders: true, topics: topics.map((topic) => ({ topic, numPartitions: 3 })) })
-  await admin.disconnect()
+  const admin = new Admin({ clientId: 'lpr-bench', bootstrapBrokers: [brokers] })
+  await admin.createTopics({ topics, partitions: 3 })
+  await admin.close()
 }
 
 async function main(): Promise<void> {
@@ -176,7 +171,7 @@ async function main(): Promise<void> {
     console.table({
       'OpenSearch bare _bulk (prepared docs)': { 'lines/s': osBare },
       'OpenSearch service end to end': { 'lines/s': osService.linesPerSec, 'CPU µs/line': osService.cpuUsPerLine, 'peak RSS MB': osService.peakRssMB, 'p50 ms': osService.p50, 'p99 ms': osService.p99 },
-      'Kafka bare KafkaJS producer (zstd, acks=all)': { 'lines/s': kBare },
+      'Kafka bare @platformatic/kafka producer (zstd, acks=all)': { 'lines/s': kBare },
       'Kafka service end to end': { 'lines/s': kService.linesPerSec, 'CPU µs/line': kService.cpuUsPerLine, 'peak RSS MB': kService.peakRssMB, 'p50 ms': kService.p50, 'p99 ms': kService.p99 }
     })
     const dir = join(packageRoot, '.bench-results')

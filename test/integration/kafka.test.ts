@@ -6,42 +6,39 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import kafkajs from 'kafkajs'
+import { Admin, Consumer } from '@platformatic/kafka'
 import { batchText } from '../helpers/fixtures.js'
 import { post, readDeadLetters, startServer, type TestServer } from '../helpers/server.js'
 import { controlServer, requireKafka } from '../helpers/extra-servers.js'
 
-const { Kafka, logLevel } = kafkajs
-
 interface Record { value: Buffer, key: string | null, headers: { [k: string]: string } }
 
-function client(brokers: string): kafkajs.Kafka {
-  return new Kafka({ brokers: [brokers], clientId: 'lpr-test', logLevel: logLevel.NOTHING, retry: { retries: 10 } })
-}
-
 async function createTopics(brokers: string, topics: string[], config: Array<{ name: string, value: string }> = []): Promise<void> {
-  const admin = client(brokers).admin()
-  await admin.connect()
+  const admin = new Admin({ clientId: 'lpr-test', bootstrapBrokers: [brokers], retries: 10 })
   try {
-    await admin.createTopics({ waitForLeaders: true, topics: topics.map((topic) => ({ topic, numPartitions: 3, replicationFactor: 1, configEntries: config })) })
+    await admin.createTopics({ topics, partitions: 3, replicas: 1, configs: config })
+    // Wait for the leaders, as a producer would otherwise see the topic without them for a moment.
+    for (let i = 0; ; i++) {
+      const meta = await admin.metadata({ topics, forceUpdate: true })
+      if (topics.every((t) => meta.topics.get(t)?.partitions.every((p) => p.leader >= 0))) break
+      if (i > 50) throw new Error(`no leaders for ${topics.join(', ')}`)
+      await new Promise((r) => setTimeout(r, 200))
+    }
   } finally {
-    await admin.disconnect()
+    await admin.close()
   }
 }
 
 /** Every record of `topic` from the beginning, once at least `min` have arrived and no more came for a moment. */
 async function consume(brokers: string, topic: string, min: number, timeoutMs = 120_000): Promise<Record[]> {
-  const consumer = client(brokers).consumer({ groupId: `lpr-test-${randomBytes(4).toString('hex')}` })
+  const consumer = new Consumer({ clientId: 'lpr-test', bootstrapBrokers: [brokers], groupId: `lpr-test-${randomBytes(4).toString('hex')}`, retries: 10 })
   const out: Record[] = []
-  await consumer.connect()
   try {
-    await consumer.subscribe({ topic, fromBeginning: true })
-    await consumer.run({
-      eachMessage: async ({ message }) => {
-        const headers: { [k: string]: string } = {}
-        for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v)
-        out.push({ value: message.value!, key: message.key?.toString() ?? null, headers })
-      }
+    const stream = await consumer.consume({ topics: [topic], mode: 'earliest' })
+    stream.on('data', (message) => {
+      const headers: { [k: string]: string } = {}
+      for (const [k, v] of message.headers) headers[k.toString()] = v.toString()
+      out.push({ value: message.value, key: message.key && message.key.length > 0 ? message.key.toString() : null, headers })
     })
     const end = Date.now() + timeoutMs
     let last = -1
@@ -50,8 +47,9 @@ async function consume(brokers: string, topic: string, min: number, timeoutMs = 
       if (out.length >= min && out.length === last) break
       last = out.length
     }
+    await stream.close()
   } finally {
-    await consumer.disconnect()
+    await consumer.close(true)
   }
   return out
 }

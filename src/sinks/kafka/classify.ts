@@ -1,17 +1,19 @@
-// What a KafkaJS error means for delivery, as pure functions over the protocol error types it
-// carries (KafkaJS nests them: a retry error's cause, an aggregate's errors).
+// What a @platformatic/kafka error means for delivery, as pure functions over the protocol error
+// ids it carries (it nests them: a response error's `errors`, a retry's `cause`). A ProtocolError's
+// `apiId` is the protocol error name (MESSAGE_TOO_LARGE); `code` is the library's (PLT_KFK_*).
 
 export type KafkaVerdict = 'too-large' | 'topic' | 'auth' | 'retry'
 
-/** Every `type` (the protocol error name, e.g. MESSAGE_TOO_LARGE) and error class name in `err` and its causes. */
+/** Every `apiId` (the protocol error name, e.g. MESSAGE_TOO_LARGE), library `code` and error class name in `err` and its causes. */
 export function errorTypes (err: unknown, seen = new Set<unknown>()): string[] {
   if (err === null || typeof err !== 'object' || seen.has(err)) return []
   seen.add(err)
-  const e = err as { type?: unknown, name?: unknown, cause?: unknown, originalError?: unknown, errors?: unknown }
+  const e = err as { apiId?: unknown, code?: unknown, name?: unknown, cause?: unknown, errors?: unknown }
   const out: string[] = []
-  if (typeof e.type === 'string') out.push(e.type)
+  if (typeof e.apiId === 'string') out.push(e.apiId)
+  if (typeof e.code === 'string') out.push(e.code)
   if (typeof e.name === 'string') out.push(e.name)
-  for (const inner of [e.cause, e.originalError, ...(Array.isArray(e.errors) ? e.errors : [])]) out.push(...errorTypes(inner, seen))
+  for (const inner of [e.cause, ...(Array.isArray(e.errors) ? e.errors : [])]) out.push(...errorTypes(inner, seen))
   return out
 }
 
@@ -25,7 +27,7 @@ export function errorTypes (err: unknown, seen = new Set<unknown>()): string[] {
 export function verdictOf (types: readonly string[]): KafkaVerdict {
   if (types.includes('MESSAGE_TOO_LARGE') || types.includes('RECORD_LIST_TOO_LARGE')) return 'too-large'
   if (types.includes('UNKNOWN_TOPIC_OR_PARTITION') || types.includes('UNKNOWN_TOPIC_ID')) return 'topic'
-  if (types.some((t) => t === 'KafkaJSSASLAuthenticationError' || t === 'SASL_AUTHENTICATION_FAILED' || t === 'TOPIC_AUTHORIZATION_FAILED' ||
+  if (types.some((t) => t === 'PLT_KFK_AUTHENTICATION' || t === 'SASL_AUTHENTICATION_FAILED' || t === 'TOPIC_AUTHORIZATION_FAILED' ||
     t === 'CLUSTER_AUTHORIZATION_FAILED' || t === 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED' || t === 'ILLEGAL_SASL_STATE' || t === 'UNSUPPORTED_SASL_MECHANISM')) return 'auth'
   return 'retry'
 }

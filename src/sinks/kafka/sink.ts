@@ -10,15 +10,17 @@
 // consumers and compacted topics drop them), never lose one that was answered 200.
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import kafkajs, { type Message, type Producer, type SASLOptions } from 'kafkajs'
+import { Admin, ConfigResourceTypes, Producer, type MessageToProduce, type SASLOptions } from '@platformatic/kafka'
 import type { Logger } from 'pino'
 import { LineRejectCode, SinkStopCode } from '../../errors.js'
 import { eventTime } from '../event-time.js'
 import { DeliveryStopped, type DeliveryBatch, type DeliveryResult, type Progress, type Rejection, type Sink, type StoppedState } from '../sink.js'
-import { compressionType, registerCodecs, type Compression } from './codecs.js'
+import type { Compression } from './codecs.js'
 import { errorTypes, verdictOf } from './classify.js'
 
-const { Kafka, logLevel, Partitioners, ConfigResourceTypes } = kafkajs
+/** A record before its topic is set. */
+type Message = Omit<MessageToProduce<Buffer, Buffer, string, string>, 'topic'> & { value: Buffer, headers: Record<string, string> }
+type KafkaProducer = Producer<Buffer, Buffer, string, string>
 
 /** Bytes of a record batch besides its records' values, keys and headers, and then some (v2 format: 61 + varints per record). */
 const BATCH_OVERHEAD = 256
@@ -48,52 +50,50 @@ export interface KafkaSinkOptions {
 
 export class KafkaSink implements Sink {
   readonly name = 'kafka'
-  private readonly kafka: kafkajs.Kafka
-  private producer: Promise<Producer> | null = null
+  private readonly connection: Record<string, unknown>
+  private producer: KafkaProducer | null = null
   /** Topics seen to exist, with their max.message.bytes when the broker told it (DescribeConfigs may be denied by ACLs). */
   private readonly knownTopics = new Map<string, number | undefined>()
   private stopped: StoppedState | null = null
 
   constructor (private readonly opts: KafkaSinkOptions) {
-    const sasl: SASLOptions | undefined = opts.sasl === 'none' ? undefined : { mechanism: opts.sasl, username: opts.username, password: opts.password } as SASLOptions
-    this.kafka = new Kafka({
+    const sasl: SASLOptions | undefined = opts.sasl === 'none'
+      ? undefined
+      : { mechanism: opts.sasl === 'plain' ? 'PLAIN' : opts.sasl === 'scram-sha-256' ? 'SCRAM-SHA-256' : 'SCRAM-SHA-512', username: opts.username, password: opts.password }
+    this.connection = {
       clientId: opts.clientId,
-      brokers: [...opts.brokers],
-      ...(opts.tls ? { ssl: { rejectUnauthorized: opts.tlsVerify, ...(opts.caFile ? { ca: [readFileSync(opts.caFile, 'utf8')] } : {}) } } : {}),
+      bootstrapBrokers: [...opts.brokers],
+      ...(opts.tls ? { tls: { rejectUnauthorized: opts.tlsVerify, ...(opts.caFile ? { ca: [readFileSync(opts.caFile, 'utf8')] } : {}) } } : {}),
       ...(sasl ? { sasl } : {}),
       requestTimeout: opts.requestTimeoutMs,
-      connectionTimeout: Math.min(opts.requestTimeoutMs, 10_000),
+      connectTimeout: Math.min(opts.requestTimeoutMs, 10_000),
       // A few quick retries inside the client for a leader moving; longer outages are the spool's
       // (it retries the batch with backoff and shows it in /health).
-      retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 2_000 },
-      logLevel: logLevel.NOTHING
+      retries: 3,
+      retryDelay: 500,
+      // Never create a topic on a produce or a metadata request: a typo would create topics.
+      autocreateTopics: false
+    }
+  }
+
+  async init (): Promise<void> {}
+
+  private getProducer (): KafkaProducer {
+    this.producer ??= new Producer<Buffer, Buffer, string, string>({
+      ...this.connection as { clientId: string, bootstrapBrokers: string[] },
+      idempotent: true,
+      acks: -1,
+      compression: this.opts.compression,
+      // Header keys and values are strings; keys and values stay the Buffers we give.
+      serializers: { headerKey: (k) => k === undefined ? undefined : Buffer.from(k), headerValue: (v) => v === undefined ? undefined : Buffer.from(v) }
     })
-  }
-
-  async init (): Promise<void> {
-    await registerCodecs()
-  }
-
-  private getProducer (): Promise<Producer> {
-    this.producer ??= (async () => {
-      const p = this.kafka.producer({
-        idempotent: true,
-        maxInFlightRequests: 1,
-        allowAutoTopicCreation: false,
-        createPartitioner: Partitioners.DefaultPartitioner,
-        retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 2_000 }
-      })
-      await p.connect()
-      return p
-    })()
-    this.producer.catch(() => { this.producer = null })
     return this.producer
   }
 
   private async dropProducer (): Promise<void> {
     const p = this.producer
     this.producer = null
-    await p?.then((x) => x.disconnect()).catch(() => {})
+    await p?.close(true).catch(() => {})
   }
 
   topicOf (dataset: string): string {
@@ -145,32 +145,31 @@ export class KafkaSink implements Sink {
     const needRecord = timeField !== '' || (this.opts.key !== 'hash' && this.opts.key !== 'none')
     const line = needRecord ? value.toString('utf8') : ''
     const record = needRecord ? JSON.parse(line) as Record<string, unknown> : {}
-    let key: string | null = null
+    let key: string | undefined
     if (this.opts.key === 'hash') key = createHash('sha256').update(value).digest('base64url')
     else if (this.opts.key !== 'none') {
       const v = record[this.opts.key]
-      key = v === undefined || v === null ? null : typeof v === 'string' ? v : JSON.stringify(v)
+      key = v === undefined || v === null ? undefined : typeof v === 'string' ? v : JSON.stringify(v)
     }
     const headers: Record<string, string> = { dataset: batch.dataset }
     const time = timeField ? eventTime(line, record, timeField) : undefined
     if (time) headers.event_time = time
     if (batch.digest) headers.batch_digest = batch.digest
-    return { key, value, headers }
+    return { ...(key === undefined ? {} : { key: Buffer.from(key) }), value, headers }
   }
 
   /** A topic that does not exist stops delivery (auto-creation is off: a typo would otherwise create topics). */
   private async ensureTopic (topic: string): Promise<void> {
     if (this.knownTopics.has(topic)) return
-    const admin = this.kafka.admin({ retry: { retries: 2 } })
+    const admin = new Admin({ ...this.connection as { clientId: string, bootstrapBrokers: string[] }, retries: 2 })
     try {
-      await admin.connect()
-      await admin.fetchTopicMetadata({ topics: [topic] })
+      await admin.metadata({ topics: [topic], autocreateTopics: false, forceUpdate: true })
       this.knownTopics.set(topic, await maxMessageBytes(admin, topic))
       this.stopped = null
     } catch (err) {
       throw this.classified(err, topic)
     } finally {
-      await admin.disconnect().catch(() => {})
+      await admin.close().catch(() => {})
     }
   }
 
@@ -178,8 +177,7 @@ export class KafkaSink implements Sink {
   private async send (topic: string, dataset: string, records: Array<{ message: Message, raw: Buffer }>, rejected: Rejection[], report: { delivered: number }): Promise<void> {
     if (records.length === 0) return
     try {
-      const producer = await this.getProducer()
-      await producer.send({ topic, acks: -1, compression: compressionType(this.opts.compression), timeout: this.opts.requestTimeoutMs, messages: records.map((r) => r.message) })
+      await this.getProducer().send({ messages: records.map((r) => ({ ...r.message, topic })) })
       report.delivered += records.length
       this.stopped = null
       return
@@ -221,16 +219,16 @@ export class KafkaSink implements Sink {
 }
 
 function recordBytes (m: Message): number {
-  let n = 32 + (m.value as Buffer).length + (typeof m.key === 'string' ? Buffer.byteLength(m.key) : 0)
-  for (const [k, v] of Object.entries(m.headers ?? {})) n += 8 + k.length + Buffer.byteLength(String(v))
+  let n = 32 + m.value.length + (m.key ? m.key.length : 0)
+  for (const [k, v] of Object.entries(m.headers)) n += 8 + k.length + Buffer.byteLength(String(v))
   return n
 }
 
 /** The topic's max.message.bytes (its own or the broker's default), or undefined when it cannot be read. */
-async function maxMessageBytes (admin: kafkajs.Admin, topic: string): Promise<number | undefined> {
+async function maxMessageBytes (admin: Admin, topic: string): Promise<number | undefined> {
   try {
-    const res = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['max.message.bytes'] }] })
-    const value = Number(res.resources[0]?.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue)
+    const res = await admin.describeConfigs({ includeSynonyms: false, resources: [{ resourceType: ConfigResourceTypes.TOPIC, resourceName: topic, configurationKeys: ['max.message.bytes'] }] })
+    const value = Number(res[0]?.configs.find((e) => e.name === 'max.message.bytes')?.value)
     return Number.isSafeInteger(value) && value > 0 ? value : undefined
   } catch {
     return undefined
