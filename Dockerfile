@@ -7,7 +7,7 @@
 # outside, add -e ADMIN_HOST=0.0.0.0 -p 127.0.0.1:8081:8081 (never publish it to everyone).
 
 # ---- build: compile the TypeScript sources into dist/ ----------------------------------------
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: the "prepare" build needs src/, copied below (and the runtime has no TypeScript).
@@ -17,7 +17,7 @@ COPY src ./src
 RUN npm run build
 
 # ---- runtime: production dependencies, compiled service, dataset schemas ---------------------
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
