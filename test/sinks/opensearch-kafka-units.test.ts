@@ -2,7 +2,7 @@
 // templates derived from the Elasticsearch ones, the ISM policy and the Kafka error verdicts.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { AuthenticationError, MultipleErrors, NetworkError, ProtocolError, ResponseError } from '@platformatic/kafka'
+import { AuthenticationError, MultipleErrors, NetworkError, ProtocolError, ResponseError, UserError } from '@platformatic/kafka'
 import { loadSchemas } from '../helpers/dataset-lines.js'
 import { indexTemplate, loadEcs } from '../../src/sinks/elasticsearch/index.js'
 import { ismPolicy, openSearchTemplate } from '../../src/sinks/opensearch/index.js'
@@ -43,6 +43,9 @@ test('Kafka error verdicts: too large, missing topic and credentials are told ap
   assert.equal(verdictOf(errorTypes(retried(10))), 'too-large')
   assert.equal(verdictOf(errorTypes(response(18))), 'too-large')
   assert.equal(verdictOf(errorTypes(retried(3))), 'topic')
+  // A metadata request for a missing topic: the client replaces the protocol error by this UserError.
+  assert.equal(verdictOf(errorTypes(new UserError('Unknown topic cloudflare.dns_logs.'))), 'topic')
+  assert.equal(verdictOf(errorTypes(new UserError('Invalid option'))), 'retry')
   assert.equal(verdictOf(errorTypes(new ProtocolError('TOPIC_AUTHORIZATION_FAILED'))), 'auth')
   assert.equal(verdictOf(errorTypes(new MultipleErrors('x', [new AuthenticationError('SASL authentication failed')]))), 'auth')
   assert.equal(verdictOf(errorTypes(new NetworkError('Connection closed'))), 'retry')

@@ -8,8 +8,11 @@ export type KafkaVerdict = 'too-large' | 'topic' | 'auth' | 'retry'
 export function errorTypes (err: unknown, seen = new Set<unknown>()): string[] {
   if (err === null || typeof err !== 'object' || seen.has(err)) return []
   seen.add(err)
-  const e = err as { apiId?: unknown, code?: unknown, name?: unknown, cause?: unknown, errors?: unknown }
+  const e = err as { apiId?: unknown, code?: unknown, name?: unknown, message?: unknown, cause?: unknown, errors?: unknown }
   const out: string[] = []
+  // A metadata request for a missing topic comes back as a UserError "Unknown topic <name>." with
+  // the protocol error (UNKNOWN_TOPIC_OR_PARTITION, code 3) dropped: it is that error.
+  if (e.code === 'PLT_KFK_USER' && typeof e.message === 'string' && e.message.startsWith('Unknown topic ')) out.push('UNKNOWN_TOPIC_OR_PARTITION')
   if (typeof e.apiId === 'string') out.push(e.apiId)
   if (typeof e.code === 'string') out.push(e.code)
   if (typeof e.name === 'string') out.push(e.name)
