@@ -23,9 +23,10 @@ export interface DeliveryBatch {
   originalOf?(line: string): string
   /**
    * Set when routing (src/shaping/route.ts) gives these lines a tenant's target: the Elasticsearch
-   * namespace, Splunk index and file folder, in place of the destination's own.
+   * namespace, Splunk index and file folder, in place of the destination's own (and the tenant's
+   * name, Kafka's `{tenant}` in a topic).
    */
-  readonly route?: { readonly namespace: string, readonly index: string, readonly folder: string } | null
+  readonly route?: { readonly tenant?: string, readonly namespace: string, readonly index: string, readonly folder: string } | null
 }
 
 /**

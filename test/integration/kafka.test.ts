@@ -6,6 +6,9 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Admin, Consumer } from '@platformatic/kafka'
 import { batchText } from '../helpers/fixtures.js'
 import { post, readDeadLetters, startServer, type TestServer } from '../helpers/server.js'
@@ -121,6 +124,34 @@ test('KAFKA_KEY=ZoneName keys each record by its zone, so a zone stays in one pa
   assert.ok(await server.built.drained(60_000))
   const records = await consume(brokers, `${p}.http_requests`, 4)
   assert.deepEqual(records.map((r) => r.key).sort(), ['zone0.example', 'zone0.example', 'zone1.example', 'zone1.example'])
+})
+
+// Routed batches reach a destination as one view per tenant whose other lines read as empty: the
+// Kafka destination read them as payloads, which skip those lines, so its positions fell short of
+// the batch and every tenant's records went to the one topic. Each tenant now has its own topic
+// ({tenant}), every line arrives once, keyed by the hash of the line as stored.
+test('routing: KAFKA_TOPIC with {tenant} puts each tenant\'s lines on its own topic, each line once, keyed by the stored line\'s hash', { timeout: 180_000 }, async (t) => {
+  const brokers = requireKafka(t)
+  if (!brokers) return
+  const p = prefix()
+  await createTopics(brokers, ['acme', 'bravo', 'shared'].map((tenant) => `${p}.${tenant}.http_requests`))
+  const dir = await mkdtemp(join(tmpdir(), 'lpr-kafka-routing-'))
+  const config = join(dir, 'receiver.json')
+  await writeFile(config, JSON.stringify({
+    tenants: { acme: {}, bravo: {}, shared: {} },
+    routing: [{ name: 'by-zone', datasets: ['http_requests'], field: 'ZoneName', table: { 'acme.example': 'acme', 'bravo.example': 'bravo' }, default: 'shared' }]
+  }))
+  const server = await startServer(t, { SINKS: 'kafka', KAFKA_BROKERS: brokers, KAFKA_TOPIC: `${p}.{tenant}.{dataset}`, CONFIG_FILE: config })
+  const zones = ['acme.example', 'bravo.example', 'other.example']
+  const lines = Array.from({ length: 30 }, (_, i) => `{"EdgeStartTimestamp":${1700000000000000000 + i},"RayID":"r${i}","ZoneName":"${zones[i % 3]}"}`)
+  assert.equal((await post(server, '/logpush/http_requests', lines.join('\n') + '\n')).status, 200)
+  assert.ok(await server.built.drained(60_000))
+  for (const [tenant, zone] of [['acme', 'acme.example'], ['bravo', 'bravo.example'], ['shared', 'other.example']] as const) {
+    const records = await consume(brokers, `${p}.${tenant}.http_requests`, 10)
+    assert.deepEqual(records.map((r) => r.value.toString()).sort(), lines.filter((l) => l.includes(`"${zone}"`)).sort(), `${tenant}'s lines, each once`)
+    for (const r of records) assert.equal(r.key, createHash('sha256').update(r.value).digest('base64url'))
+  }
+  assert.equal((await health(server)).sinks.kafka.stopped, null)
 })
 
 test('a topic that does not exist (auto.create.topics.enable=false) stops delivery with LPR_ERR_SINK_KAFKA_TOPIC in /health; nothing is dead-lettered; creating it resumes delivery', { timeout: 180_000 }, async (t) => {

@@ -96,12 +96,13 @@ export class KafkaSink implements Sink {
     await p?.close(true).catch(() => {})
   }
 
-  topicOf (dataset: string): string {
-    return (this.opts.topics?.get(dataset) ?? this.opts.topic).replaceAll('{dataset}', dataset)
+  /** `{dataset}` is the dataset's name, `{tenant}` the tenant of a routed batch (routing, src/shaping/route.ts), `default` without one. */
+  topicOf (dataset: string, tenant?: string): string {
+    return (this.opts.topics?.get(dataset) ?? this.opts.topic).replaceAll('{dataset}', dataset).replaceAll('{tenant}', tenant ?? 'default')
   }
 
   async deliver (batch: DeliveryBatch, progress: Progress, signal?: AbortSignal): Promise<DeliveryResult> {
-    const topic = this.topicOf(batch.dataset)
+    const topic = this.topicOf(batch.dataset, batch.route?.tenant)
     await this.ensureTopic(topic)
     const field = this.opts.eventTimeFields.get(batch.dataset) ?? ''
     // A send's records go into one record batch per partition, each of which must be within the
@@ -125,13 +126,13 @@ export class KafkaSink implements Sink {
       bytes = 0
       await progress(pos, rejected)
     }
-    for await (const raw of batch.payloads()) {
+    for await (const { raw, stored } of records_(batch)) {
       if (raw.length === 0) { pos++; continue }
-      const message = this.message(raw, batch, field)
+      const message = this.message(raw, stored, batch, field)
       const size = recordBytes(message)
       // Checkpoints up to the line before this one: it goes into the next send.
       if (records.length > 0 && bytes + size > sendBytes) await flush()
-      records.push({ message, raw })
+      records.push({ message, raw: stored })
       bytes += size
       pos++
     }
@@ -139,14 +140,17 @@ export class KafkaSink implements Sink {
     return { ...report, rejected: [] }
   }
 
-  private message (raw: Buffer, batch: DeliveryBatch, timeField: string): Message {
+  /** `raw` is the line to write (shaped, if shaping applies); `stored` the line as received, which the key hashes. */
+  private message (raw: Buffer, stored: Buffer, batch: DeliveryBatch, timeField: string): Message {
     // The value is a copy: the payload may be a view into a read buffer the spool reuses.
     const value = Buffer.from(raw)
     const needRecord = timeField !== '' || (this.opts.key !== 'hash' && this.opts.key !== 'none')
     const line = needRecord ? value.toString('utf8') : ''
     const record = needRecord ? JSON.parse(line) as Record<string, unknown> : {}
     let key: string | undefined
-    if (this.opts.key === 'hash') key = createHash('sha256').update(value).digest('base64url')
+    // The hash of the line as received: a replay under other shaping keeps the key consumers and
+    // compacted topics drop re-sends by.
+    if (this.opts.key === 'hash') key = createHash('sha256').update(stored).digest('base64url')
     else if (this.opts.key !== 'none') {
       const v = record[this.opts.key]
       key = v === undefined || v === null ? undefined : typeof v === 'string' ? v : JSON.stringify(v)
@@ -215,6 +219,26 @@ export class KafkaSink implements Sink {
 
   async close (): Promise<void> {
     await this.dropProducer()
+  }
+}
+
+const EMPTY = Buffer.alloc(0)
+
+/**
+ * Every line of the batch as bytes, an empty one where a line is not delivered (blank, dropped by
+ * shaping, another tenant's), so positions count every line. Unshaped batches are read as the
+ * spool's bytes; shaped and routed ones by their lines(), with the stored line each came from.
+ */
+async function * records_ (batch: DeliveryBatch): AsyncGenerator<{ raw: Buffer, stored: Buffer }> {
+  if (!batch.originalOf) {
+    for await (const raw of batch.payloads()) yield { raw, stored: raw }
+    return
+  }
+  for await (const line of batch.lines()) {
+    if (line.length === 0) { yield { raw: EMPTY, stored: EMPTY }; continue }
+    const raw = Buffer.from(line)
+    const original = batch.originalOf(line)
+    yield { raw, stored: original === line ? raw : Buffer.from(original) }
   }
 }
 
