@@ -126,10 +126,8 @@ test('KAFKA_KEY=ZoneName keys each record by its zone, so a zone stays in one pa
   assert.deepEqual(records.map((r) => r.key).sort(), ['zone0.example', 'zone0.example', 'zone1.example', 'zone1.example'])
 })
 
-// Routed batches reach a destination as one view per tenant whose other lines read as empty; the
-// Kafka destination had no {tenant} in its topic (every tenant's lines would go to one topic) and
-// read batches as payloads, which for a routed view skip the other tenants' lines, so its positions
-// could fall short of the batch. Each tenant now has its own topic, every line arrives once, keyed
+// The Kafka destination had no {tenant} in its topic: with routing, every tenant's lines went to
+// the one topic of the dataset. Each tenant now has its own topic, every line arrives once, keyed
 // by the hash of the line as stored.
 test('routing: KAFKA_TOPIC with {tenant} puts each tenant\'s lines on its own topic, each line once, keyed by the stored line\'s hash', { timeout: 180_000 }, async (t) => {
   const brokers = requireKafka(t)
