@@ -26,7 +26,7 @@ import { Lifecycle, type Component } from './lifecycle.js'
 import { createDestinations, createSinks } from './compose/destinations.js'
 import { createCollectors, createSources } from './compose/sources.js'
 import { listener, type Tls } from './compose/http.js'
-import { buildRouters, buildShapers, tenantRoutes } from './shaping/index.js'
+import { buildRouters, buildShapers, routableSinks, tenantRoutes } from './shaping/index.js'
 
 export { groupDeliveryDeadLetters } from './compose/destinations.js'
 
@@ -92,14 +92,16 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   // Shaping is checked against the schemas (and its keys read) before anything is delivered.
   const sinkNames = [...new Set(config.sinks.split(','))]
   const shapers = buildShapers(config.shaping, sinkNames, datasets)
-  const routers = buildRouters(config.routing, config.tenants, sinkNames, datasets)
+  const kafkaTopics = sinkNames.includes('kafka') ? [config.kafkaTopic, ...Object.values(config.routes).flatMap((r) => r.kafka?.topic ? [r.kafka.topic] : [])] : []
+  const routable = routableSinks(kafkaTopics)
+  const routers = buildRouters(config.routing, config.tenants, sinkNames, datasets, routable)
   // A token that names its tenant (CONFIG_FILE tokens): its batches are kept with the tenant's name.
   const tenantByToken = new Map(config.tenantTokens.map((t) => [tokenDigest(t.token), t.tenant]))
   const tenantOf = tenantByToken.size === 0 ? undefined : (headers: Record<string, string | string[] | undefined>): string | undefined => {
     const token = presentedToken(headers, config.authHeader)
     return token === undefined ? undefined : tenantByToken.get(tokenDigest(token))
   }
-  const routesOfTenants = tenantRoutes(config.tenants, config.tenantTokens.length > 0 ? sinkNames : [])
+  const routesOfTenants = tenantRoutes(config.tenants, config.tenantTokens.length > 0 ? sinkNames : [], routable)
   const tls = config.tlsCertFile ? await readTls(config) : null
   const stats = new Stats(datasets.keys(), config.driftFieldsMax, config.driftFieldNameMaxChars)
   const spool = new Spool({

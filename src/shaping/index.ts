@@ -8,7 +8,7 @@ import { OUTCOMES } from './shaper.js'
 export { buildShapers, schemasForElasticsearch, shapingSchema, ipFields, type ShapingRule, type Shapers } from './config.js'
 export { compileFilter, FilterError } from './filter.js'
 export { ShapedBatch } from './batch.js'
-export { buildRouters, tenantRoutes, RoutingSink, type Routers, type RoutingRule, type TenantConfig } from './route.js'
+export { buildRouters, routableSinks, tenantRoutes, RoutingSink, type Routers, type RoutingRule, type TenantConfig } from './route.js'
 export { Shaper, Tally } from './shaper.js'
 
 export type CountShaped = (dataset: string, rule: string, outcome: string, n: number) => void

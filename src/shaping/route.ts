@@ -48,6 +48,15 @@ export const TENANT = /^[a-z0-9][a-z0-9_]{0,79}$/
 /** Destinations with a tenant target (namespace, index or folder); the others cannot keep tenants apart. */
 export const ROUTABLE: ReadonlySet<string> = new Set(['elasticsearch', 'opensearch', 'splunk', 'file', 'discard'])
 
+/**
+ * The destinations that can keep tenants apart in this configuration: Kafka only when every topic
+ * it may write (KAFKA_TOPIC and each dataset's own) names {tenant}; otherwise every tenant's lines
+ * of a dataset would meet in one topic.
+ */
+export function routableSinks(kafkaTopics: readonly string[]): ReadonlySet<string> {
+  return kafkaTopics.length > 0 && kafkaTopics.every((t) => t.includes('{tenant}')) ? new Set([...ROUTABLE, 'kafka']) : ROUTABLE
+}
+
 /** Tenants whose value-derived names a batch may hold before the rest go to the default: each is a delivery of the batch. */
 export const MAX_TENANTS_PER_BATCH = 64
 
@@ -96,9 +105,9 @@ export function tenantTokens(list: readonly TenantToken[], tenants: Readonly<Rec
  * The routes of the tenants, by name (their names checked as buildRouters checks them). `sinks`:
  * the destinations tokens' tenants' batches go to, each of which must have a tenant target.
  */
-export function tenantRoutes(tenants: Readonly<Record<string, TenantConfig>>, sinks: readonly string[] = []): Map<string, Route> {
-  const unrouted = sinks.filter((s) => !ROUTABLE.has(s))
-  if (unrouted.length > 0) throw new ConfigInvalid(`CONFIG_FILE tokens name tenants, but SINKS has ${unrouted.join(', ')}, which has no tenant target: every tenant's batches would meet there`)
+export function tenantRoutes(tenants: Readonly<Record<string, TenantConfig>>, sinks: readonly string[] = [], routable: ReadonlySet<string> = ROUTABLE): Map<string, Route> {
+  const unrouted = sinks.filter((s) => !routable.has(s))
+  if (unrouted.length > 0) throw new ConfigInvalid(`CONFIG_FILE tokens name tenants, but SINKS has ${unrouted.join(', ')}, which has no tenant target: every tenant's batches would meet there${unrouted.includes('kafka') ? ' (put {tenant} in KAFKA_TOPIC and in every dataset\'s own topic)' : ''}`)
   return new Map(Object.entries(tenants).map(([tenant, t]) => [tenant, routeOf(tenant, t, `CONFIG_FILE tenants.${tenant}`)]))
 }
 
@@ -171,7 +180,7 @@ export class Router {
 
 export type Routers = ReadonlyMap<string, ReadonlyMap<string, Router>>
 
-export function buildRouters(rules: readonly RoutingRule[], tenants: Readonly<Record<string, TenantConfig>>, sinks: readonly string[], datasets: ReadonlyMap<string, { schema: DatasetSchema }>): Routers {
+export function buildRouters(rules: readonly RoutingRule[], tenants: Readonly<Record<string, TenantConfig>>, sinks: readonly string[], datasets: ReadonlyMap<string, { schema: DatasetSchema }>, routable: ReadonlySet<string> = ROUTABLE): Routers {
   const routes = new Map<string, Route>()
   for (const [tenant, t] of Object.entries(tenants)) {
     if (!TENANT.test(tenant)) throw new ConfigInvalid(`CONFIG_FILE tenants: "${tenant}" is no tenant name (lowercase letters, digits and _, starting with a letter or digit; at most 80)`)
@@ -186,9 +195,9 @@ export function buildRouters(rules: readonly RoutingRule[], tenants: Readonly<Re
   for (const rule of rules) {
     const where = `CONFIG_FILE routing rule "${rule.name}"`
     for (const s of rule.sinks ?? []) if (!sinks.includes(s)) throw new ConfigInvalid(`${where} names destination "${s}", which is not in SINKS (${sinks.join(',')})`)
-    // Kafka has no tenant target yet (one topic per dataset): routed lines of every tenant would meet there.
-    const unrouted = (rule.sinks ?? sinks).filter((s) => !ROUTABLE.has(s))
-    if (unrouted.length > 0) throw new ConfigInvalid(`${where} applies to ${unrouted.join(', ')}, which has no tenant target (routing sends to Elasticsearch/OpenSearch namespaces, Splunk indexes and file folders): name the destinations in "sinks"`)
+    // Kafka without {tenant} in its topics has no tenant target: routed lines of every tenant would meet there.
+    const unrouted = (rule.sinks ?? sinks).filter((s) => !routable.has(s))
+    if (unrouted.length > 0) throw new ConfigInvalid(`${where} applies to ${unrouted.join(', ')}, which has no tenant target (routing sends to Elasticsearch/OpenSearch namespaces, Splunk indexes, file folders and Kafka topics naming {tenant}): name the destinations in "sinks", or put {tenant} in KAFKA_TOPIC`)
     const table = new Map(Object.entries(rule.table ?? {}).map(([value, tenant]) => [value, tenantRoute(tenant, `${where} table["${value}"]`)]))
     const fallback = rule.default === undefined ? null : tenantRoute(rule.default, `${where} default`)
     for (const dataset of rule.datasets) {
