@@ -11,12 +11,16 @@ import type { Logger } from 'pino'
 import { fsyncDir, type SpoolFileHandle, type SpoolFs } from './fs.js'
 import { errorCode } from './disk-guard.js'
 
-/** A segment found damaged: bytes [fromByte, toByte) could not be read; a copy is kept. */
+/** A segment found damaged: bytes [fromByte, toByte) (the first of `ranges`) could not be read; a copy is kept. */
 export interface DamagedSegment {
   readonly segment: string
   readonly fromByte: number
   readonly toByte: number
+  /** Every range that holds no whole record; the intact blocks between them are delivered. */
+  readonly ranges: ReadonlyArray<{ readonly fromByte: number, readonly toByte: number }>
   readonly committedLines: number
+  /** Committed lines no intact block holds; null where not known (a segment found short at start). */
+  readonly linesLost: number | null
   readonly reason: string
   /** Under DATA_DIR/spool. */
   readonly keptAs: string
@@ -33,7 +37,7 @@ export class DamageKeeper {
   }
 
   /** Keeps a damaged segment's bytes, all of them, in damaged/ and reports it. */
-  async note(path: string, goodBytes: number, endByte: number, lines: number, why: string): Promise<void> {
+  async note(path: string, ranges: ReadonlyArray<{ fromByte: number, toByte: number }>, lines: number, linesLost: number | null, why: string): Promise<void> {
     const name = basename(path)
     if (this.found.some((d) => d.segment === name)) return
     await this.fs.mkdir(this.dir, { recursive: true })
@@ -47,9 +51,11 @@ export class DamageKeeper {
       }
       await fsyncDir(this.fs, this.dir)
     }
-    const d: DamagedSegment = { segment: name, fromByte: goodBytes, toByte: endByte, committedLines: lines, reason: why, keptAs: join('damaged', name), at: new Date().toISOString() }
+    const first = ranges[0] ?? { fromByte: 0, toByte: 0 }
+    const d: DamagedSegment = { segment: name, fromByte: first.fromByte, toByte: first.toByte, ranges, committedLines: lines, linesLost, reason: why, keptAs: join('damaged', name), at: new Date().toISOString() }
     this.found.push(d)
-    this.log.error(d, `Damaged spool segment ${name}: bytes ${goodBytes}-${endByte} cannot be read; the whole records before them are delivered, the file is kept in spool/damaged/.`)
+    const where = ranges.map((r) => `${r.fromByte}-${r.toByte}`).join(', ')
+    this.log.error(d, `Damaged spool segment ${name}: bytes ${where} cannot be read (${linesLost ?? 'unknown number of'} lines lost); every intact block before and after is delivered, the file is kept in spool/damaged/.`)
   }
 
   private async copyInto(path: string, dst: SpoolFileHandle): Promise<void> {

@@ -249,7 +249,7 @@ function headerVersion(payload: Buffer): number {
 }
 
 /** A v2 block record's payload, or why it cannot be one (a checksum does not catch zeros: crc32 of nothing is 0). */
-function blockOf(payload: Buffer): LineBlock | string {
+export function blockOf(payload: Buffer): LineBlock | string {
   if (payload.length < 4 + 1) return `a block of ${payload.length} bytes`
   const field = payload.readUInt32LE(0)
   const verbatim = (field & VERBATIM) !== 0

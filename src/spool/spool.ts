@@ -27,7 +27,7 @@ import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { SpoolDiskUnknown, SpoolStateUnreadable } from '../errors.js'
 import { StagedFile, ndjson } from './staged-file.js'
-import { blockHeader, encodeBlocks, frameRecord, readBlocks, readSegmentHeader, SEGMENT_VERSION, TornSegment, type SegmentHeader } from './format.js'
+import { blockHeader, RECORD_HEADER_BYTES, encodeBlocks, frameRecord, readBlocks, readSegmentHeader, SEGMENT_VERSION, TornSegment, type SegmentHeader } from './format.js'
 import { linesOf, type DeliveryBatch, type LineBlock } from '../delivery.js'
 import type { DeadLetter } from './dead-letter.js'
 import { fsyncDir, realFs, type SpoolFs } from './fs.js'
@@ -35,6 +35,7 @@ import { ResendIndex } from './resend-index.js'
 import { DiskGuard, errorCode } from './disk-guard.js'
 import { DamageKeeper, type DamagedSegment } from './damage.js'
 import { SegmentIndex } from './segment-index.js'
+import { intactBlocks, scanSegment } from './resync.js'
 
 export const DEFAULT_DEDUPE_MAX_ENTRIES = 6_000_000
 
@@ -146,7 +147,7 @@ export class Spool {
       if (committed !== null && st.size !== committed) {
         // Cut or emptied while the service was stopped (or by the disk): its bytes are kept aside,
         // what is still whole in it is delivered.
-        await this.damage.note(path, Math.min(st.size, committed), committed, Number(m[3]), st.size < committed ? `${st.size} bytes of the ${committed} committed` : `${st.size} bytes, ${committed} committed`)
+        await this.damage.note(path, [{ fromByte: Math.min(st.size, committed), toByte: Math.max(st.size, committed) }], Number(m[3]), null, st.size < committed ? `${st.size} bytes of the ${committed} committed` : `${st.size} bytes, ${committed} committed`)
       }
       found.push({ seq: Number(m[1]), dataset: m[2]!, lines: Number(m[3]), digest: m[5]!, bytes: st.size, path, committedAt: st.mtimeMs })
     }
@@ -379,14 +380,39 @@ export class Spool {
 
   /** As lines(), many at a time, as stored (format.ts). */
   async * blocks(seg: Segment, from: number): AsyncGenerator<LineBlock> {
+    let delivered = from
     try {
-      yield * readBlocks(seg.path, from, this.fs)
+      for await (const block of readBlocks(seg.path, from, this.fs)) {
+        delivered += block.lines
+        yield block
+      }
     } catch (err) {
       if (!(err instanceof TornSegment)) throw err
       const size = (await this.fs.stat(seg.path)).size
-      await this.damage.note(seg.path, err.goodBytes, size, seg.lines, err.message)
-      // Every destination reads the same whole records; the damaged bytes are in damaged/.
-      await this.fs.truncate(seg.path, err.goodBytes)
+      const header = err.goodRecords > 0 ? await readSegmentHeader(seg.path, this.fs).catch(() => null) : null
+      if (header?.v !== SEGMENT_VERSION) {
+        // No header, or the v1 format (a record per line, no line counts to resynchronise on):
+        // what is whole before the damage is all that can be read.
+        await this.damage.note(seg.path, [{ fromByte: err.goodBytes, toByte: size }], seg.lines, null, err.message)
+        return
+      }
+      // The file is left as it is (its copy in damaged/ too): every destination scans it the same
+      // way and delivers every intact block before and after the damage (resync.ts).
+      const scan = await scanSegment(seg.path, await this.headerEnd(seg.path), seg.lines, this.fs)
+      await this.damage.note(seg.path, scan.damaged, seg.lines, scan.linesLost, err.message)
+      yield * intactBlocks(seg.path, scan, delivered, this.fs)
+    }
+  }
+
+  /** Where the header record (read whole and checked before) ends. */
+  private async headerEnd(path: string): Promise<number> {
+    const fh = await this.fs.open(path, 'r')
+    try {
+      const head = Buffer.alloc(4)
+      await fh.read(head, 0, 4, 0)
+      return RECORD_HEADER_BYTES + head.readUInt32LE(0)
+    } finally {
+      await fh.close()
     }
   }
 

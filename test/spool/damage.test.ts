@@ -54,40 +54,64 @@ async function restart(dir: string): Promise<{ spool: Spool, lines: string[], lo
 
 const expected = (blocks: number): string[] => Array.from({ length: blocks * LINES_PER_BLOCK }, (_, k) => lineOf(Math.floor(k / LINES_PER_BLOCK), k % LINES_PER_BLOCK))
 
+const except = (block: number): string[] => expected(BLOCKS).filter((l) => !l.startsWith(`{"block":${block},`))
+
 for (const [where, block] of [['first', 0], ['middle', 1], ['last', 2]] as const) {
-  test(`a flipped byte in the ${where} block: the blocks before it are delivered, the file's every byte is kept in damaged/, and it is reported once`, async () => {
-    // The bug this pins: a damaged block made the spool truncate the file in place, deleting the
-    // damaged bytes (and everything after them) for good; nothing kept them for an operator.
+  test(`a flipped byte in the ${where} block: every intact block before and after it is delivered once, the file's every byte is kept in damaged/, the byte range reported`, async () => {
+    // The bug this pins: a damaged block made the spool cut the file there, deleting the intact
+    // blocks after it for every destination (a flip in block 2 of 3 lost block 3 too).
     const { dir, path, blockStarts, size } = await spoolWithSegment()
     const original = await readFile(path)
     const damaged = Buffer.from(original)
     damaged[blockStarts[block]! + 20] ^= 0x55
     await writeFile(path, damaged)
     const { spool, lines, logs } = await restart(dir)
-    assert.deepEqual(lines, expected(block))
+    assert.deepEqual(lines, except(block))
     const kept = await readFile(join(dir, 'damaged', join(path).split('/').at(-1)!))
     assert.ok(kept.equals(damaged), 'every byte of the damaged segment is kept')
+    const end = blockStarts[block + 1] ?? size
     const [d] = spool.damaged()
-    assert.deepEqual([d?.fromByte, d?.toByte], [blockStarts[block], size])
+    assert.deepEqual([d?.fromByte, d?.toByte, d?.linesLost], [blockStarts[block], end, LINES_PER_BLOCK])
+    assert.deepEqual(d?.ranges, [{ fromByte: blockStarts[block], toByte: end }])
     assert.equal(logs.length, 1)
     assert.equal(logs[0].segment, d!.segment)
-    assert.deepEqual([logs[0].fromByte, logs[0].toByte], [blockStarts[block], size])
-    // The next start finds the segment cut to its whole blocks: reported again, the copy untouched.
+    assert.deepEqual([logs[0].fromByte, logs[0].toByte], [blockStarts[block], end])
+    assert.match(logs[0].msg, new RegExp(`bytes ${blockStarts[block]}-${end} `))
+    // Lines keep the numbers they were committed with: a destination that resumes inside the
+    // segment after the damage gets exactly the lines after its checkpoint, none twice.
+    const seg = spool.next(0)!
+    const resumed: string[] = []
+    for await (const l of spool.lines(seg, 25)) resumed.push(l)
+    assert.deepEqual(resumed, expected(BLOCKS).slice(25).filter((l) => !l.startsWith(`{"block":${block},`)))
+    // The next start reads the same file the same way; the copy is untouched.
     const again = await restart(dir)
-    assert.deepEqual(again.lines, expected(block))
+    assert.deepEqual(again.lines, except(block))
     assert.equal(again.spool.damaged().length, 1)
     assert.ok((await readFile(join(dir, 'damaged', d!.segment))).equals(damaged), 'the full copy is not overwritten')
   })
 }
 
-test('a torn length field is damage: the blocks before it are delivered and the bytes kept', async () => {
+test('damage in two blocks: the intact block between them is delivered and both ranges are reported', async () => {
+  const { dir, path, blockStarts, size } = await spoolWithSegment()
+  const damaged = await readFile(path)
+  damaged[blockStarts[0]! + 20] ^= 0x55
+  damaged[blockStarts[2]! + 20] ^= 0x55
+  await writeFile(path, damaged)
+  const { spool, lines } = await restart(dir)
+  assert.deepEqual(lines, expected(BLOCKS).filter((l) => l.startsWith('{"block":1,')))
+  assert.deepEqual(spool.damaged()[0]?.ranges, [{ fromByte: blockStarts[0], toByte: blockStarts[1] }, { fromByte: blockStarts[2], toByte: size }])
+  assert.equal(spool.damaged()[0]?.linesLost, 2 * LINES_PER_BLOCK)
+})
+
+test('a torn length field is damage: the blocks before and after it are delivered and the bytes kept', async () => {
+  // The bug this pins: a length field pointing past the end lost the intact block after it.
   const { dir, path, blockStarts } = await spoolWithSegment()
   const damaged = await readFile(path)
   damaged.writeUInt32LE(0x7fffffff, blockStarts[1]!)
   await writeFile(path, damaged)
   const { spool, lines } = await restart(dir)
-  assert.deepEqual(lines, expected(1))
-  assert.equal(spool.damaged()[0]?.fromByte, blockStarts[1])
+  assert.deepEqual(lines, except(1))
+  assert.deepEqual([spool.damaged()[0]?.fromByte, spool.damaged()[0]?.toByte], [blockStarts[1], blockStarts[2]])
   assert.ok((await readFile(join(dir, 'damaged', spool.damaged()[0]!.segment))).equals(damaged))
 })
 

@@ -95,7 +95,7 @@ test('v1: a segment the previous release wrote is read the same way, from any li
   for (const from of [0, 1, 2, 150, firstLines.length - 1, firstLines.length]) assert.deepEqual(await lines(first, from), firstLines.slice(from), `from line ${from}`)
 })
 
-test('a damaged block ends the segment at the last whole block, which the spool then cuts it to', async () => {
+test('a damaged last block ends what can be read at the last whole block; the file is left as it is', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'lpr-format-'))
   const spool = new Spool({ dir, highWatermarkBytes: 1e9, lowWatermarkBytes: 1e8, minFreeBytes: 0, dedupeSeconds: 0, log: pino({ level: 'silent' }) })
   await spool.init()
@@ -121,7 +121,8 @@ test('a damaged block ends the segment at the last whole block, which the spool 
   const read: string[] = []
   for await (const l of spool.payloads(seg, 0)) read.push(String(l))
   assert.deepEqual(read, all.slice(0, 100).map(String), 'the whole first block, nothing of the damaged one')
-  assert.equal((await stat(seg.path)).size, secondBlock, 'cut to its whole blocks')
+  assert.equal((await stat(seg.path)).size, bytes.length, 'never a byte deleted (the copy in damaged/ is damage.test.ts)')
+  assert.deepEqual([spool.damaged()[0]?.fromByte, spool.damaged()[0]?.toByte], [secondBlock, bytes.length])
 })
 
 test('an upgraded service delivers what the previous release left spooled, byte for byte, exactly once', async (t) => {
@@ -166,7 +167,7 @@ test('v1: a record with newlines of its own (an HEC event the previous release s
   for (let from = 0; from <= all.length; from++) assert.deepEqual((await lines(path, from)).map(String), one.slice(from), `from line ${from}`)
 })
 
-test('v1: the whole lines before a damaged record are delivered, then the segment is cut there', async () => {
+test('v1: the whole lines before a damaged record are delivered and the damage reported from there', async () => {
   // The bug: v1 lines gathered into a block were dropped when the damage was found, although
   // the segment was cut after them: a destination never got them.
   const all = ['{"a":1}', '{"a":2}', '{"a":3}']
@@ -179,7 +180,8 @@ test('v1: the whole lines before a damaged record are delivered, then the segmen
     return Buffer.concat([good, bad])
   }, 4)
   assert.deepEqual(await payloads(spool, seg), all)
-  assert.equal((await stat(seg.path)).size, goodBytes)
+  assert.equal((await stat(seg.path)).size, seg.bytes, 'never a byte deleted')
+  assert.equal(spool.damaged()[0]?.fromByte, goodBytes)
 })
 
 test('v2: zeros where blocks should be (an empty record passes its checksum) are damage, not a reader crash', async () => {
@@ -193,7 +195,8 @@ test('v2: zeros where blocks should be (an empty record passes its checksum) are
     return Buffer.concat([good, Buffer.alloc(4096)])
   }, all.length + 5)
   assert.deepEqual(await payloads(spool, seg), all.map(String))
-  assert.equal((await stat(seg.path)).size, goodBytes)
+  assert.equal((await stat(seg.path)).size, seg.bytes, 'never a byte deleted')
+  assert.equal(spool.damaged()[0]?.fromByte, goodBytes)
 })
 
 test('a damaged length field is damage found before any memory is asked for it', async () => {
@@ -207,5 +210,6 @@ test('a damaged length field is damage found before any memory is asked for it',
     return Buffer.concat([good, bad])
   }, 3)
   assert.deepEqual(await payloads(spool, seg), all)
-  assert.equal((await stat(seg.path)).size, goodBytes)
+  assert.equal((await stat(seg.path)).size, seg.bytes, 'never a byte deleted')
+  assert.equal(spool.damaged()[0]?.fromByte, goodBytes)
 })
