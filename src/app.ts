@@ -217,7 +217,8 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
           highWatermarkBytes: config.spoolHighWatermarkBytes,
           lowWatermarkBytes: config.spoolLowWatermarkBytes,
           minFreeBytes: config.spoolMinFreeBytes,
-          refusal: spool.refusal()
+          refusal: spool.refusal(),
+          damaged: spool.damaged()
         }),
         sinks: () => destinations.forwarders.map((f) => ({ name: f.name, failing: f.failing, status: f.status() })),
         dataDir: join(dataDir, 'spool')

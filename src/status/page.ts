@@ -54,6 +54,8 @@ export interface StatusView {
     readonly minFreeBytes: number
     readonly refusal: string | null
     readonly freeBytes: number | null
+    /** Damaged segments found since the start (src/spool/damage.ts): their bytes are in spool/damaged/. */
+    readonly damaged: ReadonlyArray<{ readonly segment: string, readonly ranges: ReadonlyArray<{ readonly fromByte: number, readonly toByte: number }>, readonly linesLost: number | null, readonly committedLines: number, readonly keptAs: string }>
   }
 }
 
@@ -159,7 +161,20 @@ function spoolSection(v: StatusView): Html {
 <dt>State</dt><dd>${s.refusal === null ? html`<span class="ok">accepting batches</span>` : html`<strong class="bad">refusing batches (503)</strong>: ${s.refusal}`}</dd>
 <dt>Undelivered</dt><dd><meter min="0" max="${s.highWatermarkBytes}" low="${s.lowWatermarkBytes}" high="${s.lowWatermarkBytes}" optimum="0" value="${Math.min(s.bytes, s.highWatermarkBytes)}">${bytes(s.bytes)}</meter> ${bytes(s.bytes)} of ${bytes(s.highWatermarkBytes)} (high watermark; accepts again below ${bytes(s.lowWatermarkBytes)})</dd>
 <dt>Disk free</dt><dd>${s.freeBytes === null ? html`<span class="muted">unknown</span>` : bytes(s.freeBytes)} (refuses below ${bytes(s.minFreeBytes)})</dd>
+<dt>Damaged segments</dt><dd>${s.damaged.length === 0 ? html`<span class="ok">none found since the start</span>` : html`<strong class="bad">${num(s.damaged.length)}</strong>: every intact block was delivered; each file is kept whole in <code>spool/damaged/</code>`}</dd>
 </dl>
+${s.damaged.length === 0
+  ? ''
+  : html`<table class="data damaged">
+<caption>Damaged segments: the byte ranges that could not be read.</caption>
+<thead><tr><th scope="col">Segment</th><th scope="col">Bytes not readable</th><th scope="col">Lines lost</th><th scope="col">Kept as</th></tr></thead>
+<tbody>${s.damaged.map((d) => html`<tr>
+<th scope="row"><code>${d.segment}</code></th>
+<td>${d.ranges.map((r, i) => html`${i > 0 ? ', ' : ''}${num(r.fromByte)}–${num(r.toByte)}`)}</td>
+<td>${d.linesLost === null ? html`<span class="muted">unknown</span>` : html`${num(d.linesLost)} of ${num(d.committedLines)}`}</td>
+<td><code>${d.keptAs}</code></td>
+</tr>`)}</tbody>
+</table>`}
 </section>`
 }
 

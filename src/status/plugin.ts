@@ -36,7 +36,7 @@ export interface StatusOptions {
   /** destination_conf for a dataset, with a placeholder where the token goes. */
   readonly destinationConf: (dataset: string) => string
   readonly deadLetters: RecentDeadLetters
-  readonly spool: () => { bytes: number, highWatermarkBytes: number, lowWatermarkBytes: number, minFreeBytes: number, refusal: string | null }
+  readonly spool: () => Omit<StatusView['spool'], 'freeBytes'>
   readonly sinks: () => readonly SinkState[]
   /** The spool's directory, for the disk's free space. */
   readonly dataDir: string

@@ -88,11 +88,37 @@ test('40 busy datasets: one row each, every dead letter escaped, a bounded page'
       deadLetters: Array.from({ length: 10 }, (_, l) => ({ time: new Date(now).toISOString(), stage: 'validation', code: 'LPR_ERR_PIPELINE_LINE_SCHEMA', reason: `${HOSTILE} bad`, line: l, raw: `{"${HOSTILE}":"${'q'.repeat(280)}"}`.slice(0, 300), truncated: true }))
     })),
     sinks: [{ name: 'elasticsearch', failing: true, failingForSeconds: 90, lastError: `ECONNREFUSED ${HOSTILE}`, pendingLines: 5, pendingBytes: 5000, oldestPendingAgeSeconds: 90, delivered: 10, series: [1, 2, 3] }],
-    spool: { bytes: 5000, highWatermarkBytes: 4 * 2 ** 30, lowWatermarkBytes: 3 * 2 ** 30, minFreeBytes: 2 ** 30, refusal: null, freeBytes: 10 * 2 ** 30 }
+    spool: { bytes: 5000, highWatermarkBytes: 4 * 2 ** 30, lowWatermarkBytes: 3 * 2 ** 30, minFreeBytes: 2 ** 30, refusal: null, freeBytes: 10 * 2 ** 30, damaged: [] }
   }
   const page = statusPage(view)
   assert.ok(!page.includes('<img'), 'nothing from the data became markup')
   assert.equal(page.match(/<tr>\n<th scope="row">dataset_/g)?.length, 80, 'a row per dataset in the datasets and connect tables')
   assert.equal(page.match(/accounts\/\{account_id\}/g)?.length, 20)
   assert.ok(Buffer.byteLength(page) < 1_000_000, `page is ${Buffer.byteLength(page)} bytes`)
+})
+
+test('the spool section shows each damaged segment: its name, the byte ranges not readable, the lines lost', () => {
+  // The gap this pins: damaged segments were in /health and a metric only; an operator on the
+  // status page saw a healthy spool with lines missing.
+  const base: StatusView = {
+    version: '0.1.0', now: Date.now(), uptimeSeconds: 60, windowMs: 300_000, ready: true, reasons: [], datasets: [], sinks: [],
+    spool: { bytes: 0, highWatermarkBytes: 2 ** 30, lowWatermarkBytes: 2 ** 29, minFreeBytes: 0, refusal: null, freeBytes: null, damaged: [] }
+  }
+  const clean = statusPage(base)
+  assert.match(clean, /Damaged segments<\/dt><dd><span class="ok">none found since the start/)
+  assert.ok(!clean.includes('table class="data damaged"'))
+  const page = statusPage({
+    ...base,
+    spool: {
+      ...base.spool,
+      damaged: [
+        { segment: '000000000007.http_requests.30.b2151.d1.seg', ranges: [{ fromByte: 737, toByte: 1444 }, { fromByte: 2000, toByte: 2151 }], linesLost: 12, committedLines: 30, keptAs: 'damaged/000000000007.http_requests.30.b2151.d1.seg' },
+        { segment: `${HOSTILE}.seg`, ranges: [{ fromByte: 0, toByte: 2151 }], linesLost: null, committedLines: 30, keptAs: 'damaged/x.seg' }
+      ]
+    }
+  })
+  assert.ok(!page.includes('<img'), 'a segment name is escaped')
+  assert.match(page, /<strong class="bad">2<\/strong>/)
+  assert.match(page, /<code>000000000007\.http_requests\.30\.b2151\.d1\.seg<\/code><\/th>\n<td>737–1,444, 2,000–2,151<\/td>\n<td>12 of 30<\/td>/)
+  assert.match(page, /<td>0–2,151<\/td>\n<td><span class="muted">unknown<\/span><\/td>/)
 })
