@@ -1,11 +1,17 @@
 import { createReadStream, createWriteStream } from 'node:fs'
-import { open, rename, rm } from 'node:fs/promises'
+import { open, rename, rm, stat } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { createGzip } from 'node:zlib'
 
-/** path -> path.gz through a temporary name, fsync'd, then the original removed. */
+/**
+ * path -> path.gz through a temporary name, fsync'd, then the original removed. Idempotent: a run
+ * killed after the rename left both names; the .gz is whole (fsync'd before the rename), and the
+ * gzip is simply made again. A file already gone with its .gz present is done.
+ */
 export async function gzipFile(path: string): Promise<void> {
   const tmp = `${path}.gz.tmp`
+  const exists = await stat(path).then(() => true, (err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT') return false; throw err })
+  if (!exists && await stat(`${path}.gz`).then(() => true, () => false)) return
   await pipeline(createReadStream(path), createGzip(), createWriteStream(tmp, { mode: 0o640 }))
   const fh = await open(tmp, 'r')
   try { await fh.sync() } finally { await fh.close() }

@@ -45,10 +45,11 @@ export class RotatingFiles {
     await mkdir(this.opts.dir, { recursive: true })
     for (const dataset of await readdir(this.opts.dir)) {
       const dir = join(this.opts.dir, dataset)
-      for (const f of await readdir(dir).catch(() => [] as string[])) {
-        if (f.endsWith('.gz.tmp')) await rm(join(dir, f), { force: true })
-        else if (f.endsWith('.ndjson') && this.opts.gzipRotated) this.compress(join(dir, f))
-      }
+      // All half-written gzip files first: one removed after its gzip restarted pulls the file
+      // from under that gzip (ENOENT at every start).
+      const names = await readdir(dir).catch(() => [] as string[])
+      for (const f of names) if (f.endsWith('.gz.tmp')) await rm(join(dir, f), { force: true })
+      for (const f of names) if (f.endsWith('.ndjson') && this.opts.gzipRotated) this.compress(join(dir, f))
     }
     // Age-based rotation must also happen when no more data comes.
     this.timer = setInterval(() => { this.rotateAged().catch((err) => this.opts.log.error({ err }, 'Rotation failed.')) }, Math.min(this.opts.rotateMs, 60_000))

@@ -62,9 +62,14 @@ export class FileSink implements Sink {
     let highest = 0
     for (const dataset of datasets) {
       const dir = join(this.opts.dir, dataset)
-      for (const f of await readdir(dir).catch(() => [] as string[])) {
+      // Half-written gzip files of a killed run go first, all of them: removed in the same pass,
+      // the .gz.tmp (which sorts after its .ndjson) was deleted under the gzip just restarted for
+      // that file, which then failed with ENOENT at every start.
+      const names = await readdir(dir).catch(() => [] as string[])
+      for (const f of names) if (f.endsWith('.gz.tmp')) await rm(join(dir, f), { force: true })
+      for (const f of names) {
         const path = join(dir, f)
-        if (f.endsWith('.gz.tmp')) { await rm(path, { force: true }); continue }
+        if (f.endsWith('.gz.tmp')) continue
         const m = NAME.exec(f)
         if (!m) continue
         const n = Number(m[1])
