@@ -44,12 +44,19 @@ export function closeAfterAnswer(request: FastifyRequest, reply: FastifyReply): 
   if (request.raw.httpVersionMajor < 2) reply.header('connection', 'close')
 }
 
-// Disk failures while staging mean "try again later", not "your batch is bad".
+// Disk failures while staging or committing mean "try again later", not "your batch is bad".
 const DISK_ERRORS = new Set(['ENOSPC', 'EACCES', 'EROFS', 'EDQUOT', 'EIO', 'EPERM'])
 
-function diskError(err: unknown, reply: FastifyReply): unknown {
-  const code = (err as NodeJS.ErrnoException)?.code
-  if (typeof code === 'string' && DISK_ERRORS.has(code)) {
+/**
+ * Every storage failure is a 503 with Retry-After and a coded message naming the errno only:
+ * the errno's own message names a path under DATA_DIR, which the sender must never see. Any
+ * system error of a file-system call counts (an errno with a syscall), not only the usual five.
+ */
+function diskError(err: unknown, reply: FastifyReply, request: FastifyRequest): unknown {
+  const e = err as NodeJS.ErrnoException | null
+  const code = e?.code
+  if (typeof code === 'string' && (DISK_ERRORS.has(code) || (/^E[A-Z]+$/.test(code) && typeof e?.syscall === 'string'))) {
+    request.log.error({ err }, 'Storing a batch failed on the data directory.')
     reply.header('retry-after', '30')
     return new IntakeNotReady(`the data directory cannot be written (${code})`)
   }
@@ -132,7 +139,7 @@ export async function receive(
     closeAfterAnswer(request, reply)
     // A refusal for now (memory for long lines): Logpush retries.
     if ((err as { statusCode?: number }).statusCode === 503) reply.header('retry-after', '30')
-    throw diskError(asDecodeError(err), reply)
+    throw diskError(asDecodeError(err), reply, request)
   }
   first = null
 
@@ -162,8 +169,8 @@ export async function receive(
     try {
       stored = (await opts.commit(batch, digest)).stored
     } catch (err) {
-      await batch.discard()
-      throw diskError(err, reply)
+      await batch.discard() // never throws: the commit's error is the answer
+      throw diskError(err, reply, request)
     }
   } else {
     await batch.discard()

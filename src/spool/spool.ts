@@ -573,9 +573,19 @@ export class SpoolBatch {
     return this.spool.commit(this, digest)
   }
 
+  /**
+   * Removes the staged files. Never throws: it runs on the way out of a failure (a disk turned
+   * read-only or failing with EIO), where its own errno, path and all, would replace the coded
+   * answer; a staging file left behind means nothing and is removed at the next start.
+   */
   async discard(): Promise<void> {
-    await this.events.discard()
-    if (this.deadLetters) await this.deadLetters.discard()
+    for (const f of [this.events, this.deadLetters]) {
+      if (!f) continue
+      await f.discard().catch((err: unknown) => {
+        this.spool.noteWriteError(err)
+        this.spool.opts.log.warn({ err, path: f.path }, 'Could not remove a staging file; it is removed at the next start.')
+      })
+    }
   }
 
   async releaseDeadLetters(): Promise<void> {
