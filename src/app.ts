@@ -12,9 +12,9 @@ import compress from '@fastify/compress'
 import type { Logger } from 'pino'
 import type { Config } from './config/index.js'
 import { ConfigInvalid, DataDirInUse } from './errors.js'
-import { ChallengeLog, TokenSet, challengesPlugin, checkToken, presentedToken, destinationConf, ensureTokens, hecPlugin, intakePlugin, type CommitResult } from './intake/index.js'
+import { ChallengeLog, TokenSet, challengesPlugin, checkToken, presentedToken, destinationConf, ensureTokens, hecPlugin, intakePlugin } from './intake/index.js'
 import { LineBudget, ParsePool, loadDatasets, schemaSnapshot, type Dataset } from './pipeline/index.js'
-import { Spool, UNRECOGNISED_DATASET, type SpoolBatch } from './spool/index.js'
+import { Spool, UNRECOGNISED_DATASET } from './spool/index.js'
 import { RotatingFiles } from './sinks/index.js'
 import { Stats, cached, healthPlugin, metricsPlugin, type Readiness } from './observability/index.js'
 import { schemasDir, version } from './paths.js'
@@ -24,6 +24,7 @@ import { intakeSourcetypes, loadSplunkSourcetypes } from './splunk-sourcetypes.j
 import { watchdogConfigured } from './watchdog/configured.js'
 import { Lifecycle, type Component } from './lifecycle.js'
 import { createDestinations, createSinks } from './compose/destinations.js'
+import { committer } from './compose/commit.js'
 import { createCollectors, createSources } from './compose/sources.js'
 import { listener, type Tls } from './compose/http.js'
 import { buildRouters, buildShapers, routableSinks, tenantRoutes } from './shaping/index.js'
@@ -126,20 +127,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   let closing = false
   let graceEnd = 0
 
-  /** Dead letters first, then the segment: a crash in between repeats dead letters, never loses lines. */
-  async function commit(batch: SpoolBatch, digest: string): Promise<CommitResult> {
-    const sealed = await batch.seal()
-    if (sealed.deadLetterPath) {
-      await deadLetters.appendFile(batch.dataset, sealed.deadLetterPath)
-      // For the status page only: its failure must not fail a batch that is safely stored.
-      await recentDeadLetters.noteFile(batch.dataset, sealed.deadLetterPath).catch((err: unknown) => log.warn({ err }, 'Could not read the latest dead letters for the status page.'))
-    }
-    // A batch whose dataset could not be told lives in the dead-letter store only.
-    if (batch.dataset === UNRECOGNISED_DATASET) { await batch.discard(); return { stored: true } }
-    const outcome = await batch.commit(digest)
-    await batch.releaseDeadLetters()
-    return { stored: !outcome.duplicate }
-  }
+  const commit = committer({ deadLetters, recentDeadLetters, log })
 
   const ingest = { dataDir, schemasDir: schemas, datasets, spool, stats, pool: () => pool, lineBudget, commit, log }
   const destinations = createDestinations(config, {
