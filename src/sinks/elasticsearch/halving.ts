@@ -10,26 +10,12 @@
 import { errors } from '@elastic/elasticsearch'
 import { LineRejectCode, SinkStopCode } from '../../errors.js'
 import type { DeliveryStopped, Rejection } from '../sink.js'
+import { readItems, type BulkResponse } from '../bulk/answers.js'
+import type { Counts, Item } from '../bulk/window.js'
 import { describe, errorType, reasonOf, type ItemError } from './answers.js'
-import { classifyItem, classifyRequest, oneTooLarge, stopCause } from './classify.js'
+import { classifyRequest, oneTooLarge, stopCause } from './classify.js'
 
-/** One line to send: its deterministic _id, the line as stored, the document built from it. */
-export interface Item {
-  readonly id: string
-  readonly raw: string
-  readonly doc: string
-}
-
-/** What a batch's bulks stored so far. */
-export interface Counts {
-  delivered: number
-  duplicates: number
-}
-
-export interface BulkResponse {
-  errors: boolean
-  items: Array<Record<string, { status: number, error?: ItemError }>>
-}
+export type { BulkResponse, Counts, Item }
 
 /** What the sender needs of the sink: the request, the wait between tries, the stop it shows. */
 export interface BulkPeer {
@@ -159,25 +145,13 @@ export class BulkSender {
       }
       this.accepted++
       this.largestAccepted = Math.max(this.largestAccepted, Buffer.byteLength(body))
-      const again: Item[] = []
-      let stopped: DeliveryStopped | null = null
-      res.items.forEach((entry, i) => {
-        const item = pending[i]!
-        const result = Object.values(entry)[0]!
-        const e = result.error
-        switch (classifyItem(result.status, e?.type)) {
-          case 'created': report.delivered++; break
-          case 'duplicate': report.duplicates++; break
-          case 'retry': again.push(item); break
-          case 'stop': {
-            const cause = stopCause(result.status, e?.type)
-            stopped ??= this.peer.stop(cause === 'credentials' ? SinkStopCode.elasticsearchCredentials : SinkStopCode.elasticsearchCluster,
-              `Elasticsearch refused a document for a reason that is not the document's (HTTP ${result.status} ${reasonOf(e)}): ${cause === 'credentials' ? 'check the credentials and their privileges (create_doc and auto_configure on logs-cloudflare.*)' : 'check the data stream, its backing index and the cluster (blocks, disk watermarks, action.auto_create_index)'}`)
-            break
-          }
-          case 'reject':
-            rejected.push({ dataset, sink: this.sinkName, code: LineRejectCode.mapping, reason: reasonOf(e), raw: item.raw })
-        }
+      const { again, stopped } = readItems(res, pending, report, {
+        stop: (status, e) => {
+          const cause = stopCause(status, e?.type)
+          return this.peer.stop(cause === 'credentials' ? SinkStopCode.elasticsearchCredentials : SinkStopCode.elasticsearchCluster,
+            `Elasticsearch refused a document for a reason that is not the document's (HTTP ${status} ${reasonOf(e)}): ${cause === 'credentials' ? 'check the credentials and their privileges (create_doc and auto_configure on logs-cloudflare.*)' : 'check the data stream, its backing index and the cluster (blocks, disk watermarks, action.auto_create_index)'}`)
+        },
+        reject: (item, e) => { rejected.push({ dataset, sink: this.sinkName, code: LineRejectCode.mapping, reason: reasonOf(e), raw: item.raw }) }
       })
       if (stopped) throw stopped
       this.peer.taking()

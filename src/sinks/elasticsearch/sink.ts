@@ -14,10 +14,11 @@ import { Client, errors } from '@elastic/elasticsearch'
 import type { Logger } from 'pino'
 import type { DatasetSchema } from '../../dataset-schema.js'
 import { SinkStopCode } from '../../errors.js'
-import { DeliveryStopped, type DeliveryBatch, type DeliveryResult, type Progress, type Rejection, type Sink, type StoppedState } from '../sink.js'
+import { DeliveryStopped, type DeliveryBatch, type DeliveryResult, type Progress, type Sink, type StoppedState } from '../sink.js'
 import { describe, errorType } from './answers.js'
 import { backoffMs, classifyRequest } from './classify.js'
-import { BulkSender, type BulkResponse, type Counts, type Item } from './halving.js'
+import { deliverInBulks } from '../bulk/window.js'
+import { BulkSender, type BulkResponse, type Counts } from './halving.js'
 import { documentId, documentText, integrationDocumentText } from './document.js'
 import { compileEcs, type EcsBuilder, type EcsSet } from './ecs.js'
 import { dataStreamName, indexTemplate, integrationDataStreamName, templateName, type StorageModes } from './mapping.js'
@@ -46,15 +47,6 @@ export interface ElasticsearchSinkOptions {
   /** `ecs` (ours) or `elastic-integration` (Elastic's data streams and document shape where it covers the dataset). */
   readonly format?: 'ecs' | 'elastic-integration'
   readonly log: Logger
-}
-
-/** A bulk's lines, and where the batch may be checkpointed once it and every bulk before it are done. */
-interface Chunk {
-  readonly items: Item[]
-  /** Lines from the start of the segment up to and including this bulk's last. */
-  readonly end: number
-  readonly rejected: Rejection[]
-  done: boolean
 }
 
 export class ElasticsearchSink implements Sink {
@@ -166,59 +158,13 @@ export class ElasticsearchSink implements Sink {
       ? (line: string, record: Record<string, unknown>) => integrationDocumentText(line, record, { stream, namespace, eventTimeField: ctx.eventTimeField, ingested: ctx.ingested })
       : (line: string, record: Record<string, unknown>) => documentText(line, record, ctx)
     const report: Counts = { delivered: 0, duplicates: 0 }
-    // Bulks finish out of order; their refused lines are dead-lettered, and the batch
-    // checkpointed, as soon as every bulk before them has finished too. No more than
-    // `concurrency` bulks wait for that, so refused lines held in memory are bounded by
-    // concurrency x bulkBytes however many a batch has.
-    const window: Chunk[] = []
-    const inflight = new Set<Promise<void>>()
-    let reporting = Promise.resolve()
-    let failure: unknown = null
-    let chunk: Item[] = []
-    let chunkBytes = 0
-    let pos = batch.from
-
-    const advance = (): Promise<void> => {
-      reporting = reporting.then(async () => {
-        while (window[0]?.done === true) {
-          const head = window.shift()!
-          await progress(head.end, head.rejected)
-        }
-      })
-      return reporting
-    }
-
-    const flush = async (): Promise<void> => {
-      const c: Chunk = { items: chunk, end: pos, rejected: [], done: false }
-      chunk = []
-      chunkBytes = 0
-      // Backpressure: no more lines are read while `concurrency` bulks are unfinished or unreported.
-      while (window.length >= this.opts.concurrency && inflight.size > 0 && !failure) await Promise.race(inflight)
-      if (failure) throw failure
-      window.push(c)
-      const p = this.sender.send(index, batch.dataset, c.items, report, deadline, signal)
-        .then((rejected) => { c.rejected.push(...rejected); c.done = true; return advance() })
-        .catch((err: unknown) => { failure ??= err })
-        .finally(() => inflight.delete(p))
-      inflight.add(p)
-    }
-
-    for await (const line of batch.lines()) {
-      pos++
-      if (failure) break
-      if (line.length === 0) continue
-      const record = JSON.parse(line) as Record<string, unknown>
-      const doc = toDocument(line, record)
-      // A shaped line keeps the _id of the line as stored (a replay under other shaping finds the
-      // same document), and a refusal dead-letters the stored line (a replay shapes it once, not twice).
-      const stored = batch.originalOf?.(line) ?? line
-      chunk.push({ id: documentId(batch.dataset, stored), raw: stored, doc })
-      chunkBytes += doc.length + 100
-      if (chunkBytes >= this.opts.bulkBytes) await flush()
-    }
-    if (chunk.length > 0 && !failure) await flush()
-    await Promise.all(inflight)
-    if (failure) throw failure
+    await deliverInBulks(batch, progress, {
+      bulkBytes: this.opts.bulkBytes,
+      concurrency: this.opts.concurrency,
+      toDocument,
+      idOf: (stored) => documentId(batch.dataset, stored),
+      send: (items) => this.sender.send(index, batch.dataset, items, report, deadline, signal)
+    })
     return { ...report, rejected: [] }
   }
 

@@ -17,7 +17,9 @@ import type { Logger } from 'pino'
 import type { DatasetSchema } from '../../dataset-schema.js'
 import { LineRejectCode, SinkStopCode } from '../../errors.js'
 import { DeliveryStopped, type DeliveryBatch, type DeliveryResult, type Progress, type Rejection, type Sink, type StoppedState } from '../sink.js'
-import { backoffMs, classifyItem, classifyRequest, oneTooLarge, stopCause } from '../elasticsearch/classify.js'
+import { errorType, readItems, reasonOf, type BulkResponse } from '../bulk/answers.js'
+import { deliverInBulks, type Counts, type Item } from '../bulk/window.js'
+import { backoffMs, classifyRequest, oneTooLarge, stopCause } from '../elasticsearch/classify.js'
 import { documentId, documentText } from '../elasticsearch/document.js'
 import { compileEcs, type EcsBuilder, type EcsSet } from '../elasticsearch/ecs.js'
 import { awsSigv4, type AwsService } from './sigv4.js'
@@ -47,12 +49,6 @@ export interface OpenSearchSinkOptions {
   /** Tests: the AWS credentials instead of the standard chain. */
   readonly awsCredentials?: () => Promise<{ accessKeyId: string, secretAccessKey: string, sessionToken?: string }>
 }
-
-interface Item { readonly id: string, readonly raw: string, readonly doc: string }
-/** A bulk's lines, and where the batch may be checkpointed once it and every bulk before it are done. */
-interface Chunk { readonly items: Item[], readonly end: number, readonly rejected: Rejection[], done: boolean }
-type ItemError = { type?: string, reason?: string, caused_by?: { reason?: string } }
-interface BulkResponse { errors: boolean, items: Array<Record<string, { status: number, error?: ItemError }>> }
 
 export class OpenSearchSink implements Sink {
   readonly name = 'opensearch'
@@ -140,60 +136,23 @@ export class OpenSearchSink implements Sink {
     const namespace = batch.route?.namespace ?? this.opts.namespace
     const ctx = { dataset: batch.dataset, namespace, eventTimeField: schema['x-event-time'], ingested: new Date().toISOString(), ...(ecs ? { ecs } : {}) }
     const index = dataStreamName(batch.dataset, namespace)
-    const report = { delivered: 0, duplicates: 0 }
-    // As for Elasticsearch: up to `concurrency` bulks in flight; they finish out of order, and
-    // their refused lines are dead-lettered, and the batch checkpointed, only once every bulk
-    // before them has finished too. No more than `concurrency` bulks wait for that, so refused
-    // lines held in memory are bounded by concurrency x bulkBytes however many a batch has.
-    const window: Chunk[] = []
-    const inflight = new Set<Promise<void>>()
-    let reporting = Promise.resolve()
-    let failure: unknown = null
-    let chunk: Item[] = []
-    let bytes = 0
-    let pos = batch.from
-    const advance = (): Promise<void> => {
-      reporting = reporting.then(async () => {
-        while (window[0]?.done === true) {
-          const head = window.shift()!
-          await progress(head.end, head.rejected)
-        }
-      })
-      return reporting
-    }
-    const flush = async (): Promise<void> => {
-      const c: Chunk = { items: chunk, end: pos, rejected: [], done: false }
-      chunk = []
-      bytes = 0
-      // Backpressure: no more lines are read while `concurrency` bulks are unfinished or unreported.
-      while (window.length >= this.opts.concurrency && inflight.size > 0 && !failure) await Promise.race(inflight)
-      if (failure) throw failure
-      window.push(c)
-      const p = this.sendChunk(index, batch.dataset, c.items, c.rejected, report, deadline, signal)
-        .then(() => { c.done = true; return advance() })
-        .catch((err: unknown) => { failure ??= err })
-        .finally(() => inflight.delete(p))
-      inflight.add(p)
-    }
-    for await (const line of batch.lines()) {
-      pos++
-      if (failure) break
-      if (line.length === 0) continue
-      const doc = documentText(line, JSON.parse(line) as Record<string, unknown>, ctx)
-      // A shaped line keeps the _id of the line as stored (a replay under other shaping finds the
-      // same document), and a refusal dead-letters the stored line (a replay shapes it once, not twice).
-      const stored = batch.originalOf?.(line) ?? line
-      chunk.push({ id: documentId(batch.dataset, stored), raw: stored, doc })
-      bytes += doc.length + 100
-      if (bytes >= this.opts.bulkBytes) await flush()
-    }
-    if (chunk.length > 0 && !failure) await flush()
-    await Promise.all(inflight)
-    if (failure) throw failure
+    const report: Counts = { delivered: 0, duplicates: 0 }
+    // As for Elasticsearch: up to `concurrency` bulks in flight, checkpointed in order (src/sinks/bulk/window.ts).
+    await deliverInBulks(batch, progress, {
+      bulkBytes: this.opts.bulkBytes,
+      concurrency: this.opts.concurrency,
+      toDocument: (line, record) => documentText(line, record, ctx),
+      idOf: (stored) => documentId(batch.dataset, stored),
+      send: async (items) => {
+        const rejected: Rejection[] = []
+        await this.sendChunk(index, batch.dataset, items, rejected, report, deadline, signal)
+        return rejected
+      }
+    })
     return { ...report, rejected: [] }
   }
 
-  private async sendChunk (index: string, dataset: string, items: Item[], rejected: Rejection[], report: { delivered: number, duplicates: number }, deadline: number, signal?: AbortSignal): Promise<void> {
+  private async sendChunk (index: string, dataset: string, items: Item[], rejected: Rejection[], report: Counts, deadline: number, signal?: AbortSignal): Promise<void> {
     const oversized: Array<{ item: Item, bytes: number }> = []
     await this.sendWithRetries(index, dataset, items, rejected, oversized, report, deadline, signal)
     for (const { item, bytes } of oversized) {
@@ -204,7 +163,7 @@ export class OpenSearchSink implements Sink {
     }
   }
 
-  private async sendWithRetries (index: string, dataset: string, items: Item[], rejected: Rejection[], oversized: Array<{ item: Item, bytes: number }>, report: { delivered: number, duplicates: number }, deadline: number, signal?: AbortSignal): Promise<void> {
+  private async sendWithRetries (index: string, dataset: string, items: Item[], rejected: Rejection[], oversized: Array<{ item: Item, bytes: number }>, report: Counts, deadline: number, signal?: AbortSignal): Promise<void> {
     let pending = items
     for (let attempt = 0; pending.length > 0; attempt++) {
       const body = this.bulkBody(index, pending)
@@ -228,25 +187,13 @@ export class OpenSearchSink implements Sink {
         continue
       }
       this.largestAccepted = Math.max(this.largestAccepted, Buffer.byteLength(body))
-      const again: Item[] = []
-      let stopped: DeliveryStopped | null = null
-      res.items.forEach((entry, i) => {
-        const item = pending[i]!
-        const result = Object.values(entry)[0]!
-        const e = result.error
-        switch (classifyItem(result.status, e?.type)) {
-          case 'created': report.delivered++; break
-          case 'duplicate': report.duplicates++; break
-          case 'retry': again.push(item); break
-          case 'stop': {
-            const credentials = stopCause(result.status, e?.type) === 'credentials'
-            stopped ??= this.stop(credentials ? SinkStopCode.opensearchCredentials : SinkStopCode.opensearchCluster,
-              `OpenSearch refused a document for a reason that is not the document's (HTTP ${result.status} ${reasonOf(e)}): ${credentials ? 'check the credentials and their permissions (indices:data/write/bulk* and indices:admin/create on logs-cloudflare.*)' : 'check the data stream, its index template and the cluster (blocks, disk watermarks)'}`)
-            break
-          }
-          case 'reject':
-            rejected.push({ dataset, sink: this.name, code: LineRejectCode.opensearchMapping, reason: reasonOf(e), raw: item.raw })
-        }
+      const { again, stopped } = readItems(res, pending, report, {
+        stop: (status, e) => {
+          const credentials = stopCause(status, e?.type) === 'credentials'
+          return this.stop(credentials ? SinkStopCode.opensearchCredentials : SinkStopCode.opensearchCluster,
+            `OpenSearch refused a document for a reason that is not the document's (HTTP ${status} ${reasonOf(e)}): ${credentials ? 'check the credentials and their permissions (indices:data/write/bulk* and indices:admin/create on logs-cloudflare.*)' : 'check the data stream, its index template and the cluster (blocks, disk watermarks)'}`)
+        },
+        reject: (item, e) => { rejected.push({ dataset, sink: this.name, code: LineRejectCode.opensearchMapping, reason: reasonOf(e), raw: item.raw }) }
       })
       if (stopped) throw stopped
       this.stopped = null
@@ -332,15 +279,6 @@ export class OpenSearchSink implements Sink {
 
 function transient (err: unknown): boolean {
   return err instanceof errors.ResponseError || err instanceof errors.ConnectionError || err instanceof errors.TimeoutError || err instanceof errors.NoLivingConnectionsError
-}
-
-function reasonOf (e: ItemError | undefined): string {
-  return `${e?.type ?? 'error'}: ${e?.reason ?? 'rejected'}${e?.caused_by?.reason ? ` (${e.caused_by.reason})` : ''}`
-}
-
-function errorType (body: unknown): string | undefined {
-  const e = (body as { error?: unknown } | null)?.error
-  return typeof e === 'object' && e !== null && typeof (e as { type?: unknown }).type === 'string' ? (e as { type: string }).type : undefined
 }
 
 function describe (err: unknown): string {
