@@ -1,6 +1,6 @@
 // Reading what a _bulk endpoint answered (Elasticsearch and OpenSearch answer alike): the error
 // object of a refused request or item, and the items of a taken bulk.
-import type { DeliveryStopped } from '../sink.js'
+import type { DeliveryStopped, StoppedState } from '../sink.js'
 import { classifyItem } from '../elasticsearch/classify.js'
 import type { Counts, Item } from './window.js'
 
@@ -48,4 +48,14 @@ export function readItems(res: BulkResponse, pending: readonly Item[], report: C
     }
   })
   return { again, stopped }
+}
+
+/** Why a whole request was refused, for the stop's code: 401, or a 403 that is not a cluster block, is the credentials'. */
+export function requestRefusal(status: number | undefined, body: unknown): 'credentials' | 'cluster' {
+  return status === 401 || (status === 403 && errorType(body) !== 'cluster_block_exception') ? 'credentials' : 'cluster'
+}
+
+/** The stop shown in health() after `prev`: its `since` kept while the code stays the same. */
+export function nextStopped(prev: StoppedState | null, code: string, reason: string): StoppedState {
+  return prev?.code !== code ? { code, reason, since: new Date().toISOString() } : { ...prev, reason }
 }

@@ -15,7 +15,8 @@ import type { Logger } from 'pino'
 import type { DatasetSchema } from '../../dataset-schema.js'
 import { SinkStopCode } from '../../errors.js'
 import { DeliveryStopped, type DeliveryBatch, type DeliveryResult, type Progress, type Sink, type StoppedState } from '../sink.js'
-import { describe, errorType } from './answers.js'
+import { describe } from './answers.js'
+import { nextStopped, requestRefusal } from '../bulk/answers.js'
 import { backoffMs, classifyRequest } from './classify.js'
 import { deliverInBulks } from '../bulk/window.js'
 import { BulkSender, type BulkResponse, type Counts } from './halving.js'
@@ -172,14 +173,12 @@ export class ElasticsearchSink implements Sink {
 
   /** Records why delivery stopped (for /health) and returns the error to throw. */
   private stop(code: string, message: string): DeliveryStopped {
-    if (this.stopped?.code !== code) this.stopped = { code, reason: message, since: new Date().toISOString() }
-    else this.stopped = { ...this.stopped, reason: message }
+    this.stopped = nextStopped(this.stopped, code, message)
     return new DeliveryStopped(code, message)
   }
 
   private requestStopped(err: errors.ResponseError): DeliveryStopped {
-    const type = errorType(err.body)
-    const credentials = err.statusCode === 401 || (err.statusCode === 403 && type !== 'cluster_block_exception')
+    const credentials = requestRefusal(err.statusCode, err.body) === 'credentials'
     return this.stop(credentials ? SinkStopCode.elasticsearchCredentials : SinkStopCode.elasticsearchCluster,
       `Elasticsearch refused the request (${describe(err)}): ${credentials ? 'check the credentials and their privileges' : 'check the cluster (blocks, disk watermarks) and the URL'}`)
   }

@@ -17,7 +17,7 @@ import type { Logger } from 'pino'
 import type { DatasetSchema } from '../../dataset-schema.js'
 import { LineRejectCode, SinkStopCode } from '../../errors.js'
 import { DeliveryStopped, type DeliveryBatch, type DeliveryResult, type Progress, type Rejection, type Sink, type StoppedState } from '../sink.js'
-import { errorType, readItems, reasonOf, type BulkResponse } from '../bulk/answers.js'
+import { nextStopped, readItems, reasonOf, requestRefusal, type BulkResponse } from '../bulk/answers.js'
 import { deliverInBulks, type Counts, type Item } from '../bulk/window.js'
 import { backoffMs, classifyRequest, oneTooLarge, stopCause } from '../elasticsearch/classify.js'
 import { documentId, documentText } from '../elasticsearch/document.js'
@@ -234,14 +234,12 @@ export class OpenSearchSink implements Sink {
   }
 
   private stop (code: string, message: string): DeliveryStopped {
-    if (this.stopped?.code !== code) this.stopped = { code, reason: message, since: new Date().toISOString() }
-    else this.stopped = { ...this.stopped, reason: message }
+    this.stopped = nextStopped(this.stopped, code, message)
     return new DeliveryStopped(code, message)
   }
 
   private requestStopped (err: errors.ResponseError): DeliveryStopped {
-    const type = errorType(err.body)
-    const credentials = err.statusCode === 401 || (err.statusCode === 403 && type !== 'cluster_block_exception')
+    const credentials = requestRefusal(err.statusCode, err.body) === 'credentials'
     return this.stop(credentials ? SinkStopCode.opensearchCredentials : SinkStopCode.opensearchCluster,
       `OpenSearch refused the request (${describe(err)}): ${credentials ? 'check the credentials (user and password, or the IAM role and its access policy / data access policy) and their permissions' : 'check the cluster (blocks, disk watermarks) and the URL'}`)
   }
