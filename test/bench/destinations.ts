@@ -6,19 +6,18 @@
 //     sending the lines, then the service.
 // Per service run: lines/s (until the destination has everything), CPU µs per line and peak RSS
 // of the service process, request latency p50/p99. JSON results go to .bench-results/.
-import { spawn } from 'node:child_process'
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises'
-import { cpus, tmpdir } from 'node:os'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { cpus } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
 import { Admin, Producer, type MessageToProduce } from '@platformatic/kafka'
 import { batchText } from '../helpers/fixtures.js'
-import { freePort, peakRssBytes, waitDrained } from '../helpers/process.js'
+import { peakRssBytes, waitDrained } from '../helpers/process.js'
 import { launchKafka } from '../support/kafka.js'
 import { launchOpenSearch } from '../support/opensearch.js'
 import { documentId, documentText } from '../../src/sinks/elasticsearch/index.js'
 import { packageRoot } from '../../src/paths.js'
+import { spawnService } from './service.js'
 
 const DATASET = process.env.BENCH_DATASET ?? 'network_analytics_logs'
 const BATCHES = Number(process.env.BENCH_BATCHES ?? 12)
@@ -42,19 +41,8 @@ async function cpuSeconds(pid: number): Promise<number> {
 }
 
 async function serviceRun(env: Record<string, string>, bodies: Buffer[], lines: number): Promise<ServiceResult> {
-  const port = await freePort()
-  const dataDir = await mkdtemp(join(tmpdir(), 'lpr-bench-'))
-  const child = spawn(process.execPath, ['--max-semi-space-size=2', fileURLToPath(new URL('../../src/main.js', import.meta.url))], {
-    env: { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOGPUSH_TOKENS: TOKEN, LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'inherit', 'inherit']
-  })
+  const { child, base } = await spawnService({ LOGPUSH_TOKENS: TOKEN, LOG_LEVEL: 'warn', ...env })
   try {
-    const base = `http://127.0.0.1:${port}`
-    for (let i = 0; ; i++) {
-      try { if ((await fetch(`${base}/health`)).ok) break } catch {}
-      if (i > 200) throw new Error('service did not start')
-      await new Promise((r) => setTimeout(r, 100))
-    }
     // Warm-up (templates, topic check, JIT), not timed: one small batch delivered.
     await fetch(`${base}/logpush/${DATASET}`, { method: 'POST', body: gzipSync(batchText(DATASET, 50, 'unixnano', 10_000_000)), headers: { authorization: `Bearer ${TOKEN}`, 'content-encoding': 'gzip' } })
     await waitDrained(base, 120_000)

@@ -5,17 +5,16 @@
 //   - bare _bulk loader: the same documents (prepared before the clock starts) sent with _bulk
 //     create, same bulk size and concurrency, straight to Elasticsearch.
 // Results are printed and written as JSON to .bench-results/.
-import { spawn } from 'node:child_process'
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises'
-import { tmpdir, cpus } from 'node:os'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { cpus } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import { batchText } from '../helpers/fixtures.js'
-import { freePort, waitDrained } from '../helpers/process.js'
+import { waitDrained } from '../helpers/process.js'
 import { launchElasticsearch, type ElasticsearchNode } from '../support/elasticsearch.js'
 import { documentId, documentText } from '../../src/sinks/elasticsearch/index.js'
 import { packageRoot } from '../../src/paths.js'
+import { spawnService } from './service.js'
 
 const DATASET = process.env.BENCH_DATASET ?? 'network_analytics_logs'
 const BATCHES = Number(process.env.BENCH_BATCHES ?? 12)
@@ -75,19 +74,8 @@ async function bareLoader(url: string, stream: string, texts: string[]): Promise
 }
 
 async function serviceRun(url: string, namespace: string, bodies: Buffer[]): Promise<{ docsPerSec: number, latenciesMs: number[] }> {
-  const port = await freePort()
-  const dataDir = await mkdtemp(join(tmpdir(), 'lpr-bench-'))
-  const child = spawn(process.execPath, ['--max-semi-space-size=2', fileURLToPath(new URL('../../src/main.js', import.meta.url))], {
-    env: { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', ADMIN_ON_INTAKE: 'true', DATA_DIR: dataDir, LOGPUSH_TOKENS: TOKEN, LOG_LEVEL: 'warn', SINKS: 'elasticsearch', ELASTICSEARCH_URL: url, ELASTICSEARCH_NAMESPACE: namespace, ELASTICSEARCH_BULK_BYTES: String(BULK_BYTES), ELASTICSEARCH_BULK_CONCURRENCY: String(CONCURRENCY) },
-    stdio: ['ignore', 'inherit', 'inherit']
-  })
+  const { child, base } = await spawnService({ ADMIN_ON_INTAKE: 'true', LOGPUSH_TOKENS: TOKEN, LOG_LEVEL: 'warn', SINKS: 'elasticsearch', ELASTICSEARCH_URL: url, ELASTICSEARCH_NAMESPACE: namespace, ELASTICSEARCH_BULK_BYTES: String(BULK_BYTES), ELASTICSEARCH_BULK_CONCURRENCY: String(CONCURRENCY) })
   try {
-    const base = `http://127.0.0.1:${port}`
-    for (let i = 0; ; i++) {
-      try { if ((await fetch(`${base}/health`)).ok) break } catch {}
-      if (i > 200) throw new Error('service did not start')
-      await new Promise((r) => setTimeout(r, 100))
-    }
     // Warm-up: template installation and JIT, not timed.
     await fetch(`${base}/logpush/${DATASET}`, { method: 'POST', body: 'test', headers: { authorization: `Bearer ${TOKEN}` } })
     const latenciesMs: number[] = []

@@ -203,3 +203,28 @@ export async function waitDelivered(url: string, sink: string, delivered: number
 export async function cpuProfiles(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(dir, f))
 }
+
+/**
+ * The service spawned with exactly this environment (and PATH) on a free port, its output on the
+ * bench's; resolves once /health answers. The caller kills `child`.
+ */
+export async function spawnService(env: Record<string, string>): Promise<{ child: ChildProcess, base: string }> {
+  const port = await freePort()
+  const dataDir = await mkdtemp(join(tmpdir(), 'lpr-bench-'))
+  const child = spawn(process.execPath, ['--max-semi-space-size=2', MAIN], {
+    env: { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, ...env },
+    stdio: ['ignore', 'inherit', 'inherit']
+  })
+  const base = `http://127.0.0.1:${port}`
+  try {
+    for (let i = 0; ; i++) {
+      try { if ((await fetch(`${base}/health`)).ok) break } catch {}
+      if (i > 200) throw new Error('service did not start')
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  } catch (err) {
+    child.kill('SIGTERM')
+    throw err
+  }
+  return { child, base }
+}
