@@ -249,7 +249,8 @@ export class Spool {
       await this.resend.record([{ dataset: batch.dataset, digest, committedAt, seq: 0 }]).catch((err: unknown) => { this.noteWriteError(err); throw err })
       this.resend.add(batch.dataset, digest, committedAt)
     }
-    await batch.discard()
+    // Only its (empty) events file: the dead letters are the caller's to store once this returns.
+    await batch.discardEvents()
     return { duplicate: false, seq: 0 }
   }
 
@@ -579,7 +580,16 @@ export class SpoolBatch {
    * answer; a staging file left behind means nothing and is removed at the next start.
    */
   async discard(): Promise<void> {
-    for (const f of [this.events, this.deadLetters]) {
+    await this.discardFiles([this.events, this.deadLetters])
+  }
+
+  /** The events' staging file only (a batch without lines): its dead letters are still to be stored. */
+  async discardEvents(): Promise<void> {
+    await this.discardFiles([this.events])
+  }
+
+  private async discardFiles(files: ReadonlyArray<StagedFile | null>): Promise<void> {
+    for (const f of files) {
       if (!f) continue
       await f.discard().catch((err: unknown) => {
         this.spool.noteWriteError(err)
