@@ -78,6 +78,8 @@ export interface RecordedRequest {
   readonly operationId?: string
   /** The JSON answer, when the answer was JSON. */
   readonly answer?: unknown
+  /** When the answer was ready (Date.now()): for tests of waits between requests. */
+  readonly at: number
 }
 
 /** One answer to give instead of the route's, to the next request(s) that match. */
@@ -287,7 +289,8 @@ export class CloudflareDouble {
     }
     const recorded: RecordedRequest = {
       method: req.method!, path, query: url.search, headers: req.headers, body, status: reply.status, operationId,
-      answer: 'json' in reply ? reply.json : undefined
+      answer: 'json' in reply ? reply.json : undefined,
+      at: Date.now()
     }
     this.requests.push(recorded)
     if (this.validator && operationId !== undefined) {
