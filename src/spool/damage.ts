@@ -1,4 +1,5 @@
-// Damaged segments: found by a checksum, or by a length other than the committed one.
+// Damaged segments: found by a checksum, by a length other than the committed one, or missing
+// although committed (commit-record.ts).
 //
 // Invariants
 // - The bytes of a damaged segment are never deleted: before the spool cuts it to its whole
@@ -18,12 +19,13 @@ export interface DamagedSegment {
   readonly toByte: number
   /** Every range that holds no whole record; the intact blocks between them are delivered. */
   readonly ranges: ReadonlyArray<{ readonly fromByte: number, readonly toByte: number }>
-  readonly committedLines: number
+  /** Null for a missing segment (commit-record.ts): its name, which held the count, is gone too. */
+  readonly committedLines: number | null
   /** Committed lines no intact block holds; null where not known (a segment found short at start). */
   readonly linesLost: number | null
   readonly reason: string
-  /** Under DATA_DIR/spool. */
-  readonly keptAs: string
+  /** Under DATA_DIR/spool; null for a missing segment (nothing to keep). */
+  readonly keptAs: string | null
   readonly at: string
 }
 
@@ -56,6 +58,20 @@ export class DamageKeeper {
     this.found.push(d)
     const where = ranges.map((r) => `${r.fromByte}-${r.toByte}`).join(', ')
     this.log.error(d, `Damaged spool segment ${name}: bytes ${where} cannot be read (${linesLost ?? 'unknown number of'} lines lost); every intact block before and after is delivered, the file is kept in spool/damaged/.`)
+  }
+
+  /**
+   * Committed segments [from, to] whose files are gone (commit-record.ts): nothing to copy; their
+   * lines are lost, how many is not known (the name that said so is gone with the file).
+   */
+  async noteMissing(from: number, to: number): Promise<void> {
+    const pad = (n: number): string => String(n).padStart(12, '0')
+    const name = from === to ? pad(from) : `${pad(from)}-${pad(to)}`
+    if (this.found.some((d) => d.segment === name)) return
+    const count = to - from + 1
+    const d: DamagedSegment = { segment: name, fromByte: 0, toByte: 0, ranges: [], committedLines: null, linesLost: null, reason: count === 1 ? 'committed, and its file is missing' : `${count} segments committed, and their files are missing`, keptAs: null, at: new Date().toISOString() }
+    this.found.push(d)
+    this.log.error(d, `Missing spool segment${count === 1 ? '' : 's'} ${name}: committed, and the file is gone (deleted or lost with the disk); its lines are lost, every other segment is delivered.`)
   }
 
   private async copyInto(path: string, dst: SpoolFileHandle): Promise<void> {

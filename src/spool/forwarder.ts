@@ -204,7 +204,8 @@ export class Forwarder {
           const rejected = [...refused, ...shaped?.failed(lines) ?? []]
           if (rejected.length > 0) await this.opts.deadLetter(rejected)
           rejectedEarly += rejected.length
-          await this.save({ seq: seg.seq, index: lines, state: this.checkpoint.state })
+          // `lines` counts what the sink read; inside a damaged segment the lost lines' numbers are skipped too.
+          await this.save({ seq: seg.seq, index: spool.indexAfter(seg.seq, from, lines - from), state: this.checkpoint.state })
         }, this.abort.signal)
       } catch (err) {
         if (this.abort.signal.aborted) break

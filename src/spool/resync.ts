@@ -127,3 +127,23 @@ export async function * intactBlocks(path: string, scan: SegmentScan, from: numb
     await fh.close()
   }
 }
+
+/** Lines of a damaged segment that no intact block holds, numbered from `at` (see the top). */
+export interface LostLines { readonly at: number, readonly lines: number }
+
+export function lostLines(scan: SegmentScan): LostLines {
+  const firstDamage = scan.damaged[0]?.fromByte ?? Infinity
+  let at = 0
+  for (const b of scan.blocks) if (b.offset < firstDamage) at += b.lines
+  return { at, lines: scan.linesLost }
+}
+
+/**
+ * The line number after `count` lines read from line `from` on: lines read before the lost
+ * ones count as they are; reading past them (or starting among them) skips their numbers.
+ */
+export function positionAfter(lost: LostLines | undefined, from: number, count: number): number {
+  if (!lost || lost.lines === 0 || from >= lost.at + lost.lines) return from + count
+  if (from >= lost.at) return lost.at + lost.lines + count
+  return from + count <= lost.at ? from + count : from + count + lost.lines
+}

@@ -66,6 +66,13 @@ export class SegmentIndex {
     return out
   }
 
+  /** The numbers of the segments on disk, ascending. */
+  seqs(): number[] {
+    const out: number[] = []
+    for (let i = this.head; i < this.order.length; i++) out.push(this.order[i]!.seg.seq)
+    return out
+  }
+
   /** Bytes of the segments on disk. */
   bytes(): number {
     return this.liveBytes

@@ -35,7 +35,8 @@ import { ResendIndex } from './resend-index.js'
 import { DiskGuard, errorCode } from './disk-guard.js'
 import { DamageKeeper, type DamagedSegment } from './damage.js'
 import { SegmentIndex } from './segment-index.js'
-import { intactBlocks, scanSegment } from './resync.js'
+import { intactBlocks, lostLines, positionAfter, scanSegment, type LostLines } from './resync.js'
+import { CommitRecord, type MissingRange } from './commit-record.js'
 
 export const DEFAULT_DEDUPE_MAX_ENTRIES = 6_000_000
 
@@ -119,6 +120,9 @@ export class Spool {
   private readonly disk: DiskGuard
   private readonly damage: DamageKeeper
   private readonly consumers = new Map<string, Checkpoint>()
+  // Which numbers were committed (commit-record.ts), and those found missing at start.
+  private readonly record: CommitRecord
+  private missing: MissingRange[] = []
 
   constructor (readonly opts: SpoolOptions) {
     this.fs = opts.fs ?? realFs
@@ -126,6 +130,7 @@ export class Spool {
     this.stagingDir = join(opts.dir, 'staging')
     this.checkpointsDir = join(opts.dir, 'checkpoints')
     this.damage = new DamageKeeper(join(opts.dir, 'damaged'), this.fs, opts.log)
+    this.record = new CommitRecord(this.segmentsDir, this.fs)
     this.disk = new DiskGuard(opts.dir, opts.minFreeBytes, this.fs, opts.log)
     this.resend = new ResendIndex({ dir: opts.dir, windowSeconds: opts.dedupeSeconds, maxEntries: opts.dedupeMaxEntries ?? DEFAULT_DEDUPE_MAX_ENTRIES, fs: this.fs, log: opts.log })
   }
@@ -135,7 +140,10 @@ export class Spool {
     for (const d of [this.segmentsDir, this.stagingDir, this.checkpointsDir]) await fs.mkdir(d, { recursive: true })
     for (const f of await fs.readdir(this.stagingDir)) await fs.rm(join(this.stagingDir, f), { force: true })
     const found: Segment[] = []
-    for (const f of await fs.readdir(this.segmentsDir)) {
+    const names = await fs.readdir(this.segmentsDir)
+    const recorded = this.record.load(names)
+    for (const f of names) {
+      if (CommitRecord.owns(f)) continue
       const m = SEGMENT_NAME.exec(f)
       if (!m) {
         if (f.endsWith('.tmp')) await fs.rm(join(this.segmentsDir, f), { force: true })
@@ -164,6 +172,8 @@ export class Spool {
       const kept = last.get(`${seg.dataset}:${seg.digest}`)
       if (kept && kept !== seg && kept.committedAt - seg.committedAt <= window) {
         log.warn({ segment: seg.path, kept: kept.path }, 'Removing a second copy of a batch left by a failed commit.')
+        // Its number is not missing: a hole, durable with the fsync below.
+        if (recorded) await this.record.hole(seg.seq, seg.seq)
         await fs.rm(seg.path, { force: true })
         continue
       }
@@ -171,12 +181,24 @@ export class Spool {
       this.resend.add(seg.dataset, seg.digest, seg.committedAt)
       this.nextSeq = Math.max(this.nextSeq, seg.seq + 1)
     }
-    // What a crashed process renamed into segments/ may not be durable yet: it is before
-    // anything is delivered from it.
-    await fsyncDir(fs, this.segmentsDir)
     await this.resend.load()
     // The highest number given out survives in the re-send records even when every segment is gone.
     this.nextSeq = Math.max(this.nextSeq, this.resend.maxSeq + 1)
+    if (recorded) {
+      // Numbers at or below the re-send records' highest were deleted by clean-up (commit-record.ts).
+      const seqs = this.segs.seqs()
+      // Renamed durably while the record's own rename was not (a power cut mid-commit).
+      if ((seqs.at(-1) ?? 0) > this.record.high) await this.record.set(seqs.at(-1)!)
+      this.missing = this.record.missing(seqs, this.resend.maxSeq)
+      this.nextSeq = Math.max(this.nextSeq, this.record.high + 1)
+      await this.record.dropHolesTo(this.resend.maxSeq)
+    } else {
+      if (this.segs.seqs().length > 0 || this.resend.maxSeq > 0) log.warn({ from: this.nextSeq }, 'No record of committed spool segments (the first start of this release on this volume): segments missing from before now cannot be detected; those committed from now on are.')
+      await this.record.start(this.nextSeq)
+    }
+    // What a crashed process renamed into segments/ may not be durable yet, nor the record: it is
+    // before anything is delivered from it.
+    await fsyncDir(fs, this.segmentsDir)
     try {
       await this.disk.readFreeSpace()
     } catch (err) {
@@ -259,6 +281,9 @@ export class Spool {
       const group = this.queue
       this.queue = []
       const renamed: Array<{ c: PendingCommit, seg: Segment }> = []
+      const first = this.nextSeq
+      const before = this.record.high
+      let recordMoved = false
       try {
         for (const c of group) {
           const seq = this.nextSeq++
@@ -267,14 +292,27 @@ export class Spool {
           await this.fs.rename(c.batch.path, path)
           renamed.push({ c, seg: { seq, dataset: c.batch.dataset, lines: c.batch.lines, digest: c.digest, bytes: c.batch.bytes, path, committedAt: Date.now() } })
         }
+        // The record of committed numbers, durable with the same fsync (commit-record.ts).
+        recordMoved = true
+        await this.record.advance(first, this.nextSeq - 1)
         await fsyncDir(this.fs, this.segmentsDir)
       } catch (err) {
         this.noteWriteError(err)
         // Not durable, not answered: take the segments out again, so that the batch is neither
         // delivered after a restart nor stored twice when it is sent again. A copy that survives
         // anyway (this removal lost to a crash) is recognised at start by its digest.
+        let whole = true
         for (const { seg } of renamed) {
-          await this.fs.rm(seg.path, { force: true }).catch((rmErr: unknown) => this.opts.log.error({ err: rmErr, segment: seg.path }, 'Could not remove the segment of a failed commit; it is removed at the next start if its batch is sent again.'))
+          await this.fs.rm(seg.path, { force: true }).catch((rmErr: unknown) => {
+            whole = false
+            this.opts.log.error({ err: rmErr, segment: seg.path }, 'Could not remove the segment of a failed commit; it is removed at the next start if its batch is sent again.')
+          })
+        }
+        if (recordMoved) await this.record.set(before).catch(() => { whole = false })
+        // Numbers stay dense: given back when nothing of the group is left, a hole otherwise.
+        if (whole) this.nextSeq = first
+        else {
+          await this.record.hole(first, this.nextSeq - 1).catch((holeErr: unknown) => this.opts.log.error({ err: holeErr, from: first, to: this.nextSeq - 1 }, 'Could not mark the numbers of a failed commit as unused; the next start reports them as missing segments.'))
         }
         for (const c of group) c.reject(err)
         continue
@@ -401,8 +439,22 @@ export class Spool {
       // way and delivers every intact block before and after the damage (resync.ts).
       const scan = await scanSegment(seg.path, await this.headerEnd(seg.path), seg.lines, this.fs)
       await this.damage.note(seg.path, scan.damaged, seg.lines, scan.linesLost, err.message)
+      this.gaps.set(seg.seq, lostLines(scan))
       yield * intactBlocks(seg.path, scan, delivered, this.fs)
     }
+  }
+
+  // Damaged segments read since the start: where their lost lines are numbered (resync.ts).
+  private readonly gaps = new Map<number, LostLines>()
+
+  /**
+   * The segment's line number after a destination has read `count` lines of it from line `from`:
+   * a destination counts the lines it got, and lines lost to damage are numbered (so that a
+   * checkpoint keeps pointing at the same line) but never read. Checkpoints taken inside a
+   * damaged segment use this, or a restart would send the lines after the damage again.
+   */
+  indexAfter(seq: number, from: number, count: number): number {
+    return positionAfter(this.gaps.get(seq), from, count)
   }
 
   /** Where the header record (read whole and checked before) ends. */
@@ -451,11 +503,33 @@ export class Spool {
       cp = parsed as Checkpoint
     }
     this.consumers.set(consumer, cp)
+    await this.reportMissing()
     // A number a consumer has passed is never given to a new segment, even if the segment
     // that had it is gone; nor one it has partly delivered (index > 0): a new segment with that
     // number would have its first `index` lines skipped.
     this.nextSeq = Math.max(this.nextSeq, cp.index > 0 ? cp.seq + 1 : cp.seq)
     return cp
+  }
+
+  /**
+   * Once every consumer has its checkpoint: the committed segments found missing at start that
+   * some consumer has not passed are damage, reported as such; its forwarder goes on with the
+   * next segment. Those every consumer had passed were delivered: only logged.
+   */
+  private async reportMissing(): Promise<void> {
+    if (this.missing.length === 0) return
+    for (const name of this.expected) if (!this.consumers.has(name)) return
+    let min = Infinity
+    for (const c of this.consumers.values()) min = Math.min(min, c.seq)
+    const missing = this.missing
+    this.missing = []
+    for (const r of missing) {
+      if (r.to < min) {
+        this.opts.log.info({ from: r.from, to: r.to }, 'Spool segments every destination had delivered are gone before their clean-up.')
+        continue
+      }
+      await this.damage.noteMissing(r.from, r.to)
+    }
   }
 
   async saveCheckpoint(consumer: string, cp: Checkpoint): Promise<void> {
@@ -515,6 +589,7 @@ export class Spool {
     for (const s of done) {
       await this.fs.rm(s.path, { force: true })
       this.segs.removeFirst()
+      this.gaps.delete(s.seq)
     }
     this.updateWatermark()
   }

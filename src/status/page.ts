@@ -55,7 +55,7 @@ export interface StatusView {
     readonly refusal: string | null
     readonly freeBytes: number | null
     /** Damaged segments found since the start (src/spool/damage.ts): their bytes are in spool/damaged/. */
-    readonly damaged: ReadonlyArray<{ readonly segment: string, readonly ranges: ReadonlyArray<{ readonly fromByte: number, readonly toByte: number }>, readonly linesLost: number | null, readonly committedLines: number, readonly keptAs: string }>
+    readonly damaged: ReadonlyArray<{ readonly segment: string, readonly ranges: ReadonlyArray<{ readonly fromByte: number, readonly toByte: number }>, readonly linesLost: number | null, readonly committedLines: number | null, readonly keptAs: string | null }>
   }
 }
 
@@ -170,9 +170,9 @@ ${s.damaged.length === 0
 <thead><tr><th scope="col">Segment</th><th scope="col">Bytes not readable</th><th scope="col">Lines lost</th><th scope="col">Kept as</th></tr></thead>
 <tbody>${s.damaged.map((d) => html`<tr>
 <th scope="row"><code>${d.segment}</code></th>
-<td>${d.ranges.map((r, i) => html`${i > 0 ? ', ' : ''}${num(r.fromByte)}–${num(r.toByte)}`)}</td>
-<td>${d.linesLost === null ? html`<span class="muted">unknown</span>` : html`${num(d.linesLost)} of ${num(d.committedLines)}`}</td>
-<td><code>${d.keptAs}</code></td>
+<td>${d.keptAs === null ? html`the whole file is missing` : d.ranges.map((r, i) => html`${i > 0 ? ', ' : ''}${num(r.fromByte)}–${num(r.toByte)}`)}</td>
+<td>${d.linesLost === null || d.committedLines === null ? html`<span class="muted">unknown</span>` : html`${num(d.linesLost)} of ${num(d.committedLines)}`}</td>
+<td>${d.keptAs === null ? html`<span class="muted">nothing to keep</span>` : html`<code>${d.keptAs}</code>`}</td>
 </tr>`)}</tbody>
 </table>`}
 </section>`

@@ -30,7 +30,7 @@ async function spoolWithSegment(): Promise<{ dir: string, path: string, blockSta
   }
   await batch.seal()
   await batch.commit('seg')
-  const [name] = await readdir(join(dir, 'segments'))
+  const [name] = (await readdir(join(dir, 'segments'))).filter((n) => n.endsWith('.seg'))
   const path = join(dir, 'segments', name!)
   // Record 0 is the header; each block a record: u32le length | u32le crc | payload.
   const file = await readFile(path)
