@@ -6,7 +6,11 @@
 //   <from>-<to>.hole           numbers given out that hold no segment on purpose.
 // Numbers are 12 digits. An empty file's name needs no fsync of its own: a name created or
 // renamed in segments/ is durable with the fsync of that directory, which each group commit does
-// anyway. So the record costs no fsync per batch (issue 20 item 5 wants fewer, not more).
+// anyway. So the record costs no fsync per batch (issue 20 item 5 wants fewer, not more). Why not
+// a file, or the checkpoints: a file's content needs an fsync of its own per group commit, and a
+// number folded into the checkpoints (written later, and less often) would lag the commits, so
+// the segments committed since the last checkpoint write, the end of the sequence, could go
+// missing unseen.
 //
 // Invariants
 // - Sequence numbers are dense: a group commit takes the next numbers, and a failed one gives

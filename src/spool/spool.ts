@@ -20,8 +20,11 @@
 //   no segment (and a copy a crash brings back is dropped at start), so a batch answered with an
 //   error is stored at most once, whether or not it is sent again.
 // - State files that exist but cannot be read stop the start; damaged bytes are never deleted.
+// - Segment numbers are dense and the highest committed is durable with each group commit
+//   (commit-record.ts): a committed segment that is gone at start is reported, never skipped silently.
 //
 // Layout under DATA_DIR/spool: staging/, segments/<seq>.<dataset>.<lines>.b<bytes>.<digest>.seg,
+// segments/committed.<since>-<high> and <from>-<to>.hole (commit-record.ts),
 // checkpoints/<consumer>.json, resend/, damaged/.
 import { join } from 'node:path'
 import type { Logger } from 'pino'
