@@ -15,6 +15,7 @@ import { ConfigInvalid, DataDirInUse } from './errors.js'
 import { ChallengeLog, TokenSet, challengesPlugin, checkToken, presentedToken, destinationConf, ensureTokens, hecPlugin, intakePlugin } from './intake/index.js'
 import { LineBudget, ParsePool, loadDatasets, schemaSnapshot, type Dataset } from './pipeline/index.js'
 import { Spool, UNRECOGNISED_DATASET } from './spool/index.js'
+import { countingFs, realFs } from './spool/fs.js'
 import { RotatingFiles } from './sinks/index.js'
 import { Stats, cached, healthPlugin, metricsPlugin, type Readiness } from './observability/index.js'
 import { schemasDir, version } from './paths.js'
@@ -105,10 +106,14 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   const routesOfTenants = tenantRoutes(config.tenants, config.tenantTokens.length > 0 ? sinkNames : [], routable)
   const tls = config.tlsCertFile ? await readTls(config) : null
   const stats = new Stats(datasets.keys(), config.driftFieldsMax, config.driftFieldNameMaxChars)
+  // Every fsync of the spool counted (lpr_spool_fsyncs_total).
+  const spoolFs = countingFs(realFs)
   const spool = new Spool({
     dir: join(dataDir, 'spool'),
     highWatermarkBytes: config.spoolHighWatermarkBytes,
     lowWatermarkBytes: config.spoolLowWatermarkBytes,
+    checkpointIntervalMs: config.spoolCheckpointIntervalMs,
+    fs: spoolFs.fs,
     minFreeBytes: config.spoolMinFreeBytes,
     dedupeSeconds: config.dedupeWindowSeconds,
     dedupeMaxEntries: config.dedupeMaxEntries,
@@ -178,7 +183,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
         stats,
         version,
         authorize: (headers) => { if (metricsTokens) checkToken(metricsTokens, headers, '') },
-        spool: () => ({ bytes: spool.bytes(), accepting: spool.refusal() === null, highWatermarkBytes: config.spoolHighWatermarkBytes, damagedSegments: spool.damaged().length }),
+        spool: () => ({ bytes: spool.bytes(), accepting: spool.refusal() === null, highWatermarkBytes: config.spoolHighWatermarkBytes, damagedSegments: spool.damaged().length, fsyncs: spoolFs.syncs() }),
         sinks: () => new Map(destinations.forwarders.map((f) => {
           const st = f.status() as { pendingLines: number, pendingBytes: number, oldestPendingAgeSeconds: number, stopped?: { code: string } | null }
           return [f.name, { pendingLines: st.pendingLines, pendingBytes: st.pendingBytes, oldestPendingAgeSeconds: st.oldestPendingAgeSeconds, failing: f.failing, stopped: st.stopped?.code ?? null, setUp: f.ready }]

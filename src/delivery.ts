@@ -112,6 +112,16 @@ export interface Sink {
    * first delivery wrote before a crash is kept, and the spool delivers that batch again.
    */
   startState?(): unknown
+  /**
+   * True when a replay from an older checkpoint than the last delivered batch gives this
+   * destination no duplicate (the files cut back to the checkpointed size; Elasticsearch and
+   * OpenSearch know a line by its _id): its checkpoints may then be written in groups, lagging
+   * by up to SPOOL_CHECKPOINT_INTERVAL_MS (src/spool/checkpoints.ts). Absent: each is written
+   * before the next batch.
+   */
+  readonly replaysWithoutDuplicates?: boolean
+  /** Called with the state of each checkpoint once it is durable (the files compress what it no longer names). */
+  checkpointed?(state: unknown): void
   /** Whatever operators should see about this destination in /health. */
   health?(): Record<string, unknown>
   close(): Promise<void>

@@ -195,6 +195,14 @@ export const settings = {
     minimum: 0,
     description: 'Once refusing, batches are accepted again when the spool drains below this, bytes'
   },
+  spoolCheckpointIntervalMs: {
+    env: 'SPOOL_CHECKPOINT_INTERVAL_MS',
+    type: 'integer',
+    default: 1000,
+    minimum: 0,
+    maximum: 60_000,
+    description: 'Longest a destination that takes a replay without duplicates (files, Elasticsearch, OpenSearch) waits for its checkpoint to be written, with others in one group; a crash replays at most this much to it, ms (0: each written at once)'
+  },
   spoolMinFreeBytes: {
     env: 'SPOOL_MIN_FREE_BYTES',
     type: 'integer',

@@ -62,7 +62,7 @@ export interface MetricsOptions {
   readonly version: string
   /** Throws a coded 401 when the scrape is not authorised (METRICS_TOKEN); app.ts supplies it. */
   readonly authorize: (headers: Record<string, string | string[] | undefined>) => void
-  readonly spool: () => { bytes: number, accepting: boolean, highWatermarkBytes: number, damagedSegments?: number }
+  readonly spool: () => { bytes: number, accepting: boolean, highWatermarkBytes: number, damagedSegments?: number, fsyncs?: number }
   readonly sinks: () => ReadonlyMap<string, SinkGauges>
   /** Bucket sources by name (empty or absent without any). */
   readonly sources?: () => ReadonlyMap<string, SourceGauges>
@@ -146,6 +146,7 @@ export function createRegistry(opts: Omit<MetricsOptions, 'authorize'>): Registr
   gauge(registry, 'lpr_spool_bytes', 'Bytes of accepted batches not yet delivered everywhere.', [], () => [[{}, opts.spool().bytes]])
   gauge(registry, 'lpr_spool_high_watermark_bytes', 'SPOOL_HIGH_WATERMARK_BYTES: above it new batches are refused (for alerts on lpr_spool_bytes).', [], () => [[{}, opts.spool().highWatermarkBytes]])
   gauge(registry, 'lpr_spool_accepting', '1 while new batches are accepted, 0 while refused (watermark, disk).', [], () => [[{}, opts.spool().accepting ? 1 : 0]])
+  counter(registry, 'lpr_spool_fsyncs_total', 'fsyncs the spool made (segments, their directory, checkpoints, re-send records): per accepted batch, what durability costs the disk.', [], function * () { yield [{}, opts.spool().fsyncs ?? 0] })
   gauge(registry, 'lpr_spool_damaged_segments', 'Spool segments found damaged since the start (bytes kept in spool/damaged/, lines in the damage lost).', [], () => [[{}, opts.spool().damagedSegments ?? 0]])
   for (const [metric, help, key] of [
     ['lpr_sink_pending_lines', 'Lines spooled but not yet delivered to the destination.', 'pendingLines'],

@@ -120,6 +120,8 @@ export class Forwarder {
       await this.running
     } finally {
       clearTimeout(timer)
+      // What was delivered is checkpointed before the stop: a clean stop replays nothing.
+      await this.opts.spool.flushCheckpoints().catch((err: unknown) => this.opts.log.error({ sink: this.name, err: { message: (err as Error).message } }, 'Could not write the checkpoints at stop; the next start delivers again from the last one written.'))
       // A set-up given up on by the abort may still be under way (it got the signal too): closing
       // the sink under it would leave what it opens after (a rotation timer) open.
       await this.initializing
@@ -172,7 +174,7 @@ export class Forwarder {
       if (this.opts.accepts && !this.opts.accepts(seg.dataset)) {
         // Not this destination's dataset: passed without a checkpoint write (Spool.skipTo).
         this.checkpoint = { seq: seg.seq + 1, index: 0, state: this.checkpoint.state }
-        await spool.skipTo(this.name, this.checkpoint)
+        spool.skipTo(this.name, this.checkpoint)
         continue
       }
       const from = seg.seq === this.checkpoint.seq ? this.checkpoint.index : 0
@@ -205,7 +207,7 @@ export class Forwarder {
           if (rejected.length > 0) await this.opts.deadLetter(rejected)
           rejectedEarly += rejected.length
           // `lines` counts what the sink read; inside a damaged segment the lost lines' numbers are skipped too.
-          await this.save({ seq: seg.seq, index: spool.indexAfter(seg.seq, from, lines - from), state: this.checkpoint.state })
+          await this.advance({ seq: seg.seq, index: spool.indexAfter(seg.seq, from, lines - from), state: this.checkpoint.state })
         }, this.abort.signal)
       } catch (err) {
         if (this.abort.signal.aborted) break
@@ -220,7 +222,7 @@ export class Forwarder {
       // destination that cannot dedupe (the files, Splunk) would get the batch twice.
       const delivered = { ...result, rejected: [...result.rejected, ...shaped?.failed(Infinity) ?? []] }
       if (!await this.persist(async () => { if (delivered.rejected.length > 0) await this.opts.deadLetter(delivered.rejected) })) break
-      if (!await this.persist(() => this.save({ seq: seg.seq + 1, index: 0, state: delivered.state ?? this.checkpoint.state }))) break
+      if (!await this.persist(() => this.advance({ seq: seg.seq + 1, index: 0, state: delivered.state ?? this.checkpoint.state }))) break
       this.delivered += delivered.delivered
       shaped?.delivered()
       this.opts.onDelivered?.(seg.dataset, { delivered: delivered.delivered, duplicates: delivered.duplicates, rejected: rejectedEarly + delivered.rejected.length }, (performance.now() - started) / 1000)
@@ -248,6 +250,17 @@ export class Forwarder {
 
   private async save(cp: Checkpoint): Promise<void> {
     await this.opts.spool.saveCheckpoint(this.name, cp)
+    this.checkpoint = cp
+    this.opts.sink.checkpointed?.(cp.state)
+  }
+
+  /**
+   * Moves the checkpoint after delivered lines: written in a group, lagging a little, where the
+   * destination takes a replay without duplicates; written before the next batch otherwise.
+   */
+  private async advance(cp: Checkpoint): Promise<void> {
+    if (!this.opts.sink.replaysWithoutDuplicates) return await this.save(cp)
+    this.opts.spool.deferCheckpoint(this.name, cp, () => this.opts.sink.checkpointed?.(cp.state))
     this.checkpoint = cp
   }
 }

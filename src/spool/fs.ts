@@ -32,3 +32,26 @@ export async function fsyncDir(fs: SpoolFs, dir: string): Promise<void> {
   const d = await fs.open(dir, 'r')
   try { await d.sync() } finally { await d.close() }
 }
+
+/**
+ * `fs` with every fsync (of a file or a directory) counted: lpr_spool_fsyncs_total, and what the
+ * bench divides by the batches accepted.
+ */
+export function countingFs(fs: SpoolFs): { readonly fs: SpoolFs, syncs(): number } {
+  let syncs = 0
+  const counted: SpoolFs = {
+    ...fs,
+    open: async (path, flags, mode) => {
+      const fh = await fs.open(path, flags, mode)
+      return {
+        write: (b, o, l) => fh.write(b, o, l),
+        read: (b, o, l, p) => fh.read(b, o, l, p),
+        writeFile: (d) => fh.writeFile(d),
+        sync: () => { syncs++; return fh.sync() },
+        truncate: (len) => fh.truncate(len),
+        close: () => fh.close()
+      }
+    }
+  }
+  return { fs: counted, syncs: () => syncs }
+}

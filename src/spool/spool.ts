@@ -28,11 +28,11 @@
 // checkpoints/<consumer>.json, resend/, damaged/.
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import { SpoolDiskUnknown, SpoolStateUnreadable } from '../errors.js'
-import { StagedFile, ndjson } from './staged-file.js'
-import { blockHeader, RECORD_HEADER_BYTES, encodeBlocks, frameRecord, readBlocks, readSegmentHeader, SEGMENT_VERSION, TornSegment, type SegmentHeader } from './format.js'
+import { SpoolDiskUnknown } from '../errors.js'
+import { StagedFile } from './staged-file.js'
+import { SpoolBatch } from './batch.js'
+import { RECORD_HEADER_BYTES, encodeBlocks, frameRecord, readBlocks, readSegmentHeader, SEGMENT_VERSION, TornSegment, type SegmentHeader } from './format.js'
 import { linesOf, type DeliveryBatch, type LineBlock } from '../delivery.js'
-import type { DeadLetter } from './dead-letter.js'
 import { fsyncDir, realFs, type SpoolFs } from './fs.js'
 import { ResendIndex } from './resend-index.js'
 import { DiskGuard, errorCode } from './disk-guard.js'
@@ -40,6 +40,7 @@ import { DamageKeeper, type DamagedSegment } from './damage.js'
 import { SegmentIndex } from './segment-index.js'
 import { intactBlocks, lostLines, positionAfter, scanSegment, type LostLines } from './resync.js'
 import { CommitRecord, type MissingRange } from './commit-record.js'
+import { CheckpointStore, DEFAULT_CHECKPOINT_INTERVAL_MS, type Checkpoint } from './checkpoints.js'
 
 export const DEFAULT_DEDUPE_MAX_ENTRIES = 6_000_000
 
@@ -54,6 +55,8 @@ export interface SpoolOptions {
   readonly log: Logger
   /** The file system; node:fs/promises unless a test injects faults. */
   readonly fs?: SpoolFs
+  /** Longest a deferred checkpoint waits to be written with others, ms (SPOOL_CHECKPOINT_INTERVAL_MS). */
+  readonly checkpointIntervalMs?: number
 }
 
 export interface Segment {
@@ -67,12 +70,9 @@ export interface Segment {
 }
 
 export type { DamagedSegment } from './damage.js'
+export { SpoolBatch } from './batch.js'
 
-export interface Checkpoint {
-  readonly seq: number
-  readonly index: number
-  readonly state?: unknown
-}
+export type { Checkpoint } from './checkpoints.js'
 
 // <seq>.<dataset>.<lines>.b<bytes>.<digest>.seg: the committed line count and length are in the
 // name, durable with the rename, so that a segment found shorter (or empty) is known as damage.
@@ -126,6 +126,7 @@ export class Spool {
   // Which numbers were committed (commit-record.ts), and those found missing at start.
   private readonly record: CommitRecord
   private missing: MissingRange[] = []
+  private readonly checkpoints: CheckpointStore
 
   constructor (readonly opts: SpoolOptions) {
     this.fs = opts.fs ?? realFs
@@ -134,6 +135,10 @@ export class Spool {
     this.checkpointsDir = join(opts.dir, 'checkpoints')
     this.damage = new DamageKeeper(join(opts.dir, 'damaged'), this.fs, opts.log)
     this.record = new CommitRecord(this.segmentsDir, this.fs)
+    this.checkpoints = new CheckpointStore(this.checkpointsDir, this.fs, opts.log, opts.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS,
+      // Deleting delivered segments is housekeeping: its failure must not look like a failed save.
+      () => { this.collect().catch((err: unknown) => this.opts.log.error({ err }, 'Could not delete delivered spool segments; will try again.')) },
+      (err) => this.noteWriteError(err))
     this.disk = new DiskGuard(opts.dir, opts.minFreeBytes, this.fs, opts.log)
     this.resend = new ResendIndex({ dir: opts.dir, windowSeconds: opts.dedupeSeconds, maxEntries: opts.dedupeMaxEntries ?? DEFAULT_DEDUPE_MAX_ENTRIES, fs: this.fs, log: opts.log })
   }
@@ -487,24 +492,7 @@ export class Spool {
   private expected = new Set<string>()
 
   async loadCheckpoint(consumer: string): Promise<Checkpoint> {
-    const path = join(this.checkpointsDir, `${consumer}.json`)
-    let cp: Checkpoint = { seq: 0, index: 0 }
-    let text: string | null = null
-    try {
-      text = await this.fs.readFile(path, 'utf8')
-    } catch (err) {
-      // Absent: a destination that never delivered anything starts at the beginning. Unreadable:
-      // "start from 0" would deliver everything spooled again, so the start is refused instead.
-      if (errorCode(err) !== 'ENOENT') throw new SpoolStateUnreadable(path, errorCode(err) ?? 'error', (err as Error).message)
-    }
-    if (text !== null) {
-      let parsed: Partial<Checkpoint> | null = null
-      try { parsed = JSON.parse(text) as Partial<Checkpoint> } catch {}
-      if (!parsed || !Number.isSafeInteger(parsed.seq) || !Number.isSafeInteger(parsed.index) || parsed.seq! < 0 || parsed.index! < 0) {
-        throw new SpoolStateUnreadable(path, 'not a checkpoint', `${JSON.stringify(text.slice(0, 80))}; delete it to make "${consumer}" deliver every spooled batch again`)
-      }
-      cp = parsed as Checkpoint
-    }
+    const cp = await this.checkpoints.load(consumer)
     this.consumers.set(consumer, cp)
     await this.reportMissing()
     // A number a consumer has passed is never given to a new segment, even if the segment
@@ -535,21 +523,35 @@ export class Spool {
     }
   }
 
+  /** Writes a consumer's checkpoint; durable when this resolves (checkpoints.ts). */
   async saveCheckpoint(consumer: string, cp: Checkpoint): Promise<void> {
-    await writeAtomic(join(this.checkpointsDir, `${consumer}.json`), JSON.stringify(cp), this.fs)
     this.consumers.set(consumer, cp)
-    // Deleting delivered segments is housekeeping: its failure must not look like a failed save.
+    await this.checkpoints.save(consumer, cp)
     await this.collect().catch((err: unknown) => this.opts.log.error({ err }, 'Could not delete delivered spool segments; will try again.'))
   }
 
   /**
-   * A consumer passed segments of datasets it does not take: noted in memory only, no checkpoint
-   * written (two fsyncs per skipped segment before). Safe without a durable record: after a crash
-   * the consumer skips them again, and a segment deleted meanwhile (every other consumer past
-   * it) was never anything it had to deliver. Its next durable save carries the position.
+   * A consumer's new position, written within SPOOL_CHECKPOINT_INTERVAL_MS with the others
+   * (checkpoints.ts says for which destinations that is safe); `onDurable` once it is written.
    */
-  async skipTo(consumer: string, cp: Checkpoint): Promise<void> {
+  deferCheckpoint(consumer: string, cp: Checkpoint, onDurable?: () => void): void {
     this.consumers.set(consumer, cp)
+    this.checkpoints.defer(consumer, cp, onDurable)
+  }
+
+  /**
+   * A consumer passed segments of datasets it does not take: no write of its own (two fsyncs per
+   * skipped segment before); the position goes out with the next group of checkpoints, so that
+   * clean-up, which waits for durable checkpoints, gets past them. After a crash the consumer
+   * skips them again.
+   */
+  skipTo(consumer: string, cp: Checkpoint): void {
+    this.deferCheckpoint(consumer, cp)
+  }
+
+  /** Writes every checkpoint still pending (a stop). */
+  async flushCheckpoints(): Promise<void> {
+    await this.checkpoints.flush()
     await this.collect().catch((err: unknown) => this.opts.log.error({ err }, 'Could not delete delivered spool segments; will try again.'))
   }
 
@@ -584,8 +586,9 @@ export class Spool {
   private async collectOnce(): Promise<void> {
     if (this.consumers.size === 0) return
     for (const name of this.expected) if (!this.consumers.has(name)) return
+    // Durable checkpoints only: a replay after a crash starts there and needs what follows.
     let min = Infinity
-    for (const c of this.consumers.values()) min = Math.min(min, c.seq)
+    for (const name of this.consumers.keys()) min = Math.min(min, this.checkpoints.durable(name)?.seq ?? 0)
     const done = this.segs.before(min)
     if (done.length === 0) return
     await this.resend.record(done)
@@ -597,87 +600,3 @@ export class Spool {
     this.updateWatermark()
   }
 }
-
-/** A request's batch on its way into the spool: valid lines framed into a staging segment. */
-export class SpoolBatch {
-  private deadLetters: StagedFile | null = null
-
-  constructor (
-    private readonly spool: Spool,
-    readonly dataset: string,
-    readonly requestId: string,
-    readonly path: string,
-    private readonly events: StagedFile,
-    /** The tenant the sender's token named: kept with each dead letter, so a replay keeps it the tenant's. */
-    readonly tenant?: string
-  ) {}
-
-  get lines(): number { return this.events.lines }
-  get bytes(): number { return this.events.bytes }
-
-  private noted<T>(p: Promise<T>): Promise<T> {
-    return p.catch((err: unknown) => { this.spool.noteWriteError(err); throw err })
-  }
-
-  writeEvent(line: string): boolean {
-    return this.events.writeLine(line)
-  }
-
-  /**
-   * `count` lines, each followed by '\n' (format.ts), as one block; `crc` is blockCrc(count, lines),
-   * computed where the lines were checked. False: await drain() before more.
-   */
-  writeBlock(lines: Buffer, count: number, crc: number): boolean {
-    this.events.writeRaw(blockHeader(count, lines, crc), 0)
-    return this.events.writeRaw(lines, count)
-  }
-
-  drain(): Promise<void> {
-    return this.noted(this.events.drain())
-  }
-
-  async writeDeadLetter(record: DeadLetter): Promise<void> {
-    this.deadLetters ??= await this.noted(StagedFile.create(`${this.path}.dead-letter`, ndjson, this.spool.fs))
-    if (!this.deadLetters.writeLine(JSON.stringify(this.tenant === undefined ? record : { ...record, tenant: this.tenant }))) await this.noted(this.deadLetters.drain())
-  }
-
-  /** fsyncs the staged files; returns the dead letters' file, if any, for the caller to store. */
-  async seal(): Promise<{ deadLetterPath: string | null, deadLetters: number }> {
-    await this.noted(this.events.seal())
-    if (this.deadLetters) await this.noted(this.deadLetters.seal())
-    return { deadLetterPath: this.deadLetters?.path ?? null, deadLetters: this.deadLetters?.lines ?? 0 }
-  }
-
-  commit(digest: string): Promise<CommitOutcome> {
-    return this.spool.commit(this, digest)
-  }
-
-  /**
-   * Removes the staged files. Never throws: it runs on the way out of a failure (a disk turned
-   * read-only or failing with EIO), where its own errno, path and all, would replace the coded
-   * answer; a staging file left behind means nothing and is removed at the next start.
-   */
-  async discard(): Promise<void> {
-    await this.discardFiles([this.events, this.deadLetters])
-  }
-
-  /** The events' staging file only (a batch without lines): its dead letters are still to be stored. */
-  async discardEvents(): Promise<void> {
-    await this.discardFiles([this.events])
-  }
-
-  private async discardFiles(files: ReadonlyArray<StagedFile | null>): Promise<void> {
-    for (const f of files) {
-      if (!f) continue
-      await f.discard().catch((err: unknown) => {
-        this.spool.noteWriteError(err)
-        this.spool.opts.log.warn({ err, path: f.path }, 'Could not remove a staging file; it is removed at the next start.')
-      })
-    }
-  }
-
-  async releaseDeadLetters(): Promise<void> {
-    if (this.deadLetters) await this.spool.fs.rm(this.deadLetters.path, { force: true })
-  }
-}
-

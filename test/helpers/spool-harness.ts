@@ -11,6 +11,8 @@ export const SPOOL_DIR = '/data/spool'
 
 export class MemoryDestination implements Sink {
   readonly name = 'memory'
+  // Cuts back to its checkpointed count, as the files do: its checkpoints are written in groups.
+  readonly replaysWithoutDuplicates = true
   readonly delivered: string[] = []
 
   /** Lines past the checkpointed count were delivered by a batch whose checkpoint was lost: the spool sends them again. */
@@ -61,6 +63,8 @@ export interface ServiceOptions {
   readonly minFreeBytes?: number
   readonly dedupeSeconds?: number
   readonly highWatermarkBytes?: number
+  /** SPOOL_CHECKPOINT_INTERVAL_MS; 0 here, so that a walk's short load reaches the grouped writes and the clean-up. */
+  readonly checkpointIntervalMs?: number
 }
 
 /** Starts the spool and one forwarder on `fs`, as buildApp does. */
@@ -72,6 +76,7 @@ export async function startService(fs: FaultFs, destination: MemoryDestination, 
     lowWatermarkBytes: 0,
     minFreeBytes: o.minFreeBytes ?? 0,
     dedupeSeconds: o.dedupeSeconds ?? 3600,
+    checkpointIntervalMs: o.checkpointIntervalMs ?? 0,
     log,
     fs
   })

@@ -60,6 +60,7 @@ const GOLDEN = `
 # TYPE lpr_spool_bytes gauge
 # TYPE lpr_spool_high_watermark_bytes gauge
 # TYPE lpr_spool_accepting gauge
+# TYPE lpr_spool_fsyncs_total counter
 # TYPE lpr_spool_damaged_segments gauge
 # TYPE lpr_sink_pending_lines gauge
 # TYPE lpr_sink_pending_bytes gauge

@@ -171,7 +171,7 @@ test('a spool above its high watermark at start refuses from the first batch', a
   assert.match(again.refusal() ?? 'accepting', /SPOOL_HIGH_WATERMARK_BYTES/)
 })
 
-test('a destination that does not take a dataset writes no checkpoint for the segments it skips, and they are still deleted', async () => {
+test('a destination that does not take a dataset writes no checkpoint per segment it skips, and they are still deleted', async () => {
   // The bug this pins: a destination routed away from a dataset wrote a checkpoint (two fsyncs)
   // for every segment of it that it skipped, as many as the batches themselves cost.
   const fs = new FaultFs()
@@ -196,7 +196,9 @@ test('a destination that does not take a dataset writes no checkpoint for the se
   fs.hook = null
   assert.equal(taker.delivered.length, 10)
   assert.equal(skipper.delivered.length, 0)
-  assert.deepEqual(skipperWrites, [], 'no checkpoint written for skipped segments')
+  // Its position goes out with the group of checkpoints (SPOOL_CHECKPOINT_INTERVAL_MS) and at the
+  // stop, never once per skipped segment: clean-up waits for durable checkpoints.
+  assert.ok(skipperWrites.filter((op) => op === 'sync').length <= 2, `checkpoint writes for 10 skipped segments: ${skipperWrites.join()}`)
   assert.equal(spool.bytes(), 0, 'segments the skipper passed and the taker delivered are deleted')
 })
 

@@ -6,6 +6,7 @@ import type { DeliveryBatch, DeliveryResult, Sink } from '../sink.js'
  */
 export class DiscardSink implements Sink {
   readonly name = 'discard'
+  readonly replaysWithoutDuplicates = true
 
   async init(): Promise<void> {}
 

@@ -52,6 +52,8 @@ export interface ElasticsearchSinkOptions {
 
 export class ElasticsearchSink implements Sink {
   readonly name = 'elasticsearch'
+  /** Every line has a deterministic _id: a replay from an older checkpoint writes nothing twice. */
+  readonly replaysWithoutDuplicates = true
   readonly client: Client
   private templates: Promise<void> | null = null
   private readonly builders = new Map<string, EcsBuilder>()

@@ -8,7 +8,7 @@
 // checkpoints its state before the first delivery (startState), so this holds for the very
 // first batch too.
 import { mkdir, open, readdir, rm, stat, truncate, type FileHandle } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import type { Logger } from 'pino'
 import type { DeliveryBatch, DeliveryResult, Sink } from '../sink.js'
 import { gzipFile } from './gzip.js'
@@ -44,6 +44,8 @@ export class FileSink implements Sink {
   private state: FileState = { next: 1, files: {} }
   private readonly active = new Map<string, Active>()
   private readonly compressions = new Set<Promise<void>>()
+  // Rotated files not yet compressed: a recovery from the durable checkpoint may still cut one back.
+  private readonly rotated = new Set<string>()
   private lock: Promise<unknown> = Promise.resolve()
   private timer: NodeJS.Timeout | null = null
 
@@ -141,6 +143,26 @@ export class FileSink implements Sink {
     })
   }
 
+  /**
+   * Checkpoints may be written a little after the delivery (src/spool/checkpoints.ts): the spool
+   * may replay from one whose state still names a rotated file, which recovery then cuts back.
+   * So a rotated file is compressed only once a durable checkpoint is past it: created before
+   * that state (its number below `next`) and no longer any dataset's current file.
+   */
+  readonly replaysWithoutDuplicates = true
+
+  checkpointed(state: unknown): void {
+    const s = state as FileState | undefined
+    if (!s) return
+    const current = new Set(Object.values(s.files).map((f) => f.path))
+    for (const path of this.rotated) {
+      const n = Number(NAME.exec(basename(path))?.[1] ?? Infinity)
+      if (n >= s.next || current.has(path)) continue
+      this.rotated.delete(path)
+      this.compress(path)
+    }
+  }
+
   health(): Record<string, unknown> {
     return { dir: this.opts.dir, activeFiles: Object.fromEntries([...this.active].map(([d, f]) => [d, { path: f.path, bytes: f.size }])) }
   }
@@ -193,7 +215,8 @@ export class FileSink implements Sink {
   private async rotate(dataset: string, file: Active): Promise<void> {
     this.active.delete(dataset)
     await file.fh.close()
-    if (this.opts.gzipRotated && file.size > 0) this.compress(file.path)
+    // Compressed once a durable checkpoint no longer needs to cut it back (checkpointed()).
+    if (this.opts.gzipRotated && file.size > 0) this.rotated.add(file.path)
   }
 
   private async rotateAged(): Promise<void> {

@@ -52,6 +52,8 @@ export interface OpenSearchSinkOptions {
 
 export class OpenSearchSink implements Sink {
   readonly name = 'opensearch'
+  /** Every line has a deterministic _id: a replay from an older checkpoint writes nothing twice. */
+  readonly replaysWithoutDuplicates = true
   readonly client: Client
   private readonly serverless: boolean
   private templates: Promise<void> | null = null

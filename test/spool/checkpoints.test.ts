@@ -1,0 +1,105 @@
+// Checkpoints written in groups (issue 20 item 5, src/spool/checkpoints.ts): a destination that
+// takes a replay without duplicates lets its checkpoint lag by SPOOL_CHECKPOINT_INTERVAL_MS, so
+// that many delivered segments cost one write; a crash then replays what the lag held, exactly
+// once where the destination cuts back, and never loses a line: clean-up waits for durable
+// checkpoints. A destination that cannot dedupe still has each checkpoint written before the
+// next batch.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Forwarder, Spool } from '../../src/spool/index.js'
+import { createLogger } from '../../src/observability/index.js'
+import type { DeliveryBatch, DeliveryResult, Sink } from '../../src/delivery.js'
+import { FaultFs, fsError } from '../helpers/fault-fs.js'
+import { bodies, MemoryDestination, send, SPOOL_DIR, type Body } from '../helpers/spool-harness.js'
+
+const log = createLogger('silent')
+
+async function start(fs: FaultFs, sink: Sink, checkpointIntervalMs: number): Promise<{ spool: Spool, forwarder: Forwarder }> {
+  const spool = new Spool({ dir: SPOOL_DIR, highWatermarkBytes: 1e12, lowWatermarkBytes: 1, minFreeBytes: 0, dedupeSeconds: 3600, log, fs, checkpointIntervalMs })
+  await spool.init()
+  const forwarder = new Forwarder({ spool, sink, log, deadLetter: async () => {}, retryMaxMs: 1 })
+  spool.expectConsumers([forwarder.name])
+  await forwarder.prepare()
+  forwarder.start()
+  return { spool, forwarder }
+}
+
+async function until(what: string, done: () => boolean): Promise<void> {
+  const end = Date.now() + 10_000
+  while (!done()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 1))
+  }
+}
+
+const checkpointSyncs = (fs: FaultFs, from: number): number => fs.log.slice(from).filter((c) => c.op === 'sync' && c.path.includes('/checkpoints/')).length
+
+test('many segments delivered within the interval cost one checkpoint write; a power cut before it replays them exactly once', async () => {
+  const fs = new FaultFs()
+  const destination = new MemoryDestination()
+  const { spool } = await start(fs, destination, 60_000)
+  const from = fs.log.length
+  const sent = bodies(6, 3, 'lag')
+  for (const b of sent) assert.equal(await send(spool, b), 'stored')
+  await until('delivery', () => destination.delivered.length === 18)
+  assert.equal(checkpointSyncs(fs, from), 0, 'no checkpoint written per delivered segment')
+  assert.equal(spool.bytes() > 0, true, 'nothing deleted before a durable checkpoint passed it')
+  // kill -9 / power cut: what was delivered is past the durable checkpoint.
+  const after = fs.crash()
+  const again = await start(after, destination, 60_000)
+  await until('the replay', () => destination.delivered.length === 18 && again.spool.backlog('memory').segments === 0)
+  for (const b of sent) assert.equal(destination.copies(b), 1, b.digest)
+  const flushFrom = after.log.length
+  await again.forwarder.stop(1000)
+  assert.equal(checkpointSyncs(after, flushFrom), 1, 'the stop writes the lagging checkpoint, once')
+  assert.equal(again.spool.bytes(), 0, 'and the delivered segments are then deleted')
+})
+
+test('a checkpoint group that fails to write is retried, and the segments it covers stay until one is durable', async () => {
+  const fs = new FaultFs()
+  const destination = new MemoryDestination()
+  const { spool, forwarder } = await start(fs, destination, 0)
+  let failing = true
+  fs.hook = (call) => { if (failing && call.op === 'sync' && call.path.includes('/checkpoints/')) throw fsError('EIO', call.op, call.path) }
+  const sent = bodies(3, 2, 'retry')
+  for (const b of sent) assert.equal(await send(spool, b), 'stored')
+  await until('delivery', () => destination.delivered.length === 6)
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  assert.ok(spool.bytes() > 0, 'segments kept while no checkpoint past them is durable')
+  failing = false
+  await until('the retried write and the clean-up', () => spool.bytes() === 0)
+  await forwarder.stop(1000)
+  const again = await start(fs.crash(), destination, 0)
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  await again.forwarder.stop(1000)
+  for (const b of sent) assert.equal(destination.copies(b), 1, b.digest)
+})
+
+/** A destination that cannot dedupe and does not cut back (Splunk HEC): what it got, it keeps. */
+class Keeping implements Sink {
+  readonly name = 'keeping'
+  readonly got: string[] = []
+  async init(): Promise<void> {}
+  async deliver(batch: DeliveryBatch): Promise<DeliveryResult> {
+    let n = 0
+    for await (const line of batch.lines()) { this.got.push(line); n++ }
+    return { delivered: n, duplicates: 0, rejected: [] }
+  }
+  copies(body: Body): number { return this.got.filter((l) => l === body.lines[0]).length }
+  async close(): Promise<void> {}
+}
+
+test('a destination that cannot dedupe has each checkpoint durable before the next batch: a power cut sends nothing twice', async () => {
+  const fs = new FaultFs()
+  const destination = new Keeping()
+  const { spool } = await start(fs, destination, 60_000)
+  const sent = bodies(4, 2, 'keep')
+  for (const b of sent) assert.equal(await send(spool, b), 'stored')
+  await until('delivery', () => destination.got.length === 8 && spool.backlog('keeping').segments === 0)
+  // The last batch's checkpoint is written before the forwarder looks for the next: let it land.
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const again = await start(fs.crash(), destination, 60_000)
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  await again.forwarder.stop(1000)
+  for (const b of sent) assert.equal(destination.copies(b), 1, b.digest)
+})
