@@ -33,6 +33,7 @@ import { makeBody, MB, type Body, type LineShape } from './bodies.js'
 import { printSummary, summariseFiles } from './profile-summary.js'
 import { runShapingBench, shapingTable } from './shaping.js'
 import { measureStartup, type StartupResult } from './resend-startup.js'
+import { countFsyncs } from './fsyncs.js'
 import { clkTck, cpuProfiles, cpuTicks, peakRssBytes, sendAll, startService, waitDelivered } from './service.js'
 
 const QUICK = process.env.BENCH_QUICK === '1'
@@ -67,6 +68,7 @@ const SENDERS = numbers('BENCH_SENDERS', QUICK ? [4] : [1, 4, 16])
 const DISCARD = (settings.sinks.pattern as string).includes('discard') ? 'discard' : 'null'
 const SINKS = list('BENCH_SINKS', ['file', DISCARD]).map((s) => (s === 'null' || s === 'discard' ? DISCARD : s))
 const BASELINE_REPEATS = 3
+const CHECKPOINT_SETTLE_MS = 1200
 const RESEND_ENTRIES = process.env.BENCH_RESEND_ENTRIES !== undefined
   ? list('BENCH_RESEND_ENTRIES', []).map(Number)
   : (QUICK ? [] : [5_000_000, 50_000_000])
@@ -117,6 +119,10 @@ export interface ScenarioResult {
   readonly serverCores: number
   /** The load generator's own CPU, which competes with the service for the same cores. */
   readonly benchCpuSeconds: number
+  /** The spool's fsyncs per accepted batch (lpr_spool_fsyncs_total); null for a build without the counter. */
+  readonly spoolFsyncsPerBatch?: number | null
+  /** The process's fsync + fdatasync system calls per accepted batch (perf; the destination's own too); null without perf. */
+  readonly fsyncsPerBatch?: number | null
   /** The service's .cpuprofile files with BENCH_CPU_PROF=1: the main thread and each worker thread. */
   readonly profiles?: readonly string[]
   /** The measured span on the machine's monotonic clock, µs: the profile's samples to summarise. */
@@ -144,6 +150,10 @@ async function runScenario(body: Body, warmup: Body, senders: number, sink: stri
     // measured batches, which were then the slowest of the scenario (its p99) by a third.
     const warm = await sendAll(service.url, warmup, WARMUP_BATCHES, WARMUP_BATCHES)
     await waitDelivered(service.url, sink, warm.accepted)
+    // Checkpoints may be written up to SPOOL_CHECKPOINT_INTERVAL_MS (1 s) after a delivery: the
+    // warm-up's land before the fsync window opens, the measured batches' before it closes.
+    await new Promise((resolve) => setTimeout(resolve, CHECKPOINT_SETTLE_MS))
+    const fsyncs = await countFsyncs(service.url, service.pid)
     const ticks0 = await cpuTicks(service.pid)
     const cpu0 = process.cpuUsage()
     const t0 = performance.now()
@@ -156,6 +166,8 @@ async function runScenario(body: Body, warmup: Body, senders: number, sink: stri
     const ticks1 = await cpuTicks(service.pid)
     const cpu = process.cpuUsage(cpu0)
     const peak = await peakRssBytes(service.pid)
+    await new Promise((resolve) => setTimeout(resolve, CHECKPOINT_SETTLE_MS))
+    const synced = await fsyncs.stop()
     const seconds = (t1 - t0) / 1000
     const lines = sent.accepted
     const serverCpu = (ticks1 - ticks0) / clkTck()
@@ -183,7 +195,9 @@ async function runScenario(body: Body, warmup: Body, senders: number, sink: stri
       serverCpuSeconds: round(serverCpu, 2),
       serverCpuSecondsPerMillionLines: round(serverCpu / (lines / 1e6), 2),
       serverCores: round(serverCpu / seconds, 2),
-      benchCpuSeconds: round((cpu.user + cpu.system) / 1e6, 2)
+      benchCpuSeconds: round((cpu.user + cpu.system) / 1e6, 2),
+      spoolFsyncsPerBatch: synced.spool === null ? null : round(synced.spool / requests, 2),
+      fsyncsPerBatch: synced.process === null ? null : round(synced.process / requests, 2)
     }
   } catch (err) {
     console.error(service.output())
@@ -326,7 +340,9 @@ function printReport(report: Report, file: string | null): void {
     'p99 ms': s.latencyMsP99,
     'peak RSS MB': s.peakRssMB,
     'CPU µs/line': s.serverCpuSecondsPerMillionLines,
-    'server cores': s.serverCores
+    'server cores': s.serverCores,
+    'fsyncs/batch': s.fsyncsPerBatch ?? '–',
+    'spool fsyncs/batch': s.spoolFsyncsPerBatch ?? '–'
   })))
   console.log('Targets (measured, not asserted):')
   console.table(report.targets.map((t) => ({ target: t.target, measured: t.measured, met: t.met === null ? '?' : t.met ? 'yes' : 'NO' })))
@@ -339,9 +355,10 @@ function comparison(report: Report, before: NonNullable<Report['before']>): stri
   const rows = [
     `Before (commit ${before.commit?.slice(0, 10) ?? before.checkout}) and after (commit ${report.commit?.slice(0, 10) ?? 'unknown'}), each scenario of the one run measured on both, before first:`,
     '',
-    '| dataset | B/line | batch | senders | sink | lines/s | x baseline | p99 ms | peak RSS MB | CPU µs/line |',
-    '|---|---:|---:|---:|---|---:|---:|---:|---:|---:|'
+    '| dataset | B/line | batch | senders | sink | lines/s | x baseline | p99 ms | peak RSS MB | CPU µs/line | fsyncs/batch (process) | spool fsyncs/batch |',
+    '|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|'
   ]
+  const fsyncs = (n: number | null | undefined): string => n === null || n === undefined ? '–' : String(n)
   const arrow = (a: number | string, b: number | string): string => `${a} → ${b}`
   for (const s of report.scenarios) {
     const b = before.scenarios.find((x) => x.dataset === s.dataset && (x.shape ?? 'full') === (s.shape ?? 'full') && x.batchMB === s.batchMB && x.senders === s.senders && x.sink === s.sink)
@@ -349,7 +366,8 @@ function comparison(report: Report, before: NonNullable<Report['before']>): stri
     const senders = s.inFlight < s.senders ? `${s.senders} (${s.inFlight} in flight)` : String(s.senders)
     rows.push(`| ${label(s.dataset, s.shape)} | ${s.avgLineBytes ?? ''} | ${s.batchMB} MB | ${senders} | ${s.sink} | ` +
       `${arrow(b.linesPerSec.toLocaleString('en-US'), s.linesPerSec.toLocaleString('en-US'))} | ${arrow(b.vsBaseline, s.vsBaseline)} | ` +
-      `${arrow(b.latencyMsP99, s.latencyMsP99)} | ${arrow(b.peakRssMB, s.peakRssMB)} | ${arrow(b.serverCpuSecondsPerMillionLines, s.serverCpuSecondsPerMillionLines)} |`)
+      `${arrow(b.latencyMsP99, s.latencyMsP99)} | ${arrow(b.peakRssMB, s.peakRssMB)} | ${arrow(b.serverCpuSecondsPerMillionLines, s.serverCpuSecondsPerMillionLines)} | ` +
+      `${arrow(fsyncs(b.fsyncsPerBatch), fsyncs(s.fsyncsPerBatch))} | ${arrow(fsyncs(b.spoolFsyncsPerBatch), fsyncs(s.spoolFsyncsPerBatch))} |`)
   }
   return rows
 }
@@ -417,14 +435,14 @@ async function main(): Promise<void> {
           if (BEFORE) {
             const b = await runScenario(body, warmup, senders, sink, baseline, BEFORE)
             before.push(b)
-            console.log(`  before: ${b.linesPerSec} lines/s, ${b.vsBaseline}x baseline, p99 ${b.latencyMsP99} ms, peak RSS ${b.peakRssMB} MB, ${b.serverCpuSecondsPerMillionLines} CPU µs/line`)
+            console.log(`  before: ${b.linesPerSec} lines/s, ${b.vsBaseline}x baseline, p99 ${b.latencyMsP99} ms, peak RSS ${b.peakRssMB} MB, ${b.serverCpuSecondsPerMillionLines} CPU µs/line, fsyncs/batch ${b.fsyncsPerBatch ?? '–'} (spool ${b.spoolFsyncsPerBatch ?? '–'})`)
           }
           const t = performance.now()
           const s = await runScenario(body, warmup, senders, sink, baseline)
           scenarios.push(s)
           console.log(`${label(dataset, shape)} ${size} MB x${s.requests}, ${senders} senders, ${sink}: ${s.linesPerSec} lines/s, ${s.mbPerSec} MB/s, ` +
             `${s.vsBaseline}x baseline, p50 ${s.latencyMsP50} ms, p99 ${s.latencyMsP99} ms, peak RSS ${s.peakRssMB} MB, ` +
-            `${s.serverCpuSecondsPerMillionLines} CPU s/M lines (${s.seconds} s measured, ${((performance.now() - t) / 1000).toFixed(1)} s in all)`)
+            `${s.serverCpuSecondsPerMillionLines} CPU s/M lines, fsyncs/batch ${s.fsyncsPerBatch ?? '–'} (spool ${s.spoolFsyncsPerBatch ?? '–'}) (${s.seconds} s measured, ${((performance.now() - t) / 1000).toFixed(1)} s in all)`)
         }
       }
     }
