@@ -22,9 +22,8 @@
 //   that fsync could keep the new name without a segment of that unanswered group: that segment
 //   is then reported missing, a false report of a batch whose sender got no 200 and sends it
 //   again; journaling file systems (ext4, xfs) commit the renames of one directory in order.)
-// - Clean-up needs no record of its own: a segment is deleted only after its re-send record
-//   (which carries its number) is fsync'd, so every number at or below the highest number the
-//   re-send records hold may be gone for good reason; only numbers above it are checked.
+// - Clean-up raises `since` past the numbers every durable checkpoint has passed, renamed before
+//   it deletes their segments (raiseSince): only numbers from `since` on are checked.
 // - A record name that does not parse stops the start (SpoolStateUnreadable), never a reset.
 //   No record at all (the first start of this release on a volume, or a new volume) starts one
 //   from the next number: only segments committed from then on are checked (logged).
@@ -76,16 +75,16 @@ export class CommitRecord {
   }
 
   /** Starts a record (no fsync: the caller's fsync of segments/ makes it durable). */
-  async start(since: number): Promise<void> {
+  async start(since: number, high = since - 1): Promise<void> {
     this.since = since
-    this.high = since - 1
+    this.high = high
     const fh = await this.fs.open(join(this.dir, this.name()), 'w', 0o600)
     await fh.close()
     this.present = true
   }
 
-  private name(high = this.high): string {
-    return `committed.${pad(this.since)}-${pad(high)}`
+  private name(): string {
+    return `committed.${pad(this.since)}-${pad(this.high)}`
   }
 
   /**
@@ -146,14 +145,36 @@ export class CommitRecord {
     }
   }
 
-  private async rename(high: number): Promise<void> {
-    if (high === this.high && this.present) return
-    if (!this.present) {
-      await this.start(this.since)
-    }
-    const from = join(this.dir, this.name())
-    const to = join(this.dir, this.name(high))
-    await this.fs.rename(from, to)
+  /**
+   * Clean-up passed every number below `since` (every durable checkpoint is past them): renamed
+   * before the segments are deleted, with no fsync of its own; the deletions and the new name are
+   * durable together at the next fsync of segments/ (a group commit's), and a crash before it
+   * brings back the old name with the segments, which are deleted again.
+   */
+  async raiseSince(since: number): Promise<void> {
+    await this.serial(async () => {
+      const to = Math.min(since, this.high + 1)
+      if (to > this.since) await this.move(to, this.high)
+    })
+  }
+
+  private rename(high: number): Promise<void> {
+    return this.serial(async () => { if (high !== this.high || !this.present) await this.move(this.since, high) })
+  }
+
+  // Group commits and clean-up rename the one name: one rename at a time, each from the name now.
+  private chain: Promise<unknown> = Promise.resolve()
+
+  private serial(op: () => Promise<void>): Promise<void> {
+    const run = this.chain.then(op, op)
+    this.chain = run.catch(() => {})
+    return run
+  }
+
+  private async move(since: number, high: number): Promise<void> {
+    if (!this.present) await this.start(this.since)
+    await this.fs.rename(join(this.dir, this.name()), join(this.dir, `committed.${pad(since)}-${pad(high)}`))
+    this.since = since
     this.high = high
   }
 }

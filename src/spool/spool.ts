@@ -193,13 +193,14 @@ export class Spool {
     // The highest number given out survives in the re-send records even when every segment is gone.
     this.nextSeq = Math.max(this.nextSeq, this.resend.maxSeq + 1)
     if (recorded) {
-      // Numbers at or below the re-send records' highest were deleted by clean-up (commit-record.ts).
+      // Numbers below `since` were passed by clean-up (commit-record.ts), and so were those at or
+      // below the re-send records' highest (an earlier release's clean-up).
       const seqs = this.segs.seqs()
       // Renamed durably while the record's own rename was not (a power cut mid-commit).
       if ((seqs.at(-1) ?? 0) > this.record.high) await this.record.set(seqs.at(-1)!)
       this.missing = this.record.missing(seqs, this.resend.maxSeq)
       this.nextSeq = Math.max(this.nextSeq, this.record.high + 1)
-      await this.record.dropHolesTo(this.resend.maxSeq)
+      await this.record.dropHolesTo(Math.max(this.resend.maxSeq, this.record.since - 1))
     } else {
       if (this.segs.seqs().length > 0 || this.resend.maxSeq > 0) log.warn({ from: this.nextSeq }, 'No record of committed spool segments (the first start of this release on this volume): segments missing from before now cannot be detected; those committed from now on are.')
       await this.record.start(this.nextSeq)
@@ -591,7 +592,9 @@ export class Spool {
     for (const name of this.consumers.keys()) min = Math.min(min, this.checkpoints.durable(name)?.seq ?? 0)
     const done = this.segs.before(min)
     if (done.length === 0) return
-    await this.resend.record(done)
+    // With re-send detection off (a window of 0) no key is ever looked up: none is recorded.
+    if (this.opts.dedupeSeconds > 0) await this.resend.record(done)
+    await this.record.raiseSince(min)
     for (const s of done) {
       await this.fs.rm(s.path, { force: true })
       this.segs.removeFirst()
