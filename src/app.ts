@@ -113,6 +113,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
     highWatermarkBytes: config.spoolHighWatermarkBytes,
     lowWatermarkBytes: config.spoolLowWatermarkBytes,
     checkpointIntervalMs: config.spoolCheckpointIntervalMs,
+    groupCommitWaitMs: config.spoolGroupCommitWaitMs,
     fs: spoolFs.fs,
     minFreeBytes: config.spoolMinFreeBytes,
     dedupeSeconds: config.dedupeWindowSeconds,

@@ -203,6 +203,14 @@ export const settings = {
     maximum: 60_000,
     description: 'Longest a destination that takes a replay without duplicates (files, Elasticsearch, OpenSearch) waits for its checkpoint to be written, with others in one group; a crash replays at most this much to it, ms (0: each written at once)'
   },
+  spoolGroupCommitWaitMs: {
+    env: 'SPOOL_GROUP_COMMIT_WAIT_MS',
+    type: 'integer',
+    default: 10,
+    minimum: 0,
+    maximum: 1000,
+    description: 'Longest a group commit waits for batches whose staging fsync is under way, so that they share its directory fsync; adds at most this to a batch\'s answer, ms (0: never waits)'
+  },
   spoolMinFreeBytes: {
     env: 'SPOOL_MIN_FREE_BYTES',
     type: 'integer',

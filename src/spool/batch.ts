@@ -53,8 +53,13 @@ export class SpoolBatch {
 
   /** fsyncs the staged files; returns the dead letters' file, if any, for the caller to store. */
   async seal(): Promise<{ deadLetterPath: string | null, deadLetters: number }> {
-    await this.noted(this.events.seal())
-    if (this.deadLetters) await this.noted(this.deadLetters.seal())
+    const sealing = (async () => {
+      await this.noted(this.events.seal())
+      if (this.deadLetters) await this.noted(this.deadLetters.seal())
+    })()
+    // A group commit starting meanwhile waits for it (Spool.gather): this batch commits next.
+    this.spool.sealing(sealing)
+    await sealing
     return { deadLetterPath: this.deadLetters?.path ?? null, deadLetters: this.deadLetters?.lines ?? 0 }
   }
 

@@ -55,6 +55,8 @@ export interface SpoolOptions {
   readonly log: Logger
   /** The file system; node:fs/promises unless a test injects faults. */
   readonly fs?: SpoolFs
+  /** Longest a group commit waits for batches whose staging fsync is under way, ms (SPOOL_GROUP_COMMIT_WAIT_MS). */
+  readonly groupCommitWaitMs?: number
   /** Longest a deferred checkpoint waits to be written with others, ms (SPOOL_CHECKPOINT_INTERVAL_MS). */
   readonly checkpointIntervalMs?: number
 }
@@ -285,8 +287,36 @@ export class Spool {
     return { duplicate: false, seq: 0 }
   }
 
+  // Batches whose staging files are being fsync'd: each commits right after.
+  private readonly seals = new Set<Promise<void>>()
+
+  sealing(seal: Promise<void>): void {
+    this.seals.add(seal)
+    const done = (): void => { this.seals.delete(seal) }
+    seal.then(done, done)
+  }
+
+  /**
+   * Before a group commit: batches whose staging fsync is under way now commit in a moment; their
+   * commit joins this group when it waits for them (at most SPOOL_GROUP_COMMIT_WAIT_MS), so that
+   * they share its directory fsync instead of each paying one.
+   */
+  private async gather(): Promise<void> {
+    const wait = this.opts.groupCommitWaitMs ?? 0
+    if (wait <= 0 || this.seals.size === 0) return
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      Promise.allSettled([...this.seals]),
+      new Promise<void>((resolve) => { timer = setTimeout(resolve, wait) })
+    ])
+    clearTimeout(timer)
+    // Their commits are queued in the microtasks after their seal.
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+
   private async flush(): Promise<void> {
     while (this.queue.length > 0) {
+      await this.gather()
       const group = this.queue
       this.queue = []
       const renamed: Array<{ c: PendingCommit, seg: Segment }> = []
