@@ -122,3 +122,11 @@ test('the spool section shows each damaged segment: its name, the byte ranges no
   assert.match(page, /<code>000000000007\.http_requests\.30\.b2151\.d1\.seg<\/code><\/th>\n<td>737–1,444, 2,000–2,151<\/td>\n<td>12 of 30<\/td>/)
   assert.match(page, /<td>0–2,151<\/td>\n<td><span class="muted">unknown<\/span><\/td>/)
 })
+
+test('the spool section shows a committed segment found missing: no byte range, nothing kept, lines unknown', () => {
+  const page = statusPage({
+    version: '0.1.0', now: Date.now(), uptimeSeconds: 60, windowMs: 300_000, ready: true, reasons: [], datasets: [], sinks: [],
+    spool: { bytes: 0, highWatermarkBytes: 2 ** 30, lowWatermarkBytes: 2 ** 29, minFreeBytes: 0, refusal: null, freeBytes: null, damaged: [{ segment: '000000000003', ranges: [], linesLost: null, committedLines: null, keptAs: null }] }
+  })
+  assert.match(page, /<code>000000000003<\/code><\/th>\n<td>the whole file is missing<\/td>\n<td><span class="muted">unknown<\/span><\/td>\n<td><span class="muted">nothing to keep<\/span><\/td>/)
+})
