@@ -1,8 +1,9 @@
-// The durable spool: accept-then-forward. This file holds the group commit, the consumers'
-// checkpoints and the clean-up; its parts, each with its own invariants at its top:
-// segment-index.ts (committed segments in order), resend-index.ts (re-send detection),
-// disk-guard.ts (free space), damage.ts (damaged segments), format.ts (segment format),
-// staged-file.ts (a request's staging file).
+// The durable spool: accept-then-forward. This file holds the group commit, the consumers and
+// the clean-up; its parts, each with its own invariants at its top:
+// segment-index.ts (committed segments in order), commit-record.ts (which numbers were
+// committed), checkpoints.ts (consumers' checkpoints, written in groups), resend-index.ts
+// (re-send detection), disk-guard.ts (free space), damage.ts (damaged segments), segment-reader.ts
+// (reading them), format.ts (segment format), batch.ts and staged-file.ts (a request's batch).
 //
 // Invariants (what is durable when)
 // - A batch is answered 200 only after its segment is fsync'd and renamed into segments/ and
@@ -11,8 +12,8 @@
 // - Every consumer (sink) has a durable checkpoint {seq, index}: all segments before `seq`, and
 //   the first `index` lines of segment `seq`, are delivered. Replay starts there. No new segment
 //   gets a number a checkpoint has passed or partly delivered.
-// - A segment is deleted only when every consumer's checkpoint is past it; its re-send key is
-//   recorded durably first, so a re-send of that batch is still recognised.
+// - A segment is deleted only when every consumer's written (durable) checkpoint is past it; its
+//   re-send key is recorded durably first, so a re-send of that batch is still recognised.
 // - Nothing between the 200 and a consumer's acknowledgement lives only in memory: the index of
 //   segments is rebuilt from file names at start.
 // - A body's digest counts as "already stored" only once its segment is durable; a re-send that
@@ -31,14 +32,14 @@ import type { Logger } from 'pino'
 import { SpoolDiskUnknown } from '../errors.js'
 import { StagedFile } from './staged-file.js'
 import { SpoolBatch } from './batch.js'
-import { RECORD_HEADER_BYTES, encodeBlocks, frameRecord, readBlocks, readSegmentHeader, SEGMENT_VERSION, TornSegment, type SegmentHeader } from './format.js'
+import { encodeBlocks, frameRecord, readSegmentHeader, SEGMENT_VERSION, type SegmentHeader } from './format.js'
 import { linesOf, type DeliveryBatch, type LineBlock } from '../delivery.js'
 import { fsyncDir, realFs, type SpoolFs } from './fs.js'
 import { ResendIndex } from './resend-index.js'
 import { DiskGuard, errorCode } from './disk-guard.js'
 import { DamageKeeper, type DamagedSegment } from './damage.js'
 import { SegmentIndex } from './segment-index.js'
-import { intactBlocks, lostLines, positionAfter, scanSegment, type LostLines } from './resync.js'
+import { SegmentReader } from './segment-reader.js'
 import { CommitRecord, type MissingRange } from './commit-record.js'
 import { CheckpointStore, DEFAULT_CHECKPOINT_INTERVAL_MS, type Checkpoint } from './checkpoints.js'
 
@@ -129,6 +130,7 @@ export class Spool {
   private readonly record: CommitRecord
   private missing: MissingRange[] = []
   private readonly checkpoints: CheckpointStore
+  private readonly reader: SegmentReader
 
   constructor (readonly opts: SpoolOptions) {
     this.fs = opts.fs ?? realFs
@@ -137,6 +139,7 @@ export class Spool {
     this.checkpointsDir = join(opts.dir, 'checkpoints')
     this.damage = new DamageKeeper(join(opts.dir, 'damaged'), this.fs, opts.log)
     this.record = new CommitRecord(this.segmentsDir, this.fs)
+    this.reader = new SegmentReader(this.fs, this.damage)
     this.checkpoints = new CheckpointStore(this.checkpointsDir, this.fs, opts.log, opts.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS,
       // Deleting delivered segments is housekeeping: its failure must not look like a failed save.
       () => { this.collect().catch((err: unknown) => this.opts.log.error({ err }, 'Could not delete delivered spool segments; will try again.')) },
@@ -424,9 +427,8 @@ export class Spool {
   }
 
   /**
-   * The lines of a segment from line `from` on. A damaged record ends the segment there: the
-   * file is copied whole into damaged/ (never a byte deleted that cannot be read), then cut to its
-   * whole records, so every destination reads the same lines; the damage is logged and reported.
+   * The lines of a segment from line `from` on. A damaged segment is kept whole (a copy in
+   * damaged/), reported, and every intact block of it read (segment-reader.ts).
    */
   async * lines(seg: Segment, from: number): AsyncGenerator<string> {
     for await (const payload of this.payloads(seg, from)) yield payload.toString('utf8')
@@ -456,56 +458,17 @@ export class Spool {
     }
   }
 
-  /** As lines(), many at a time, as stored (format.ts). */
-  async * blocks(seg: Segment, from: number): AsyncGenerator<LineBlock> {
-    let delivered = from
-    try {
-      for await (const block of readBlocks(seg.path, from, this.fs)) {
-        delivered += block.lines
-        yield block
-      }
-    } catch (err) {
-      if (!(err instanceof TornSegment)) throw err
-      const size = (await this.fs.stat(seg.path)).size
-      const header = err.goodRecords > 0 ? await readSegmentHeader(seg.path, this.fs).catch(() => null) : null
-      if (header?.v !== SEGMENT_VERSION) {
-        // No header, or the v1 format (a record per line, no line counts to resynchronise on):
-        // what is whole before the damage is all that can be read.
-        await this.damage.note(seg.path, [{ fromByte: err.goodBytes, toByte: size }], seg.lines, null, err.message)
-        return
-      }
-      // The file is left as it is (its copy in damaged/ too): every destination scans it the same
-      // way and delivers every intact block before and after the damage (resync.ts).
-      const scan = await scanSegment(seg.path, await this.headerEnd(seg.path), seg.lines, this.fs)
-      await this.damage.note(seg.path, scan.damaged, seg.lines, scan.linesLost, err.message)
-      this.gaps.set(seg.seq, lostLines(scan))
-      yield * intactBlocks(seg.path, scan, delivered, this.fs)
-    }
+  /** As lines(), many at a time, as stored (format.ts); damaged segments as segment-reader.ts reads them. */
+  blocks(seg: Segment, from: number): AsyncGenerator<LineBlock> {
+    return this.reader.blocks(seg, from)
   }
-
-  // Damaged segments read since the start: where their lost lines are numbered (resync.ts).
-  private readonly gaps = new Map<number, LostLines>()
 
   /**
-   * The segment's line number after a destination has read `count` lines of it from line `from`:
-   * a destination counts the lines it got, and lines lost to damage are numbered (so that a
-   * checkpoint keeps pointing at the same line) but never read. Checkpoints taken inside a
-   * damaged segment use this, or a restart would send the lines after the damage again.
+   * The segment's line number after a destination has read `count` lines of it from line `from`
+   * (lines lost to damage keep their numbers: segment-reader.ts); what its checkpoints take.
    */
   indexAfter(seq: number, from: number, count: number): number {
-    return positionAfter(this.gaps.get(seq), from, count)
-  }
-
-  /** Where the header record (read whole and checked before) ends. */
-  private async headerEnd(path: string): Promise<number> {
-    const fh = await this.fs.open(path, 'r')
-    try {
-      const head = Buffer.alloc(4)
-      await fh.read(head, 0, 4, 0)
-      return RECORD_HEADER_BYTES + head.readUInt32LE(0)
-    } finally {
-      await fh.close()
-    }
+    return this.reader.indexAfter(seq, from, count)
   }
 
   /** Damaged segments found since the start (their bytes are in damaged/), for /health and metrics. */
@@ -628,7 +591,7 @@ export class Spool {
     for (const s of done) {
       await this.fs.rm(s.path, { force: true })
       this.segs.removeFirst()
-      this.gaps.delete(s.seq)
+      this.reader.forget(s.seq)
     }
     this.updateWatermark()
   }
