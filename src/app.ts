@@ -13,7 +13,7 @@ import type { Logger } from 'pino'
 import type { Config } from './config/index.js'
 import { ConfigInvalid, DataDirInUse } from './errors.js'
 import { ChallengeLog, TokenSet, challengesPlugin, checkToken, presentedToken, destinationConf, ensureTokens, hecPlugin, intakePlugin } from './intake/index.js'
-import { LineBudget, ParsePool, loadDatasets, schemaSnapshot, type Dataset } from './pipeline/index.js'
+import { LineBudget, ParsePool, loadDatasets, schemaSnapshot, type Dataset, type LineValidatorKind } from './pipeline/index.js'
 import { Spool, UNRECOGNISED_DATASET } from './spool/index.js'
 import { countingFs, realFs } from './spool/fs.js'
 import { RotatingFiles } from './sinks/index.js'
@@ -80,7 +80,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   const watchdog = watchdogConfigured(config) ? (await import('./watchdog/index.js')).createWatchdog(config, log) : null
   const dataDir = resolve(config.dataDir)
   const schemas = config.schemasDir !== '' ? resolve(config.schemasDir) : schemasDir
-  const datasets = loadDatasets(schemas)
+  const datasets = loadDatasets(schemas, config.lineValidator as LineValidatorKind)
   // A schemas directory of the operator's own may leave the Splunk sourcetypes to ours.
   const splunkSourcetypes = loadSplunkSourcetypes(existsSync(join(schemas, 'splunk', 'sourcetypes.json')) ? schemas : schemasDir)
   // Likewise the ECS mappings: the operator's, when their schemas directory has them.
@@ -276,7 +276,7 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
       return () => deadLetters.close()
     }),
     part('parse workers', async () => {
-      if (workers > 0) pool = new ParsePool(workers, { schemas: schemaSnapshot(datasets), driftFieldsMax: config.driftFieldsMax, driftFieldNameMaxChars: config.driftFieldNameMaxChars, maxLineBytes: config.maxLineBytes }, log)
+      if (workers > 0) pool = new ParsePool(workers, { schemas: schemaSnapshot(datasets), driftFieldsMax: config.driftFieldsMax, driftFieldNameMaxChars: config.driftFieldNameMaxChars, maxLineBytes: config.maxLineBytes, lineValidator: config.lineValidator as LineValidatorKind }, log)
       return async () => { await pool?.close() }
     }),
     destinations,

@@ -146,6 +146,13 @@ export const settings = {
     minimum: 1,
     description: 'Lines whose objects and arrays nest deeper than this are dead-lettered (Cloudflare records nest two or three levels)'
   },
+  lineValidator: {
+    env: 'LINE_VALIDATOR',
+    type: 'string',
+    default: 'ajv',
+    enum: ['ajv', 'fast'],
+    description: 'How lines are checked against their schema: ajv parses each line and checks the object (the reference); fast checks the text in one pass with a validator generated from the schema, without building the record (rejected lines are worded by the reference). Same verdicts either way'
+  },
   lineBufferBudgetBytes: {
     env: 'LINE_BUFFER_BUDGET_BYTES',
     type: 'integer',

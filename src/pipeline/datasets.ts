@@ -4,6 +4,8 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Ajv, type ValidateFunction } from 'ajv'
 import type { DatasetSchema } from '../dataset-schema.js'
+import { planOf } from './validator/plan.js'
+import { LineValidator } from './validator/scan.js'
 
 export interface Dataset {
   readonly name: string
@@ -11,11 +13,20 @@ export interface Dataset {
   readonly validate: ValidateFunction
   readonly knownFields: ReadonlySet<string>
   readonly eventTimeField: string
+  /**
+   * The one-pass validator generated from the schema (validator/), with LINE_VALIDATOR=fast;
+   * null with ajv, or when the schema uses a keyword the generator does not cover.
+   */
+  readonly lineValidator: LineValidator | null
 }
+
+/** LINE_VALIDATOR: which validator decides a line; Ajv stays the reference either way. */
+export type LineValidatorKind = 'ajv' | 'fast'
+export const DEFAULT_LINE_VALIDATOR: LineValidatorKind = 'ajv'
 
 const DATASET_NAME = /^[a-z][a-z0-9_]*$/
 
-export function loadDatasets(dir: string): ReadonlyMap<string, Dataset> {
+export function loadDatasets(dir: string, lineValidator: LineValidatorKind = DEFAULT_LINE_VALIDATOR): ReadonlyMap<string, Dataset> {
   // Only the files at the top: subfolders hold other per-dataset data (e.g. ECS mappings).
   const files = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isFile() && e.name.endsWith('.json')).map((e) => e.name).sort()
   const schemas: Array<[string, DatasetSchema]> = []
@@ -25,7 +36,7 @@ export function loadDatasets(dir: string): ReadonlyMap<string, Dataset> {
     schemas.push([name, JSON.parse(readFileSync(join(dir, file), 'utf8')) as DatasetSchema])
   }
   if (schemas.length === 0) throw new Error(`no dataset schema found in ${dir}`)
-  return datasetsFromSchemas(schemas)
+  return datasetsFromSchemas(schemas, lineValidator)
 }
 
 /**
@@ -38,7 +49,7 @@ export function schemaSnapshot(datasets: ReadonlyMap<string, Dataset>): Array<[s
 }
 
 /** Datasets from schemas already read (loadDatasets's files, or a parse worker's snapshot). */
-export function datasetsFromSchemas(schemas: ReadonlyArray<readonly [string, DatasetSchema]>): ReadonlyMap<string, Dataset> {
+export function datasetsFromSchemas(schemas: ReadonlyArray<readonly [string, DatasetSchema]>, lineValidator: LineValidatorKind = DEFAULT_LINE_VALIDATOR): ReadonlyMap<string, Dataset> {
   // allErrors off: one reason per rejected line is enough, and it keeps validation fast.
   const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true })
   // Annotations for us, not validation keywords: x-event-time, x-es-type, x-scope and whatever
@@ -61,10 +72,18 @@ export function datasetsFromSchemas(schemas: ReadonlyArray<readonly [string, Dat
     // A schema that is not a JSON Schema still stops the start (a cheap check against the meta-schema).
     if (!ajv.validateSchema(schema)) throw new Error(`schemas/${file}: not a valid JSON Schema: ${ajv.errorsText(ajv.errors)}`)
     let compiled: ValidateFunction | undefined
+    let fast: LineValidator | null | undefined
     out.set(name, {
       name,
       schema,
       get validate () { return (compiled ??= ajv.compile(schema)) },
+      get lineValidator () {
+        if (fast === undefined) {
+          const plan = lineValidator === 'fast' ? planOf(schema) : null
+          fast = plan ? new LineValidator(plan) : null
+        }
+        return fast
+      },
       knownFields: new Set(Object.keys(schema.properties)),
       eventTimeField
     })

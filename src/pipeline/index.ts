@@ -1,4 +1,4 @@
-export { loadDatasets, schemaSnapshot, type Dataset } from './datasets.js'
+export { loadDatasets, schemaSnapshot, type Dataset, type LineValidatorKind } from './datasets.js'
 export type { DatasetSchema, FieldSchema } from '../dataset-schema.js'
 export { ingest, checkLine, type IngestResult, type RejectedItem } from './ingest.js'
 export { ParsePool } from './parse-pool.js'

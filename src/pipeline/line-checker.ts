@@ -8,8 +8,11 @@ import { LineRejectCode } from '../errors.js'
 import type { Dataset } from './datasets.js'
 import { typeMismatches } from './type-drift.js'
 
-/** A schema failure carries the parsed record, for the type-drift counts. */
-export type Verdict = { ok: true, record: Record<string, unknown> } | { ok: false, code: LineRejectCode, reason: string, record?: Record<string, unknown> }
+/**
+ * A schema failure carries the parsed record, for the type-drift counts. A line accepted by the
+ * one-pass validator (validator/) has no record, only its unknown top-level fields.
+ */
+export type Verdict = { ok: true, record: Record<string, unknown> } | { ok: true, record?: undefined, unknownFields: readonly string[] } | { ok: false, code: LineRejectCode, reason: string, record?: Record<string, unknown> }
 
 /** Deeper than any Cloudflare record (they nest two or three levels); MAX_LINE_DEPTH sets it. */
 export const DEFAULT_MAX_DEPTH = 32
@@ -107,7 +110,24 @@ function isEscaped(text: string, quote: number): boolean {
   return backslashes % 2 === 1
 }
 
+const tooDeep = (maxDepth: number): Verdict => ({ ok: false, code: LineRejectCode.tooDeep, reason: `nested deeper than ${maxDepth} levels (MAX_LINE_DEPTH)` })
+const DUPLICATE_KEY: Verdict = { ok: false, code: LineRejectCode.duplicateKey, reason: 'an object has the same key twice; readers disagree on which value counts' }
+
 export function checkLine(dataset: Dataset, line: string, maxDepth = DEFAULT_MAX_DEPTH): Verdict {
+  const fast = dataset.lineValidator
+  if (fast) {
+    const code = fast.check(line, maxDepth)
+    if (code === null) return { ok: true, unknownFields: fast.unknownFields }
+    if (code === LineRejectCode.tooDeep) return tooDeep(maxDepth)
+    if (code === LineRejectCode.duplicateKey) return DUPLICATE_KEY
+    // Not JSON, not an object, or a field the schema refuses: the reference below words the
+    // reason (JSON.parse's message, Ajv's path) and parses the record the type-drift counts read.
+  }
+  return checkParsed(dataset, line, maxDepth)
+}
+
+/** The reference: JSON.parse, the nesting and duplicate-key walks, then Ajv (LINE_VALIDATOR=ajv, and the words of any other rejection). */
+export function checkParsed(dataset: Dataset, line: string, maxDepth = DEFAULT_MAX_DEPTH): Verdict {
   let value: unknown
   try {
     value = JSON.parse(line)
@@ -120,8 +140,8 @@ export function checkLine(dataset: Dataset, line: string, maxDepth = DEFAULT_MAX
   // JSON.parse keeps the last of two equal keys; other readers keep the first. A line whose
   // meaning depends on the reader is not stored: every key in the text must be a key of the value.
   const parsedKeys = countParsedKeys(value, maxDepth)
-  if (parsedKeys < 0) return { ok: false, code: LineRejectCode.tooDeep, reason: `nested deeper than ${maxDepth} levels (MAX_LINE_DEPTH)` }
-  if (hasDuplicateKeys(line, parsedKeys)) return { ok: false, code: LineRejectCode.duplicateKey, reason: 'an object has the same key twice; readers disagree on which value counts' }
+  if (parsedKeys < 0) return tooDeep(maxDepth)
+  if (hasDuplicateKeys(line, parsedKeys)) return DUPLICATE_KEY
   if (!dataset.validate(value)) {
     const e = dataset.validate.errors?.[0]
     const where = e?.instancePath ? e.instancePath : '(record)'
@@ -209,12 +229,16 @@ export class LineChecker {
     const verdict = checkLine(this.dataset, line, this.maxDepth)
     if (!verdict.ok) return this.failed(verdict, () => ({ raw: line }))
     if (this.records === 1) {
-      const framed = looksFramed(this.dataset, verdict.record)
+      const framed = looksFramed(this.dataset, verdict.record ?? JSON.parse(line) as Record<string, unknown>)
       if (framed) return { kind: 'refuse', error: 'not-ndjson', reason: framed }
     }
-    const known = this.dataset.knownFields
-    for (const key in verdict.record) {
-      if (!known.has(key)) this.tally.countUnknownField(key)
+    if (verdict.record) {
+      const known = this.dataset.knownFields
+      for (const key in verdict.record) {
+        if (!known.has(key)) this.tally.countUnknownField(key)
+      }
+    } else {
+      for (const key of verdict.unknownFields) this.tally.countUnknownField(key)
     }
     this.accepted++
     this.tally.accepted++

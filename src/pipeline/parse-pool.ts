@@ -15,6 +15,7 @@ import type { Logger } from 'pino'
 import type { DatasetSchema } from '../dataset-schema.js'
 import { PipelineWorkerGone } from '../errors.js'
 import type { CheckedPiece } from './lines.js'
+import { DEFAULT_LINE_VALIDATOR, type LineValidatorKind } from './datasets.js'
 
 export type { Reject } from './lines.js'
 
@@ -47,6 +48,8 @@ export interface ParsePoolOptions {
   readonly driftFieldsMax: number
   readonly driftFieldNameMaxChars: number
   readonly maxLineBytes: number
+  /** LINE_VALIDATOR, so workers check lines as the main thread would. */
+  readonly lineValidator?: LineValidatorKind
   /** First wait before a dead worker is replaced; doubles per death in a row, up to restartMaxMs. */
   readonly restartBaseMs?: number
   readonly restartMaxMs?: number
@@ -75,7 +78,7 @@ export class ParsePool {
   spawned = 0
 
   constructor (readonly size: number, private readonly opts: ParsePoolOptions, private readonly log: Logger) {
-    this.workerData = { schemas: opts.schemas, driftFieldsMax: opts.driftFieldsMax, driftFieldNameMaxChars: opts.driftFieldNameMaxChars, maxLineBytes: opts.maxLineBytes }
+    this.workerData = { schemas: opts.schemas, driftFieldsMax: opts.driftFieldsMax, driftFieldNameMaxChars: opts.driftFieldNameMaxChars, maxLineBytes: opts.maxLineBytes, lineValidator: opts.lineValidator ?? DEFAULT_LINE_VALIDATOR }
     for (let i = 0; i < size; i++) this.slots.push(this.spawn())
   }
 

@@ -5,14 +5,14 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { driftKey } from '../observability/stats.js'
 import type { DatasetSchema } from '../dataset-schema.js'
-import { datasetsFromSchemas } from './datasets.js'
+import { datasetsFromSchemas, type LineValidatorKind } from './datasets.js'
 import { LineChecker, type Tally } from './line-checker.js'
 import { checkPiece, type CheckedPiece } from './lines.js'
 import type { ChunkResult } from './parse-pool.js'
 
 // The main thread's snapshot of the schemas (parse-pool.ts): never SCHEMAS_DIR read again here.
-const { schemas, driftFieldsMax, driftFieldNameMaxChars } = workerData as { schemas: Array<[string, DatasetSchema]>, driftFieldsMax: number, driftFieldNameMaxChars: number }
-const datasets = datasetsFromSchemas(schemas)
+const { schemas, driftFieldsMax, driftFieldNameMaxChars, lineValidator } = workerData as { schemas: Array<[string, DatasetSchema]>, driftFieldsMax: number, driftFieldNameMaxChars: number, lineValidator: LineValidatorKind }
+const datasets = datasetsFromSchemas(schemas, lineValidator)
 
 interface Session {
   readonly checker: LineChecker

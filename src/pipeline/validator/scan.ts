@@ -1,0 +1,332 @@
+// The one-pass line validator: reads a line's text once, left to right, and says whether it is a
+// JSON object that the reference path (line-checker.ts: JSON.parse, the nesting and duplicate-key
+// walks, Ajv) would accept, and if not with which reason code, without building the record.
+// Only the keys of the top-level object are made into strings (to find their field in the plan,
+// to count unknown fields); values are looked at in place. A string is decoded only when its
+// field has a pattern and the string holds an escape; a number is converted only when it is not
+// a short integer.
+//
+// The rules it must agree with, in the reference's order of precedence:
+//  1. not JSON (anywhere in the line, JSON.parse's grammar: RFC 8259, whitespace is space, tab,
+//     LF and CR, lone surrogates in escapes allowed);   2. not an object at the top;
+//  3. an object or array nested deeper than maxDepth (the top object is level 1);
+//  4. an object with the same key twice (keys compared as decoded strings);
+//  5. a top-level field whose value the schema refuses (types as Ajv reads them: an integer is a
+//     finite number without fraction, 1.0 and 1e3 included; 1e400 is no number at all).
+// Only the code is found here; the reference path gives the reason text (line-checker.ts).
+import { LineRejectCode } from '../../errors.js'
+import { ANY, T, type FieldPlan, type Plan } from './plan.js'
+
+const OBJ = 1
+const ARR = 2
+/** An object's keys are compared one by one up to this many, then through a Set. */
+const LINEAR_KEYS = 16
+
+const enum At { KeyOrClose, Key, ValueOrClose, Value, AfterValue }
+
+export class LineValidator {
+  /** The top-level keys that are not fields of the schema, of the last line checked. */
+  unknownFields: string[] = []
+  private readonly fields: readonly FieldPlan[]
+  private readonly index: ReadonlyMap<string, number>
+  /** seen[f] === stamp: field f already appeared in the current line. */
+  private readonly seen: Uint32Array
+  private stamp = 0
+  /** After field f (index f + 1; 0 is the start) the next key was field succ[f + 1] last time: tried first, by comparing text. */
+  private readonly succ: Int32Array
+  private kinds = new Uint8Array(64)
+  private readonly keyStack: string[] = []
+  private readonly keyStart: number[] = []
+  private readonly keySets: Array<Set<string> | null> = []
+
+  constructor (plan: Plan) {
+    this.fields = plan.fields
+    this.index = plan.index
+    this.seen = new Uint32Array(plan.fields.length)
+    this.succ = new Int32Array(plan.fields.length + 1).fill(-1)
+  }
+
+  /** null when the reference would accept the line, else the code it would reject it with. */
+  check(s: string, maxDepth: number): LineRejectCode | null {
+    const end = s.length
+    let i = skipWs(s, 0)
+    if (s.charCodeAt(i) !== 0x7b) return startsValue(s.charCodeAt(i)) && isJson(s) ? LineRejectCode.notObject : LineRejectCode.notJson
+    if (++this.stamp === 0xffffffff) { this.seen.fill(0); this.stamp = 1 }
+    const stamp = this.stamp
+    const fields = this.fields
+    const seen = this.seen
+    const succ = this.succ
+    const keyStack = this.keyStack
+    keyStack.length = 0
+    this.unknownFields = []
+    let kinds = this.kinds
+    let depth = 1
+    kinds[1] = OBJ
+    this.keyStart[1] = 0
+    this.keySets[1] = null
+    let deep = false
+    let dup = false
+    let schema = false
+    /** The field whose value comes next at depth 1 (-1: unknown field). */
+    let field = -1
+    let prev = -1
+    /** Allowed types of the items of the array open at depth 2, when a field's items are typed. */
+    let items = 0
+    let at = At.KeyOrClose
+    i++
+    for (;;) {
+      let c = s.charCodeAt(i)
+      while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = s.charCodeAt(++i)
+      if (at === At.AfterValue) {
+        const kind = kinds[depth]
+        if (c === 0x2c) { at = kind === OBJ ? At.Key : At.Value; i++; continue }
+        if (c === (kind === OBJ ? 0x7d : 0x5d)) {
+          if (kind === OBJ && !deep) this.closeKeys(depth)
+          depth--
+          i++
+          if (depth === 0) break
+          continue
+        }
+        return LineRejectCode.notJson
+      }
+      if (at === At.KeyOrClose || at === At.Key) {
+        if (c === 0x7d && at === At.KeyOrClose) {
+          if (!deep) this.closeKeys(depth)
+          depth--
+          i++
+          if (depth === 0) break
+          at = At.AfterValue
+          continue
+        }
+        if (c !== 0x22) return LineRejectCode.notJson
+        const from = i + 1
+        if (depth === 1) {
+          // The field that followed the previous one last time, compared in place: Logpush
+          // writes a job's fields in the same order on every line, so this is the usual case.
+          field = -1
+          const guess = succ[prev + 1]!
+          if (guess >= 0) {
+            const f = fields[guess]!
+            if (f.plain && s.startsWith(f.name, from) && s.charCodeAt(from + f.name.length) === 0x22) {
+              field = guess
+              i = from + f.name.length + 1
+            }
+          }
+          if (field < 0) {
+            const close = stringEnd(s, from)
+            if (close < 0) return LineRejectCode.notJson
+            const key = escapes ? decode(s, from, close) : s.slice(from, close)
+            i = close + 1
+            field = this.index.get(key) ?? -1
+            if (field >= 0) succ[prev + 1] = field
+            else {
+              if (!dup && !deep && this.addKey(1, key)) dup = true
+              this.unknownFields.push(key)
+            }
+          }
+          if (field >= 0) {
+            if (seen[field] === stamp) dup = true
+            seen[field] = stamp
+            prev = field
+          }
+        } else {
+          const close = stringEnd(s, from)
+          if (close < 0) return LineRejectCode.notJson
+          if (!dup && !deep && this.addKey(depth, escapes ? decode(s, from, close) : s.slice(from, close))) dup = true
+          i = close + 1
+        }
+        c = s.charCodeAt(i)
+        while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = s.charCodeAt(++i)
+        if (c !== 0x3a) return LineRejectCode.notJson
+        i++
+        at = At.Value
+        continue
+      }
+      // A value (At.Value, At.ValueOrClose).
+      if (c === 0x5d && at === At.ValueOrClose) {
+        depth--
+        i++
+        at = At.AfterValue
+        continue
+      }
+      let type: number
+      if (c === 0x22) {
+        const close = stringEnd(s, i + 1)
+        if (close < 0) return LineRejectCode.notJson
+        type = T.string
+        if (depth === 1 && field >= 0 && !schema) {
+          const pattern = fields[field]!.pattern
+          if (pattern !== null && (fields[field]!.types & T.string) !== 0 && !pattern.test(escapes ? decode(s, i + 1, close) : s.slice(i + 1, close))) schema = true
+        }
+        i = close + 1
+        at = At.AfterValue
+      } else if (c === 0x7b || c === 0x5b) {
+        type = c === 0x7b ? T.object : T.array
+        if (++depth > maxDepth) deep = true
+        if (depth >= kinds.length) { const grown = new Uint8Array(kinds.length * 2); grown.set(kinds); kinds = this.kinds = grown }
+        if (c === 0x7b) {
+          kinds[depth] = OBJ
+          if (!deep) { this.keyStart[depth] = keyStack.length; this.keySets[depth] = null }
+          at = At.KeyOrClose
+        } else {
+          kinds[depth] = ARR
+          at = At.ValueOrClose
+        }
+        i++
+        // The container's own type is checked against its parent's rule, before its content.
+        if (depth === 2) {
+          items = c === 0x5b && field >= 0 && fields[field]!.items !== ANY ? fields[field]!.items : 0
+          if (!schema && field >= 0 && (fields[field]!.types & type) === 0) schema = true
+          continue
+        }
+        if (depth - 1 === 2 && items !== 0 && kinds[2] === ARR && (items & type) === 0) schema = true
+        continue
+      } else if (c === 0x74) {
+        if (!s.startsWith('true', i)) return LineRejectCode.notJson
+        type = T.boolean; i += 4; at = At.AfterValue
+      } else if (c === 0x66) {
+        if (!s.startsWith('false', i)) return LineRejectCode.notJson
+        type = T.boolean; i += 5; at = At.AfterValue
+      } else if (c === 0x6e) {
+        if (!s.startsWith('null', i)) return LineRejectCode.notJson
+        type = T.null; i += 4; at = At.AfterValue
+      } else {
+        const stop = numberEnd(s, i)
+        if (stop < 0) return LineRejectCode.notJson
+        type = numberType(s, i, stop)
+        i = stop
+        at = At.AfterValue
+      }
+      if (depth === 1) {
+        // A field of any type takes even a number too large to be finite (Ajv looks at nothing).
+        if (!schema && field >= 0 && fields[field]!.types !== ANY && (fields[field]!.types & type) === 0) schema = true
+      } else if (depth === 2 && items !== 0 && kinds[2] === ARR && (items & type) === 0) schema = true
+    }
+    // A hostile line may have grown the stack of kinds to its length: not kept for the next line.
+    if (kinds.length > 4096) this.kinds = new Uint8Array(64)
+    if (skipWs(s, i) !== end) return LineRejectCode.notJson
+    if (deep) return LineRejectCode.tooDeep
+    if (dup) return LineRejectCode.duplicateKey
+    return schema ? LineRejectCode.schema : null
+  }
+
+  /** Adds a key to the object open at `depth`; true when it was there already. */
+  private addKey(depth: number, key: string): boolean {
+    const keyStack = this.keyStack
+    const from = this.keyStart[depth]!
+    let set = this.keySets[depth]
+    if (set) {
+      if (set.has(key)) return true
+      set.add(key)
+    } else {
+      for (let j = from; j < keyStack.length; j++) if (keyStack[j] === key) return true
+      if (keyStack.length - from >= LINEAR_KEYS) {
+        set = new Set(keyStack.slice(from))
+        set.add(key)
+        this.keySets[depth] = set
+      }
+    }
+    keyStack.push(key)
+    return false
+  }
+
+  private closeKeys(depth: number): void {
+    this.keyStack.length = this.keyStart[depth]!
+    this.keySets[depth] = null
+  }
+}
+
+/** Whether the last string read by stringEnd held a backslash. */
+let escapes = false
+
+/**
+ * The index of the quote closing the string whose text starts at `i`, or -1 when it is not a
+ * JSON string (a control character, a bad escape, no closing quote).
+ */
+function stringEnd(s: string, i: number): number {
+  escapes = false
+  for (;;) {
+    const c = s.charCodeAt(i)
+    if (c === 0x22) return i
+    if (c === 0x5c) {
+      escapes = true
+      const e = s.charCodeAt(i + 1)
+      if (e === 0x75) {
+        if (!isHex(s.charCodeAt(i + 2)) || !isHex(s.charCodeAt(i + 3)) || !isHex(s.charCodeAt(i + 4)) || !isHex(s.charCodeAt(i + 5))) return -1
+        i += 6
+        continue
+      }
+      if (e === 0x22 || e === 0x5c || e === 0x2f || e === 0x62 || e === 0x66 || e === 0x6e || e === 0x72 || e === 0x74) { i += 2; continue }
+      return -1
+    }
+    // Past the end charCodeAt is NaN: not >= 0x20.
+    if (!(c >= 0x20)) return -1
+    i++
+  }
+}
+
+function isHex(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46)
+}
+
+/** A string with escapes, decoded (its text was checked by stringEnd). */
+function decode(s: string, from: number, close: number): string {
+  return JSON.parse(s.slice(from - 1, close + 1)) as string
+}
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39
+}
+
+/** The end of the JSON number starting at `i`, or -1 when there is none. */
+function numberEnd(s: string, i: number): number {
+  let c = s.charCodeAt(i)
+  if (c === 0x2d) c = s.charCodeAt(++i)
+  if (c === 0x30) c = s.charCodeAt(++i)
+  else if (c >= 0x31 && c <= 0x39) { do c = s.charCodeAt(++i); while (isDigit(c)) } else return -1
+  if (c === 0x2e) {
+    c = s.charCodeAt(++i)
+    if (!isDigit(c)) return -1
+    do c = s.charCodeAt(++i); while (isDigit(c))
+  }
+  if (c === 0x65 || c === 0x45) {
+    c = s.charCodeAt(++i)
+    if (c === 0x2b || c === 0x2d) c = s.charCodeAt(++i)
+    if (!isDigit(c)) return -1
+    do c = s.charCodeAt(++i); while (isDigit(c))
+  }
+  return i
+}
+
+/** The types Ajv gives the number s[from, to): integer and number, number, or none (not finite). */
+function numberType(s: string, from: number, to: number): number {
+  // Up to 15 digits without fraction or exponent: an integer well inside the doubles.
+  if (to - from <= 15) {
+    let plain = true
+    for (let j = from; j < to; j++) { const c = s.charCodeAt(j); if (c === 0x2e || c === 0x65 || c === 0x45) { plain = false; break } }
+    if (plain) return T.integer | T.number
+  }
+  const v = Number(s.slice(from, to))
+  if (!Number.isFinite(v)) return 0
+  return Number.isInteger(v) ? T.integer | T.number : T.number
+}
+
+function skipWs(s: string, i: number): number {
+  let c = s.charCodeAt(i)
+  while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = s.charCodeAt(++i)
+  return i
+}
+
+function startsValue(c: number): boolean {
+  return c === 0x22 || c === 0x5b || c === 0x74 || c === 0x66 || c === 0x6e || c === 0x2d || isDigit(c)
+}
+
+/** A top level that is not an object: rare, so JSON.parse tells whether it is JSON at all. */
+function isJson(s: string): boolean {
+  try {
+    JSON.parse(s)
+    return true
+  } catch {
+    return false
+  }
+}
