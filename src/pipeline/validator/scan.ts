@@ -9,8 +9,11 @@
 // The rules it must agree with, in the reference's order of precedence:
 //  1. not JSON (anywhere in the line, JSON.parse's grammar: RFC 8259, whitespace is space, tab,
 //     LF and CR, lone surrogates in escapes allowed);   2. not an object at the top;
-//  3. an object or array nested deeper than maxDepth (the top object is level 1);
-//  4. an object with the same key twice (keys compared as decoded strings);
+//  3. an object or array nested deeper than maxDepth (the top object is level 1), in the value
+//     JSON.parse builds (where the last of two equal keys wins);
+//  4. an object with the same key twice (keys compared as decoded strings; keys of objects
+//     deeper than maxDepth need no comparing: such an object is either kept, and the line too
+//     deep, or replaced through a key that is there twice higher up);
 //  5. a top-level field whose value the schema refuses (types as Ajv reads them: an integer is a
 //     finite number without fraction, 1.0 and 1e3 included; 1e400 is no number at all).
 // Only the code is found here; the reference path gives the reason text (line-checker.ts).
@@ -21,6 +24,9 @@ const OBJ = 1
 const ARR = 2
 /** An object's keys are compared one by one up to this many, then through a Set. */
 const LINEAR_KEYS = 16
+
+/** check()'s answer for a line whose reason only the reference can tell. */
+export const ASK_REFERENCE = 'reference'
 
 const enum At { KeyOrClose, Key, ValueOrClose, Value, AfterValue }
 
@@ -46,8 +52,11 @@ export class LineValidator {
     this.succ = new Int32Array(plan.fields.length + 1).fill(-1)
   }
 
-  /** null when the reference would accept the line, else the code it would reject it with. */
-  check(s: string, maxDepth: number): LineRejectCode | null {
+  /**
+   * null when the reference would accept the line, else the code it would reject it with, or
+   * ASK_REFERENCE when only the reference can tell (a line both too deep and with a key twice).
+   */
+  check(s: string, maxDepth: number): LineRejectCode | typeof ASK_REFERENCE | null {
     const end = s.length
     let i = skipWs(s, 0)
     if (s.charCodeAt(i) !== 0x7b) return startsValue(s.charCodeAt(i)) && isJson(s) ? LineRejectCode.notObject : LineRejectCode.notJson
@@ -81,7 +90,7 @@ export class LineValidator {
         const kind = kinds[depth]
         if (c === 0x2c) { at = kind === OBJ ? At.Key : At.Value; i++; continue }
         if (c === (kind === OBJ ? 0x7d : 0x5d)) {
-          if (kind === OBJ && !deep) this.closeKeys(depth)
+          if (kind === OBJ && depth <= maxDepth) this.closeKeys(depth)
           depth--
           i++
           if (depth === 0) break
@@ -91,7 +100,7 @@ export class LineValidator {
       }
       if (at === At.KeyOrClose || at === At.Key) {
         if (c === 0x7d && at === At.KeyOrClose) {
-          if (!deep) this.closeKeys(depth)
+          if (depth <= maxDepth) this.closeKeys(depth)
           depth--
           i++
           if (depth === 0) break
@@ -120,7 +129,7 @@ export class LineValidator {
             field = this.index.get(key) ?? -1
             if (field >= 0) succ[prev + 1] = field
             else {
-              if (!dup && !deep && this.addKey(1, key)) dup = true
+              if (!dup && this.addKey(1, key)) dup = true
               this.unknownFields.push(key)
             }
           }
@@ -132,7 +141,7 @@ export class LineValidator {
         } else {
           const close = stringEnd(s, from)
           if (close < 0) return LineRejectCode.notJson
-          if (!dup && !deep && this.addKey(depth, escapes ? decode(s, from, close) : s.slice(from, close))) dup = true
+          if (!dup && depth <= maxDepth && this.addKey(depth, escapes ? decode(s, from, close) : s.slice(from, close))) dup = true
           i = close + 1
         }
         c = s.charCodeAt(i)
@@ -166,7 +175,7 @@ export class LineValidator {
         if (depth >= kinds.length) { const grown = new Uint8Array(kinds.length * 2); grown.set(kinds); kinds = this.kinds = grown }
         if (c === 0x7b) {
           kinds[depth] = OBJ
-          if (!deep) { this.keyStart[depth] = keyStack.length; this.keySets[depth] = null }
+          if (depth <= maxDepth) { this.keyStart[depth] = keyStack.length; this.keySets[depth] = null }
           at = At.KeyOrClose
         } else {
           kinds[depth] = ARR
@@ -205,7 +214,10 @@ export class LineValidator {
     // A hostile line may have grown the stack of kinds to its length: not kept for the next line.
     if (kinds.length > 4096) this.kinds = new Uint8Array(64)
     if (skipWs(s, i) !== end) return LineRejectCode.notJson
-    if (deep) return LineRejectCode.tooDeep
+    // JSON.parse keeps the last of two equal keys, and the reference measures the depth of what
+    // it kept: a too-deep value whose key comes again later is gone, and the line is "duplicate
+    // key" there rather than "too deep". Which value survived the reference tells (hostile lines only).
+    if (deep) return dup ? ASK_REFERENCE : LineRejectCode.tooDeep
     if (dup) return LineRejectCode.duplicateKey
     return schema ? LineRejectCode.schema : null
   }
