@@ -82,6 +82,7 @@ export class LineValidator {
     /** Allowed types of the items of the array open at depth 2, when a field's items are typed. */
     let items = 0
     let at = At.KeyOrClose
+    resetStrings()
     i++
     for (;;) {
       let c = s.charCodeAt(i)
@@ -116,9 +117,15 @@ export class LineValidator {
           const guess = succ[prev + 1]!
           if (guess >= 0) {
             const f = fields[guess]!
-            if (f.plain && s.startsWith(f.name, from) && s.charCodeAt(from + f.name.length) === 0x22) {
-              field = guess
-              i = from + f.name.length + 1
+            if (f.plain) {
+              const name = f.name
+              const n = name.length
+              let j = 0
+              while (j < n && s.charCodeAt(from + j) === name.charCodeAt(j)) j++
+              if (j === n && s.charCodeAt(from + n) === 0x22) {
+                field = guess
+                i = from + n + 1
+              }
             }
           }
           if (field < 0) {
@@ -248,6 +255,9 @@ export class LineValidator {
   }
 }
 
+// eslint-disable-next-line no-control-regex
+const PLAIN = /[^"\\\u0000-\u001f]*/y
+
 /** Whether the last string read by stringEnd held a backslash. */
 let escapes = false
 
@@ -256,8 +266,49 @@ let escapes = false
  * JSON string (a control character, a bad escape, no closing quote).
  */
 function stringEnd(s: string, i: number): number {
+  // The usual string has neither a backslash nor a control character: its end is the next quote,
+  // found by indexOf (native, fast), when that comes before the next backslash and control character.
+  const quote = s.indexOf('"', i)
+  if (quote < 0) return -1
+  if (nextBackslash < i) nextBackslash = orEnd(s.indexOf('\\', i), s)
+  if (nextControl < i) nextControl = controlFrom(s, i)
+  if (quote < nextBackslash && quote < nextControl) {
+    escapes = false
+    return quote
+  }
+  return stringEndSlow(s, i)
+}
+
+/** The next backslash or control character of the line, or its length when there is none. */
+let nextBackslash = 0
+let nextControl = 0
+
+/** Called before a line is read. */
+function resetStrings(): void {
+  nextBackslash = -1
+  nextControl = -1
+}
+
+function orEnd(found: number, s: string): number {
+  return found < 0 ? s.length : found
+}
+
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f]/g
+
+function controlFrom(s: string, i: number): number {
+  CONTROL.lastIndex = i
+  return CONTROL.test(s) ? CONTROL.lastIndex - 1 : s.length
+}
+
+/** stringEnd character by character, through escapes. */
+function stringEndSlow(s: string, i: number): number {
   escapes = false
   for (;;) {
+    // The plain run, by the regular expression engine (native code): much faster than a loop here.
+    PLAIN.lastIndex = i
+    PLAIN.test(s)
+    i = PLAIN.lastIndex
     const c = s.charCodeAt(i)
     if (c === 0x22) return i
     if (c === 0x5c) {
