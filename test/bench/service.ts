@@ -28,6 +28,8 @@ export interface ServiceOptions {
   readonly cpuProfDir?: string
   /** Another build's dist/src/main.js (BENCH_BEFORE); this checkout's when absent. */
   readonly main?: string
+  /** More settings for the service (e.g. LINE_VALIDATOR for the validator bench). */
+  readonly env?: Readonly<Record<string, string>>
 }
 
 // A bench that fails or is interrupted must not leave a service holding a port and a data dir.
@@ -54,7 +56,8 @@ export async function startService(opts: ServiceOptions): Promise<BenchService> 
       // Uploads repeat one body (see uniqueTail in bodies.ts): re-send detection is not measured.
       DEDUPE_WINDOW_SECONDS: '0',
       // No balancer in front: a stop need not wait for one to take the service out.
-      SHUTDOWN_HEALTH_DELAY_MS: '0'
+      SHUTDOWN_HEALTH_DELAY_MS: '0',
+      ...opts.env
     },
     stdio: ['ignore', 'pipe', 'pipe']
   })
