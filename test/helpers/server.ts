@@ -23,7 +23,8 @@ export async function startServer(t: TestContext, env: Record<string, string> = 
   const dataDir = env.DATA_DIR ?? await mkdtemp(join(tmpdir(), 'lpr-test-'))
   // Most tests reach the status page, /metrics and /logpush/challenges at `url`: ADMIN_ON_INTAKE
   // unless a test asks for the admin listener (then at `adminUrl`, on a port of its own).
-  const config = loadConfig({ LOGPUSH_TOKENS: TEST_TOKEN, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ADMIN_ON_INTAKE: 'true', ...env, DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', ADMIN_PORT: '0', ADMIN_HOST: '127.0.0.1' })
+  // TEST_LINE_VALIDATOR=fast runs a suite with the one-pass validator (LINE_VALIDATOR), whose verdicts must be the reference's.
+  const config = loadConfig({ LOGPUSH_TOKENS: TEST_TOKEN, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ADMIN_ON_INTAKE: 'true', ...(process.env.TEST_LINE_VALIDATOR ? { LINE_VALIDATOR: process.env.TEST_LINE_VALIDATOR } : {}), ...env, DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', ADMIN_PORT: '0', ADMIN_HOST: '127.0.0.1' })
   const built = await buildApp(config, createLogger(config.logLevel))
   t.after(() => built.close())
   // Destinations set themselves up behind the listener; tests that read Elasticsearch's templates

@@ -62,7 +62,6 @@ function fieldPlan(name: string, f: FieldSchema): FieldPlan | null {
     items = bits
   }
   if (f.pattern !== undefined && typeof f.pattern !== 'string') return null
-  // eslint-disable-next-line no-control-regex
   const plain = !/["\\\u0000-\u001f]/.test(name)
   return { name, types, pattern: f.pattern === undefined ? null : new RegExp(f.pattern, 'u'), items, plain }
 }

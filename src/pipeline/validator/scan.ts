@@ -255,7 +255,6 @@ export class LineValidator {
   }
 }
 
-// eslint-disable-next-line no-control-regex
 const PLAIN = /[^"\\\u0000-\u001f]*/y
 
 /** Whether the last string read by stringEnd held a backslash. */
@@ -293,7 +292,6 @@ function orEnd(found: number, s: string): number {
   return found < 0 ? s.length : found
 }
 
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f]/g
 
 function controlFrom(s: string, i: number): number {
@@ -341,18 +339,24 @@ function isDigit(c: number): boolean {
   return c >= 0x30 && c <= 0x39
 }
 
+/** Whether the last number read by numberEnd had neither fraction nor exponent. */
+let wholeNumber = true
+
 /** The end of the JSON number starting at `i`, or -1 when there is none. */
 function numberEnd(s: string, i: number): number {
+  wholeNumber = true
   let c = s.charCodeAt(i)
   if (c === 0x2d) c = s.charCodeAt(++i)
   if (c === 0x30) c = s.charCodeAt(++i)
   else if (c >= 0x31 && c <= 0x39) { do c = s.charCodeAt(++i); while (isDigit(c)) } else return -1
   if (c === 0x2e) {
+    wholeNumber = false
     c = s.charCodeAt(++i)
     if (!isDigit(c)) return -1
     do c = s.charCodeAt(++i); while (isDigit(c))
   }
   if (c === 0x65 || c === 0x45) {
+    wholeNumber = false
     c = s.charCodeAt(++i)
     if (c === 0x2b || c === 0x2d) c = s.charCodeAt(++i)
     if (!isDigit(c)) return -1
@@ -363,12 +367,8 @@ function numberEnd(s: string, i: number): number {
 
 /** The types Ajv gives the number s[from, to): integer and number, number, or none (not finite). */
 function numberType(s: string, from: number, to: number): number {
-  // Up to 15 digits without fraction or exponent: an integer well inside the doubles.
-  if (to - from <= 15) {
-    let plain = true
-    for (let j = from; j < to; j++) { const c = s.charCodeAt(j); if (c === 0x2e || c === 0x65 || c === 0x45) { plain = false; break } }
-    if (plain) return T.integer | T.number
-  }
+  // Up to 15 digits without fraction or exponent (numberEnd just read it): an integer well inside the doubles.
+  if (wholeNumber && to - from <= 15) return T.integer | T.number
   const v = Number(s.slice(from, to))
   if (!Number.isFinite(v)) return 0
   return Number.isInteger(v) ? T.integer | T.number : T.number
