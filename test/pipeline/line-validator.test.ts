@@ -14,6 +14,7 @@ import { datasetsFromSchemas, loadDatasets, type Dataset } from '../../src/pipel
 import { checkLine, checkParsed, DEFAULT_MAX_DEPTH, LineChecker, type Tally } from '../../src/pipeline/line-checker.js'
 import { planOf } from '../../src/pipeline/validator/plan.js'
 import { ASK_REFERENCE } from '../../src/pipeline/validator/scan.js'
+import { embeddable } from '../../src/pipeline/validator/template.js'
 import type { DatasetSchema } from '../../src/dataset-schema.js'
 import { LineRejectCode } from '../../src/errors.js'
 import { TIMESTAMP_FORMATS, fullLine, loadSchemas, wrongTypeLine } from '../helpers/dataset-lines.js'
@@ -50,7 +51,11 @@ function compare(name: string, line: string, maxDepth: number): Mismatch | null 
   return null
 }
 
-function compareAll(lines: Iterable<readonly [string, string]>, depths: readonly number[] = [DEFAULT_MAX_DEPTH, 2]): { checked: number, rejected: Map<string, number>, mismatches: Mismatch[] } {
+/** Lines accepted by a learned template so far, over every dataset. */
+const templateHits = (): number => [...fast.values()].reduce((n, d) => n + d.lineValidator!.templateHits, 0)
+
+function compareAll(lines: Iterable<readonly [string, string]>, depths: readonly number[] = [DEFAULT_MAX_DEPTH, 2]): { checked: number, rejected: Map<string, number>, mismatches: Mismatch[], templateHits: number } {
+  const hits0 = templateHits()
   const mismatches: Mismatch[] = []
   const rejected = new Map<string, number>()
   let checked = 0
@@ -64,7 +69,7 @@ function compareAll(lines: Iterable<readonly [string, string]>, depths: readonly
       rejected.set(key, (rejected.get(key) ?? 0) + 1)
     }
   }
-  return { checked, rejected, mismatches }
+  return { checked, rejected, mismatches, templateHits: templateHits() - hits0 }
 }
 
 function * generatedLines(): Generator<[string, string]> {
@@ -107,6 +112,7 @@ test('a schema using a keyword the generator does not cover is checked by Ajv al
 test('differential: every dataset\'s generated lines, in every timestamp format, and a wrong-typed one', () => {
   const r = compareAll(generatedLines())
   assert.deepEqual(r.mismatches, [])
+  assert.ok(r.templateHits > 500, `lines accepted by a template: ${r.templateHits}`)
   assert.ok(r.rejected.get('ok')! > 1000 && r.rejected.get('LPR_ERR_PIPELINE_LINE_SCHEMA')! >= schemas.size, JSON.stringify([...r.rejected]))
 })
 
@@ -247,9 +253,107 @@ test('differential: 30,000 mutated lines (byte flips, truncations, duplicated an
   }
   const r = compareAll(lines)
   assert.deepEqual(r.mismatches, [])
+  assert.ok(r.templateHits > 1000, `lines accepted by a template: ${r.templateHits}`)
   for (const code of ['ok', 'LPR_ERR_PIPELINE_LINE_NOT_JSON', 'LPR_ERR_PIPELINE_LINE_TOO_DEEP', 'LPR_ERR_PIPELINE_LINE_DUPLICATE_KEY', 'LPR_ERR_PIPELINE_LINE_SCHEMA']) {
     assert.ok((r.rejected.get(code) ?? 0) > 100, `the fuzz set has lines that are ${code}: ${JSON.stringify([...r.rejected])}`)
   }
+})
+
+test('differential: lines a template was learned from, mutated: a template accepts only what the reference accepts', () => {
+  // Each dataset's validator first learns the templates of its generated lines (in the order of
+  // the schema and in a shuffled order), then judges mutations of those lines, most of them
+  // near misses of a template: one character changed, a value of another type, a key twice.
+  const rnd = random(2026)
+  const lines: Array<[string, string]> = []
+  for (const [name, schema] of schemas) {
+    const base = fullLine(schema, 'unixnano', 4)
+    const entries = Object.entries(JSON.parse(fullLine(schema, 'unix', 5)) as Record<string, unknown>)
+    entries.sort(() => rnd() - 0.5)
+    const shuffled = JSON.stringify(Object.fromEntries(entries))
+    for (const l of [base, shuffled, fullLine(schema, 'rfc3339ns', 6)]) lines.push([name, l])
+    for (let n = 0; n < 400; n++) lines.push([name, mutate(rnd() < 0.5 ? base : shuffled, rnd)])
+  }
+  const r = compareAll(lines, [DEFAULT_MAX_DEPTH])
+  assert.deepEqual(r.mismatches, [])
+  assert.ok(r.templateHits > 1000, `lines accepted by a template: ${r.templateHits}`)
+  assert.ok((r.rejected.get('LPR_ERR_PIPELINE_LINE_SCHEMA') ?? 0) > 1000 && (r.rejected.get('LPR_ERR_PIPELINE_LINE_NOT_JSON') ?? 0) > 1000, JSON.stringify([...r.rejected]))
+})
+
+test('a field\'s pattern goes into a template only when it cannot match a quote, a backslash or a control character', () => {
+  const timestamp = schemas.get('http_requests')!.properties.EdgeStartTimestamp!.pattern!
+  assert.ok(embeddable(timestamp))
+  assert.equal(embeddable('^([AB]{2}|\\d+)$'), '"(?:([AB]{2}|\\d+))"')
+  // Ranges are refused, not reasoned about ([ -~] holds the quote and the backslash).
+  for (const p of ['^([A-Z])$', '^(.*)$', '^([^a]+)$', '^([ -~]+)$', '^(a)|(b)$', '^(\\s+)$', '^(\\\\)$', '^(")$', '^(?:a)$', '^((?=a)a)$', '^(\\u0022)$', '^(\\x22)$', '^(\\W)$', '^(a\\)$', 'a', '^(a)', '(a)$', '^(é)$', '^(\\p{L})$']) {
+    assert.equal(embeddable(p), null, p)
+  }
+})
+
+test('differential: templates of a schema with every kind of field, against near misses', () => {
+  // Objects, arrays of objects, untyped fields, numbers, booleans and a pattern: what a template
+  // may hold (empty objects, arrays of scalars) and what it must leave to the scanner.
+  const schema = {
+    type: 'object',
+    additionalProperties: true,
+    'x-event-time': 'T',
+    properties: {
+      T: { type: ['integer', 'string', 'null'], pattern: '^(\\d{1,19}|\\d{4}-\\d{2}-\\d{2})$' },
+      O: { type: ['object', 'null'] },
+      A: { type: ['array', 'null'], items: { type: 'object' } },
+      I: { type: ['array', 'null'], items: { type: 'integer' } },
+      S: { type: ['array', 'null'], items: { type: 'string' } },
+      U: {},
+      N: { type: ['number', 'null'] },
+      B: { type: 'boolean' },
+      Z: { type: 'integer' }
+    }
+  } as unknown as DatasetSchema
+  const ref = datasetsFromSchemas([['kinds', schema]], 'ajv').get('kinds')!
+  const teachers = [
+    '{"T":1652295571783000123,"O":{},"A":[],"I":[1,2],"S":["a"],"U":"x","N":1.5,"B":true,"Z":3}',
+    '{"T":"2025-01-02","O":null,"A":[{}],"I":[],"S":[],"U":[1,"a",null,{}],"N":null,"B":false,"Z":-0}',
+    '{"U":1e400,"Z":12345678901234567890,"T":null}'
+  ]
+  const near = [
+    '{"T":"2025-01-02x","O":{},"A":[],"I":[1,2],"S":["a"],"U":"x","N":1.5,"B":true,"Z":3}',
+    '{"T":"2025-01-0\\u0032","O":{},"A":[],"I":[1,2],"S":["a"],"U":"x","N":1.5,"B":true,"Z":3}',
+    '{"T":1,"O":{"a":1,"a":1},"A":[],"I":[1,2],"S":["a"],"U":"x","N":1.5,"B":true,"Z":3}',
+    '{"T":1,"O":{"a":1},"A":[{"b":1,"b":1}],"I":[1,2],"S":["a"],"U":"x","N":1.5,"B":true,"Z":3}',
+    '{"T":1,"O":{},"A":[],"I":[1,2.5],"S":["a"],"U":"x","N":1.5,"B":true,"Z":3}',
+    '{"T":1,"O":{},"A":[],"I":[1,1e400],"S":["a"],"U":"x","N":1.5,"B":true,"Z":3}',
+    '{"T":1,"O":{},"A":[],"I":[1,2],"S":["a\u0001"],"U":"x","N":1.5,"B":true,"Z":3}',
+    '{"T":1,"O":{},"A":[],"I":[1,2],"S":["a"],"U":{"x":{"y":[]}},"N":1.5,"B":true,"Z":3}',
+    '{"T":1,"O":{},"A":[],"I":[1,2],"S":["a"],"U":"x","N":1e400,"B":true,"Z":3}',
+    '{"T":1,"O":{},"A":[],"I":[1,2],"S":["a"],"U":"x","N":1.5,"B":true,"Z":3.5}',
+    '{"T":1,"O":{},"A":[],"I":[1,2],"S":["a"],"U":"x","N":1.5,"B":true,"Z":3,"Z":3}',
+    '{"T":1,"O":{},"A":[],"I":[1,2],"S":["a"],"U":"x","N":1.5,"B":true,"Z":3,"New":1}',
+    `{"T":1,"O":{},"A":[],"I":[1,2],"S":["a"],"U":"${'x'.repeat(70_000)}","N":1.5,"B":true,"Z":3}`,
+    '{"T":1,"O":{},"A":[],"I":[1,2],"S":["a"],"U":"x","N":1.5,"B":true,"Z":3}\r',
+    '{"T":1, "O":{},"A":[],"I":[1,2],"S":["a"],"U":"x","N":1.5,"B":true,"Z":3}',
+    '{"T":1,"O":{},"A":[],"I":[1,2],"S":["a"],"U":"x","N":1.5,"B":true,"Z":3}}',
+    '{"T":"","O":{},"A":[[]],"I":[1,2],"S":["a"],"U":"x","N":1.5,"B":true,"Z":3}'
+  ]
+  const rnd = random(7)
+  const lines = [...teachers]
+  for (let round = 0; round < 3; round++) {
+    lines.push(...teachers, ...near)
+    for (let n = 0; n < 300; n++) lines.push(mutate(teachers[n % teachers.length]!, rnd))
+  }
+  const mismatches: string[] = []
+  let hits = 0
+  for (const maxDepth of [DEFAULT_MAX_DEPTH, 3, 2]) {
+    // A validator of its own per limit: templates are learned under it.
+    const fastKinds = datasetsFromSchemas([['kinds', schema]], 'fast').get('kinds')!
+    for (const line of lines) {
+      const want = checkParsed(ref, line, maxDepth)
+      const code = fastKinds.lineValidator!.check(line, maxDepth)
+      const refCode = want.ok ? null : want.code
+      if (code !== refCode && !(code === ASK_REFERENCE && (refCode === LineRejectCode.tooDeep || refCode === LineRejectCode.duplicateKey))) mismatches.push(`${maxDepth} ${line.slice(0, 200)}: ${String(code)} vs ${String(refCode)}`)
+    }
+    hits += fastKinds.lineValidator!.templateHits
+  }
+  assert.deepEqual(mismatches, [])
+  assert.ok(hits > 20, `template hits ${hits}`)
 })
 
 test('LineChecker: the same outcomes and counts with either validator, the first-line framing check included', () => {

@@ -19,11 +19,25 @@
 // Only the code is found here; the reference path gives the reason text (line-checker.ts).
 import { LineRejectCode } from '../../errors.js'
 import { ANY, T, type FieldPlan, type Plan } from './plan.js'
+import { templateOf } from './template.js'
 
 const OBJ = 1
 const ARR = 2
 /** An object's keys are compared one by one up to this many, then through a Set. */
 const LINEAR_KEYS = 16
+/** Templates kept per dataset (and thread): a few jobs' field lists. */
+const TEMPLATES = 4
+/**
+ * A template is learned from at most one line in this many that no template matched; each line
+ * in a row that would not make one (whitespace, nested objects) doubles the wait, up to LEARN_MAX.
+ */
+const LEARN_EVERY = 64
+const LEARN_MAX = 65_536
+/** Longer lines are left to the scanner: a regular expression's backtracking stack grows with the line. */
+const TEMPLATE_MAX_CHARS = 65_536
+/** Templates hold an array of empty objects: three levels. */
+const TEMPLATE_MIN_DEPTH = 3
+const NONE: string[] = []
 
 /** check()'s answer for a line whose reason only the reference can tell. */
 export const ASK_REFERENCE = 'reference'
@@ -45,7 +59,15 @@ export class LineValidator {
   private readonly keyStart: number[] = []
   private readonly keySets: Array<Set<string> | null> = []
 
-  constructor (plan: Plan) {
+  /** Lines accepted by a template (tests: the fast path was taken). */
+  templateHits = 0
+  private readonly templates: RegExp[] = []
+  private sinceLearned = LEARN_EVERY
+  private learnEvery = LEARN_EVERY
+  /** The fields of the line being scanned, in order (a template's field list). */
+  private readonly order: number[] = []
+
+  constructor (private readonly plan: Plan) {
     this.fields = plan.fields
     this.index = plan.index
     this.seen = new Uint32Array(plan.fields.length)
@@ -57,6 +79,35 @@ export class LineValidator {
    * ASK_REFERENCE when only the reference can tell (a line both too deep and with a key twice).
    */
   check(s: string, maxDepth: number): LineRejectCode | typeof ASK_REFERENCE | null {
+    const templated = maxDepth >= TEMPLATE_MIN_DEPTH && s.length <= TEMPLATE_MAX_CHARS
+    if (templated) {
+      for (const t of this.templates) {
+        if (t.test(s)) {
+          this.unknownFields = NONE
+          this.templateHits++
+          return null
+        }
+      }
+    }
+    const code = this.scan(s, maxDepth)
+    if (code === null && templated && this.unknownFields.length === 0 && ++this.sinceLearned >= this.learnEvery) this.learn(s)
+    return code
+  }
+
+  /** A template from a line the scanner accepted, kept when it matches that line (no whitespace, no nested objects). */
+  private learn(s: string): void {
+    this.sinceLearned = 0
+    const t = templateOf(this.plan, this.order)
+    if (!t.test(s)) {
+      this.learnEvery = Math.min(LEARN_MAX, this.learnEvery * 2)
+      return
+    }
+    this.learnEvery = LEARN_EVERY
+    if (this.templates.length === TEMPLATES) this.templates.shift()
+    this.templates.push(t)
+  }
+
+  private scan(s: string, maxDepth: number): LineRejectCode | typeof ASK_REFERENCE | null {
     const end = s.length
     let i = skipWs(s, 0)
     if (s.charCodeAt(i) !== 0x7b) return startsValue(s.charCodeAt(i)) && isJson(s) ? LineRejectCode.notObject : LineRejectCode.notJson
@@ -68,6 +119,8 @@ export class LineValidator {
     const keyStack = this.keyStack
     keyStack.length = 0
     this.unknownFields = []
+    const order = this.order
+    order.length = 0
     let kinds = this.kinds
     let depth = 1
     kinds[1] = OBJ
@@ -144,6 +197,7 @@ export class LineValidator {
             if (seen[field] === stamp) dup = true
             seen[field] = stamp
             prev = field
+            order.push(field)
           }
         } else {
           const close = stringEnd(s, from)
