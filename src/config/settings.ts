@@ -149,9 +149,9 @@ export const settings = {
   lineValidator: {
     env: 'LINE_VALIDATOR',
     type: 'string',
-    default: 'ajv',
+    default: 'fast',
     enum: ['ajv', 'fast'],
-    description: 'How lines are checked against their schema: ajv parses each line and checks the object (the reference); fast checks the text in one pass with a validator generated from the schema, without building the record (rejected lines are worded by the reference). Same verdicts either way'
+    description: 'How lines are checked against their schema: fast checks the text in one pass with a validator generated from the schema, without building the record (rejected lines are worded by the reference); ajv parses each line and checks the object (the reference). Same verdicts and reason codes either way'
   },
   lineBufferBudgetBytes: {
     env: 'LINE_BUFFER_BUDGET_BYTES',

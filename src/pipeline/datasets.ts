@@ -22,7 +22,7 @@ export interface Dataset {
 
 /** LINE_VALIDATOR: which validator decides a line; Ajv stays the reference either way. */
 export type LineValidatorKind = 'ajv' | 'fast'
-export const DEFAULT_LINE_VALIDATOR: LineValidatorKind = 'ajv'
+export const DEFAULT_LINE_VALIDATOR: LineValidatorKind = 'fast'
 
 const DATASET_NAME = /^[a-z][a-z0-9_]*$/
 
