@@ -207,7 +207,7 @@ export class Forwarder {
           if (rejected.length > 0) await this.opts.deadLetter(rejected)
           rejectedEarly += rejected.length
           // `lines` counts what the sink read; inside a damaged segment the lost lines' numbers are skipped too.
-          await this.advance({ seq: seg.seq, index: spool.indexAfter(seg.seq, from, lines - from), state: this.checkpoint.state })
+          await this.advance({ seq: seg.seq, index: spool.indexAfter(seg.seq, from, lines - from), state: this.checkpoint.state }, rejected.length > 0)
         }, this.abort.signal)
       } catch (err) {
         if (this.abort.signal.aborted) break
@@ -222,7 +222,7 @@ export class Forwarder {
       // destination that cannot dedupe (the files, Splunk) would get the batch twice.
       const delivered = { ...result, rejected: [...result.rejected, ...shaped?.failed(Infinity) ?? []] }
       if (!await this.persist(async () => { if (delivered.rejected.length > 0) await this.opts.deadLetter(delivered.rejected) })) break
-      if (!await this.persist(() => this.advance({ seq: seg.seq + 1, index: 0, state: delivered.state ?? this.checkpoint.state }))) break
+      if (!await this.persist(() => this.advance({ seq: seg.seq + 1, index: 0, state: delivered.state ?? this.checkpoint.state }, delivered.rejected.length > 0))) break
       this.delivered += delivered.delivered
       shaped?.delivered()
       this.opts.onDelivered?.(seg.dataset, { delivered: delivered.delivered, duplicates: delivered.duplicates, rejected: rejectedEarly + delivered.rejected.length }, (performance.now() - started) / 1000)
@@ -257,9 +257,11 @@ export class Forwarder {
   /**
    * Moves the checkpoint after delivered lines: written in a group, lagging a little, where the
    * destination takes a replay without duplicates; written before the next batch otherwise.
+   * `deadLettered`: lines before `cp` were just appended to the dead-letter files, which take no
+   * replay without duplicates (a replay refuses them again): written now, as before the lag.
    */
-  private async advance(cp: Checkpoint): Promise<void> {
-    if (!this.opts.sink.replaysWithoutDuplicates) return await this.save(cp)
+  private async advance(cp: Checkpoint, deadLettered = false): Promise<void> {
+    if (!this.opts.sink.replaysWithoutDuplicates || deadLettered) return await this.save(cp)
     this.opts.spool.deferCheckpoint(this.name, cp, () => this.opts.sink.checkpointed?.(cp.state))
     this.checkpoint = cp
   }

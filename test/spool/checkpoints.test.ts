@@ -8,7 +8,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Forwarder, Spool } from '../../src/spool/index.js'
 import { createLogger } from '../../src/observability/index.js'
-import type { DeliveryBatch, DeliveryResult, Sink } from '../../src/delivery.js'
+import type { DeliveryBatch, DeliveryResult, Rejection, Sink } from '../../src/delivery.js'
 import { FaultFs, fsError } from '../helpers/fault-fs.js'
 import { bodies, MemoryDestination, send, SPOOL_DIR, type Body } from '../helpers/spool-harness.js'
 
@@ -102,4 +102,57 @@ test('a destination that cannot dedupe has each checkpoint durable before the ne
   await new Promise((resolve) => setTimeout(resolve, 20))
   await again.forwarder.stop(1000)
   for (const b of sent) assert.equal(destination.copies(b), 1, b.digest)
+})
+
+/**
+ * Elasticsearch as the spool sees it: a line is known by its _id (a replay stores nothing twice),
+ * and a line it cannot index (a mapping conflict) is refused, every time it is sent.
+ */
+class Indexing implements Sink {
+  readonly name = 'indexing'
+  readonly replaysWithoutDuplicates = true
+  readonly docs = new Set<string>()
+  async init(): Promise<void> {}
+  async deliver(batch: DeliveryBatch): Promise<DeliveryResult> {
+    const rejected: Rejection[] = []
+    let n = 0
+    for await (const line of batch.lines()) {
+      if (line.includes('"line":0')) rejected.push({ dataset: batch.dataset, sink: this.name, code: 'LPR_ERR_REFUSED', reason: 'mapper_parsing_exception', raw: line })
+      else { this.docs.add(line); n++ }
+    }
+    return { delivered: n, duplicates: 0, rejected }
+  }
+  async close(): Promise<void> {}
+}
+
+test('a lagging checkpoint does not store a refused line\'s dead letter twice: a batch with refusals has its checkpoint written at once', async () => {
+  // The bug this pins: a destination that "replays without duplicates" (Elasticsearch, OpenSearch,
+  // the files with shaping failures) had its checkpoint deferred even after a batch whose refused
+  // lines were appended to the dead-letter files; a crash within SPOOL_CHECKPOINT_INTERVAL_MS
+  // replayed the batch, the line was refused again, and its dead letter was stored twice.
+  const fs = new FaultFs()
+  const destination = new Indexing()
+  const deadLetters: string[] = [] // the dead-letter files: fsync'd appends, they outlive the crash
+  const startWith = async (f: FaultFs): Promise<{ spool: Spool, forwarder: Forwarder }> => {
+    const spool = new Spool({ dir: SPOOL_DIR, highWatermarkBytes: 1e12, lowWatermarkBytes: 1, minFreeBytes: 0, dedupeSeconds: 3600, log, fs: f, checkpointIntervalMs: 60_000 })
+    await spool.init()
+    const forwarder = new Forwarder({ spool, sink: destination, log, deadLetter: async (r) => { deadLetters.push(...r.map((x) => x.raw)) }, retryMaxMs: 1 })
+    spool.expectConsumers([forwarder.name])
+    await forwarder.prepare()
+    forwarder.start()
+    return { spool, forwarder }
+  }
+  const { spool } = await startWith(fs)
+  const sent = bodies(2, 3, 'refused')
+  for (const b of sent) assert.equal(await send(spool, b), 'stored')
+  await until('delivery', () => deadLetters.length === 2 && spool.backlog('indexing').segments === 0)
+  // The checkpoint of the last batch is written before the forwarder looks for the next: let it land.
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  // kill -9 within the checkpoint interval.
+  const again = await startWith(fs.crash())
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  await until('the replay', () => again.spool.backlog('indexing').segments === 0)
+  await again.forwarder.stop(1000)
+  assert.equal(destination.docs.size, 4)
+  assert.deepEqual(deadLetters.sort(), sent.map((b) => b.lines[0]!).sort(), 'each refused line dead-lettered once')
 })
