@@ -248,6 +248,10 @@ export class RoutingSink implements Sink {
   get name(): string { return this.inner.name }
   init(state: unknown): Promise<void> { return this.inner.init(state) }
   startState(): unknown { return this.inner.startState?.() }
+  // Whether its checkpoints may lag, and the written ones (the files gzip what they no longer
+  // name): the wrapped destination's, or routing would leave every rotated file uncompressed.
+  get replaysWithoutDuplicates(): boolean | undefined { return this.inner.replaysWithoutDuplicates }
+  checkpointed(state: unknown): void { this.inner.checkpointed?.(state) }
   health(): Record<string, unknown> { return this.inner.health?.() ?? {} }
   close(): Promise<void> { return this.inner.close() }
 

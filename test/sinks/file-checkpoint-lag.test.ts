@@ -60,3 +60,37 @@ test('a rotated events file is compressed only once a written checkpoint is past
   const lines = await stored(join(root, 'http_requests'))
   assert.deepEqual(lines.sort(), ['{"a":1,', '{"a":2,', '{"c":1,', '{"c":2,', '{"b":1,'].map((p) => `${p}"pad":"xxxxxxxxxxxxxxxx"}`).sort())
 })
+
+test('with routing the file destination still compresses its rotated files: the routing wrapper passes the written checkpoints on', async () => {
+  // The bug this pins: RoutingSink did not pass checkpointed() (nor replaysWithoutDuplicates) on
+  // to the file destination it wraps, and a rotated file is gzipped only from checkpointed(): with
+  // FILE_GZIP_ROTATED and a routing rule for the files, no rotated events file was ever compressed
+  // while the service ran.
+  const { Forwarder, Spool } = await import('../../src/spool/index.js')
+  const { FaultFs } = await import('../helpers/fault-fs.js')
+  const { send, bodies, SPOOL_DIR } = await import('../helpers/spool-harness.js')
+  const { buildRouters, RoutingSink } = await import('../../src/shaping/index.js')
+  const { loadDatasets } = await import('../../src/pipeline/index.js')
+  const { schemasDir } = await import('../../src/paths.js')
+  const routers = buildRouters([{ name: 'by-zone', datasets: ['http_requests'], field: 'ZoneName', table: { 'acme.example': 'acme' }, default: 'shared' }], { acme: {}, shared: {} }, ['file'], loadDatasets(schemasDir)).get('file')!
+  const root = await mkdtemp(join(tmpdir(), 'lpr-file-routed-gzip-'))
+  const sink = new RoutingSink(new FileSink({ dir: root, rotateBytes: 100, rotateMs: 3_600_000, gzipRotated: true, log }), routers, () => {})
+  const spool = new Spool({ dir: SPOOL_DIR, highWatermarkBytes: 1e12, lowWatermarkBytes: 1, minFreeBytes: 0, dedupeSeconds: 3600, log, fs: new FaultFs(), checkpointIntervalMs: 0 })
+  await spool.init()
+  const forwarder = new Forwarder({ spool, sink, log, deadLetter: async () => {}, retryMaxMs: 1 })
+  spool.expectConsumers([forwarder.name])
+  await forwarder.prepare()
+  forwarder.start()
+  const sent = bodies(4, 2, 'routed').map((b) => ({ ...b, lines: b.lines.map((_, i) => `{"ZoneName":"acme.example","RayID":"${b.digest}-${i}","pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`) }))
+  for (const b of sent) assert.equal(await send(spool, b), 'stored')
+  const end = Date.now() + 10_000
+  while (spool.backlog(forwarder.name).segments > 0) {
+    if (Date.now() > end) throw new Error('not delivered')
+    await new Promise((resolve) => setTimeout(resolve, 1))
+  }
+  await forwarder.stop(1000)
+  const names = await readdir(join(root, 'acme', 'http_requests'))
+  assert.ok(names.filter((n) => n.endsWith('.ndjson')).length >= 1, names.join(' '))
+  assert.ok(names.some((n) => n.endsWith('.ndjson.gz')), `a rotated file is compressed: ${names.join(' ')}`)
+  assert.equal((await stored(join(root, 'acme', 'http_requests'))).length, 8)
+})
