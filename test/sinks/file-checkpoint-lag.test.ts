@@ -94,3 +94,24 @@ test('with routing the file destination still compresses its rotated files: the 
   assert.ok(names.some((n) => n.endsWith('.ndjson.gz')), `a rotated file is compressed: ${names.join(' ')}`)
   assert.equal((await stored(join(root, 'acme', 'http_requests'))).length, 8)
 })
+
+test('a file rotated by age while its dataset is idle is compressed: the written checkpoint names it at its final size', async () => {
+  // The bug this pins: a rotated file waited for a written checkpoint that no longer named it,
+  // but only a delivery to its own dataset changes which file a checkpoint names; a dataset that
+  // went quiet (a Logpush job paused) kept its last file, rotated by age, uncompressed for good,
+  // though the checkpoint naming it already had its whole size (nothing to cut back).
+  const root = await mkdtemp(join(tmpdir(), 'lpr-file-aged-'))
+  const sink = new FileSink({ dir: root, rotateBytes: 1 << 20, rotateMs: 30, gzipRotated: true, log })
+  await sink.init(undefined)
+  sink.checkpointed(sink.startState())
+  const state = (await sink.deliver(batch(1, ['{"a":1}', '{"a":2}']))).state
+  sink.checkpointed(state) // written; no more batches come for this dataset
+  const dir = join(root, 'http_requests')
+  const end = Date.now() + 10_000
+  while (!(await readdir(dir)).some((n) => n.endsWith('.ndjson.gz'))) {
+    if (Date.now() > end) assert.fail(`never compressed: ${(await readdir(dir)).join(' ')}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  await sink.close()
+  assert.deepEqual(await stored(dir), ['{"a":1}', '{"a":2}'])
+})

@@ -44,8 +44,11 @@ export class FileSink implements Sink {
   private state: FileState = { next: 1, files: {} }
   private readonly active = new Map<string, Active>()
   private readonly compressions = new Set<Promise<void>>()
-  // Rotated files not yet compressed: a recovery from the durable checkpoint may still cut one back.
-  private readonly rotated = new Set<string>()
+  // Rotated files not yet compressed, with their final sizes: a recovery from the durable
+  // checkpoint may still cut one back.
+  private readonly rotated = new Map<string, number>()
+  // The state of the last checkpoint written (durable): what a recovery would start from.
+  private written: FileState | undefined
   private lock: Promise<unknown> = Promise.resolve()
   private timer: NodeJS.Timeout | null = null
 
@@ -61,6 +64,7 @@ export class FileSink implements Sink {
       for (const sub of await readdir(join(this.opts.dir, e.name), { withFileTypes: true })) if (sub.isDirectory()) datasets.push(`${e.name}/${sub.name}`)
     }
     if (saved) this.state = structuredClone(saved as FileState)
+    if (saved) this.written = saved as FileState
     let highest = 0
     for (const dataset of datasets) {
       const dir = join(this.opts.dir, dataset)
@@ -147,17 +151,26 @@ export class FileSink implements Sink {
    * Checkpoints may be written a little after the delivery (src/spool/checkpoints.ts): the spool
    * may replay from one whose state still names a rotated file, which recovery then cuts back.
    * So a rotated file is compressed only once a durable checkpoint is past it: created before
-   * that state (its number below `next`) and no longer any dataset's current file.
+   * that state (its number below `next`) and no longer any dataset's current file, or its current
+   * file at its final size (rotated by age while its dataset is idle: nothing to cut back, and no
+   * later checkpoint names another file for that dataset until it gets lines again).
    */
   readonly replaysWithoutDuplicates = true
 
   checkpointed(state: unknown): void {
     const s = state as FileState | undefined
     if (!s) return
-    const current = new Set(Object.values(s.files).map((f) => f.path))
-    for (const path of this.rotated) {
+    this.written = s
+    this.compressPassed()
+  }
+
+  private compressPassed(): void {
+    const s = this.written
+    if (!s) return
+    const current = new Map(Object.values(s.files).map((f) => [f.path, f.size]))
+    for (const [path, size] of this.rotated) {
       const n = Number(NAME.exec(basename(path))?.[1] ?? Infinity)
-      if (n >= s.next || current.has(path)) continue
+      if (n >= s.next || (current.has(path) && current.get(path) !== size)) continue
       this.rotated.delete(path)
       this.compress(path)
     }
@@ -216,7 +229,10 @@ export class FileSink implements Sink {
     this.active.delete(dataset)
     await file.fh.close()
     // Compressed once a durable checkpoint no longer needs to cut it back (checkpointed()).
-    if (this.opts.gzipRotated && file.size > 0) this.rotated.add(file.path)
+    if (this.opts.gzipRotated && file.size > 0) {
+      this.rotated.set(file.path, file.size)
+      this.compressPassed()
+    }
   }
 
   private async rotateAged(): Promise<void> {
