@@ -53,3 +53,20 @@ test('Kafka error verdicts: too large, missing topic and credentials are told ap
   loop.cause = loop
   assert.deepEqual(errorTypes(loop), ['x'], 'a cause cycle ends')
 })
+
+test('OpenSearch Serverless, which stores a document without _id, has its checkpoints written per batch, not lagging', async () => {
+  // The bug this pins: the OpenSearch destination said it "replays without duplicates" whatever
+  // its target, so its checkpoints lagged by SPOOL_CHECKPOINT_INTERVAL_MS; on Serverless (aoss)
+  // documents go without _id and a replayed one is stored again, so a crash doubled every batch
+  // of that lag instead of at most the one in flight.
+  const { OpenSearchSink } = await import('../../src/sinks/opensearch/index.js')
+  const { createLogger } = await import('../../src/observability/index.js')
+  const opts = { url: 'http://127.0.0.1:9', username: '', password: '', caFile: '', tlsVerify: true, awsRegion: 'eu-west-1', namespace: 'default', bulkBytes: 1 << 20, concurrency: 1, retryMs: 1, requestTimeoutMs: 1000, dataRetention: '', datasets: new Map(), log: createLogger('silent'), awsCredentials: async () => ({ accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' }) }
+  const serverless = new OpenSearchSink({ ...opts, auth: 'aws-sigv4', awsService: 'aoss' })
+  const managed = new OpenSearchSink({ ...opts, auth: 'aws-sigv4', awsService: 'es' })
+  const plain = new OpenSearchSink({ ...opts, auth: 'none', awsService: 'es' })
+  assert.notEqual(serverless.replaysWithoutDuplicates, true, 'aoss: no _id, a replay stores again')
+  assert.equal(managed.replaysWithoutDuplicates, true)
+  assert.equal(plain.replaysWithoutDuplicates, true)
+  await Promise.all([serverless, managed, plain].map((s) => s.close()))
+})

@@ -52,10 +52,13 @@ export interface OpenSearchSinkOptions {
 
 export class OpenSearchSink implements Sink {
   readonly name = 'opensearch'
-  /** Every line has a deterministic _id: a replay from an older checkpoint writes nothing twice. */
-  readonly replaysWithoutDuplicates = true
   readonly client: Client
   private readonly serverless: boolean
+  /**
+   * Every line has a deterministic _id: a replay from an older checkpoint writes nothing twice;
+   * but not on Serverless (no _id there), whose checkpoints are written per batch.
+   */
+  get replaysWithoutDuplicates(): boolean { return !this.serverless }
   private templates: Promise<void> | null = null
   private readonly builders = new Map<string, EcsBuilder>()
   private largestAccepted = 0
