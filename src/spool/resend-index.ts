@@ -27,11 +27,14 @@ import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { SpoolStateUnreadable } from '../errors.js'
-import { fsyncDir, type SpoolFs } from './fs.js'
+import { fsyncDir, type SpoolFileHandle, type SpoolFs } from './fs.js'
+import { capacityFor, KeyTable, MAX_LOAD } from './key-table.js'
 
 export const RECORD_BYTES = 32
-const MAX_LOAD = 0.75
-const READ_CHUNK = 1 << 20
+// 4 MiB a read (a multiple of RECORD_BYTES): few calls, and two such buffers are all a start holds.
+const READ_CHUNK = 4 << 20
+// Records whose table slots are touched ahead of their insertion (key-table.ts touch()).
+const TOUCH_BYTES = 16 * RECORD_BYTES
 
 export interface ResendEntry {
   readonly dataset: string
@@ -53,17 +56,32 @@ export function encodeRecord(key: Uint8Array, at: number, seq: number, out = Buf
 }
 
 // CRC-32 (the zlib polynomial) of a record's 28 bytes, in JS: a native call per 28 bytes costs
-// more than the sum itself, and a start checks millions of records.
-const CRC_TABLE = new Int32Array(256)
-for (let n = 0; n < 256; n++) {
-  let c = n
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
-  CRC_TABLE[n] = c
+// more than the sum itself, and a start checks millions of records. Four bytes a step ("slicing
+// by 4"): four independent table look-ups instead of four dependent ones.
+const CRC_TABLES = ((): Int32Array[] => {
+  const t = [new Int32Array(256), new Int32Array(256), new Int32Array(256), new Int32Array(256)] as const
+  for (let n = 0; n < 256; n++) {
+    let c = n
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
+    t[0][n] = c
+  }
+  for (let n = 0; n < 256; n++) {
+    for (let k = 1; k < 4; k++) t[k]![n] = (t[k - 1]![n]! >>> 8) ^ t[0][t[k - 1]![n]! & 0xff]!
+  }
+  return [...t]
+})()
+const [T0, T1, T2, T3] = CRC_TABLES as [Int32Array, Int32Array, Int32Array, Int32Array]
+
+/** One step of the CRC over a little-endian word. */
+function crcWord(c: number, w: number): number {
+  c ^= w
+  return T3[c & 0xff]! ^ T2[(c >>> 8) & 0xff]! ^ T1[(c >>> 16) & 0xff]! ^ T0[c >>> 24]!
 }
 
 export function recordCrc(buf: Uint8Array, offset: number): number {
+  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
   let c = -1
-  for (let i = offset; i < offset + 28; i++) c = CRC_TABLE[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8)
+  for (let o = offset; o < offset + 28; o += 4) c = crcWord(c, v.getUint32(o, true))
   return (c ^ -1) >>> 0
 }
 
@@ -72,82 +90,35 @@ function errorCode(err: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined
 }
 
+/** A bucket file a start reads. */
+interface Bucket {
+  readonly path: string
+  readonly size: number
+  /** false: the newest file when it has left the window: read for its sequence numbers only. */
+  readonly keys: boolean
+  fh: Promise<SpoolFileHandle> | null
+  closed: boolean
+}
 
-/**
- * Open addressing over 16-byte keys in typed arrays (linear probing; a key's first word is
- * already uniformly distributed). Each slot holds the key and its commit time in seconds; 0 is
- * an empty slot. No deletion: expired keys are dropped by rebuilding.
- */
-export class KeyTable {
-  private keys: Uint32Array
-  private at: Uint32Array
-  private mask: number
-  size = 0
+interface Read { readonly file: Bucket, readonly position: number, readonly buf: Buffer, readonly bytes: Promise<number> }
 
-  constructor (capacity = 1024) {
-    this.keys = new Uint32Array(capacity * 4)
-    this.at = new Uint32Array(capacity)
-    this.mask = capacity - 1
-  }
+/** Where the scan of one file is: bytes read, bytes of whole checked records, first bad record. */
+interface Scan { position: number, good: number, torn: number }
 
-  get capacity(): number { return this.mask + 1 }
+function unreadable(path: string, err: unknown): Error {
+  return err instanceof SpoolStateUnreadable ? err : new SpoolStateUnreadable(path, errorCode(err) ?? 'error', (err as Error).message)
+}
 
-  /** Seconds of the key's commit, or 0 when absent. */
-  get(key: Buffer, offset = 0): number {
-    return this.at[this.slot(key.readUInt32LE(offset), key.readUInt32LE(offset + 4), key.readUInt32LE(offset + 8), key.readUInt32LE(offset + 12))]!
-  }
+/** A file-system call on a state file whose failure stops the start with a coded error. */
+async function coded<T>(path: string, p: Promise<T>): Promise<T> {
+  try { return await p } catch (err) { throw unreadable(path, err) }
+}
 
-  /** Slot of the key, or of the empty slot where it would go, as a number >= 0. */
-  private slot(a: number, b: number, c: number, d: number): number {
-    for (let i = a & this.mask; ; i = (i + 1) & this.mask) {
-      if (this.at[i] === 0) return i
-      const o = i * 4
-      if (this.keys[o] === a && this.keys[o + 1] === b && this.keys[o + 2] === c && this.keys[o + 3] === d) return i
-    }
-  }
-
-  /** Whether one more key fits without passing the load limit. */
-  fits(): boolean {
-    return this.size + 1 <= this.capacity * MAX_LOAD
-  }
-
-  /** Sets the key's time (the later of the two when present). The caller checks fits() first. */
-  set(key: Buffer, seconds: number, offset = 0): void {
-    this.setWords(key.readUInt32LE(offset), key.readUInt32LE(offset + 4), key.readUInt32LE(offset + 8), key.readUInt32LE(offset + 12), Math.max(1, seconds))
-  }
-
-  private setWords(a: number, b: number, c: number, d: number, seconds: number): void {
-    const i = this.slot(a, b, c, d)
-    if (this.at[i] === 0) {
-      const o = i * 4
-      this.keys[o] = a; this.keys[o + 1] = b; this.keys[o + 2] = c; this.keys[o + 3] = d
-      this.size++
-      this.at[i] = seconds
-    } else if (this.at[i]! < seconds) {
-      this.at[i] = seconds
-    }
-  }
-
-  /** A table of `capacity` slots holding this one's keys at or after `minSeconds`. */
-  rebuilt(capacity: number, minSeconds: number): KeyTable {
-    const t = new KeyTable(capacity)
-    for (let i = 0; i <= this.mask; i++) {
-      const s = this.at[i]!
-      if (s === 0 || s < minSeconds) continue
-      const o = i * 4
-      t.setWords(this.keys[o]!, this.keys[o + 1]!, this.keys[o + 2]!, this.keys[o + 3]!, s)
-    }
-    return t
-  }
-
-  /** The time (seconds) below which about `fraction` of the keys lie. */
-  quantile(fraction: number): number {
-    const times = new Uint32Array(this.size)
-    let n = 0
-    for (let i = 0; i <= this.mask; i++) if (this.at[i] !== 0) times[n++] = this.at[i]!
-    times.sort()
-    return times[Math.min(n - 1, Math.floor(n * fraction))] ?? 0
-  }
+async function closeBucket(file: Bucket): Promise<void> {
+  if (!file.fh || file.closed) return
+  file.closed = true
+  const fh = await coded(file.path, file.fh)
+  await coded(file.path, fh.close())
 }
 
 export interface ResendIndexOptions {
@@ -156,6 +127,8 @@ export interface ResendIndexOptions {
   readonly maxEntries: number
   readonly fs: SpoolFs
   readonly log: Logger
+  /** Bytes a start reads at a time (rounded down to whole records); tests make it small. */
+  readonly readChunkBytes?: number
 }
 
 export class ResendIndex {
@@ -168,18 +141,21 @@ export class ResendIndex {
   private readonly bucketMs: number
   private readonly files = new Set<number>()
   maxSeq = 0
+  // What touch() read: kept, so that the compiler cannot leave those reads out.
+  touched = 0
 
   constructor (private readonly opts: ResendIndexOptions) {
     this.bucketsDir = join(opts.dir, 'resend')
     this.legacyPath = join(opts.dir, 'digests.log')
     // About 48 files per window: few enough to list, fine enough that an expired file is small.
     this.bucketMs = Math.max(60_000, Math.ceil(opts.windowSeconds * 1000 / 48))
-    let cap = 1024
-    while (cap * MAX_LOAD < opts.maxEntries) cap *= 2
-    this.maxCapacity = cap
+    this.maxCapacity = capacityFor(opts.maxEntries)
   }
 
   get size(): number { return this.table.size }
+
+  /** Slots of the table now (20 bytes each): what its memory is. */
+  get capacity(): number { return this.table.capacity }
 
   private horizonMs(now = Date.now()): number {
     return Math.max(now - this.opts.windowSeconds * 1000, this.floorMs)
@@ -194,29 +170,29 @@ export class ResendIndex {
 
   /** A durable commit (or a segment found at start): in memory; on disk only at record(). */
   add(dataset: string, digest: string, committedAt: number): void {
-    this.put(resendKey(dataset, digest), committedAt)
-  }
-
-  private put(key: Buffer, atMs: number, offset = 0): void {
     if (!this.table.fits() || this.table.size >= this.opts.maxEntries) this.makeRoom()
-    this.table.set(key, Math.ceil(atMs / 1000), offset)
+    this.table.set(resendKey(dataset, digest), Math.ceil(committedAt / 1000))
   }
 
-  /** Drops expired keys; grows up to maxEntries; past it, shortens the window by a quarter of the keys. */
+  /**
+   * Drops expired keys (in place); past maxEntries, shortens the window by a quarter of the keys;
+   * grows the table when it is more than half full, up to the size maxEntries allows. Only a
+   * growth makes a second table, for a moment: a full window at maxEntries never does.
+   */
   private makeRoom(): void {
     let minSeconds = Math.ceil(this.horizonMs() / 1000)
-    let live = this.table.rebuilt(this.table.capacity, minSeconds)
-    if (live.size >= this.opts.maxEntries * 0.9) {
-      minSeconds = live.quantile(0.25) + 1
+    this.table.dropBefore(minSeconds)
+    if (this.table.size >= this.opts.maxEntries * 0.9) {
+      minSeconds = this.table.quantile(0.25) + 1
       this.floorMs = minSeconds * 1000
       this.opts.log.warn({ maxEntries: this.opts.maxEntries, recognisedSince: new Date(this.floorMs).toISOString() },
         'More batches within DEDUPE_WINDOW_SECONDS than DEDUPE_MAX_ENTRIES: re-sends are recognised for a shorter time (the newest batches only).')
-      live = live.rebuilt(live.capacity, minSeconds)
+      this.table.dropBefore(minSeconds)
     }
-    // Room to grow into: at most half full after a rebuild, up to the table maxEntries allows.
-    let cap = live.capacity
-    while ((live.size + 1) * 2 > cap * MAX_LOAD && cap < this.maxCapacity) cap *= 2
-    this.table = cap === live.capacity ? live : live.rebuilt(cap, minSeconds)
+    const cap = this.table.capacity
+    if ((this.table.size + 1) * 2 > cap * MAX_LOAD && cap < this.maxCapacity) {
+      this.table = this.table.rebuilt(Math.min(this.maxCapacity, cap * 2), minSeconds)
+    }
   }
 
   /**
@@ -226,36 +202,32 @@ export class ResendIndex {
    */
   async load(): Promise<void> {
     const { fs } = this.opts
-    await fs.mkdir(this.bucketsDir, { recursive: true })
+    await coded(this.bucketsDir, fs.mkdir(this.bucketsDir, { recursive: true }))
     await this.migrateLegacy()
-    const names = (await fs.readdir(this.bucketsDir)).filter((n) => /^\d+\.bin$/.test(n))
+    const names = (await coded(this.bucketsDir, fs.readdir(this.bucketsDir))).filter((n) => /^\d+\.bin$/.test(n))
     const starts = names.map((n) => Number(n.slice(0, -4))).sort((a, b) => b - a)
     const horizon = this.horizonMs()
-    // The table sized once for what will be read: no growth (and no second table) during a start.
+    const plan: Bucket[] = []
     let expected = 0
-    for (const start of starts) {
-      if (start + this.bucketMs >= horizon) expected += Math.floor((await fs.stat(this.pathOf(start))).size / RECORD_BYTES)
-    }
-    expected = Math.min(expected, this.opts.maxEntries)
-    let cap = 1024
-    while (cap * MAX_LOAD < expected + 1024 && cap < this.maxCapacity) cap *= 2
-    if (cap > this.table.capacity) this.table = this.table.rebuilt(cap, 0)
     for (const [i, start] of starts.entries()) {
+      const path = this.pathOf(start)
       this.files.add(start)
-      const newest = i === 0
       const expired = start + this.bucketMs < horizon
-      if (expired && !newest) {
-        await fs.rm(this.pathOf(start), { force: true })
+      // The newest file is read even when expired: it carries the highest sequence number.
+      if (expired && i > 0) {
+        await coded(path, fs.rm(path, { force: true }))
         this.files.delete(start)
         continue
       }
-      if (this.table.size >= this.opts.maxEntries && !newest) {
-        // The window is full: older keys are not recognised (and their file goes with time).
-        this.floorMs = Math.max(this.floorMs, start + this.bucketMs)
-        continue
-      }
-      await this.readBucket(start, !expired)
+      const size = await coded(path, fs.stat(path)).then((st) => st.size)
+      plan.push({ path, size, keys: !expired, fh: null, closed: false })
+      if (!expired) expected += Math.floor(size / RECORD_BYTES)
     }
+    // The table sized once for what will be read, with room to grow (half full), within what
+    // maxEntries allows: no growth, and so no second table, during a start.
+    const want = Math.min(this.maxCapacity, capacityFor(2 * (Math.min(expected, this.opts.maxEntries) + this.table.size)))
+    if (want > this.table.capacity) this.table = this.table.rebuilt(want, 0)
+    await this.readBuckets(plan, horizon)
     if (this.floorMs > 0) this.opts.log.warn({ maxEntries: this.opts.maxEntries, recognisedSince: new Date(this.floorMs).toISOString() }, 'The re-send index holds DEDUPE_MAX_ENTRIES keys: older re-sends in the window are not recognised.')
   }
 
@@ -263,52 +235,106 @@ export class ResendIndex {
     return join(this.bucketsDir, `${String(start).padStart(15, '0')}.bin`)
   }
 
-  private async readBucket(start: number, keys: boolean): Promise<void> {
-    const { fs } = this.opts
-    const path = this.pathOf(start)
-    let fh
+  /**
+   * Reads the planned files in order, in chunks of READ_CHUNK bytes, into two buffers: while the
+   * records of one chunk go into the table, the next chunk (of the same file or the next one) is
+   * being read. Past maxEntries keys, older files are not read: their start is the new floor.
+   */
+  private async readBuckets(plan: Bucket[], horizon: number): Promise<void> {
+    const chunk = Math.max(RECORD_BYTES, (this.opts.readChunkBytes ?? READ_CHUNK) - ((this.opts.readChunkBytes ?? READ_CHUNK) % RECORD_BYTES))
+    const bufs = [Buffer.allocUnsafeSlow(chunk), Buffer.allocUnsafeSlow(chunk)] as const
+    let ahead: Read | null = null
     try {
-      fh = await fs.open(path, 'r')
-    } catch (err) {
-      throw new SpoolStateUnreadable(path, errorCode(err) ?? 'error', (err as Error).message)
-    }
-    const horizon = this.horizonMs()
-    const buf = Buffer.alloc(READ_CHUNK - (READ_CHUNK % RECORD_BYTES))
-    let position = 0
-    let good = 0 // bytes of whole, checked records
-    let torn = -1 // offset of the first bad record
-    try {
-      for (;;) {
-        const { bytesRead } = await fh.read(buf, 0, buf.length, position)
-        if (bytesRead === 0) break
-        const whole = bytesRead - (bytesRead % RECORD_BYTES)
-        for (let o = 0; o < whole; o += RECORD_BYTES) {
-          if (recordCrc(buf, o) !== buf.readUInt32LE(o + 28)) {
-            if (torn < 0) torn = position + o
-            continue
-          }
-          if (torn >= 0) {
-            // A good record after a bad one: not a torn append but damage.
-            throw new SpoolStateUnreadable(path, 'damaged record', `at byte ${torn}; move the file away to start without the re-send records it holds`)
-          }
-          good = position + o + RECORD_BYTES
-          const at = buf.readUIntLE(o + 16, 6)
-          this.maxSeq = Math.max(this.maxSeq, buf.readUIntLE(o + 22, 6))
-          const sentinel = buf.readUInt32LE(o) === 0 && buf.readUInt32LE(o + 4) === 0 && buf.readUInt32LE(o + 8) === 0 && buf.readUInt32LE(o + 12) === 0
-          if (keys && !sentinel && at >= horizon && this.table.size < this.opts.maxEntries) this.put(buf, at, o)
+      for (const [f, file] of plan.entries()) {
+        if (f > 0 && this.table.size >= this.opts.maxEntries) {
+          // The window is full: older keys are not recognised (and their file goes with time).
+          this.floorMs = Math.max(this.floorMs, Number(file.path.slice(-19, -4)) + this.bucketMs)
+          continue
         }
-        position += bytesRead
-        if (bytesRead < buf.length) break
+        const scan: Scan = { position: 0, good: 0, torn: -1 }
+        for (;;) {
+          const read: Read = ahead?.file === file && ahead.position === scan.position ? ahead : this.issue(file, scan.position, bufs[0])
+          ahead = null
+          const bytes = await read.bytes
+          const other = read.buf === bufs[0] ? bufs[1] : bufs[0]
+          const more = bytes === chunk
+          const next = plan[f + 1]
+          if (more) ahead = this.issue(file, scan.position + bytes, other)
+          // The next file is read ahead only when it will be read for certain: when even every
+          // record of this chunk leaves the table short of maxEntries.
+          else if (next && this.table.size + bytes / RECORD_BYTES < this.opts.maxEntries) ahead = this.issue(next, 0, other)
+          this.scanChunk(file, read.buf, bytes, scan, horizon)
+          scan.position += bytes
+          if (!more) break
+        }
+        await closeBucket(file)
+        // A crash during an append leaves part of a record (its segments were not deleted yet):
+        // cut it off, so that the next append starts on a record boundary.
+        if (scan.good < scan.position) await coded(file.path, this.opts.fs.truncate(file.path, scan.good))
       }
-    } catch (err) {
-      if (err instanceof SpoolStateUnreadable) throw err
-      throw new SpoolStateUnreadable(path, errorCode(err) ?? 'error', (err as Error).message)
     } finally {
-      await fh.close()
+      // After an error: the read ahead is waited for, and every file still open is closed.
+      if (ahead) await ahead.bytes.catch(() => 0)
+      for (const file of plan) await closeBucket(file).catch(() => {})
     }
-    // A crash during an append leaves part of a record (its segments were not deleted yet): cut
-    // it off, so that the next append starts on a record boundary.
-    if (good < position) await fs.truncate(path, good)
+  }
+
+  /** Starts reading a chunk; the outcome (bytes read, or a coded error) is awaited later. */
+  private issue(file: Bucket, position: number, buf: Buffer): Read {
+    const bytes = (async () => {
+      file.fh ??= this.opts.fs.open(file.path, 'r')
+      const fh = await file.fh
+      return (await fh.read(buf, 0, buf.length, position)).bytesRead
+    })().catch((err: unknown) => { throw unreadable(file.path, err) })
+    // Awaited later (or, after an error elsewhere, in readBuckets' finally): never unhandled.
+    bytes.catch(() => {})
+    return { file, position, buf, bytes }
+  }
+
+  /**
+   * The records of one chunk into the table: a tight loop over the buffer, no allocation, no
+   * promise, no string per record. A record failing its checksum is a torn append when only such
+   * records follow it; a good record after a bad one is damage and stops the start.
+   */
+  private scanChunk(file: Bucket, buf: Buffer, bytes: number, scan: Scan, horizon: number): void {
+    const v = new DataView(buf.buffer, buf.byteOffset, bytes)
+    const whole = bytes - (bytes % RECORD_BYTES)
+    const max = this.opts.maxEntries
+    let table = this.table
+    let maxSeq = this.maxSeq
+    let touched = 0
+    for (let o = 0; o < whole; o += RECORD_BYTES) {
+      if (o % TOUCH_BYTES === 0) {
+        for (let p = o; p < Math.min(whole, o + TOUCH_BYTES); p += RECORD_BYTES) touched += table.touch(v.getUint32(p, true))
+      }
+      const a = v.getUint32(o, true)
+      const b = v.getUint32(o + 4, true)
+      const c = v.getUint32(o + 8, true)
+      const d = v.getUint32(o + 12, true)
+      const t0 = v.getUint32(o + 16, true)
+      const t1 = v.getUint32(o + 20, true)
+      const t2 = v.getUint32(o + 24, true)
+      const crc = crcWord(crcWord(crcWord(crcWord(crcWord(crcWord(crcWord(-1, a), b), c), d), t0), t1), t2)
+      if (((crc ^ -1) >>> 0) !== v.getUint32(o + 28, true)) {
+        if (scan.torn < 0) scan.torn = scan.position + o
+        continue
+      }
+      if (scan.torn >= 0) {
+        this.maxSeq = maxSeq
+        // A good record after a bad one: not a torn append but damage.
+        throw new SpoolStateUnreadable(file.path, 'damaged record', `at byte ${scan.torn}; move the file away to start without the re-send records it holds`)
+      }
+      scan.good = scan.position + o + RECORD_BYTES
+      const at = t0 + (t1 & 0xffff) * 4294967296
+      const seq = (t1 >>> 16) + t2 * 65536
+      if (seq > maxSeq) maxSeq = seq
+      // An all-zero key is the sequence-number record of a converted digests.log.
+      if (!file.keys || at < horizon || (a | b | c | d) === 0 || table.size >= max) continue
+      if (!table.fits()) { this.makeRoom(); table = this.table }
+      table.setWords(a, b, c, d, Math.max(1, Math.ceil(at / 1000)))
+    }
+    this.maxSeq = maxSeq
+    this.touched = touched
   }
 
   /** Writes the keys of segments about to be deleted, durably, before they are. */

@@ -4,9 +4,12 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { Spool } from '../../src/spool/index.js'
-import { encodeRecord, KeyTable, RECORD_BYTES, resendKey, ResendIndex } from '../../src/spool/resend-index.js'
+import { randomFillSync } from 'node:crypto'
+import { crc32 } from 'node:zlib'
+import { encodeRecord, RECORD_BYTES, recordCrc, resendKey, ResendIndex } from '../../src/spool/resend-index.js'
+import { KeyTable } from '../../src/spool/key-table.js'
 import { createLogger } from '../../src/observability/index.js'
-import { FaultFs } from '../helpers/fault-fs.js'
+import { FaultFs, fsError } from '../helpers/fault-fs.js'
 
 const DIR = '/spool'
 const DATASET = 'http_requests'
@@ -153,4 +156,141 @@ test('the key table finds every key it holds and none it does not, across growth
   assert.equal(t.size, 5000)
   for (const [i, k] of keys.entries()) assert.equal(t.get(k), 1000 + i)
   assert.equal(t.get(resendKey(DATASET, 'absent')), 0)
+})
+
+test('the record checksum is zlib\'s CRC-32 of the record\'s first 28 bytes', () => {
+  // The start checks four bytes a step; the format (and the files of the release before) is zlib's CRC-32.
+  const rec = Buffer.alloc(RECORD_BYTES)
+  for (let i = 0; i < 2000; i++) {
+    randomFillSync(rec)
+    assert.equal(recordCrc(rec, 0), crc32(rec.subarray(0, 28)))
+    encodeRecord(resendKey(DATASET, `c${i}`), Date.now() + i, i, rec)
+    assert.equal(rec.readUInt32LE(28), crc32(rec.subarray(0, 28)))
+  }
+})
+
+test('dropping expired keys in place keeps every live key findable, across clusters that wrap around the end', () => {
+  // A table whose size is not a power of two, filled to its limit, so that clusters are long
+  // and some wrap from the last slot to the first.
+  const t = new KeyTable(1000)
+  const keys: Buffer[] = []
+  for (let i = 0; t.fits(); i++) {
+    const k = resendKey(DATASET, `w${i}`)
+    keys.push(k)
+    t.set(k, 1 + (i % 10))
+  }
+  assert.equal(t.size, 750)
+  t.dropBefore(6)
+  assert.equal(t.size, keys.filter((_, i) => 1 + (i % 10) >= 6).length)
+  for (const [i, k] of keys.entries()) assert.equal(t.get(k), 1 + (i % 10) >= 6 ? 1 + (i % 10) : 0, `key ${i}`)
+  // And the table takes new keys into the freed slots.
+  for (let i = 0; t.fits(); i++) t.set(resendKey(DATASET, `n${i}`), 20)
+  for (const [i, k] of keys.entries()) if (1 + (i % 10) >= 6) assert.equal(t.get(k), 1 + (i % 10))
+})
+
+/** A directory with three bucket files (many read chunks each), an expired one and a torn tail. */
+async function bucketState(): Promise<{ fs: FaultFs, digests: string[] }> {
+  const fs = new FaultFs()
+  const writer = index(fs, 1_000_000, 86_400)
+  await writer.load()
+  const now = Date.now()
+  const digests: string[] = []
+  let seq = 0
+  for (const age of [20 * 3600_000, 10 * 3600_000, 60_000]) {
+    const entries = Array.from({ length: 300 }, () => {
+      const digest = `b${seq}`
+      digests.push(digest)
+      return { dataset: DATASET, digest, committedAt: now - age, seq: ++seq }
+    })
+    await writer.record(entries)
+  }
+  fs.put(join(DIR, 'resend', `${String(now - 30 * 86_400_000 - ((now - 30 * 86_400_000) % 1_800_000)).padStart(15, '0')}.bin`), encodeRecord(resendKey(DATASET, 'ancient'), now - 30 * 86_400_000, 1))
+  const names = (await fs.readdir(join(DIR, 'resend'))).sort()
+  const newest = join(DIR, 'resend', names.at(-1)!)
+  const fh = await fs.open(newest, 'a')
+  await fh.write(encodeRecord(resendKey(DATASET, 'torn'), now, 9999).subarray(0, 11), 0, 11)
+  await fh.close()
+  return { fs, digests }
+}
+
+const small = (fs: FaultFs): ResendIndex => new ResendIndex({ dir: DIR, windowSeconds: 86_400, maxEntries: 1_000_000, fs, log, readChunkBytes: 40 * RECORD_BYTES })
+
+test('a start read in many chunks, each read ahead of its insertion, finds every key and the last sequence number', async () => {
+  const { fs, digests } = await bucketState()
+  const reads: number[] = []
+  fs.hook = (call) => { if (call.op === 'read') reads.push(call.n) }
+  const idx = small(fs)
+  await idx.load()
+  fs.hook = null
+  assert.ok(reads.length >= 3 * 8, `${reads.length} reads`)
+  assert.equal(idx.size, digests.length)
+  for (const d of digests) assert.equal(idx.has(DATASET, d), true, d)
+  assert.equal(idx.has(DATASET, 'ancient'), false)
+  assert.equal(idx.has(DATASET, 'torn'), false)
+  assert.equal(idx.maxSeq, 900)
+})
+
+test('a start whose file-system calls fail, each in turn, stops with LPR_ERR_SPOOL_STATE_UNREADABLE, leaves no file open, and the next start reads everything', async () => {
+  // Reads are issued ahead of their turn: a failing read ahead must still be reported as the
+  // coded error of its own file, never as an unhandled rejection or a generic crash, and the
+  // files already opened must be closed.
+  const unhandled: unknown[] = []
+  const onUnhandled = (err: unknown): void => { unhandled.push(err) }
+  process.on('unhandledRejection', onUnhandled)
+  try {
+    let calls = 0
+    {
+      const { fs } = await bucketState()
+      fs.hook = () => { calls++ }
+      await small(fs).load()
+    }
+    assert.ok(calls > 20, `${calls} calls`)
+    for (const code of ['EIO', 'ENOSPC', 'EROFS']) {
+      for (let k = 0; k < calls; k++) {
+        const { fs, digests } = await bucketState()
+        let i = 0
+        let opened = 0
+        let closed = 0
+        fs.hook = (call) => {
+          // A close that fails counts: the descriptor is gone either way (close(2) frees it).
+          if (call.op === 'close' && call.path.includes('/resend/0')) closed++
+          if (i++ === k) throw fsError(code, call.op, call.path)
+          if (call.op === 'open' && call.path.includes('/resend/0')) opened++
+        }
+        await assert.rejects(small(fs).load(), (err: Error & { code?: string }) => {
+          assert.equal(err.code, 'LPR_ERR_SPOOL_STATE_UNREADABLE', `${code} at call ${k}: ${err.message}`)
+          return true
+        }, `${code} at call ${k}`)
+        await new Promise((resolve) => setImmediate(resolve))
+        assert.ok(closed >= opened, `${code} at call ${k}: ${opened} opened, ${closed} closed`)
+        fs.hook = null
+        const again = small(fs)
+        await again.load()
+        for (const d of digests) assert.equal(again.has(DATASET, d), true, `${code} at call ${k}: ${d}`)
+        assert.equal(again.maxSeq, 900)
+      }
+    }
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.deepEqual(unhandled, [])
+  } finally {
+    process.off('unhandledRejection', onUnhandled)
+  }
+})
+
+test('damage in a later chunk of a file stops the start, even while the next chunk is being read ahead', async () => {
+  const { fs } = await bucketState()
+  const names = (await fs.readdir(join(DIR, 'resend'))).sort()
+  const path = join(DIR, 'resend', names.at(-2)!)
+  const data = Buffer.alloc((await fs.stat(path)).size)
+  const fh = await fs.open(path, 'r')
+  await fh.read(data, 0, data.length, 0)
+  await fh.close()
+  data[100 * RECORD_BYTES + 5] ^= 0x01
+  fs.put(path, data)
+  await assert.rejects(small(fs).load(), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'LPR_ERR_SPOOL_STATE_UNREADABLE')
+    assert.match(err.message, new RegExp(`at byte ${100 * RECORD_BYTES}`))
+    return true
+  })
+  assert.equal((await fs.stat(path)).size, data.length, 'left as it was')
 })
