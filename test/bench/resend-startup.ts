@@ -2,13 +2,15 @@
 // delivered within DEDUPE_WINDOW_SECONDS) is built synthetically in a fresh DATA_DIR, then the
 // service is started on it: seconds until /health answers, and its memory then.
 //
-// This build's state is spool/resend/*.bin (resend-index.ts); a build before it (BENCH_BEFORE)
-// gets the spool/digests.log it kept instead, with the same keys and times.
+// A build with spool/resend/*.bin (resend-index.ts: this one, and a BENCH_BEFORE checkout that has
+// that file) gets those; an older build gets the spool/digests.log it kept instead, with the same
+// keys and times. The state of each size is generated once (millions of SHA-256) and copied for
+// each start.
 import { spawn } from 'node:child_process'
 import { createWriteStream } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { access, cp, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { createHash } from 'node:crypto'
@@ -49,8 +51,8 @@ async function writeStream(path: string, fill: (write: (chunk: Buffer | string) 
   await once(out, 'finish')
 }
 
-/** This build's state: one bucket file per 1/48 of the window, as resend-index.ts writes them. */
-async function buildThis(spoolDir: string, n: number, now: number): Promise<number> {
+/** The bucket files' state: one file per 1/48 of the window, as resend-index.ts writes them. */
+async function buildBuckets(spoolDir: string, n: number, now: number): Promise<number> {
   const dir = join(spoolDir, 'resend')
   await mkdir(dir, { recursive: true })
   const bucketMs = Math.ceil(WINDOW_SECONDS * 1000 / 48)
@@ -72,8 +74,8 @@ async function buildThis(spoolDir: string, n: number, now: number): Promise<numb
   return n * RECORD_BYTES
 }
 
-/** The earlier build's state: spool/digests.log, one text line per delivered batch. */
-async function buildBefore(spoolDir: string, n: number, now: number): Promise<number> {
+/** The state of builds before the bucket files: spool/digests.log, one text line per delivered batch. */
+async function buildDigestsLog(spoolDir: string, n: number, now: number): Promise<number> {
   let bytes = 0
   await writeStream(join(spoolDir, 'digests.log'), async (write) => {
     let lines = ''
@@ -88,14 +90,60 @@ async function buildBefore(spoolDir: string, n: number, now: number): Promise<nu
   return bytes
 }
 
+type Format = 'buckets' | 'digests.log'
+
+/** Which state a build keeps: this one and any build with resend-index.js keep bucket files. */
+async function formatOf(main?: string): Promise<Format> {
+  if (!main) return 'buckets'
+  try {
+    await access(join(dirname(main), 'spool', 'resend-index.js'))
+    return 'buckets'
+  } catch {
+    return 'digests.log'
+  }
+}
+
+// Generated states, by format and size: built once per bench run, copied for each start.
+const templates = new Map<string, Promise<{ dir: string, bytes: number }>>()
+let templateRoot: Promise<string> | null = null
+
+async function template(format: Format, n: number): Promise<{ dir: string, bytes: number }> {
+  const key = `${format}/${n}`
+  let t = templates.get(key)
+  if (!t) {
+    t = (async () => {
+      templateRoot ??= mkdtemp(join(tmpdir(), 'lpr-bench-resend-state-'))
+      const dir = join(await templateRoot, `${format}-${n}`)
+      await mkdir(dir, { recursive: true })
+      const now = Date.now()
+      const bytes = format === 'buckets' ? await buildBuckets(dir, n, now) : await buildDigestsLog(dir, n, now)
+      return { dir, bytes }
+    })()
+    templates.set(key, t)
+  }
+  return await t
+}
+
+/** Removes the generated states (they take 32 bytes per batch, or ~80 for digests.log). */
+export async function dropStartupStates(): Promise<void> {
+  if (templateRoot) await rm(await templateRoot, { recursive: true, force: true })
+  templateRoot = null
+  templates.clear()
+}
+
+/** A spool directory holding the re-send state of `entries` batches, in `format`. */
+export async function fillSpool(spoolDir: string, entries: number, format: Format = 'buckets'): Promise<number> {
+  const t = await template(format, entries)
+  await cp(t.dir, spoolDir, { recursive: true })
+  return t.bytes
+}
+
 export async function measureStartup(entries: number, main?: string): Promise<StartupResult> {
   const build = main ? 'before' : 'this'
   const dataDir = await mkdtemp(join(tmpdir(), 'lpr-bench-resend-'))
   try {
     const spoolDir = join(dataDir, 'spool')
-    await mkdir(spoolDir, { recursive: true })
-    const now = Date.now()
-    const stateBytes = main ? await buildBefore(spoolDir, entries, now) : await buildThis(spoolDir, entries, now)
+    const stateBytes = await fillSpool(spoolDir, entries, await formatOf(main))
     const port = await freePort()
     const started = performance.now()
     const child = spawn(process.execPath, ['--max-semi-space-size=2', main ?? MAIN], {

@@ -15,7 +15,11 @@
 //   node dist/test/bench/run.js --markdown --from=.bench-results/bench-….json   re-print a saved run
 //   BENCH_RESEND_ENTRIES=5000000,50000000       start-up on a re-send index of that many batches
 //                                               (resend-startup.ts; default those two, none when quick)
-//   BENCH_RESEND_ONLY=1 ...                     only those start-ups, not the matrix
+//   BENCH_RESEND_ONLY=1 ...                     only those start-ups and the re-send intake scenario, not the matrix
+//   BENCH_DEDUPE_ENTRIES=5000000                intake with re-send detection on, over an index of that many
+//                                               keys, against the same scenario with it off, alternating, in
+//                                               the same run (BENCH_DEDUPE=0: not run; BENCH_DEDUPE_DATASET,
+//                                               BENCH_DEDUPE_MB: its body, default http_requests:short, 1 MB)
 //   BENCH_BEFORE=/path/to/old-checkout npm run bench  also measures that checkout's service (built, with
 //                                               its own node_modules), each scenario right before
 //                                               this one's, against the same baseline: a
@@ -32,9 +36,9 @@ import { measureBaseline, type Baseline } from './baseline.js'
 import { makeBody, MB, type Body, type LineShape } from './bodies.js'
 import { printSummary, summariseFiles } from './profile-summary.js'
 import { runShapingBench, shapingTable } from './shaping.js'
-import { measureStartup, type StartupResult } from './resend-startup.js'
+import { dropStartupStates, fillSpool, measureStartup, type StartupResult } from './resend-startup.js'
 import { countFsyncs } from './fsyncs.js'
-import { clkTck, cpuProfiles, cpuTicks, peakRssBytes, sendAll, startService, waitDelivered } from './service.js'
+import { clkTck, cpuProfiles, cpuTicks, peakRssBytes, sendAll, startService, waitDelivered, type ServiceOptions } from './service.js'
 
 const QUICK = process.env.BENCH_QUICK === '1'
 const MARKDOWN = process.argv.includes('--markdown') || process.env.BENCH_MARKDOWN === '1'
@@ -73,6 +77,13 @@ const RESEND_ENTRIES = process.env.BENCH_RESEND_ENTRIES !== undefined
   ? list('BENCH_RESEND_ENTRIES', []).map(Number)
   : (QUICK ? [] : [5_000_000, 50_000_000])
 const RESEND_ONLY = process.env.BENCH_RESEND_ONLY === '1'
+// Intake with re-send detection on, over a re-send index of this many keys, against the same
+// scenario with it off (the matrix runs with it off: it would measure nothing else otherwise).
+const DEDUPE_ENTRIES = process.env.BENCH_DEDUPE === '0' ? 0 : Number(process.env.BENCH_DEDUPE_ENTRIES ?? (QUICK && process.env.BENCH_DEDUPE !== '1' ? 0 : 5_000_000))
+const [DEDUPE_DATASET = 'http_requests', DEDUPE_SHAPE = 'short'] = (process.env.BENCH_DEDUPE_DATASET ?? 'http_requests:short').split(':')
+const DEDUPE_MB = Number(process.env.BENCH_DEDUPE_MB ?? 1)
+const DEDUPE_SENDERS = 4
+const DEDUPE_ROUNDS = 2
 const WARMUP_BATCHES = availableParallelism()
 // Each baseline run parses at least this much, so that a 5 MB body is timed over many passes.
 const BASELINE_MB = Number(process.env.BENCH_BASELINE_MB ?? (QUICK ? 20 : 100))
@@ -137,10 +148,10 @@ function percentile(values: number[], p: number): number {
 
 const round = (n: number, digits = 0): number => Number(n.toFixed(digits))
 
-async function runScenario(body: Body, warmup: Body, senders: number, sink: string, baseline: Baseline, main?: string): Promise<ScenarioResult> {
+async function runScenario(body: Body, warmup: Body, senders: number, sink: string, baseline: Baseline, main?: string, service0?: Pick<ServiceOptions, 'env' | 'prepare'>): Promise<ScenarioResult> {
   const requests = Math.max(1, Math.round(scenarioMB(body.sizeMB) / body.sizeMB))
   const profDir = CPU_PROF ? await mkdtemp(join(tmpdir(), 'lpr-bench-prof-')) : undefined
-  const service = await startService({ sinks: sink, cpuProfDir: profDir, ...(main ? { main } : {}) })
+  const service = await startService({ sinks: sink, cpuProfDir: profDir, ...(main ? { main } : {}), ...service0 })
   let result: Omit<ScenarioResult, 'profiles' | 'profileWindowUs'>
   let window: [number, number] = [0, 0]
   try {
@@ -250,6 +261,8 @@ interface Report {
   readonly units: string
   /** Start-up on a full re-send index (resend-startup.ts), this build and BENCH_BEFORE's. */
   readonly resendStartup?: readonly StartupResult[]
+  /** One scenario with re-send detection off and on (over `entries` keys), alternating rounds. */
+  readonly dedupeIntake?: DedupeIntake
   /** The matrix and amounts this run used (defaults, BENCH_QUICK or the BENCH_* overrides). */
   readonly config: {
     readonly datasets: readonly string[]
@@ -266,6 +279,14 @@ interface Report {
   /** BENCH_BEFORE: the same scenarios on that build, each measured right before this one's. */
   readonly before?: { readonly checkout: string, readonly commit: string | null, readonly scenarios: readonly ScenarioResult[] }
   readonly targets: readonly Target[]
+}
+
+interface DedupeIntake {
+  readonly entries: number
+  readonly rounds: ReadonlyArray<{ readonly dedupe: 'off' | 'on', readonly result: ScenarioResult }>
+  /** Best lines/s with it on over best with it off; lowest p99 on over lowest off. */
+  readonly linesPerSecRatio: number
+  readonly p99Ratio: number
 }
 
 interface Target { readonly target: string, readonly measured: string, readonly met: boolean | null }
@@ -311,6 +332,12 @@ function printReport(report: Report, file: string | null): void {
   console.log(`${report.machine.cpus} x ${report.machine.cpuModel}, Node ${report.node}, commit ${report.commit ?? 'unknown'}${report.dirty ? ' + uncommitted changes' : ''}, ` +
     `load average ${report.machine.loadAverage[0]} before, ${report.machine.loadAverage[1]} after`)
   console.log(report.units)
+  if (report.dedupeIntake) {
+    const d = report.dedupeIntake
+    console.log(`\nIntake with re-send detection on (DEDUPE_WINDOW_SECONDS=86400, ${d.entries} keys in the index at start) and off, alternating, same run`)
+    console.table(d.rounds.map(({ dedupe, result: s }) => ({ 're-send detection': dedupe, dataset: name(s), 'batch MB': s.batchMB, senders: s.senders, sink: s.sink, requests: s.requests, 'lines/s': s.linesPerSec, 'p50 ms': s.latencyMsP50, 'p99 ms': s.latencyMsP99, 'peak RSS MB': s.peakRssMB, 'CPU µs/line': s.serverCpuSecondsPerMillionLines })))
+    console.log(`on / off: lines/s ${d.linesPerSecRatio} (best of each), p99 ${d.p99Ratio} (lowest of each)`)
+  }
   if (report.resendStartup) {
     console.log('\nStart-up on a full re-send index (DEDUPE_WINDOW_SECONDS=86400)')
     console.table(report.resendStartup.map((r) => ({ batches: r.entries, build: r.build, 'state MB': r.stateMB, 'start s': r.startSeconds ?? 'did not start', 'RSS MB': r.rssMB, 'peak RSS MB': r.peakRssMB, error: r.error ?? '' })))
@@ -458,6 +485,30 @@ async function main(): Promise<void> {
     }
   }
 
+  let dedupeIntake: DedupeIntake | undefined
+  if (DEDUPE_ENTRIES > 0) {
+    const body = bodyOf(DEDUPE_DATASET, DEDUPE_SHAPE as LineShape, DEDUPE_MB)
+    const baseline = await measureBaseline(body, BASELINE_REPEATS, BASELINE_MB * MB)
+    const on: Pick<ServiceOptions, 'env' | 'prepare'> = {
+      env: { DEDUPE_WINDOW_SECONDS: '86400' },
+      prepare: async (dataDir) => { await fillSpool(join(dataDir, 'spool'), DEDUPE_ENTRIES) }
+    }
+    const rounds: Array<{ dedupe: 'off' | 'on', result: ScenarioResult }> = []
+    for (let r = 0; r < DEDUPE_ROUNDS; r++) {
+      for (const dedupe of ['off', 'on'] as const) {
+        const result = await runScenario(body, body, DEDUPE_SENDERS, DISCARD, baseline, undefined, dedupe === 'on' ? on : undefined)
+        rounds.push({ dedupe, result })
+        console.log(`re-send detection ${dedupe}${dedupe === 'on' ? ` (${DEDUPE_ENTRIES} keys)` : ''}: ${label(DEDUPE_DATASET, DEDUPE_SHAPE as LineShape)} ${DEDUPE_MB} MB x${result.requests}, ${DEDUPE_SENDERS} senders, ${DISCARD}: ` +
+          `${result.linesPerSec} lines/s, p50 ${result.latencyMsP50} ms, p99 ${result.latencyMsP99} ms, peak RSS ${result.peakRssMB} MB`)
+      }
+    }
+    const of = (d: 'off' | 'on'): ScenarioResult[] => rounds.filter((x) => x.dedupe === d).map((x) => x.result)
+    const best = (d: 'off' | 'on'): number => Math.max(...of(d).map((x) => x.linesPerSec))
+    const p99 = (d: 'off' | 'on'): number => Math.min(...of(d).map((x) => x.latencyMsP99))
+    dedupeIntake = { entries: DEDUPE_ENTRIES, rounds, linesPerSecRatio: round(best('on') / best('off'), 3), p99Ratio: round(p99('on') / p99('off'), 3) }
+  }
+  await dropStartupStates()
+
   const report: Report = {
     date: new Date().toISOString(),
     quick: QUICK,
@@ -474,6 +525,7 @@ async function main(): Promise<void> {
     commit,
     dirty: status === null ? null : status.length > 0,
     ...(resendStartup.length > 0 ? { resendStartup } : {}),
+    ...(dedupeIntake ? { dedupeIntake } : {}),
     units: 'MB = 10^6 bytes of uncompressed NDJSON; latency is per request, from sending its first byte to reading the whole answer',
     config: {
       datasets: DATASETS.map((d) => label(d.dataset, d.shape)),

@@ -28,8 +28,10 @@ export interface ServiceOptions {
   readonly cpuProfDir?: string
   /** Another build's dist/src/main.js (BENCH_BEFORE); this checkout's when absent. */
   readonly main?: string
-  /** More settings for the service (e.g. LINE_VALIDATOR for the validator bench). */
+  /** More settings for the service (e.g. LINE_VALIDATOR for the validator bench, DEDUPE_WINDOW_SECONDS for the re-send scenario). */
   readonly env?: Readonly<Record<string, string>>
+  /** Fills the fresh DATA_DIR before the service starts (e.g. a re-send index of millions of keys). */
+  readonly prepare?: (dataDir: string) => Promise<void>
 }
 
 // A bench that fails or is interrupted must not leave a service holding a port and a data dir.
@@ -38,6 +40,7 @@ process.once('exit', () => { for (const child of live) child.kill('SIGKILL') })
 
 export async function startService(opts: ServiceOptions): Promise<BenchService> {
   const dataDir = await mkdtemp(join(tmpdir(), 'lpr-bench-'))
+  await opts.prepare?.(dataDir)
   const port = await freePort()
   // The service as package.json's start script runs it.
   const args = [...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : []), '--max-semi-space-size=2', opts.main ?? MAIN]
@@ -77,7 +80,8 @@ export async function startService(opts: ServiceOptions): Promise<BenchService> 
     }
     await rm(dataDir, { recursive: true, force: true })
   }
-  const deadline = Date.now() + 30_000
+  // A prepared DATA_DIR may take seconds to load on a busy machine.
+  const deadline = Date.now() + (opts.prepare ? 300_000 : 30_000)
   for (;;) {
     if (child.exitCode !== null) { await stop(); throw new Error(`service exited at start:\n${output}`) }
     try { if ((await fetch(`${url}/health`)).ok) break } catch {}
