@@ -15,12 +15,13 @@
 // The file is never deleted (deleting a lock file lets two processes lock two different files);
 // its content names the owner (pid, host, boot id, start time, URL) for messages and clients.
 // A leaf: it imports no room.
-import { open, readFile, type FileHandle } from 'node:fs/promises'
+import { open } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { randomUUID } from 'node:crypto'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { createRequire } from 'node:module'
+import { DataDirLockFailed } from './errors.js'
 
 // fs-native-extensions is CommonJS with prebuilt binaries for linux, darwin and win32.
 const fsx = createRequire(import.meta.url)('fs-native-extensions') as {
@@ -33,6 +34,27 @@ const fsx = createRequire(import.meta.url)('fs-native-extensions') as {
 // as `npm run replay` that holds a shared lock for a moment while it looks for the owner.
 export const LOCK_WAIT_MS = 3000
 const RETRY_MS = 50
+// The owner's name is a few hundred bytes; more is not ours, and is not read.
+const MAX_INFO_BYTES = 4096
+
+/**
+ * The file calls of the lock, as an interface: production passes node:fs/promises' open; tests
+ * pass one that fails any chosen call or stops the process in it (test/helpers/fault-lock-fs.ts).
+ * The handle's `fd` is the real descriptor: the kernel lock is taken on it, never simulated.
+ */
+export interface LockFileHandle {
+  readonly fd: number
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>
+  write(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesWritten: number }>
+  truncate(len: number): Promise<void>
+  close(): Promise<void>
+}
+
+export interface LockFs {
+  open(path: string, flags: 'a+' | 'r', mode?: number): Promise<LockFileHandle>
+}
+
+export const realLockFs: LockFs = { open: async (path, flags, mode) => await open(path, flags, mode) }
 
 export interface LockInfo {
   readonly pid: number
@@ -53,8 +75,16 @@ export class DirectoryInUse extends Error {
 }
 
 function describe(owner: Partial<LockInfo> | null): string {
-  if (!owner || typeof owner.pid !== 'number') return 'another process (it has not written its name yet)'
+  // No name, or not a whole one: an owner that is starting (it writes its name right after
+  // taking the lock) or whose write of it failed or hangs. Its bytes are never echoed.
+  if (!owner || typeof owner.pid !== 'number') return 'another process (its name is not in the lock file: it is starting, or could not write it)'
   return `process ${owner.pid} on host ${owner.host ?? '?'}${owner.since ? ` since ${owner.since}` : ''}${owner.url ? ` (${owner.url})` : ''}`
+}
+
+/** A failed call on the lock file: coded, naming the file by its name only (never a local path). */
+function failed(action: string, path: string, err: unknown): Error {
+  const code = (err as NodeJS.ErrnoException | null)?.code
+  return new DataDirLockFailed(action, basename(path), typeof code === 'string' ? code : 'error')
 }
 
 function bootId(): string | null {
@@ -74,88 +104,146 @@ function parse(text: string): Partial<LockInfo> | null {
   }
 }
 
+/** The owner's name as the lock file holds it, or null when it cannot be read or parsed. */
+async function readInfo(fh: LockFileHandle): Promise<Partial<LockInfo> | null> {
+  try {
+    const buf = Buffer.alloc(MAX_INFO_BYTES)
+    let n = 0
+    for (let r; n < buf.length && (r = (await fh.read(buf, n, buf.length - n, n)).bytesRead) > 0;) n += r
+    return parse(buf.toString('utf8', 0, n))
+  } catch {
+    return null
+  }
+}
+
+interface Holder { readonly fh: LockFileHandle, users: number }
+
 // Locks this process holds, by path. An OFD lock conflicts even with another descriptor of the
 // same process, yet several app instances in one process (tests; a replay in-process) may take
 // the same directory one after the other: they share the holder.
-const held = new Map<string, { fh: FileHandle, users: number }>()
+const held = new Map<string, Holder>()
 
 /** The live owner of a lock file, or null when nobody holds it. */
-export async function readLock(path: string): Promise<Partial<LockInfo> | null> {
+export async function readLock(path: string, fs: LockFs = realLockFs): Promise<Partial<LockInfo> | null> {
   const mine = held.get(path)
-  if (mine) return parse(await readFile(path, 'utf8').catch(() => ''))
-  let fh: FileHandle
+  if (mine) return await readInfo(mine.fh)
+  let fh: LockFileHandle
   try {
-    fh = await open(path, 'r')
+    fh = await fs.open(path, 'r')
   } catch {
     return null
   }
   try {
     // A shared lock is granted only when no owner holds the exclusive one.
     if (fsx.tryLock(fh.fd, { shared: true })) return null
-    return parse(await fh.readFile('utf8')) ?? { }
+    return await readInfo(fh) ?? { }
   } finally {
-    await fh.close() // drops the probe's shared lock with the descriptor
+    await fh.close().catch(() => {}) // drops the probe's shared lock with the descriptor
   }
 }
 
 export class DirLock {
   private info: LockInfo
+  private released = false
 
-  private constructor (readonly path: string, private readonly fh: FileHandle) {
+  private constructor (readonly path: string, private readonly holder: Holder) {
     this.info = { pid: process.pid, host: hostname(), bootId: bootId(), token: randomUUID(), since: new Date().toISOString(), url: null }
   }
 
   /**
    * Takes the lock, or throws DirectoryInUse naming the owner once `waitMs` passed with
-   * another process holding it.
+   * another process holding it. A failing file call throws LPR_ERR_DATA_DIR_LOCK_FAILED with
+   * the lock not held: nothing of a failed acquire is left behind.
    */
-  static async acquire(path: string, waitMs = LOCK_WAIT_MS): Promise<DirLock> {
+  static async acquire(path: string, waitMs = LOCK_WAIT_MS, fs: LockFs = realLockFs): Promise<DirLock> {
     const mine = held.get(path)
     if (mine) {
       mine.users++
-      const lock = new DirLock(path, mine.fh)
-      await lock.write()
+      const lock = new DirLock(path, mine)
+      try {
+        await lock.write()
+      } catch (err) {
+        await lock.release().catch(() => {})
+        throw failed('write the owner of', path, err)
+      }
       return lock
     }
     // Opened without truncating: the owner's name stays readable to whoever fails to lock.
-    const fh = await open(path, 'a+', 0o600)
+    let fh: LockFileHandle
+    try {
+      fh = await fs.open(path, 'a+', 0o600)
+    } catch (err) {
+      throw failed('open', path, err)
+    }
     try {
       const deadline = Date.now() + waitMs
-      while (!fsx.tryLock(fh.fd)) {
-        if (Date.now() >= deadline) throw new DirectoryInUse(path, parse(await readFile(path, 'utf8').catch(() => '')))
+      for (;;) {
+        let locked: boolean
+        try {
+          locked = fsx.tryLock(fh.fd)
+        } catch (err) {
+          throw failed('lock', path, err)
+        }
+        if (locked) break
+        if (Date.now() >= deadline) throw new DirectoryInUse(path, await readInfo(fh))
         await new Promise((resolve) => setTimeout(resolve, RETRY_MS))
       }
     } catch (err) {
-      await fh.close()
+      await fh.close().catch(() => {})
       throw err
     }
-    held.set(path, { fh, users: 1 })
-    const lock = new DirLock(path, fh)
-    await lock.write()
+    const holder = { fh, users: 1 }
+    held.set(path, holder)
+    const lock = new DirLock(path, holder)
+    try {
+      await lock.write()
+    } catch (err) {
+      // Never left held: a descriptor nobody closes would keep the directory locked until
+      // this process ends.
+      await lock.release().catch(() => {})
+      throw failed('write the owner of', path, err)
+    }
     return lock
   }
 
   private async write(): Promise<void> {
     // In place, under the lock: the name is advisory (messages, clients), never the lock itself.
-    await this.fh.truncate(0)
-    await this.fh.write(JSON.stringify(this.info) + '\n', 0)
+    // Appends (the file is open with O_APPEND) to an emptied file: at offset 0.
+    const { fh } = this.holder
+    await fh.truncate(0)
+    const data = Buffer.from(JSON.stringify(this.info) + '\n')
+    for (let off = 0; off < data.length;) off += (await fh.write(data, off, data.length - off, off)).bytesWritten
   }
 
   /** Records where the owner listens, for clients such as `npm run replay`. */
   async announce(url: string): Promise<void> {
     this.info = { ...this.info, url }
-    await this.write()
+    try {
+      await this.write()
+    } catch (err) {
+      throw failed('write the owner of', this.path, err)
+    }
   }
 
+  /**
+   * Lets go (the last user of this process lets the kernel lock go). The lock is released
+   * whatever fails; a failed call is then thrown as LPR_ERR_DATA_DIR_LOCK_FAILED.
+   */
   async release(): Promise<void> {
+    if (this.released) return
+    this.released = true
     const mine = held.get(this.path)
-    if (!mine || mine.fh !== this.fh) return
+    if (mine !== this.holder) return
     if (--mine.users > 0) return
     held.delete(this.path)
+    const { fh } = this.holder
+    let failure: Error | null = null
     // Emptied first: a reader that finds the file unlocked or empty sees no owner.
-    await this.fh.truncate(0).catch(() => {})
-    fsx.unlock(this.fh.fd)
-    await this.fh.close()
+    try { await fh.truncate(0) } catch (err) { failure = failed('empty', this.path, err) }
+    try { fsx.unlock(fh.fd) } catch {} // the close below releases it too
+    // close(2) frees the descriptor, and with it the lock, even when it reports an error.
+    try { await fh.close() } catch (err) { failure ??= failed('close', this.path, err) }
+    if (failure) throw failure
   }
 }
 

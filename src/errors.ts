@@ -59,6 +59,8 @@ export const IntakeClientGone = createError('LPR_ERR_INTAKE_CLIENT_GONE', 'The c
 export const ConfigInvalid = createError('LPR_ERR_CONFIG_INVALID', 'Invalid configuration: %s', 500)
 export const SpoolStateUnreadable = createError('LPR_ERR_SPOOL_STATE_UNREADABLE', 'Cannot read %s (%s); not starting rather than guessing: %s', 500)
 export const DataDirInUse = createError('LPR_ERR_DATA_DIR_IN_USE', 'DATA_DIR %s', 500)
+// A call on DATA_DIR's lock file failed (the name of the file only: never a local path).
+export const DataDirLockFailed = createError('LPR_ERR_DATA_DIR_LOCK_FAILED', 'Cannot %s the lock file %s of DATA_DIR (%s)', 500)
 export const SpoolDiskUnknown = createError('LPR_ERR_SPOOL_DISK_UNKNOWN', 'Cannot read the free space of %s (%s): the disk guard SPOOL_MIN_FREE_BYTES cannot work; fix the volume or set SPOOL_MIN_FREE_BYTES=0 to run without it', 500)
 // Bucket sources: not answers (nobody is waiting), but the codes /health, /metrics and the log show.
 export const SourceBadGzip = createError('LPR_ERR_SOURCE_BAD_GZIP', 'Object is not valid gzip (corrupt or truncated): %s', 422)
@@ -127,7 +129,7 @@ export const allCodes: readonly string[] = [
   ...[
     IntakeTokenMissing, IntakeTokenMalformed, IntakeTokenInvalid, IntakeUnknownDataset, IntakeUnsupportedEncoding, IntakeBodyTooLarge,
     IntakeInflatedTooLarge, IntakeBadGzip, IntakeNotReady, PipelineLineTooLong, PipelineNotNdjson,
-    PipelineUnknownDataset, PipelineLinesBusy, PipelineWorkerGone, IntakeClientGone, ConfigInvalid, SpoolStateUnreadable, DataDirInUse, SpoolDiskUnknown,
+    PipelineUnknownDataset, PipelineLinesBusy, PipelineWorkerGone, IntakeClientGone, ConfigInvalid, SpoolStateUnreadable, DataDirInUse, DataDirLockFailed, SpoolDiskUnknown,
     SourceBadGzip, SourceInflatedTooLarge, SourceAccessDenied, SourceThrottled, SourceUnavailable, SourceObjectGone, SourceLocalTrouble, SourceStateUnreadable, ReplayLedgerUnreadable, CloudflareApiFailed,
     CollectorAuthFailed, CollectorWindowIncomplete, CollectorCursorUnreadable,
     SourceLogpullStream, SourceLogpullWindow, SourceLogpullRetention

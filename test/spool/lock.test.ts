@@ -3,7 +3,9 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { mkdtemp, open, readFile, writeFile } from 'node:fs/promises'
+import { once } from 'node:events'
+import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -11,9 +13,13 @@ import { DirLock, readLock, serviceLockPath, LOCK_WAIT_MS } from '../../src/data
 import { freePort } from '../helpers/process.js'
 import { TEST_TOKEN } from '../helpers/server.js'
 import { onPath } from '../support/prerequisites.js'
+import { fsError } from '../helpers/fault-fs.js'
+import { FaultLockFs } from '../helpers/fault-lock-fs.js'
 
 const MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url))
 const LOCK_MODULE = new URL('../../src/data-dir-lock.js', import.meta.url).href
+const FAULT_LOCK_MODULE = new URL('../helpers/fault-lock-fs.js', import.meta.url).href
+const fsx = createRequire(import.meta.url)('fs-native-extensions') as { tryLock(fd: number, opts?: { shared?: boolean }): boolean }
 
 interface Started { child: ChildProcess, url: string, output: () => string, exited: Promise<number | null> }
 
@@ -137,4 +143,127 @@ test('in one process two users share the lock; the file is kept, emptied, when t
   await b.release()
   assert.equal(await readLock(path), null)
   assert.equal(await readFile(path, 'utf8'), '')
+})
+
+/** Whether anybody holds the lock, asked of the kernel on a descriptor of our own. */
+async function heldByAnyone(path: string): Promise<boolean> {
+  const fh = await open(path, 'r')
+  try {
+    // A shared lock is refused only while someone holds the exclusive one.
+    return !fsx.tryLock(fh.fd, { shared: true })
+  } finally {
+    await fh.close()
+  }
+}
+
+/** Two users in this process (the service and an in-process replay): the walk covers the shared path too. */
+async function useTwice(path: string, fs: FaultLockFs): Promise<void> {
+  const a = await DirLock.acquire(path, 0, fs)
+  try {
+    await a.announce('http://127.0.0.1:1')
+    const b = await DirLock.acquire(path, 0, fs)
+    await b.release()
+  } finally {
+    await a.release()
+  }
+}
+
+test('each file call of acquire, announce and release failing in turn (EIO, ENOSPC, EROFS): a coded error without a path, the lock left free, the next acquire takes it', async () => {
+  // The bug this pins: a write of the owner's name that failed after the kernel lock was taken
+  // left the lock held by a descriptor nobody would close (the directory stayed locked until the
+  // process ended), and every failing call surfaced as a raw errno error naming the local path.
+  const dir = await mkdtemp(join(tmpdir(), 'lpr-lock-faults-'))
+  const path = join(dir, 'service.lock')
+  const clean = new FaultLockFs()
+  await useTwice(path, clean)
+  const ops = clean.log.map((c) => c.op)
+  for (const op of ['open', 'truncate', 'write', 'close'] as const) assert.ok(ops.includes(op), `the walk covers ${op}: ${ops.join(',')}`)
+  for (const code of ['EIO', 'ENOSPC', 'EROFS']) {
+    for (let k = 0; k < clean.log.length; k++) {
+      const where = `${code} at call ${k} (${clean.log[k]!.op})`
+      const fs = new FaultLockFs((call) => { if (call.n === k) throw fsError(code, call.op, call.path) })
+      await assert.rejects(useTwice(path, fs), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'LPR_ERR_DATA_DIR_LOCK_FAILED', `${where}: ${err.stack}`)
+        assert.ok(err.message.includes(code), `${where}: ${err.message}`)
+        assert.ok(!err.message.includes(dir), `${where}: a path in ${err.message}`)
+        return true
+      }, where)
+      assert.equal(await heldByAnyone(path), false, `${where}: the lock is left held`)
+      assert.equal(await readLock(path), null, `${where}: this process still counts itself an owner`)
+      const next = await DirLock.acquire(path, 0)
+      assert.equal((await readLock(path))?.pid, process.pid, where)
+      await next.release()
+    }
+  }
+})
+
+/**
+ * A process that takes the lock with the fault layer and, at its call `k`, dies (kill -9), or
+ * first writes part of its name (torn) or as many zero bytes (what a power cut may leave of a
+ * write not yet on disk), or hangs there holding the lock. Resolves once it is dead, or hung.
+ */
+function crashAt(t: TestContext, path: string, k: number, mode: 'kill' | 'torn' | 'zeros' | 'hang'): Promise<ChildProcess> {
+  const script = `Promise.all([import(${JSON.stringify(LOCK_MODULE)}), import(${JSON.stringify(FAULT_LOCK_MODULE)})]).then(async ([{ DirLock }, { FaultLockFs }]) => {
+    const fs = new FaultLockFs(async (call) => {
+      if (call.n !== ${k}) return
+      const mode = ${JSON.stringify(mode)}
+      if (call.data && mode !== 'kill') {
+        const part = mode === 'zeros' ? Buffer.alloc(call.data.length) : call.data.subarray(0, Math.floor(call.data.length / 2))
+        await call.handle.write(part, 0, part.length, 0)
+      }
+      // A timer keeps the process alive: a pending promise alone would let it exit.
+      if (mode === 'hang') { process.stdout.write('hung'); setInterval(() => {}, 1000); await new Promise(() => {}) }
+      process.kill(process.pid, 'SIGKILL')
+    })
+    await DirLock.acquire(${JSON.stringify(path)}, 0, fs)
+    process.stdout.write('acquired')
+  })`
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.after(() => child.kill('SIGKILL'))
+  return new Promise((resolve, reject) => {
+    let out = ''
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString()
+      if (out === 'hung') resolve(child)
+      if (out === 'acquired') reject(new Error(`call ${k} was never made`))
+    })
+    child.once('exit', () => resolve(child))
+  })
+}
+
+test('a power cut or kill -9 at each file call of taking the lock, the name torn, zeroed or absent: the next owner takes it at once and a contender\'s message stays clear', async (t) => {
+  // What a crash leaves in the lock file is never the lock: whatever bytes it holds, the next
+  // owner takes the lock without waiting, replaces them whole, and a contender is told who it is.
+  const dir = await mkdtemp(join(tmpdir(), 'lpr-lock-cut-'))
+  const path = join(dir, 'service.lock')
+  const calls = new FaultLockFs()
+  await (await DirLock.acquire(path, 0, calls)).release()
+  // The calls of taking it, up to its name written.
+  const points = calls.log.slice(0, calls.log.findIndex((c) => c.op === 'write') + 1)
+  assert.deepEqual(points.map((c) => c.op), ['open', 'truncate', 'write'])
+  // The file as an earlier owner left it: its name, longer than the next owner's.
+  await writeFile(path, JSON.stringify({ pid: 123456, host: 'x'.repeat(300), bootId: 'old', token: 'dead', since: '2026-01-01T00:00:00.000Z', url: null }) + '\n')
+  for (const [k, mode] of [[0, 'kill'], [1, 'kill'], [2, 'kill'], [2, 'torn'], [2, 'zeros']] as const) {
+    const where = `${mode} at call ${k} (${points[k]!.op})`
+    const child = await crashAt(t, path, k, mode)
+    assert.equal(child.signalCode, 'SIGKILL', where)
+    assert.equal(await readLock(path), null, `${where}: nobody holds it`)
+    const started = Date.now()
+    const next = await DirLock.acquire(path)
+    assert.ok(Date.now() - started < LOCK_WAIT_MS, `${where}: waited ${Date.now() - started} ms`)
+    const text = await readFile(path, 'utf8')
+    assert.equal(JSON.parse(text).pid, process.pid, `${where}: the name replaced whole: ${text}`)
+    assert.match(await contender(t, path, 0), new RegExp(`^lost: .* held by process ${process.pid} on host `), where)
+    await next.release()
+  }
+  // Hung in the write of its name, holding the lock: a contender waits, then is told plainly
+  // that another process holds it, with none of the torn bytes.
+  const hung = await crashAt(t, path, 2, 'hang')
+  await assert.rejects(DirLock.acquire(path, 200), (err: Error) => {
+    assert.match(err.message, /held by another process \(its name is not in the lock file: it is starting, or could not write it\)/)
+    return true
+  })
+  hung.kill('SIGKILL')
+  await once(hung, 'exit')
+  await (await DirLock.acquire(path)).release()
 })
