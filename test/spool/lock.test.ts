@@ -267,3 +267,17 @@ test('a power cut or kill -9 at each file call of taking the lock, the name torn
   await once(hung, 'exit')
   await (await DirLock.acquire(path)).release()
 })
+
+test('a user that releases twice lets go of its own share only', async () => {
+  // The bug this pins: release() counted down the process's users each time it was called, so a
+  // second call by one user (a stop after a failed stop) released the lock another user held.
+  const dir = await mkdtemp(join(tmpdir(), 'lpr-lock-twice-'))
+  const path = join(dir, 'service.lock')
+  const a = await DirLock.acquire(path)
+  const b = await DirLock.acquire(path)
+  await a.release()
+  await a.release()
+  assert.equal(await heldByAnyone(path), true, 'b still holds it')
+  await b.release()
+  assert.equal(await heldByAnyone(path), false)
+})
