@@ -83,7 +83,7 @@ const DEDUPE_ENTRIES = process.env.BENCH_DEDUPE === '0' ? 0 : Number(process.env
 const [DEDUPE_DATASET = 'http_requests', DEDUPE_SHAPE = 'short'] = (process.env.BENCH_DEDUPE_DATASET ?? 'http_requests:short').split(':')
 const DEDUPE_MB = Number(process.env.BENCH_DEDUPE_MB ?? 1)
 const DEDUPE_SENDERS = 4
-const DEDUPE_ROUNDS = 2
+const DEDUPE_ROUNDS = Number(process.env.BENCH_DEDUPE_ROUNDS ?? 3)
 const WARMUP_BATCHES = availableParallelism()
 // Each baseline run parses at least this much, so that a 5 MB body is timed over many passes.
 const BASELINE_MB = Number(process.env.BENCH_BASELINE_MB ?? (QUICK ? 20 : 100))
@@ -284,9 +284,10 @@ interface Report {
 interface DedupeIntake {
   readonly entries: number
   readonly rounds: ReadonlyArray<{ readonly dedupe: 'off' | 'on', readonly result: ScenarioResult }>
-  /** Best lines/s with it on over best with it off; lowest p99 on over lowest off. */
+  /** On over off, each the median of its rounds: lines/s, p99, server CPU per line. */
   readonly linesPerSecRatio: number
   readonly p99Ratio: number
+  readonly cpuPerLineRatio: number
 }
 
 interface Target { readonly target: string, readonly measured: string, readonly met: boolean | null }
@@ -336,7 +337,7 @@ function printReport(report: Report, file: string | null): void {
     const d = report.dedupeIntake
     console.log(`\nIntake with re-send detection on (DEDUPE_WINDOW_SECONDS=86400, ${d.entries} keys in the index at start) and off, alternating, same run`)
     console.table(d.rounds.map(({ dedupe, result: s }) => ({ 're-send detection': dedupe, dataset: name(s), 'batch MB': s.batchMB, senders: s.senders, sink: s.sink, requests: s.requests, 'lines/s': s.linesPerSec, 'p50 ms': s.latencyMsP50, 'p99 ms': s.latencyMsP99, 'peak RSS MB': s.peakRssMB, 'CPU µs/line': s.serverCpuSecondsPerMillionLines })))
-    console.log(`on / off: lines/s ${d.linesPerSecRatio} (best of each), p99 ${d.p99Ratio} (lowest of each)`)
+    console.log(`on / off, medians of ${d.rounds.length / 2} rounds each: lines/s ${d.linesPerSecRatio}, p99 ${d.p99Ratio}, server CPU per line ${d.cpuPerLineRatio}`)
   }
   if (report.resendStartup) {
     console.log('\nStart-up on a full re-send index (DEDUPE_WINDOW_SECONDS=86400)')
@@ -502,10 +503,12 @@ async function main(): Promise<void> {
           `${result.linesPerSec} lines/s, p50 ${result.latencyMsP50} ms, p99 ${result.latencyMsP99} ms, peak RSS ${result.peakRssMB} MB`)
       }
     }
-    const of = (d: 'off' | 'on'): ScenarioResult[] => rounds.filter((x) => x.dedupe === d).map((x) => x.result)
-    const best = (d: 'off' | 'on'): number => Math.max(...of(d).map((x) => x.linesPerSec))
-    const p99 = (d: 'off' | 'on'): number => Math.min(...of(d).map((x) => x.latencyMsP99))
-    dedupeIntake = { entries: DEDUPE_ENTRIES, rounds, linesPerSecRatio: round(best('on') / best('off'), 3), p99Ratio: round(p99('on') / p99('off'), 3) }
+    const median = (d: 'off' | 'on', f: (s: ScenarioResult) => number): number => {
+      const v = rounds.filter((x) => x.dedupe === d).map((x) => f(x.result)).sort((a, b) => a - b)
+      return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2
+    }
+    const ratio = (f: (s: ScenarioResult) => number): number => round(median('on', f) / median('off', f), 3)
+    dedupeIntake = { entries: DEDUPE_ENTRIES, rounds, linesPerSecRatio: ratio((s) => s.linesPerSec), p99Ratio: ratio((s) => s.latencyMsP99), cpuPerLineRatio: ratio((s) => s.serverCpuSecondsPerMillionLines) }
   }
   await dropStartupStates()
 
