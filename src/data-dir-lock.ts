@@ -14,7 +14,7 @@
 //
 // The file is never deleted (deleting a lock file lets two processes lock two different files);
 // its content names the owner (pid, host, boot id, start time, URL) for messages and clients.
-// A leaf: it imports no room.
+// A leaf: it imports no room (errors.ts is a leaf too).
 import { open } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'

@@ -92,6 +92,8 @@ function errorCode(err: unknown): string | undefined {
 
 /** A bucket file a start reads. */
 interface Bucket {
+  /** The start of its time bucket, ms (its name). */
+  readonly start: number
   readonly path: string
   readonly size: number
   /** false: the newest file when it has left the window: read for its sequence numbers only. */
@@ -220,7 +222,7 @@ export class ResendIndex {
         continue
       }
       const size = await coded(path, fs.stat(path)).then((st) => st.size)
-      plan.push({ path, size, keys: !expired, fh: null, closed: false })
+      plan.push({ start, path, size, keys: !expired, fh: null, closed: false })
       if (!expired) expected += Math.floor(size / RECORD_BYTES)
     }
     // The table sized once for what will be read, with room to grow (half full), within what
@@ -248,7 +250,7 @@ export class ResendIndex {
       for (const [f, file] of plan.entries()) {
         if (f > 0 && this.table.size >= this.opts.maxEntries) {
           // The window is full: older keys are not recognised (and their file goes with time).
-          this.floorMs = Math.max(this.floorMs, Number(file.path.slice(-19, -4)) + this.bucketMs)
+          this.floorMs = Math.max(this.floorMs, file.start + this.bucketMs)
           continue
         }
         const scan: Scan = { position: 0, good: 0, torn: -1 }
