@@ -20,17 +20,17 @@
 // dropped without rewriting; 16-byte keys in one typed-array open-addressing table cost 20 bytes
 // per slot and no garbage collector work per key.
 //
-// Layout: spool/resend/<bucket start, ms>.bin := record*
-//   record := key (16: SHA-256 of "dataset:digest", first 16 bytes) | committed at, ms (u48le) |
-//             segment seq (u48le) | CRC-32 (zlib's) of the 28 bytes before (u32le)
-import { createHash } from 'node:crypto'
+// Layout: spool/resend/<bucket start, ms>.bin := record* (resend-record.ts)
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { SpoolStateUnreadable } from '../errors.js'
 import { fsyncDir, type SpoolFileHandle, type SpoolFs } from './fs.js'
 import { capacityFor, KeyTable, MAX_LOAD } from './key-table.js'
+import { appendSynced, crcWord, encodeRecord, RECORD_BYTES, resendKey } from './resend-record.js'
+import { migrateLegacy } from './resend-legacy.js'
 
-export const RECORD_BYTES = 32
+export { encodeRecord, RECORD_BYTES, recordCrc, resendKey } from './resend-record.js'
+
 // 4 MiB a read (a multiple of RECORD_BYTES): few calls, and two such buffers are all a start holds.
 const READ_CHUNK = 4 << 20
 // Records whose table slots are touched ahead of their insertion (key-table.ts touch()).
@@ -41,48 +41,6 @@ export interface ResendEntry {
   readonly digest: string
   readonly committedAt: number
   readonly seq: number
-}
-
-export function resendKey(dataset: string, digest: string): Buffer {
-  return createHash('sha256').update(`${dataset}:${digest}`).digest().subarray(0, 16)
-}
-
-export function encodeRecord(key: Uint8Array, at: number, seq: number, out = Buffer.alloc(RECORD_BYTES), offset = 0): Buffer {
-  out.set(key.subarray(0, 16), offset)
-  out.writeUIntLE(Math.max(0, Math.floor(at)), offset + 16, 6)
-  out.writeUIntLE(seq, offset + 22, 6)
-  out.writeUInt32LE(recordCrc(out, offset), offset + 28)
-  return out
-}
-
-// CRC-32 (the zlib polynomial) of a record's 28 bytes, in JS: a native call per 28 bytes costs
-// more than the sum itself, and a start checks millions of records. Four bytes a step ("slicing
-// by 4"): four independent table look-ups instead of four dependent ones.
-const CRC_TABLES = ((): Int32Array[] => {
-  const t = [new Int32Array(256), new Int32Array(256), new Int32Array(256), new Int32Array(256)] as const
-  for (let n = 0; n < 256; n++) {
-    let c = n
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
-    t[0][n] = c
-  }
-  for (let n = 0; n < 256; n++) {
-    for (let k = 1; k < 4; k++) t[k]![n] = (t[k - 1]![n]! >>> 8) ^ t[0][t[k - 1]![n]! & 0xff]!
-  }
-  return [...t]
-})()
-const [T0, T1, T2, T3] = CRC_TABLES as [Int32Array, Int32Array, Int32Array, Int32Array]
-
-/** One step of the CRC over a little-endian word. */
-function crcWord(c: number, w: number): number {
-  c ^= w
-  return T3[c & 0xff]! ^ T2[(c >>> 8) & 0xff]! ^ T1[(c >>> 16) & 0xff]! ^ T0[c >>> 24]!
-}
-
-export function recordCrc(buf: Uint8Array, offset: number): number {
-  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
-  let c = -1
-  for (let o = offset; o < offset + 28; o += 4) c = crcWord(c, v.getUint32(o, true))
-  return (c ^ -1) >>> 0
 }
 
 function errorCode(err: unknown): string | undefined {
@@ -135,7 +93,6 @@ export interface ResendIndexOptions {
 
 export class ResendIndex {
   readonly bucketsDir: string
-  private readonly legacyPath: string
   private table = new KeyTable()
   private readonly maxCapacity: number
   // Keys committed before this (ms) are treated as gone: the window shortened by maxEntries.
@@ -148,7 +105,6 @@ export class ResendIndex {
 
   constructor (private readonly opts: ResendIndexOptions) {
     this.bucketsDir = join(opts.dir, 'resend')
-    this.legacyPath = join(opts.dir, 'digests.log')
     // About 48 files per window: few enough to list, fine enough that an expired file is small.
     this.bucketMs = Math.max(60_000, Math.ceil(opts.windowSeconds * 1000 / 48))
     this.maxCapacity = capacityFor(opts.maxEntries)
@@ -205,7 +161,7 @@ export class ResendIndex {
   async load(): Promise<void> {
     const { fs } = this.opts
     await coded(this.bucketsDir, fs.mkdir(this.bucketsDir, { recursive: true }))
-    await this.migrateLegacy()
+    await migrateLegacy({ fs, dir: this.opts.dir, bucketsDir: this.bucketsDir, windowSeconds: this.opts.windowSeconds, bucketMs: this.bucketMs, log: this.opts.log, pathOf: (start) => this.pathOf(start), written: (start) => this.files.add(start) })
     const names = (await coded(this.bucketsDir, fs.readdir(this.bucketsDir))).filter((n) => /^\d+\.bin$/.test(n))
     const starts = names.map((n) => Number(n.slice(0, -4))).sort((a, b) => b - a)
     const horizon = this.horizonMs()
@@ -369,80 +325,5 @@ export class ResendIndex {
       await this.opts.fs.rm(this.pathOf(start), { force: true })
       this.files.delete(start)
     }
-  }
-
-  /**
-   * digests.log of earlier releases ("dataset:digest at seq" per line, "_seq at seq" for the last
-   * number): read in pieces (it may be larger than a string can be), written as bucket records,
-   * made durable, then removed. A crash in between converts it again: a key twice is harmless.
-   */
-  private async migrateLegacy(): Promise<void> {
-    const { fs } = this.opts
-    let fh
-    try {
-      fh = await fs.open(this.legacyPath, 'r')
-    } catch (err) {
-      if (errorCode(err) === 'ENOENT') return
-      throw new SpoolStateUnreadable(this.legacyPath, errorCode(err) ?? 'error', (err as Error).message)
-    }
-    const horizon = Date.now() - this.opts.windowSeconds * 1000
-    const byBucket = new Map<number, Buffer[]>()
-    const flush = async (): Promise<void> => {
-      for (const [start, records] of byBucket) {
-        await appendSynced(fs, this.pathOf(start), Buffer.concat(records))
-        this.files.add(start)
-      }
-      byBucket.clear()
-    }
-    let pending = 0
-    const take = async (line: string): Promise<void> => {
-      const [key, at, seq] = line.split(' ')
-      // A line torn by a crash during an append is skipped: its segment was not deleted yet.
-      if (!key || !at || !Number.isFinite(Number(at)) || (seq !== undefined && !Number.isFinite(Number(seq)))) return
-      const atMs = Number(at)
-      const seqN = Number(seq ?? 0)
-      if (key !== '_seq' && atMs < horizon) return
-      const colon = key.indexOf(':')
-      const k = key === '_seq' ? Buffer.alloc(16) : resendKey(key.slice(0, colon), key.slice(colon + 1))
-      const start = atMs - (atMs % this.bucketMs)
-      let list = byBucket.get(start)
-      if (!list) byBucket.set(start, list = [])
-      list.push(encodeRecord(k, atMs, seqN))
-      if (++pending >= 32_768) { pending = 0; await flush() }
-    }
-    try {
-      const buf = Buffer.alloc(READ_CHUNK)
-      let rest = ''
-      let position = 0
-      for (;;) {
-        const { bytesRead } = await fh.read(buf, 0, buf.length, position)
-        if (bytesRead === 0) break
-        position += bytesRead
-        const text = rest + buf.toString('utf8', 0, bytesRead)
-        const lines = text.split('\n')
-        rest = lines.pop() ?? ''
-        for (const line of lines) await take(line)
-      }
-      await take(rest)
-      await flush()
-    } catch (err) {
-      throw new SpoolStateUnreadable(this.legacyPath, errorCode(err) ?? 'error', (err as Error).message)
-    } finally {
-      await fh.close()
-    }
-    await fsyncDir(fs, this.bucketsDir)
-    await fs.rm(this.legacyPath, { force: true })
-    await fsyncDir(fs, this.opts.dir)
-    this.opts.log.info('Converted spool/digests.log of an earlier release into spool/resend/.')
-  }
-}
-
-async function appendSynced(fs: SpoolFs, path: string, data: Buffer): Promise<void> {
-  const fh = await fs.open(path, 'a', 0o600)
-  try {
-    for (let off = 0; off < data.length;) off += (await fh.write(data, off, data.length - off)).bytesWritten
-    await fh.sync()
-  } finally {
-    await fh.close()
   }
 }
