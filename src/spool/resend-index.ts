@@ -211,7 +211,10 @@ export class ResendIndex {
         }
         const scan: Scan = { position: 0, good: 0, torn: -1 }
         for (;;) {
-          const read: Read = ahead?.file === file && ahead.position === scan.position ? ahead : this.issue(file, scan.position, bufs[0])
+          const matches = ahead?.file === file && ahead.position === scan.position
+          // (A read ahead is always the next one needed; were it not, it must end before its buffer is reused.)
+          if (ahead && !matches) await ahead.bytes.catch(() => 0)
+          const read: Read = matches ? ahead! : this.issue(file, scan.position, bufs[0])
           ahead = null
           const bytes = await read.bytes
           const other = read.buf === bufs[0] ? bufs[1] : bufs[0]
