@@ -70,6 +70,8 @@ export class LineValidator {
   private readonly keyStack: string[] = []
   private readonly keyStart: number[] = []
   private readonly keySets: Array<Set<string> | null> = []
+  /** The deepest level a key set was made at since forget() (0: none). */
+  private setsTop = 0
 
   /** Lines accepted by a template (tests: the fast path was taken). */
   templateHits = 0
@@ -110,6 +112,7 @@ export class LineValidator {
       }
     }
     const code = this.scan(s, maxDepth)
+    this.forget()
     if (code === null && templated && this.unknownFields.length === 0 && ++this.sinceLearned >= this.learnEvery) this.learn(s)
     return code
   }
@@ -293,8 +296,6 @@ export class LineValidator {
         if (!schema && field >= 0 && fields[field]!.types !== ANY && (fields[field]!.types & type) === 0) schema = true
       } else if (depth === 2 && items !== 0 && kinds[2] === ARR && (items & type) === 0) schema = true
     }
-    // A hostile line may have grown the stack of kinds to its length: not kept for the next line.
-    if (kinds.length > 4096) this.kinds = new Uint8Array(64)
     if (skipWs(s, i) !== end) return LineRejectCode.notJson
     // JSON.parse keeps the last of two equal keys, and the reference measures the depth of what
     // it kept: a too-deep value whose key comes again later is gone, and the line is "duplicate
@@ -302,6 +303,21 @@ export class LineValidator {
     if (deep) return dup ? ASK_REFERENCE : LineRejectCode.tooDeep
     if (dup) return LineRejectCode.duplicateKey
     return schema ? LineRejectCode.schema : null
+  }
+
+  /**
+   * Drops what the scan of a line kept of it, however the scan ended: its keys are slices of the
+   * line, and a key set left at a level (a line that broke off inside an object of more than
+   * LINEAR_KEYS keys) would keep the whole line alive until a later line opened an object there,
+   * one line per level up to MAX_LINE_DEPTH. Only unknownFields stays, for the caller (one line's).
+   */
+  private forget(): void {
+    this.keyStack.length = 0
+    const sets = this.keySets
+    for (let d = this.setsTop; d > 0; d--) sets[d] = null
+    this.setsTop = 0
+    // A hostile line may have grown the stack of kinds to its length: not kept for the next line.
+    if (this.kinds.length > 4096) this.kinds = new Uint8Array(64)
   }
 
   /** Adds a key to the object open at `depth`; true when it was there already. */
@@ -318,6 +334,7 @@ export class LineValidator {
         set = new Set(keyStack.slice(from))
         set.add(key)
         this.keySets[depth] = set
+        if (depth > this.setsTop) this.setsTop = depth
       }
     }
     keyStack.push(key)
