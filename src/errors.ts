@@ -121,7 +121,8 @@ export const SinkStopCode = {
   opensearchCredentials: 'LPR_ERR_SINK_OPENSEARCH_CREDENTIALS',
   opensearchCluster: 'LPR_ERR_SINK_OPENSEARCH_CLUSTER',
   kafkaTopic: 'LPR_ERR_SINK_KAFKA_TOPIC',
-  kafkaAuth: 'LPR_ERR_SINK_KAFKA_AUTH'
+  kafkaAuth: 'LPR_ERR_SINK_KAFKA_AUTH',
+  kafkaTls: 'LPR_ERR_SINK_KAFKA_TLS'
 } as const
 
 /** Every code this service can emit, for the docs/errors.md consistency test. */

@@ -6,13 +6,15 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtemp, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Admin, Consumer } from '@platformatic/kafka'
 import { batchText } from '../helpers/fixtures.js'
 import { post, readDeadLetters, startServer, type TestServer } from '../helpers/server.js'
 import { controlServer, requireKafka } from '../helpers/extra-servers.js'
+import { makeCertificates } from '../support/certificates.js'
+import { packageRoot } from '../../src/paths.js'
 
 interface Record { value: Buffer, key: string | null, headers: { [k: string]: string } }
 
@@ -241,3 +243,89 @@ for (const mechanism of ['plain', 'scram-sha-256', 'scram-sha-512'] as const) {
     assert.deepEqual(await readDeadLetters({ dataDir: bad.dataDir }, 'dns_logs'), [])
   })
 }
+
+/** The broker's SSL listeners and the CA that signed their certificate (test/support/kafka.ts). */
+function tlsListeners(): { tls: string, saslTls: string, caFile: string } {
+  const { TEST_KAFKA_TLS_BROKERS: tls, TEST_KAFKA_SASL_TLS_BROKERS: saslTls, TEST_KAFKA_CA_FILE: caFile } = process.env
+  if (!tls || !saslTls || !caFile) throw new Error('the test runner started Kafka without its SSL listeners (TEST_KAFKA_TLS_BROKERS, TEST_KAFKA_SASL_TLS_BROKERS, TEST_KAFKA_CA_FILE)')
+  return { tls, saslTls, caFile }
+}
+
+test('TLS with KAFKA_CA_FILE: over the broker\'s SSL listener every line arrives byte-exact', { timeout: 180_000 }, async (t) => {
+  const brokers = requireKafka(t)
+  if (!brokers) return
+  const { tls, caFile } = tlsListeners()
+  const p = prefix()
+  await createTopics(brokers, [`${p}.http_requests`])
+  const server = await startServer(t, { SINKS: 'kafka', KAFKA_BROKERS: tls, KAFKA_TLS: 'true', KAFKA_CA_FILE: caFile, KAFKA_TOPIC: `${p}.{dataset}`, KAFKA_BATCH_BYTES: String(32 * 1024) })
+  const odd = '{"EdgeStartTimestamp":1700000000123456789,"RayID":"tls1","ClientRequestPath":"/caf\u00e9/\u{1F600}?q=\\"x\\"" }'
+  const body = odd + '\n' + batchText('http_requests', 2000, 'unixnano', 10)
+  assert.equal((await post(server, '/logpush/http_requests', body)).status, 200)
+  assert.ok(await server.built.drained(120_000), 'delivered over TLS')
+  assert.equal((await health(server)).sinks.kafka.stopped, null)
+  const sent = body.split('\n').filter(Boolean)
+  const records = await consume(brokers, `${p}.http_requests`, sent.length)
+  assert.deepEqual(records.map((r) => r.value.toString('base64')).sort(), sent.map((l) => Buffer.from(l).toString('base64')).sort(), 'every line once, byte for byte')
+})
+
+test('TLS: a broker whose certificate KAFKA_CA_FILE\'s CA did not sign stops delivery with LPR_ERR_SINK_KAFKA_TLS in /health, once; nothing is dead-lettered; the service stays up', { timeout: 180_000 }, async (t) => {
+  const brokers = requireKafka(t)
+  if (!brokers) return
+  const { tls } = tlsListeners()
+  const p = prefix()
+  await createTopics(brokers, [`${p}.dns_logs`])
+  // A CA of its own, which never signed the broker's certificate.
+  const dir = await mkdtemp(join(tmpdir(), 'lpr-kafka-other-ca-'))
+  const other = await makeCertificates(dir, 'other')
+  const server = await startServer(t, { SINKS: 'kafka', KAFKA_BROKERS: tls, KAFKA_TLS: 'true', KAFKA_CA_FILE: other.caFile, KAFKA_TOPIC: `${p}.{dataset}` })
+  assert.equal((await post(server, '/logpush/dns_logs', batchText('dns_logs', 100))).status, 200)
+  const stopped = await until('delivery stopped', 90_000, async () => (await health(server)).sinks.kafka.stopped ?? undefined)
+  assert.equal(stopped.code, 'LPR_ERR_SINK_KAFKA_TLS')
+  assert.match(stopped.reason, /certificate was refused \((UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|SELF_SIGNED_CERT_IN_CHAIN)/)
+  assert.ok(!stopped.reason.includes(dir), 'the CA file\'s path is not in the reason')
+  const metrics = await (await fetch(`${server.url}/metrics`)).text()
+  assert.match(metrics, /^lpr_sink_stopped\{sink="kafka",code="LPR_ERR_SINK_KAFKA_TLS"\} 1$/m)
+  // A stop, not a crash loop: the retries that follow keep the one stop (same since), the
+  // service answers, the lines wait in the spool.
+  await new Promise((r) => setTimeout(r, 5_000))
+  const later = await health(server)
+  assert.equal(later.sinks.kafka.stopped?.code, 'LPR_ERR_SINK_KAFKA_TLS')
+  assert.equal(later.sinks.kafka.stopped?.since, stopped.since, 'one stop, not one per retry')
+  assert.ok(later.sinks.kafka.pendingLines > 0, 'the lines wait in the spool')
+  assert.deepEqual(await readDeadLetters({ dataDir: server.dataDir }, 'dns_logs'), [])
+  assert.equal((await consume(brokers, `${p}.dns_logs`, 0, 5_000)).length, 0, 'nothing was written')
+})
+
+/** The environment of the "SASL/SCRAM over TLS" example in docs/kafka.md, as written there. */
+async function documentedScramOverTls(): Promise<Map<string, string>> {
+  const doc = await readFile(join(packageRoot, 'docs', 'kafka.md'), 'utf8')
+  const section = doc.split(/^## /m).find((s) => s.startsWith('Kafka with SASL/SCRAM over TLS'))
+  const block = section?.match(/```sh\n([\s\S]*?)```/)?.[1]
+  assert.ok(block, 'docs/kafka.md has the SASL/SCRAM over TLS example')
+  return new Map([...block.matchAll(/^([A-Z_]+)=('[^']*'|\S+) \\$/gm)].map((m) => [m[1]!, m[2]!.replace(/^'(.*)'$/, '$1')]))
+}
+
+test('SASL/SCRAM over TLS with the settings of docs/kafka.md\'s example: the right password delivers byte-exact; a wrong one stops with LPR_ERR_SINK_KAFKA_AUTH', { timeout: 180_000 }, async (t) => {
+  const brokers = requireKafka(t)
+  if (!brokers) return
+  const { saslTls, caFile } = tlsListeners()
+  const documented = await documentedScramOverTls()
+  // Every setting the example sets, and only those; the values that name the reader's cluster are
+  // the test broker's.
+  assert.deepEqual([...documented.keys()].sort(), ['KAFKA_BROKERS', 'KAFKA_CA_FILE', 'KAFKA_COMPRESSION', 'KAFKA_PASSWORD', 'KAFKA_SASL_MECHANISM', 'KAFKA_TLS', 'KAFKA_TOPIC', 'KAFKA_USERNAME', 'SINKS'])
+  assert.equal(documented.get('KAFKA_TOPIC'), 'cloudflare.{dataset}')
+  const p = prefix()
+  await createTopics(brokers, [`${p}.cloudflare.dns_logs`])
+  const env = { ...Object.fromEntries(documented), KAFKA_BROKERS: saslTls, KAFKA_CA_FILE: caFile, KAFKA_USERNAME: 'lpr', KAFKA_TOPIC: `${p}.${documented.get('KAFKA_TOPIC')}` }
+  const good = await startServer(t, { ...env, KAFKA_PASSWORD: 'lpr-secret' })
+  const body = batchText('dns_logs', 300)
+  assert.equal((await post(good, '/logpush/dns_logs', body)).status, 200)
+  assert.ok(await good.built.drained(60_000), 'delivered over SASL_SSL')
+  const records = await consume(brokers, `${p}.cloudflare.dns_logs`, 300)
+  assert.deepEqual(records.map((r) => r.value.toString()).sort(), body.split('\n').filter(Boolean).sort())
+  const bad = await startServer(t, { ...env, KAFKA_PASSWORD: 'wrong' })
+  assert.equal((await post(bad, '/logpush/dns_logs', batchText('dns_logs', 10, 'unixnano', 300))).status, 200)
+  const stopped = await until('delivery stopped', 60_000, async () => (await health(bad)).sinks.kafka.stopped ?? undefined)
+  assert.equal(stopped.code, 'LPR_ERR_SINK_KAFKA_AUTH')
+  assert.deepEqual(await readDeadLetters({ dataDir: bad.dataDir }, 'dns_logs'), [])
+})

@@ -35,7 +35,7 @@ test('the ISM policy rolls over, and deletes only with a retention; it attaches 
   assert.deepEqual(drop.policy.states[0].transitions, [{ state_name: 'delete', conditions: { min_rollover_age: '30d' } }])
 })
 
-test('Kafka error verdicts: too large, missing topic and credentials are told apart, nested as @platformatic/kafka nests them', () => {
+test('Kafka error verdicts: too large, missing topic, credentials and refused certificates are told apart, nested as @platformatic/kafka nests them', () => {
   // The client's own error classes, nested as a failed produce comes back: a response error
   // holding one ProtocolError per partition (codes 10 MESSAGE_TOO_LARGE, 18 RECORD_LIST_TOO_LARGE, 3 UNKNOWN_TOPIC_OR_PARTITION), inside a retry's MultipleErrors.
   const response = (code: number): Error => new ResponseError(0, 11, { '/topics/0/partitions/0': [code, null] }, {})
@@ -49,6 +49,11 @@ test('Kafka error verdicts: too large, missing topic and credentials are told ap
   assert.equal(verdictOf(errorTypes(new ProtocolError('TOPIC_AUTHORIZATION_FAILED'))), 'auth')
   assert.equal(verdictOf(errorTypes(new MultipleErrors('x', [new AuthenticationError('SASL authentication failed')]))), 'auth')
   assert.equal(verdictOf(errorTypes(new NetworkError('Connection closed'))), 'retry')
+  // A refused broker certificate: the connection's NetworkError holds Node's TLS error as its cause.
+  const refused = (code: string): Error => new MultipleErrors('retries exhausted', [new NetworkError('Connection to 127.0.0.1:9093 failed.', { cause: Object.assign(new Error('certificate refused'), { code }) })])
+  assert.equal(verdictOf(errorTypes(refused('UNABLE_TO_VERIFY_LEAF_SIGNATURE'))), 'tls')
+  assert.equal(verdictOf(errorTypes(refused('ERR_TLS_CERT_ALTNAME_INVALID'))), 'tls')
+  assert.equal(verdictOf(errorTypes(refused('ECONNREFUSED'))), 'retry', 'a broker down is retried')
   const loop: any = { name: 'x' }
   loop.cause = loop
   assert.deepEqual(errorTypes(loop), ['x'], 'a cause cycle ends')

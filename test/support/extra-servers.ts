@@ -6,9 +6,15 @@ import { createServer, type Server } from 'node:http';
 import { launchKafka, type KafkaBroker } from './kafka.js';
 import { launchOpenSearch, type OpenSearchNode } from './opensearch.js';
 
+/** Every variable launchExtraServers may set: the runner clears them from its own environment first. */
+export const EXTRA_SERVER_ENV = [
+  'TEST_OPENSEARCH_URL', 'TEST_OPENSEARCH_CONTROL_URL',
+  'TEST_KAFKA_BROKERS', 'TEST_KAFKA_SASL_BROKERS', 'TEST_KAFKA_TLS_BROKERS', 'TEST_KAFKA_SASL_TLS_BROKERS', 'TEST_KAFKA_CA_FILE', 'TEST_KAFKA_CONTROL_URL',
+] as const;
+
 export interface ExtraServers {
   /** TEST_OPENSEARCH_URL, TEST_KAFKA_BROKERS and their control URLs, for the test processes. */
-  readonly env: Record<string, string>;
+  readonly env: Partial<Record<(typeof EXTRA_SERVER_ENV)[number], string>>;
   destroy(): Promise<void>;
 }
 
@@ -19,7 +25,7 @@ interface Controlled {
 }
 
 export async function launchExtraServers(opts: { opensearch: boolean; kafka: boolean; log: (line: string) => void }): Promise<ExtraServers> {
-  const env: Record<string, string> = {};
+  const env: ExtraServers['env'] = {};
   const controls: Server[] = [];
   const harnessOnly = (line: string): void => {
     if (line.includes('-harness]')) opts.log(line);
@@ -51,6 +57,9 @@ export async function launchExtraServers(opts: { opensearch: boolean; kafka: boo
   if (kafka) {
     env.TEST_KAFKA_BROKERS = kafka.bootstrap;
     env.TEST_KAFKA_SASL_BROKERS = kafka.saslBootstrap;
+    env.TEST_KAFKA_TLS_BROKERS = kafka.tlsBootstrap;
+    env.TEST_KAFKA_SASL_TLS_BROKERS = kafka.saslTlsBootstrap;
+    env.TEST_KAFKA_CA_FILE = kafka.caFile;
     env.TEST_KAFKA_CONTROL_URL = await control(kafka, controls);
     opts.log(`[run-tests] Kafka ${kafka.version} at ${kafka.bootstrap} (ready in ${Date.now() - started} ms)`);
   }

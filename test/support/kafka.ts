@@ -10,6 +10,7 @@ import { connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { exists, findCommand, freePorts, javaMajorOf, runChecked } from './elasticsearch.js';
+import { makeCertificates } from './certificates.js';
 import { ManagedProcess } from './managed-process.js';
 
 export interface KafkaBroker {
@@ -17,6 +18,12 @@ export interface KafkaBroker {
   readonly bootstrap: string;
   /** host:port of a SASL_PLAINTEXT listener: PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, user SASL_USER. */
   readonly saslBootstrap: string;
+  /** host:port of an SSL listener, its certificate (for 127.0.0.1) signed by the CA in caFile. */
+  readonly tlsBootstrap: string;
+  /** host:port of a SASL_SSL listener: the SASL listener's mechanisms and user, over TLS. */
+  readonly saslTlsBootstrap: string;
+  /** PEM file of the test CA that signed the broker's certificate. */
+  readonly caFile: string;
   readonly version: string;
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -36,19 +43,29 @@ export async function launchKafka(log: (line: string) => void = () => {}): Promi
   const javaHome = await pickJava();
   const lib = await ensureJars(version, log);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lpr-kafka-'));
-  const [port, controllerPort, saslPort] = await freePorts(3);
+  const [port, controllerPort, saslPort, tlsPort, saslTlsPort] = await freePorts(5);
+  // The SSL listeners' certificate, made for this broker: its key and certificate in one PEM key
+  // store (ssl.keystore.type=PEM); tests trust it through the CA file.
+  const certs = await makeCertificates(dir, 'broker');
+  const keystore = path.join(dir, 'broker-keystore.pem');
+  await writeFile(keystore, `${certs.key}${certs.cert}`);
+  const listeners = { PLAINTEXT: port, SASL_PLAINTEXT: saslPort, SSL: tlsPort, SASL_SSL: saslTlsPort };
   const props = [
     'process.roles=broker,controller',
     'node.id=1',
     `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-    `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort},SASL_PLAINTEXT://127.0.0.1:${saslPort}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${port},SASL_PLAINTEXT://127.0.0.1:${saslPort}`,
+    `listeners=${Object.entries(listeners).map(([name, p]) => `${name}://127.0.0.1:${p}`).join(',')},CONTROLLER://127.0.0.1:${controllerPort}`,
+    `advertised.listeners=${Object.entries(listeners).map(([name, p]) => `${name}://127.0.0.1:${p}`).join(',')}`,
     'controller.listener.names=CONTROLLER',
-    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT',
+    `listener.security.protocol.map=${Object.keys(listeners).map((name) => `${name}:${name}`).join(',')},CONTROLLER:PLAINTEXT`,
+    'ssl.keystore.type=PEM',
+    `ssl.keystore.location=${keystore}`,
     'sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512',
-    `listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${SASL_USER.username}="${SASL_USER.password}";`,
-    'listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;',
-    'listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;',
+    ...['sasl_plaintext', 'sasl_ssl'].flatMap((listener) => [
+      `listener.name.${listener}.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${SASL_USER.username}="${SASL_USER.password}";`,
+      `listener.name.${listener}.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;`,
+      `listener.name.${listener}.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;`,
+    ]),
     'inter.broker.listener.name=PLAINTEXT',
     `log.dirs=${path.join(dir, 'data')}`,
     'offsets.topic.replication.factor=1',
@@ -82,6 +99,9 @@ export async function launchKafka(log: (line: string) => void = () => {}): Promi
   return {
     bootstrap,
     saslBootstrap: `127.0.0.1:${saslPort}`,
+    tlsBootstrap: `127.0.0.1:${tlsPort}`,
+    saslTlsBootstrap: `127.0.0.1:${saslTlsPort}`,
+    caFile: certs.caFile,
     version,
     start: () => proc.start(),
     stop: () => proc.stop(),

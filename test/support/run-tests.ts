@@ -31,7 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { launchElasticsearch, type ElasticsearchNode } from './elasticsearch.js';
 import { launchS3Mock, type S3MockServer } from './s3mock.js';
 import { installMissing, serverPlan, skipLine } from './prerequisites.js';
-import { launchExtraServers, type ExtraServers } from './extra-servers.js';
+import { EXTRA_SERVER_ENV, launchExtraServers, type ExtraServers } from './extra-servers.js';
 
 // `node --test dist/test/` (Node 20) treats every .js below a `test` directory as a test file,
 // including this one; running the runner from inside the runner would recurse.
@@ -100,7 +100,7 @@ async function main(): Promise<void> {
   s3Start?.catch(() => {});
   // OpenSearch and Kafka (their destinations' tests) start beside them, in parallel too, when
   // Elasticsearch would by default (CI, or the whole suite with Java) or when asked.
-  for (const name of ['TEST_OPENSEARCH_URL', 'TEST_OPENSEARCH_CONTROL_URL', 'TEST_KAFKA_BROKERS', 'TEST_KAFKA_SASL_BROKERS', 'TEST_KAFKA_CONTROL_URL']) delete childEnv[name];
+  for (const name of EXTRA_SERVER_ENV) delete childEnv[name];
   const extraByDefault = ci || (wholeSuite && !javaMissing);
   const extraStart = launchExtraServers({
     opensearch: process.env.TEST_OPENSEARCH === 'managed' || (extraByDefault && process.env.TEST_OPENSEARCH !== 'external'),

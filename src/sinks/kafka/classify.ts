@@ -2,7 +2,7 @@
 // ids it carries (it nests them: a response error's `errors`, a retry's `cause`). A ProtocolError's
 // `apiId` is the protocol error name (MESSAGE_TOO_LARGE); `code` is the library's (PLT_KFK_*).
 
-export type KafkaVerdict = 'too-large' | 'topic' | 'auth' | 'retry'
+export type KafkaVerdict = 'too-large' | 'topic' | 'auth' | 'tls' | 'retry'
 
 /** Every `apiId` (the protocol error name, e.g. MESSAGE_TOO_LARGE), library `code` and error class name in `err` and its causes. */
 export function errorTypes (err: unknown, seen = new Set<unknown>()): string[] {
@@ -25,6 +25,9 @@ export function errorTypes (err: unknown, seen = new Set<unknown>()): string[] {
  *            max.message.bytes): smaller sends may pass, one record alone is that record's fault.
  * topic:     the topic does not exist (auto-creation is off): an operator creates it.
  * auth:      SASL refused, or an ACL: an operator fixes credentials or ACLs.
+ * tls:       the broker's certificate is not one we trust (not signed by KAFKA_CA_FILE's CA, for
+ *            another host, expired): an operator fixes the CA file or the broker names. Retrying
+ *            cannot make it pass, so it is a stop, not a retry loop.
  * retry:     the rest (a broker down or restarting, a leader moving, a timeout).
  */
 export function verdictOf (types: readonly string[]): KafkaVerdict {
@@ -32,5 +35,18 @@ export function verdictOf (types: readonly string[]): KafkaVerdict {
   if (types.includes('UNKNOWN_TOPIC_OR_PARTITION') || types.includes('UNKNOWN_TOPIC_ID')) return 'topic'
   if (types.some((t) => t === 'PLT_KFK_AUTHENTICATION' || t === 'SASL_AUTHENTICATION_FAILED' || t === 'TOPIC_AUTHORIZATION_FAILED' ||
     t === 'CLUSTER_AUTHORIZATION_FAILED' || t === 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED' || t === 'ILLEGAL_SASL_STATE' || t === 'UNSUPPORTED_SASL_MECHANISM')) return 'auth'
+  if (certificateRefusal(types) !== undefined) return 'tls'
   return 'retry'
 }
+
+/** The code of Node's refusal of the broker's certificate among `types`, if it is there. */
+export function certificateRefusal (types: readonly string[]): string | undefined {
+  return types.find((t) => CERTIFICATE_REFUSED.has(t))
+}
+
+/** Node's codes (OpenSSL's verify results and its own host check) for a certificate it refused. */
+const CERTIFICATE_REFUSED = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_SIGNATURE_FAILURE', 'CERT_NOT_YET_VALID', 'CERT_HAS_EXPIRED', 'CERT_UNTRUSTED', 'CERT_REJECTED',
+  'INVALID_CA', 'HOSTNAME_MISMATCH', 'ERR_TLS_CERT_ALTNAME_INVALID'
+])

@@ -16,7 +16,7 @@ import { LineRejectCode, SinkStopCode } from '../../errors.js'
 import { eventTime } from '../event-time.js'
 import { DeliveryStopped, type DeliveryBatch, type DeliveryResult, type Progress, type Rejection, type Sink, type StoppedState } from '../sink.js'
 import type { Compression } from './codecs.js'
-import { errorTypes, verdictOf } from './classify.js'
+import { certificateRefusal, errorTypes, verdictOf } from './classify.js'
 
 /** A record before its topic is set. */
 type Message = Omit<MessageToProduce<Buffer, Buffer, string, string>, 'topic'> & { value: Buffer, headers: Record<string, string> }
@@ -201,9 +201,11 @@ export class KafkaSink implements Sink {
 
   /** The error to throw: DeliveryStopped for what needs an operator, the error itself for what passes. */
   private classified (err: unknown, topic: string): Error {
-    const verdict = verdictOf(errorTypes(err))
+    const types = errorTypes(err)
+    const verdict = verdictOf(types)
     if (verdict === 'topic') return this.stop(SinkStopCode.kafkaTopic, `Kafka has no topic ${topic} (and does not create topics on a produce): create it, or set KAFKA_TOPIC`)
     if (verdict === 'auth') return this.stop(SinkStopCode.kafkaAuth, `Kafka refused our credentials or their ACLs for topic ${topic} (${describe(err)}): check KAFKA_SASL_MECHANISM, KAFKA_USERNAME, KAFKA_PASSWORD and the ACLs (WRITE and DESCRIBE on the topic, IDEMPOTENT_WRITE on the cluster)`)
+    if (verdict === 'tls') return this.stop(SinkStopCode.kafkaTls, `Kafka's TLS certificate was refused (${certificateRefusal(types)}; ${describe(err)}): KAFKA_CA_FILE must hold the CA that signed the brokers' certificates (empty for publicly trusted ones), and KAFKA_BROKERS name the hosts the certificates are for`)
     return err instanceof Error ? err : new Error(String(err))
   }
 
