@@ -77,3 +77,19 @@ export async function readStore(server: { dataDir: string, built?: BuiltApp }, k
 export async function readDeadLetters(server: { dataDir: string, built?: BuiltApp }, dataset: string): Promise<any[]> {
   return (await readStore(server, 'dead-letter', dataset)).split('\n').filter(Boolean).map((l) => JSON.parse(l))
 }
+
+/** The service's /health as JSON. */
+export async function health(server: { url: string }): Promise<any> {
+  return await (await fetch(`${server.url}/health`)).json()
+}
+
+/** Polls `probe` every 200 ms until it gives a value; fails after `ms` naming `what` it waited for. */
+export async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const end = Date.now() + ms
+  for (;;) {
+    const v = await probe()
+    if (v !== undefined) return v
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 200))
+  }
+}

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Admin, Consumer } from '@platformatic/kafka'
 import { batchText } from '../helpers/fixtures.js'
-import { post, readDeadLetters, startServer, type TestServer } from '../helpers/server.js'
+import { health, post, readDeadLetters, startServer, until } from '../helpers/server.js'
 import { controlServer, requireKafka } from '../helpers/extra-servers.js'
 import { makeCertificates } from '../support/certificates.js'
 import { packageRoot } from '../../src/paths.js'
@@ -57,20 +57,6 @@ async function consume(brokers: string, topic: string, min: number, timeoutMs = 
     await consumer.close(true)
   }
   return out
-}
-
-async function health(server: TestServer): Promise<any> {
-  return await (await fetch(`${server.url}/health`)).json()
-}
-
-async function until<T>(what: string, ms: number, f: () => Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await f()
-    if (v !== undefined) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 200))
-  }
 }
 
 const prefix = (): string => `t${randomBytes(4).toString('hex')}`

@@ -4,18 +4,18 @@
 // of a batch, and AWS SigV4 checked by the AWS SDK's own signer (test/helpers/sigv4-proxy.ts).
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtemp } from 'node:fs/promises'
 import { request as httpRequest } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { TIMESTAMP_FORMATS, fullLine, fullLineEventTime, loadSchemas, timestampText } from '../helpers/dataset-lines.js'
 import { batchText } from '../helpers/fixtures.js'
-import { post, readDeadLetters, startServer, type TestServer } from '../helpers/server.js'
+import { health, post, readDeadLetters, startServer, until, type TestServer } from '../helpers/server.js'
 import { controlServer, requireOpenSearch } from '../helpers/extra-servers.js'
 import { startSigV4Proxy } from '../helpers/sigv4-proxy.js'
+import { makeCertificates } from '../support/certificates.js'
 
 async function os(url: string, path: string, init: RequestInit = {}): Promise<string> {
   const res = await fetch(url + path, { ...init, headers: { 'content-type': 'application/json', ...init.headers } })
@@ -28,20 +28,6 @@ async function count(url: string, stream: string, server: TestServer): Promise<n
   assert.ok(await server.built.drained(240_000), 'the spool drained')
   await os(url, `/${stream}/_refresh`, { method: 'POST' })
   return JSON.parse(await os(url, `/${stream}/_count`)).count
-}
-
-async function health(server: TestServer): Promise<any> {
-  return await (await fetch(`${server.url}/health`)).json()
-}
-
-async function until<T>(what: string, ms: number, f: () => Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await f()
-    if (v !== undefined) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 200))
-  }
 }
 
 function namespace(): string {
@@ -155,23 +141,12 @@ test('AWS SigV4 (es): requests signed with the standard chain\'s credentials pas
   assert.ok((await health(bad)).sinks.opensearch.pendingLines > 0, 'the lines wait in the spool')
 })
 
-/** A CA and a certificate it signed for 127.0.0.1, made with openssl for this test only. */
-function testCertificates(): { dir: string, ca: string, key: string, cert: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'lpr-os-tls-'))
-  const run = (...args: string[]): void => { execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' }) }
-  run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=lpr test CA')
-  run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1')
-  writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n')
-  run('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'san.ext')
-  return { dir, ca: join(dir, 'ca.pem'), key: readFileSync(join(dir, 'server.key'), 'utf8'), cert: readFileSync(join(dir, 'server.pem'), 'utf8') }
-}
-
 test('basic auth over TLS with OPENSEARCH_CA_FILE: the right password delivers; a wrong one (401) stops delivery with LPR_ERR_SINK_OPENSEARCH_CREDENTIALS', { timeout: 180_000 }, async (t) => {
   const url = requireOpenSearch(t)
   if (!url) return
   // The integ-test distribution has no security plugin: a TLS front that checks the password the
   // way the security plugin does (401 and WWW-Authenticate) and forwards what passes.
-  const tls = testCertificates()
+  const tls = await makeCertificates(await mkdtemp(join(tmpdir(), 'lpr-os-tls-')))
   const target = new URL(url)
   const want = `Basic ${Buffer.from('logpush:right-password').toString('base64')}`
   const front = createHttpsServer({ key: tls.key, cert: tls.cert }, (req, res) => {
@@ -191,7 +166,7 @@ test('basic auth over TLS with OPENSEARCH_CA_FILE: the right password delivers; 
   t.after(() => { front.closeAllConnections(); front.close() })
   const frontUrl = `https://127.0.0.1:${(front.address() as { port: number }).port}`
   const ns = namespace()
-  const env = { SINKS: 'opensearch', OPENSEARCH_URL: frontUrl, OPENSEARCH_AUTH: 'basic', OPENSEARCH_USERNAME: 'logpush', OPENSEARCH_CA_FILE: tls.ca, OPENSEARCH_NAMESPACE: ns, OPENSEARCH_RETRY_MS: '1000' }
+  const env = { SINKS: 'opensearch', OPENSEARCH_URL: frontUrl, OPENSEARCH_AUTH: 'basic', OPENSEARCH_USERNAME: 'logpush', OPENSEARCH_CA_FILE: tls.caFile, OPENSEARCH_NAMESPACE: ns, OPENSEARCH_RETRY_MS: '1000' }
   const good = await startServer(t, { ...env, OPENSEARCH_PASSWORD: 'right-password' })
   assert.equal((await post(good, '/logpush/dns_logs', batchText('dns_logs', 100))).status, 200)
   assert.equal(await count(url, `logs-cloudflare.dns_logs-${ns}`, good), 100)

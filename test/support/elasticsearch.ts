@@ -6,7 +6,7 @@
  * deliberately stripped down (only apm, transport-netty4, x-pack-core and x-pack-security
  * modules), which shapes what tests can rely on — see test/integration/elasticsearch-node.test.ts.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
 import {
   access,
@@ -27,6 +27,7 @@ import {
 import { createServer, type Server } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { ManagedProcess } from './managed-process.js';
 
 export interface ElasticsearchNode {
   readonly url: string;
@@ -50,9 +51,6 @@ const DEPENDENCY_PLUGIN = 'org.apache.maven.plugins:maven-dependency-plugin:3.6.
 const ARTIFACT_GROUP = 'org.elasticsearch.distribution.integ-test-zip';
 const DEFAULT_RUN_AS_USER = 'lpr-es';
 const STARTUP_TIMEOUT_MS = 120_000;
-const STOP_GRACE_MS = 20_000;
-const OUTPUT_TAIL_LINES = 300;
-const ERROR_TAIL_LINES = 80;
 
 export async function launchElasticsearch(options: LaunchOptions = {}): Promise<ElasticsearchNode> {
   const version = options.version ?? process.env.ES_VERSION ?? DEFAULT_VERSION;
@@ -69,221 +67,59 @@ export async function launchElasticsearch(options: LaunchOptions = {}): Promise<
 
   const [httpPort, transportPort] = await freePorts(2);
   const nodeDir = await createNodeDir(dist, runAs, { httpPort: httpPort!, transportPort: transportPort! });
-  const node = new ManagedNode({
-    version,
-    dist,
-    nodeDir,
-    javaHome,
-    heapMb,
-    runAs,
-    httpPort: httpPort!,
+  const url = `http://127.0.0.1:${httpPort}`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ES_PATH_CONF: path.join(nodeDir, 'config'),
+    ES_JAVA_HOME: javaHome,
+    // User-supplied ES_JAVA_OPTS come last so they can override the heap.
+    ES_JAVA_OPTS: `-Xms${heapMb}m -Xmx${heapMb}m ${process.env.ES_JAVA_OPTS ?? ''}`.trim(),
+    ES_TMPDIR: path.join(nodeDir, 'tmp'),
+    // The CLI launcher leaves a final-flags* dir in its java.io.tmpdir on every start; keep it in the node dir.
+    CLI_JAVA_OPTS: `-Djava.io.tmpdir=${path.join(nodeDir, 'tmp')} ${process.env.CLI_JAVA_OPTS ?? ''}`.trim(),
+    HOME: nodeDir,
+  };
+  // Elasticsearch warns about JAVA_HOME being ignored; we pass ES_JAVA_HOME explicitly.
+  delete env.JAVA_HOME;
+  const proc = new ManagedProcess({
+    name: `Elasticsearch ${version}`,
+    tag: 'es',
+    ...(await wrapCommand(path.join(dist, 'bin', 'elasticsearch'), runAs)),
+    env,
+    // Relative paths in jvm.options (gc.log, hs_err) resolve against the working dir.
+    cwd: path.join(nodeDir, 'logs'),
+    startupTimeoutMs: STARTUP_TIMEOUT_MS,
     log,
+    ready: async () => {
+      const probe = await probeHealth(url);
+      return probe.ready || probe.detail;
+    },
+    failureHint: `Logs: ${path.join(nodeDir, 'logs')}`,
   });
+  log(`[es-harness] starting Elasticsearch ${version} on ${url} (java ${javaHome})`);
   try {
-    await node.start();
+    await proc.start();
   } catch (err) {
     // Keep logs/ (the error message points there, and CI can collect it); drop the bulky rest.
-    await node.stop().catch(() => {});
+    await proc.stop().catch(() => {});
     for (const dir of ['data', 'config', 'tmp']) {
       await rm(path.join(nodeDir, dir), { recursive: true, force: true }).catch(() => {});
     }
     throw err;
   }
-  return node;
+  return {
+    url,
+    version,
+    start: () => proc.start(),
+    stop: () => proc.stop(),
+    destroy: () => proc.destroy(() => rm(nodeDir, { recursive: true, force: true })),
+  };
 }
 
 export interface RunAsUser {
   name: string;
   uid: number;
   gid: number;
-}
-
-interface NodeConfig {
-  version: string;
-  dist: string;
-  nodeDir: string;
-  javaHome: string;
-  heapMb: number;
-  runAs: RunAsUser | undefined;
-  httpPort: number;
-  log: (line: string) => void;
-}
-
-class ManagedNode implements ElasticsearchNode {
-  readonly url: string;
-  readonly version: string;
-  private child: ChildProcess | undefined;
-  private exited: Promise<void> = Promise.resolve();
-  private outputTail: string[] = [];
-  // start/stop/destroy may be requested concurrently (e.g. control server + teardown).
-  private queue: Promise<unknown> = Promise.resolve();
-  private destroyed = false;
-  private readonly killOnExit = (): void => this.killGroup('SIGKILL');
-
-  constructor(private readonly cfg: NodeConfig) {
-    this.url = `http://127.0.0.1:${cfg.httpPort}`;
-    this.version = cfg.version;
-  }
-
-  start(): Promise<void> {
-    return this.enqueue(() => this.doStart());
-  }
-
-  stop(): Promise<void> {
-    return this.enqueue(() => this.doStop());
-  }
-
-  destroy(): Promise<void> {
-    return this.enqueue(async () => {
-      await this.doStop();
-      this.destroyed = true;
-      await rm(this.cfg.nodeDir, { recursive: true, force: true });
-    });
-  }
-
-  private enqueue(op: () => Promise<void>): Promise<void> {
-    const next = this.queue.then(op, op);
-    this.queue = next.catch(() => {});
-    return next;
-  }
-
-  private async doStart(): Promise<void> {
-    if (this.destroyed) throw new Error('Elasticsearch node was destroyed');
-    if (this.child) return;
-    const { dist, nodeDir, javaHome, heapMb, runAs, log } = this.cfg;
-    this.outputTail = [];
-
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      ES_PATH_CONF: path.join(nodeDir, 'config'),
-      ES_JAVA_HOME: javaHome,
-      // User-supplied ES_JAVA_OPTS come last so they can override the heap.
-      ES_JAVA_OPTS: `-Xms${heapMb}m -Xmx${heapMb}m ${process.env.ES_JAVA_OPTS ?? ''}`.trim(),
-      ES_TMPDIR: path.join(nodeDir, 'tmp'),
-      // The CLI launcher leaves a final-flags* dir in its java.io.tmpdir on every start; keep it in the node dir.
-      CLI_JAVA_OPTS: `-Djava.io.tmpdir=${path.join(nodeDir, 'tmp')} ${process.env.CLI_JAVA_OPTS ?? ''}`.trim(),
-      HOME: nodeDir,
-    };
-    // Elasticsearch warns about JAVA_HOME being ignored; we pass ES_JAVA_HOME explicitly.
-    delete env.JAVA_HOME;
-
-    const script = path.join(dist, 'bin', 'elasticsearch');
-    const { command, args } = await wrapCommand(script, runAs);
-    const startedAt = Date.now();
-    log(`[es-harness] starting Elasticsearch ${this.version} on ${this.url} (java ${javaHome})`);
-    const child = spawn(command, args, {
-      // Relative paths in jvm.options (gc.log, hs_err) resolve against the working dir.
-      cwd: path.join(nodeDir, 'logs'),
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      // Own process group, so the CLI launcher and the server JVM it forks can be killed together.
-      detached: true,
-    });
-    this.child = child;
-    let exitInfo: string | undefined;
-    let spawnError: Error | undefined;
-    this.exited = new Promise<void>((resolve) => {
-      child.once('error', (err) => {
-        spawnError = err;
-        exitInfo = `failed to spawn ${command}: ${err.message}`;
-        resolve();
-      });
-      child.once('exit', (code, signal) => {
-        exitInfo = signal ? `killed by ${signal}` : `exited with code ${code}`;
-        resolve();
-      });
-    }).then(() => {
-      if (this.child === child) this.child = undefined;
-      process.removeListener('exit', this.killOnExit);
-    });
-    process.on('exit', this.killOnExit);
-    this.captureOutput(child);
-
-    const deadline = startedAt + STARTUP_TIMEOUT_MS;
-    let lastProbe = 'no response yet';
-    while (Date.now() < deadline) {
-      if (exitInfo !== undefined) {
-        // The launcher is gone; make sure no server JVM it forked survives it.
-        if (child.pid !== undefined) signalProcess(-child.pid, 'SIGKILL');
-        throw new Error(
-          `Elasticsearch ${this.version} ${exitInfo} before becoming ready.${this.describeFailure()}`,
-          spawnError ? { cause: spawnError } : undefined,
-        );
-      }
-      const probe = await probeHealth(this.url);
-      if (probe.ready) {
-        log(`[es-harness] Elasticsearch ${this.version} ready on ${this.url} after ${Date.now() - startedAt} ms`);
-        return;
-      }
-      lastProbe = probe.detail;
-      await delay(250);
-    }
-    await this.doStop();
-    throw new Error(
-      `Elasticsearch ${this.version} did not become ready within ${STARTUP_TIMEOUT_MS / 1000} s ` +
-        `(last health probe: ${lastProbe}).${this.describeFailure()}`,
-    );
-  }
-
-  private async doStop(): Promise<void> {
-    const child = this.child;
-    if (!child || child.pid === undefined) {
-      await this.exited;
-      return;
-    }
-    // SIGTERM only the CLI launcher: it shuts the server JVM down gracefully and waits for it.
-    signalProcess(child.pid, 'SIGTERM');
-    const timedOut = await Promise.race([
-      this.exited.then(() => false),
-      delay(STOP_GRACE_MS).then(() => true),
-    ]);
-    if (timedOut) {
-      this.cfg.log(`[es-harness] Elasticsearch did not stop within ${STOP_GRACE_MS / 1000} s, sending SIGKILL`);
-    }
-    // Also after a clean exit: a server JVM orphaned by a crashed launcher would keep the data dir locked.
-    signalProcess(-child.pid, 'SIGKILL');
-    await this.exited;
-  }
-
-  private killGroup(signal: NodeJS.Signals): void {
-    const pid = this.child?.pid;
-    if (pid !== undefined) signalProcess(-pid, signal);
-  }
-
-  private captureOutput(child: ChildProcess): void {
-    const onLine = (line: string): void => {
-      this.outputTail.push(line);
-      if (this.outputTail.length > OUTPUT_TAIL_LINES) this.outputTail.shift();
-      this.cfg.log(line);
-    };
-    for (const stream of [child.stdout, child.stderr]) {
-      if (!stream) continue;
-      let buffered = '';
-      stream.setEncoding('utf8');
-      stream.on('data', (chunk: string) => {
-        buffered += chunk;
-        let nl: number;
-        while ((nl = buffered.indexOf('\n')) >= 0) {
-          onLine(buffered.slice(0, nl).replace(/\r$/, ''));
-          buffered = buffered.slice(nl + 1);
-        }
-      });
-      stream.on('end', () => {
-        if (buffered) onLine(buffered);
-        buffered = '';
-      });
-    }
-  }
-
-  private describeFailure(): string {
-    const tail = this.outputTail.slice(-ERROR_TAIL_LINES);
-    const logsDir = path.join(this.cfg.nodeDir, 'logs');
-    return (
-      `\nLogs: ${logsDir}\n--- last ${tail.length} lines of Elasticsearch output ---\n` +
-      (tail.length ? tail.join('\n') : '(no output)') +
-      '\n--- end of Elasticsearch output ---'
-    );
-  }
 }
 
 async function probeHealth(url: string): Promise<{ ready: boolean; detail: string }> {

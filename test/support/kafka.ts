@@ -5,15 +5,16 @@
  * into ~/.cache/logpush-receiver/kafka/<version>/lib, run with `java -cp lib/*` (Java 17+).
  * Topics are never created by a produce (auto.create.topics.enable=false): tests create theirs.
  */
-import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { exists, findCommand, freePorts, javaMajorOf, runChecked } from './elasticsearch.js';
+import { freePorts, runChecked } from './elasticsearch.js';
 import { makeCertificates } from './certificates.js';
 import { ManagedProcess } from './managed-process.js';
+import { cacheDir, fetchOnce, mvn, pickJdk, serverControls, serverVersion, type ServerControls } from './server-setup.js';
 
-export interface KafkaBroker {
+export interface KafkaBroker extends ServerControls {
   /** host:port of the PLAINTEXT listener. */
   readonly bootstrap: string;
   /** host:port of a SASL_PLAINTEXT listener: PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, user SASL_USER. */
@@ -24,23 +25,14 @@ export interface KafkaBroker {
   readonly saslTlsBootstrap: string;
   /** PEM file of the test CA that signed the broker's certificate. */
   readonly caFile: string;
-  readonly version: string;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  /** SIGKILL: the broker loses what it had not flushed, as in a crash. */
-  kill(): Promise<void>;
-  destroy(): Promise<void>;
 }
 
 const DEFAULT_VERSION = '4.1.1';
 /** The SASL listener's one user, for every mechanism. */
 export const SASL_USER = { username: 'lpr', password: 'lpr-secret' };
-const DEPENDENCY_PLUGIN = 'org.apache.maven.plugins:maven-dependency-plugin:3.6.1';
-
 export async function launchKafka(log: (line: string) => void = () => {}): Promise<KafkaBroker> {
-  const version = process.env.KAFKA_VERSION ?? DEFAULT_VERSION;
-  if (!/^\d+\.\d+\.\d+$/.test(version)) throw new Error(`Invalid Kafka version ${JSON.stringify(version)}`);
-  const javaHome = await pickJava();
+  const version = serverVersion('KAFKA_VERSION', DEFAULT_VERSION, 'Kafka');
+  const javaHome = await pickJdk('KAFKA_JAVA_HOME', 17, 99, `Kafka ${version}`);
   const lib = await ensureJars(version, log);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lpr-kafka-'));
   const [port, controllerPort, saslPort, tlsPort, saslTlsPort] = await freePorts(5);
@@ -85,7 +77,8 @@ export async function launchKafka(log: (line: string) => void = () => {}): Promi
     ...['SCRAM-SHA-256', 'SCRAM-SHA-512'].flatMap((m) => ['--add-scram', `${m}=[name=${SASL_USER.username},password=${SASL_USER.password}]`])], { what: 'kafka-storage format' });
   const bootstrap = `127.0.0.1:${port}`;
   const proc = new ManagedProcess({
-    name: 'kafka',
+    name: `Kafka ${version}`,
+    tag: 'kafka',
     command: java,
     args: ['-Xms256m', '-Xmx512m', ...logging, '-cp', cp, 'kafka.Kafka', config],
     env: { ...process.env },
@@ -97,19 +90,12 @@ export async function launchKafka(log: (line: string) => void = () => {}): Promi
   log(`[kafka-harness] starting Kafka ${version} on ${bootstrap} (java ${javaHome})`);
   await proc.start();
   return {
+    ...serverControls(proc, version, dir),
     bootstrap,
     saslBootstrap: `127.0.0.1:${saslPort}`,
     tlsBootstrap: `127.0.0.1:${tlsPort}`,
     saslTlsBootstrap: `127.0.0.1:${saslTlsPort}`,
     caFile: certs.caFile,
-    version,
-    start: () => proc.start(),
-    stop: () => proc.stop(),
-    kill: () => proc.kill(),
-    destroy: async () => {
-      await proc.stop();
-      await rm(dir, { recursive: true, force: true });
-    },
   };
 }
 
@@ -127,40 +113,27 @@ function portOpen(port: number): Promise<boolean> {
   });
 }
 
-async function pickJava(): Promise<string> {
-  const explicit = process.env.KAFKA_JAVA_HOME;
-  if (explicit) return explicit;
-  const homes = (await readdir('/usr/lib/jvm').catch(() => [] as string[])).sort().map((e) => path.join('/usr/lib/jvm', e));
-  for (const home of homes) {
-    const major = await javaMajorOf(home);
-    if (major !== undefined && major >= 17) return home;
-  }
-  throw new Error('Kafka 4 needs Java 17 or later under /usr/lib/jvm, or set KAFKA_JAVA_HOME');
-}
-
 async function ensureJars(version: string, log: (line: string) => void): Promise<string> {
-  const base = process.env.KAFKA_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'logpush-receiver', 'kafka');
-  const dir = path.join(path.resolve(base), version);
+  const dir = cacheDir('kafka', 'KAFKA_CACHE_DIR', version);
   const lib = path.join(dir, 'lib');
-  // Only ever created by a rename, so its presence means a complete fetch.
-  if (await exists(path.join(lib, `kafka_2.13-${version}.jar`))) return lib;
-  if (!(await findCommand('mvn'))) throw new Error(`Kafka ${version} is not cached at ${lib} and Maven (mvn) is not installed to fetch it`);
-  await mkdir(dir, { recursive: true });
-  const tmp = await mkdtemp(path.join(dir, '.fetch-'));
-  log(`[kafka-harness] fetching Kafka ${version} and its dependencies via Maven into ${lib}`);
-  try {
-    const dep = (a: string, v: string, g = 'org.apache.kafka'): string => `<dependency><groupId>${g}</groupId><artifactId>${a}</artifactId><version>${v}</version></dependency>`;
-    await writeFile(
-      path.join(tmp, 'pom.xml'),
-      `<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>` +
-        `<groupId>lpr</groupId><artifactId>kafka-fetch</artifactId><version>1</version><packaging>pom</packaging><dependencies>` +
-        dep('kafka_2.13', version) + dep('kafka-server', version) + dep('slf4j-simple', '1.7.36', 'org.slf4j') +
-        `</dependencies></project>`,
-    );
-    await runChecked('mvn', ['-q', '-B', `${DEPENDENCY_PLUGIN}:copy-dependencies`, `-DoutputDirectory=${path.join(tmp, 'lib')}`, '-DincludeScope=runtime'], { cwd: tmp, what: `mvn fetch of Kafka ${version}` });
-    await rename(path.join(tmp, 'lib'), lib);
-  } finally {
-    await rm(tmp, { recursive: true, force: true });
-  }
+  const dep = (a: string, v: string, g = 'org.apache.kafka'): string => `<dependency><groupId>${g}</groupId><artifactId>${a}</artifactId><version>${v}</version></dependency>`;
+  await fetchOnce({
+    dir,
+    target: path.join(lib, `kafka_2.13-${version}.jar`),
+    what: `Kafka ${version} and its dependencies`,
+    tag: 'kafka',
+    log,
+    fetch: async (tmp) => {
+      await writeFile(
+        path.join(tmp, 'pom.xml'),
+        `<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>` +
+          `<groupId>lpr</groupId><artifactId>kafka-fetch</artifactId><version>1</version><packaging>pom</packaging><dependencies>` +
+          dep('kafka_2.13', version) + dep('kafka-server', version) + dep('slf4j-simple', '1.7.36', 'org.slf4j') +
+          `</dependencies></project>`,
+      );
+      await mvn(tmp, 'copy-dependencies', [`-DoutputDirectory=${path.join(tmp, 'lib')}`, '-DincludeScope=runtime'], `Kafka ${version}`);
+    },
+    place: (tmp) => rename(path.join(tmp, 'lib'), lib),
+  });
   return lib;
 }

@@ -5,28 +5,25 @@
  * Java 17 to 21 (it needs the security manager, which Java 24 removed); it refuses to run as root,
  * so it runs as the Elasticsearch harness's unprivileged user.
  */
-import { mkdir, mkdtemp, readdir, rename, rm, appendFile, chmod } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, mkdtemp, readdir, rename } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { chownTree, ensureRunAsUser, exists, findCommand, freePorts, javaMajorOf, runChecked, wrapCommand } from './elasticsearch.js';
+import { chownTree, ensureRunAsUser, findCommand, freePorts, runChecked, wrapCommand } from './elasticsearch.js';
 import { ManagedProcess } from './managed-process.js';
+import { cacheDir, fetchOnce, mvn, pickJdk, serverControls, serverVersion, type ServerControls } from './server-setup.js';
 
-export interface OpenSearchNode {
+export interface OpenSearchNode extends ServerControls {
   readonly url: string;
-  readonly version: string;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  kill(): Promise<void>;
-  destroy(): Promise<void>;
 }
 
 const DEFAULT_VERSION = '2.19.4';
-const DEPENDENCY_PLUGIN = 'org.apache.maven.plugins:maven-dependency-plugin:3.6.1';
 
 export async function launchOpenSearch(log: (line: string) => void = () => {}): Promise<OpenSearchNode> {
-  const version = process.env.OPENSEARCH_VERSION ?? DEFAULT_VERSION;
-  if (!/^\d+\.\d+\.\d+$/.test(version)) throw new Error(`Invalid OpenSearch version ${JSON.stringify(version)}`);
-  const javaHome = await pickJava(version);
+  const version = serverVersion('OPENSEARCH_VERSION', DEFAULT_VERSION, 'OpenSearch');
+  // 2.x: Java 17 to 23 (it needs the security manager, which Java 24 removed); 3.x: Java 21 or later.
+  const javaHome = Number(version.split('.')[0]) >= 3
+    ? await pickJdk('OPENSEARCH_JAVA_HOME', 21, 99, `OpenSearch ${version}`)
+    : await pickJdk('OPENSEARCH_JAVA_HOME', 17, 23, `OpenSearch ${version}`);
   const zip = await ensureZip(version, log);
   const runAs = await ensureRunAsUser();
   const nodeDir = await mkdtemp(path.join(os.tmpdir(), 'lpr-os-node-'));
@@ -66,7 +63,8 @@ export async function launchOpenSearch(log: (line: string) => void = () => {}): 
   };
   delete env.JAVA_HOME;
   const proc = new ManagedProcess({
-    name: 'opensearch',
+    name: `OpenSearch ${version}`,
+    tag: 'opensearch',
     command,
     args,
     env,
@@ -75,53 +73,27 @@ export async function launchOpenSearch(log: (line: string) => void = () => {}): 
     log,
     ready: async () => {
       const res = await fetch(`${url}/_cluster/health?wait_for_status=yellow&timeout=1s`, { signal: AbortSignal.timeout(5_000) });
-      return res.ok;
+      return res.ok || `HTTP ${res.status}`;
     },
+    failureHint: `Logs: ${path.join(nodeDir, 'logs')}`,
   });
   log(`[opensearch-harness] starting OpenSearch ${version} on ${url} (java ${javaHome})`);
   await proc.start();
-  return {
-    url,
-    version,
-    start: () => proc.start(),
-    stop: () => proc.stop(),
-    kill: () => proc.kill(),
-    destroy: async () => {
-      await proc.stop();
-      await rm(nodeDir, { recursive: true, force: true });
-    },
-  };
-}
-
-/** 2.x: Java 17 to 21 (the security manager); 3.x: Java 21 or later. */
-async function pickJava(version: string): Promise<string> {
-  const explicit = process.env.OPENSEARCH_JAVA_HOME;
-  if (explicit) return explicit;
-  const [min, max] = Number(version.split('.')[0]) >= 3 ? [21, 99] : [17, 23];
-  const homes = (await readdir('/usr/lib/jvm').catch(() => [] as string[])).sort().map((e) => path.join('/usr/lib/jvm', e));
-  for (const home of homes) {
-    const major = await javaMajorOf(home);
-    if (major !== undefined && major >= min && major <= max) return home;
-  }
-  throw new Error(`OpenSearch ${version} needs a Java ${min}-${max} under /usr/lib/jvm (apt-get install openjdk-17-jdk-headless), or set OPENSEARCH_JAVA_HOME`);
+  return { ...serverControls(proc, version, nodeDir), url };
 }
 
 async function ensureZip(version: string, log: (line: string) => void): Promise<string> {
-  const base = process.env.OPENSEARCH_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'logpush-receiver', 'opensearch');
-  const dir = path.join(path.resolve(base), version);
+  const dir = cacheDir('opensearch', 'OPENSEARCH_CACHE_DIR', version);
   const zip = path.join(dir, `opensearch-${version}.zip`);
-  if (await exists(zip)) return zip;
-  if (!(await findCommand('mvn'))) throw new Error(`OpenSearch ${version} is not cached at ${zip} and Maven (mvn) is not installed to fetch it`);
-  await mkdir(dir, { recursive: true });
   const artifact = `org.opensearch.distribution.integ-test-zip:opensearch:${version}:zip`;
-  log(`[opensearch-harness] fetching ${artifact} via Maven into ${dir}`);
-  const tmp = await mkdtemp(path.join(dir, '.fetch-'));
-  try {
-    await runChecked('mvn', ['-q', '-B', `${DEPENDENCY_PLUGIN}:copy`, `-Dartifact=${artifact}`, `-DoutputDirectory=${tmp}`], { cwd: tmp, what: `mvn fetch of ${artifact}` });
-    await rename(path.join(tmp, `opensearch-${version}.zip`), zip);
-  } finally {
-    await rm(tmp, { recursive: true, force: true });
-  }
+  await fetchOnce({
+    dir,
+    target: zip,
+    what: artifact,
+    tag: 'opensearch',
+    log,
+    fetch: (tmp) => mvn(tmp, 'copy', [`-Dartifact=${artifact}`, `-DoutputDirectory=${tmp}`], artifact),
+    place: (tmp) => rename(path.join(tmp, `opensearch-${version}.zip`), zip),
+  });
   return zip;
 }
-
