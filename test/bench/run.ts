@@ -20,6 +20,9 @@
 //                                               keys, against the same scenario with it off, alternating, in
 //                                               the same run (BENCH_DEDUPE=0: not run; BENCH_DEDUPE_DATASET,
 //                                               BENCH_DEDUPE_MB: its body, default http_requests:short, 1 MB)
+//   BENCH_DESTINATIONS=0 npm run bench          without the real-server part: the service into a real
+//                                               Elasticsearch, OpenSearch and Kafka beside a plain client
+//                                               loading the same lines (destinations.ts, BENCH_DEST_*)
 //   BENCH_BEFORE=/path/to/old-checkout npm run bench  also measures that checkout's service (built, with
 //                                               its own node_modules), each scenario right before
 //                                               this one's, against the same baseline: a
@@ -38,7 +41,8 @@ import { printSummary, summariseFiles } from './profile-summary.js'
 import { runShapingBench, shapingTable } from './shaping.js'
 import { dropStartupStates, fillSpool, measureStartup, type StartupResult } from './resend-startup.js'
 import { countFsyncs } from './fsyncs.js'
-import { clkTck, cpuProfiles, cpuTicks, peakRssBytes, sendAll, startService, waitDelivered, type ServiceOptions } from './service.js'
+import { clkTck, cpuProfiles, cpuTicks, peakRssBytes, percentile, sendAll, startService, waitDelivered, type ServiceOptions } from './service.js'
+import { destinationsMarkdown, printDestinations, runDestinationsBench, type DestinationsReport } from './destinations.js'
 
 const QUICK = process.env.BENCH_QUICK === '1'
 const MARKDOWN = process.argv.includes('--markdown') || process.env.BENCH_MARKDOWN === '1'
@@ -138,12 +142,6 @@ export interface ScenarioResult {
   readonly profiles?: readonly string[]
   /** The measured span on the machine's monotonic clock, µs: the profile's samples to summarise. */
   readonly profileWindowUs?: readonly [number, number]
-}
-
-/** Nearest-rank percentile: with few requests, p99 is the slowest one, never an interpolation. */
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]!
 }
 
 const round = (n: number, digits = 0): number => Number(n.toFixed(digits))
@@ -279,6 +277,8 @@ interface Report {
   /** BENCH_BEFORE: the same scenarios on that build, each measured right before this one's. */
   readonly before?: { readonly checkout: string, readonly commit: string | null, readonly scenarios: readonly ScenarioResult[] }
   readonly targets: readonly Target[]
+  /** The service into real Elasticsearch, OpenSearch and Kafka servers beside plain clients (destinations.ts). */
+  readonly destinations?: DestinationsReport
 }
 
 interface DedupeIntake {
@@ -374,6 +374,7 @@ function printReport(report: Report, file: string | null): void {
   })))
   console.log('Targets (measured, not asserted):')
   console.table(report.targets.map((t) => ({ target: t.target, measured: t.measured, met: t.met === null ? '?' : t.met ? 'yes' : 'NO' })))
+  if (report.destinations) printDestinations(report.destinations)
   if (file) console.log(`results: ${file}`)
   if (MARKDOWN) console.log('\n' + markdown(report))
 }
@@ -416,6 +417,7 @@ export function markdown(report: Report): string {
       `${s.latencyMsP50} | ${s.latencyMsP99} | ${s.peakRssMB} | ${s.serverCpuSecondsPerMillionLines} |`)
   }
   if (report.before) rows.push('', ...comparison(report, report.before))
+  if (report.destinations) rows.push('', destinationsMarkdown(report.destinations))
   rows.push('', '| baseline (1 core) | batch | lines/s | MB/s |', '|---|---:|---:|---:|')
   for (const b of report.baselines) rows.push(`| ${label(b.dataset, b.shape)} | ${b.sizeMB} MB | ${Math.round(b.best.linesPerSec).toLocaleString('en-US')} | ${round(b.best.mbPerSec, 1)} |`)
   return rows.join('\n')
@@ -512,6 +514,9 @@ async function main(): Promise<void> {
   }
   await dropStartupStates()
 
+  // The real servers (issue 23): each destination's server started by the test set-up's code.
+  const destinations = RESEND_ONLY || process.env.BENCH_DESTINATIONS === '0' ? undefined : await runDestinationsBench({ quick: QUICK })
+
   const report: Report = {
     date: new Date().toISOString(),
     quick: QUICK,
@@ -543,7 +548,8 @@ async function main(): Promise<void> {
     baselines,
     scenarios,
     ...(BEFORE ? { before: { checkout: process.env.BENCH_BEFORE!, commit: gitIn(process.env.BENCH_BEFORE!, ['rev-parse', 'HEAD']), scenarios: before } } : {}),
-    targets: targets(scenarios)
+    targets: targets(scenarios),
+    ...(destinations ? { destinations } : {})
   }
   const dir = join(packageRoot, '.bench-results')
   await mkdir(dir, { recursive: true })

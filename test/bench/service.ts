@@ -91,6 +91,12 @@ export async function startService(opts: ServiceOptions): Promise<BenchService> 
   return { url, pid: child.pid!, output: () => output, stop }
 }
 
+/** Nearest-rank percentile: with few requests, p99 is the slowest one, never an interpolation. */
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]!
+}
+
 let clockTicks: number | null = null
 
 /** Kernel clock ticks per second, the unit of /proc/<pid>/stat times. */
@@ -209,29 +215,4 @@ export async function waitDelivered(url: string, sink: string, delivered: number
 /** The .cpuprofile files a --cpu-prof service left in `dir`. */
 export async function cpuProfiles(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(dir, f))
-}
-
-/**
- * The service spawned with exactly this environment (and PATH) on a free port, its output on the
- * bench's; resolves once /health answers. The caller kills `child`.
- */
-export async function spawnService(env: Record<string, string>): Promise<{ child: ChildProcess, base: string }> {
-  const port = await freePort()
-  const dataDir = await mkdtemp(join(tmpdir(), 'lpr-bench-'))
-  const child = spawn(process.execPath, ['--max-semi-space-size=2', MAIN], {
-    env: { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, ...env },
-    stdio: ['ignore', 'inherit', 'inherit']
-  })
-  const base = `http://127.0.0.1:${port}`
-  try {
-    for (let i = 0; ; i++) {
-      try { if ((await fetch(`${base}/health`)).ok) break } catch {}
-      if (i > 200) throw new Error('service did not start')
-      await new Promise((r) => setTimeout(r, 100))
-    }
-  } catch (err) {
-    child.kill('SIGTERM')
-    throw err
-  }
-  return { child, base }
 }
