@@ -7,7 +7,7 @@
 // compares across runs and commits.
 //
 //   npm run bench                               full matrix, a few minutes
-//   BENCH_QUICK=1 npm run bench                 smoke run, about a minute
+//   BENCH_QUICK=1 npm run bench                 smoke run, a few minutes (one of them starting the servers)
 //   BENCH_DATASETS=http_requests BENCH_SIZES_MB=5 BENCH_SENDERS=4 BENCH_SINKS=file npm run bench
 //   BENCH_DATASETS=network_analytics_logs:short ...  lines with a short field set (bodies.ts)
 //   BENCH_CPU_PROF=1 ...                        the service runs with --cpu-prof; profiles summarised
@@ -514,8 +514,18 @@ async function main(): Promise<void> {
   }
   await dropStartupStates()
 
-  // The real servers (issue 23): each destination's server started by the test set-up's code.
-  const destinations = RESEND_ONLY || process.env.BENCH_DESTINATIONS === '0' ? undefined : await runDestinationsBench({ quick: QUICK })
+  // The real servers (issue 23): each destination's server started by the test set-up's code. A
+  // failure there fails the bench, after the matrix's results are written.
+  let destinations: DestinationsReport | undefined
+  let destinationsFailed = false
+  if (!RESEND_ONLY && process.env.BENCH_DESTINATIONS !== '0') {
+    try {
+      destinations = await runDestinationsBench({ quick: QUICK })
+    } catch (err) {
+      console.error('the real-server part failed:', err)
+      destinationsFailed = true
+    }
+  }
 
   const report: Report = {
     date: new Date().toISOString(),
@@ -565,6 +575,7 @@ async function main(): Promise<void> {
   // The cost of shaping (issue 22): in-process, per destination, shaped against unshaped.
   if (process.env.BENCH_SHAPING !== '0') console.log(`\n${shapingTable(await runShapingBench())}`)
   console.log(`\nbench took ${((performance.now() - started) / 1000).toFixed(0)} s`)
+  if (destinationsFailed) process.exitCode = 1
 }
 
 main().catch((err: unknown) => {
