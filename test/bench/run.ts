@@ -41,7 +41,7 @@ import { printSummary, summariseFiles } from './profile-summary.js'
 import { runShapingBench, shapingTable } from './shaping.js'
 import { dropStartupStates, fillSpool, measureStartup, type StartupResult } from './resend-startup.js'
 import { countFsyncs } from './fsyncs.js'
-import { clkTck, cpuProfiles, cpuTicks, peakRssBytes, percentile, sendAll, startService, waitDelivered, type ServiceOptions } from './service.js'
+import { clkTck, cpuProfiles, cpuTicks, peakRssBytes, percentile, sendAll, startService, threadDelta, threadTicks, waitDelivered, type ServiceOptions } from './service.js'
 import { destinationsMarkdown, printDestinations, runDestinationsBench, type DestinationsReport } from './destinations.js'
 
 const QUICK = process.env.BENCH_QUICK === '1'
@@ -132,6 +132,11 @@ export interface ScenarioResult {
   readonly serverCpuSecondsPerMillionLines: number
   /** Server CPU seconds per wall second: how many of the machine's cores the service kept busy. */
   readonly serverCores: number
+  /**
+   * The service's CPU µs per line by kind of thread (/proc/<pid>/task): MainThread, WorkerThread
+   * (parse workers), libuv-worker (inflate, file I/O), V8Worker (garbage collection helpers).
+   */
+  readonly threadsUsPerLine?: Readonly<Record<string, number>>
   /** The load generator's own CPU, which competes with the service for the same cores. */
   readonly benchCpuSeconds: number
   /** The spool's fsyncs per accepted batch (lpr_spool_fsyncs_total); null for a build without the counter. */
@@ -164,6 +169,7 @@ async function runScenario(body: Body, warmup: Body, senders: number, sink: stri
     await new Promise((resolve) => setTimeout(resolve, CHECKPOINT_SETTLE_MS))
     const fsyncs = await countFsyncs(service.url, service.pid)
     const ticks0 = await cpuTicks(service.pid)
+    const threads0 = await threadTicks(service.pid)
     const cpu0 = process.cpuUsage()
     const t0 = performance.now()
     const t0Us = Number(process.hrtime.bigint() / 1000n)
@@ -173,6 +179,7 @@ async function runScenario(body: Body, warmup: Body, senders: number, sink: stri
     const t1 = performance.now()
     window = [t0Us, Number(process.hrtime.bigint() / 1000n)]
     const ticks1 = await cpuTicks(service.pid)
+    const threads = threadDelta(threads0, await threadTicks(service.pid))
     const cpu = process.cpuUsage(cpu0)
     const peak = await peakRssBytes(service.pid)
     await new Promise((resolve) => setTimeout(resolve, CHECKPOINT_SETTLE_MS))
@@ -204,6 +211,8 @@ async function runScenario(body: Body, warmup: Body, senders: number, sink: stri
       serverCpuSeconds: round(serverCpu, 2),
       serverCpuSecondsPerMillionLines: round(serverCpu / (lines / 1e6), 2),
       serverCores: round(serverCpu / seconds, 2),
+      threadsUsPerLine: Object.fromEntries(Object.entries(threads).filter(([, t]) => t > 0).sort(([a], [b]) => a < b ? -1 : 1)
+        .map(([name, t]) => [name, round(t / clkTck() * 1e6 / sent.accepted, 2)])),
       benchCpuSeconds: round((cpu.user + cpu.system) / 1e6, 2),
       spoolFsyncsPerBatch: synced.spool === null ? null : round(synced.spool / requests, 2),
       fsyncsPerBatch: synced.process === null ? null : round(synced.process / requests, 2)
@@ -372,6 +381,10 @@ function printReport(report: Report, file: string | null): void {
     'fsyncs/batch': s.fsyncsPerBatch ?? '–',
     'spool fsyncs/batch': s.spoolFsyncsPerBatch ?? '–'
   })))
+  if (report.scenarios.some((s) => s.threadsUsPerLine)) {
+    console.log('CPU µs per line by thread')
+    console.table(report.scenarios.map((s) => ({ dataset: name(s), 'batch MB': s.batchMB, senders: s.senders, sink: s.sink, ...s.threadsUsPerLine })))
+  }
   console.log('Targets (measured, not asserted):')
   console.table(report.targets.map((t) => ({ target: t.target, measured: t.measured, met: t.met === null ? '?' : t.met ? 'yes' : 'NO' })))
   if (report.destinations) printDestinations(report.destinations)
@@ -401,6 +414,29 @@ function comparison(report: Report, before: NonNullable<Report['before']>): stri
   return rows
 }
 
+/** CPU µs per line by kind of thread, per scenario (and before, with BENCH_BEFORE). */
+function threadTable(report: Report): string[] {
+  const kinds = ['MainThread', 'WorkerThread', 'libuv-worker', 'V8Worker']
+  const cell = (s: ScenarioResult | undefined, k: string): string => s?.threadsUsPerLine?.[k]?.toString() ?? '–'
+  const other = (s: ScenarioResult | undefined): string => {
+    if (!s?.threadsUsPerLine) return '–'
+    return String(round(Object.entries(s.threadsUsPerLine).filter(([k]) => !kinds.includes(k)).reduce((n, [, v]) => n + v, 0), 2))
+  }
+  const rows = [
+    'CPU µs per line by thread (/proc/<pid>/task/<tid>/stat over the measured span; main: HTTP, inflate callbacks, hand-off to the workers, spool and destination; parse workers: decode, JSON.parse, schema checks; libuv pool: inflate, file writes, fsync, reads; V8 platform threads: garbage collection):',
+    '',
+    `| dataset | batch | senders | sink | ${kinds.join(' | ')} | other |`,
+    `|---|---:|---:|---|${kinds.map(() => '---:').join('|')}|---:|`
+  ]
+  for (const s of report.scenarios) {
+    if (!s.threadsUsPerLine) continue
+    const b = report.before?.scenarios.find((x) => x.dataset === s.dataset && (x.shape ?? 'full') === (s.shape ?? 'full') && x.batchMB === s.batchMB && x.senders === s.senders && x.sink === s.sink)
+    const pair = (f: (x: ScenarioResult | undefined) => string): string => b ? `${f(b)} → ${f(s)}` : f(s)
+    rows.push(`| ${label(s.dataset, s.shape)} | ${s.batchMB} MB | ${s.senders} | ${s.sink} | ${kinds.map((k) => pair((x) => cell(x, k))).join(' | ')} | ${pair(other)} |`)
+  }
+  return rows
+}
+
 export function markdown(report: Report): string {
   const rows = [
     `Measured with \`npm run bench\` on ${report.machine.cpus} vCPUs (${report.machine.cpuModel}), Node ${report.node}` +
@@ -417,6 +453,7 @@ export function markdown(report: Report): string {
       `${s.latencyMsP50} | ${s.latencyMsP99} | ${s.peakRssMB} | ${s.serverCpuSecondsPerMillionLines} |`)
   }
   if (report.before) rows.push('', ...comparison(report, report.before))
+  rows.push('', ...threadTable(report))
   if (report.destinations) rows.push('', destinationsMarkdown(report.destinations))
   rows.push('', '| baseline (1 core) | batch | lines/s | MB/s |', '|---|---:|---:|---:|')
   for (const b of report.baselines) rows.push(`| ${label(b.dataset, b.shape)} | ${b.sizeMB} MB | ${Math.round(b.best.linesPerSec).toLocaleString('en-US')} | ${round(b.best.mbPerSec, 1)} |`)

@@ -43,7 +43,9 @@ export async function startService(opts: ServiceOptions): Promise<BenchService> 
   await opts.prepare?.(dataDir)
   const port = await freePort()
   // The service as package.json's start script runs it.
-  const args = [...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : []), '--max-semi-space-size=2', opts.main ?? MAIN]
+  // BENCH_NODE_ARGS: more flags for the service's node (--trace-gc, say), space-separated.
+  const extra = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)
+  const args = [...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : []), '--max-semi-space-size=2', ...extra, opts.main ?? MAIN]
   // Not the bench's own environment: a SINKS or DATA_DIR exported in the shell must not leak in.
   const child: ChildProcess = spawn(process.execPath, args, {
     env: {
@@ -115,6 +117,34 @@ export async function cpuTicks(pid: number): Promise<number> {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   // fields[0] is field 3 (state); utime is field 14, stime field 15.
   return Number(fields[11]) + Number(fields[12])
+}
+
+/**
+ * CPU clock ticks (utime + stime) per kind of thread of a process, from /proc/<pid>/task/<tid>/stat:
+ * threads summed by name (Node names its own: MainThread, WorkerThread for worker_threads,
+ * libuv-worker for libuv's pool, V8Worker for V8's platform threads, mostly garbage collection).
+ * Threads that ended in between are not counted.
+ */
+export async function threadTicks(pid: number): Promise<Map<string, number>> {
+  const out = new Map<string, number>()
+  for (const task of await readdir(`/proc/${pid}/task`).catch(() => [])) {
+    const stat = await readFile(`/proc/${pid}/task/${task}/stat`, 'utf8').catch(() => null)
+    if (stat === null) continue
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    out.set(`${task}\t${name}`, Number(fields[11]) + Number(fields[12]))
+  }
+  return out
+}
+
+/** Ticks per thread kind between two threadTicks readings. */
+export function threadDelta(before: Map<string, number>, after: Map<string, number>): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const [key, ticks] of after) {
+    const name = key.slice(key.indexOf('\t') + 1)
+    out[name] = (out[name] ?? 0) + ticks - (before.get(key) ?? 0)
+  }
+  return out
 }
 
 export interface SendResult {
