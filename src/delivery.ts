@@ -52,6 +52,34 @@ export async function * linesOf(blocks: AsyncIterable<LineBlock>): AsyncGenerato
   }
 }
 
+/**
+ * Each line of a batch, decoded, to `take`, in order. A batch as stored (no originalOf: not a
+ * shaped or routed view, whose lines() are not the stored ones) is read a block at a time and
+ * split here: through lines() each line cost two async-generator steps and their promises, ~0.8
+ * of the ~1.1 µs it took to get a 2 KB line. `take` answers a promise only when it must wait (a
+ * request to send), false to stop reading.
+ */
+export async function eachLine(batch: DeliveryBatch, take: (line: string) => Promise<void> | boolean | undefined): Promise<void> {
+  if (batch.originalOf) {
+    for await (const line of batch.lines()) {
+      const r = take(line)
+      if (r === false) return
+      if (r instanceof Promise) await r
+    }
+    return
+  }
+  for await (const { data } of batch.blocks()) {
+    let start = 0
+    while (start < data.length) {
+      const nl = data.indexOf(0x0a, start)
+      const r = take(data.toString('utf8', start, nl))
+      start = nl + 1
+      if (r === false) return
+      if (r instanceof Promise) await r
+    }
+  }
+}
+
 /** One line a destination refused for good (e.g. an Elasticsearch mapping error). */
 export interface Rejection {
   readonly dataset: string

@@ -18,7 +18,8 @@ function batchOf(lines: readonly string[], onRead?: (n: number) => void): Delive
     count: lines.length,
     async * lines () { for (let i = 0; i < lines.length; i++) { onRead?.(i + 1); yield lines[i]! } },
     async * payloads () { for (const line of lines) yield Buffer.from(line) },
-    async * blocks () { for (const line of lines) yield { lines: 1, data: Buffer.from(line + '\n') } }
+    // Destinations read a stored batch by blocks (delivery.ts eachLine): reads are counted there too.
+    async * blocks () { for (let i = 0; i < lines.length; i++) { onRead?.(i + 1); yield { lines: 1, data: Buffer.from(lines[i]! + '\n') } } }
   }
 }
 

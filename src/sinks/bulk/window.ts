@@ -3,7 +3,7 @@
 // of order; their refused lines are dead-lettered, and the batch checkpointed, as soon as every
 // bulk before them has finished too. No more than `concurrency` bulks wait for that, so refused
 // lines held in memory are bounded by concurrency x bulkBytes however many a batch has.
-import type { DeliveryBatch, Progress, Rejection } from '../sink.js'
+import { eachLine, type DeliveryBatch, type Progress, type Rejection } from '../../delivery.js'
 
 /** One line to send: its deterministic _id, the line as stored, the document built from it. */
 export interface Item {
@@ -66,10 +66,14 @@ export async function deliverInBulks(batch: DeliveryBatch, progress: Progress, o
     inflight.add(p)
   }
 
-  for await (const line of batch.lines()) {
+  // A block at a time (eachLine): a promise only where a bulk is sent.
+  await eachLine(batch, (line) => {
     pos++
-    if (failure) break
-    if (line.length === 0) continue
+    if (failure) return false
+    if (line.length === 0) return undefined
+    // The line was parsed when it was validated; parsing it again here measured cheaper than
+    // reading the few fields a document needs from its text (JSON.parse is native), and than
+    // carrying them from the parse worker through the spool.
     const record = JSON.parse(line) as Record<string, unknown>
     const doc = opts.toDocument(line, record)
     // A shaped line keeps the _id of the line as stored (a replay under other shaping finds the
@@ -77,8 +81,8 @@ export async function deliverInBulks(batch: DeliveryBatch, progress: Progress, o
     const stored = batch.originalOf?.(line) ?? line
     chunk.push({ id: opts.idOf(stored), raw: stored, doc })
     chunkBytes += doc.length + 100
-    if (chunkBytes >= opts.bulkBytes) await flush()
-  }
+    return chunkBytes >= opts.bulkBytes ? flush() : undefined
+  })
   if (chunk.length > 0 && !failure) await flush()
   await Promise.all(inflight)
   if (failure) throw failure

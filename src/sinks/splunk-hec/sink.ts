@@ -20,6 +20,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import { LineRejectCode, SinkStopCode } from '../../errors.js'
+import { eachLine } from '../../delivery.js'
 import { DeliveryStopped, type DeliveryBatch, type DeliveryResult, type Progress, type Rejection, type Sink, type StoppedState } from '../sink.js'
 import { backoffMs, classify, failureHint, oneTooLarge, type HecAnswer } from './classify.js'
 import { envelope, envelopeMeta, requestBody } from './request.js'
@@ -132,21 +133,24 @@ export class SplunkHecSink implements Sink {
     let chunk: Item[] = []
     let chunkBytes = 0
     let pos = batch.from
-    // Lines are read only as fast as requests go out: the batch never sits in memory whole.
-    for await (const raw of batch.lines()) {
+    // Lines are read only as fast as requests go out: the batch never sits in memory whole. A
+    // block at a time (eachLine): a promise only where a request is sent.
+    const send = async (first: Item): Promise<void> => {
+      await this.sendRequest(run, chunk)
+      chunk = [first]
+      chunkBytes = Buffer.byteLength(first.envelope) + 1
+    }
+    await eachLine(batch, (raw) => {
       const at = pos++
-      if (raw.length === 0) continue
+      if (raw.length === 0) return undefined
       // A refusal dead-letters the line as stored, not as shaped: a replay shapes it once, not twice.
       const item = { pos: at, raw: batch.originalOf?.(raw) ?? raw, envelope: envelope(raw, meta, timeField) }
       const bytes = Buffer.byteLength(item.envelope) + 1
-      if (chunk.length > 0 && chunkBytes + bytes > opts.batchBytes) {
-        await this.sendRequest(run, chunk)
-        chunk = []
-        chunkBytes = 0
-      }
+      if (chunk.length > 0 && chunkBytes + bytes > opts.batchBytes) return send(item)
       chunk.push(item)
       chunkBytes += bytes
-    }
+      return undefined
+    })
     if (chunk.length > 0) await this.sendRequest(run, chunk)
     return { delivered: run.delivered, duplicates: 0, rejected: run.rejections.map((r) => r.rejection) }
   }
