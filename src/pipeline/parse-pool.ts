@@ -59,7 +59,10 @@ export interface ParsePoolOptions {
 const HEALTHY_LIFE_MS = 60_000
 
 export interface ParseSession {
-  /** Complete lines, each with its '\n' (lines.ts holds the unfinished one); the worker gets a copy. */
+  /**
+   * Complete lines, each with its '\n' (lines.ts holds the unfinished one). A piece in shared
+   * memory (lines.ts concatShared) is shared with the worker, any other buffer copied.
+   */
   push(lines: Buffer): Promise<ChunkResult>
   /** The body's last lines (withNewline), or nothing. */
   end(rest: Buffer): Promise<ChunkResult>
