@@ -68,12 +68,13 @@ export async function eachLine(batch: DeliveryBatch, take: (line: string) => Pro
     }
     return
   }
-  for await (const { data } of batch.blocks()) {
+  for await (const { lines, data } of batch.blocks()) {
+    // The block's count says where its lines are: the last one ends at the block's last byte.
     let start = 0
-    while (start < data.length) {
-      const nl = data.indexOf(0x0a, start)
-      const r = take(data.toString('utf8', start, nl))
-      start = nl + 1
+    for (let n = 1; n <= lines; n++) {
+      const end = n === lines ? data.length - 1 : data.indexOf(0x0a, start)
+      const r = take(data.toString('utf8', start, end))
+      start = end + 1
       if (r === false) return
       if (r instanceof Promise) await r
     }
