@@ -531,6 +531,9 @@ export class Spool {
   deferCheckpoint(consumer: string, cp: Checkpoint, onDurable?: () => void): void {
     this.consumers.set(consumer, cp)
     this.checkpoints.defer(consumer, cp, onDurable)
+    // A spool refusing batches frees space only by deleting what every durable checkpoint has
+    // passed: waiting out the interval would keep answering 503 with nothing left to deliver.
+    if (this.full) this.checkpoints.flush().catch(() => {}) // a failure is logged and retried there
   }
 
   /**

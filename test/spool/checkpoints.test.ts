@@ -157,3 +157,23 @@ test('a lagging checkpoint does not store a refused line\'s dead letter twice: a
   assert.equal(destination.docs.size, 4)
   assert.deepEqual(deadLetters.sort(), sent.map((b) => b.lines[0]!).sort(), 'each refused line dead-lettered once')
 })
+
+test('a spool refusing batches above its high watermark writes lagging checkpoints at once, so that it frees space without waiting SPOOL_CHECKPOINT_INTERVAL_MS', async () => {
+  // The bug: with checkpoints lagging by the interval, a spool over its high watermark kept its
+  // delivered segments (clean-up waits for durable checkpoints) and kept answering 503 for up to
+  // the interval after its destination had caught up; /health stayed 503 with nothing to deliver.
+  const fs = new FaultFs()
+  const destination = new MemoryDestination()
+  const spool = new Spool({ dir: SPOOL_DIR, highWatermarkBytes: 1, lowWatermarkBytes: 0.5, minFreeBytes: 0, dedupeSeconds: 3600, log, fs, checkpointIntervalMs: 3_600_000 })
+  await spool.init()
+  const forwarder = new Forwarder({ spool, sink: destination, log, deadLetter: async () => {}, retryMaxMs: 1 })
+  spool.expectConsumers([forwarder.name])
+  await forwarder.prepare()
+  for (const b of bodies(1, 3, 'full')) assert.equal(await send(spool, b), 'stored')
+  assert.notEqual(spool.refusal(), null, 'over the high watermark: refusing')
+  forwarder.start()
+  await until('delivery', () => destination.delivered.length === 3)
+  await until('the spool accepting again', () => spool.refusal() === null)
+  assert.equal(spool.bytes(), 0, 'the delivered segments are deleted')
+  await forwarder.stop(1000)
+})
