@@ -102,20 +102,30 @@ export class KeyTable {
 
   /**
    * Drops the keys before `minSeconds` in place, without a second table: expired slots are
-   * emptied, then every key from an empty slot on, once around, is taken out and put back, which
-   * closes the gaps its probe sequence may now cross (it can only move towards its home slot).
+   * emptied, then every key, once around from a slot that was empty BEFORE the drop, is taken out
+   * and put back, which closes the gaps its probe sequence may now cross (it can only move towards
+   * its home slot). The walk must start at a slot no probe sequence crossed: from one that the
+   * drop itself emptied, a key of a cluster wrapping past it was put back before the part of its
+   * cluster nearer its home had moved up, and a later move then left a gap in front of it (the
+   * key could no longer be found).
    */
   dropBefore(minSeconds: number): void {
     const s = this.slots
     const cap = this.capacity
+    let start = 0
+    while (start < cap && s[start * STRIDE + 4] !== 0) start++
+    if (start === cap) {
+      // No empty slot at all (never at MAX_LOAD): every key is put back into a fresh table.
+      s.set(this.rebuilt(cap, minSeconds).slots)
+      this.size = 0
+      for (let o = 4; o < s.length; o += STRIDE) if (s[o] !== 0) this.size++
+      return
+    }
     for (let o = 0; o < s.length; o += STRIDE) {
       const at = s[o + 4]!
       if (at !== 0 && at < minSeconds) { s[o + 4] = 0; this.size-- }
     }
-    let start = 0
-    while (start < cap && s[start * STRIDE + 4] !== 0) start++
-    if (start === cap) return // full of live keys: nothing moved
-    for (let n = 1; n <= cap; n++) {
+    for (let n = 1; n < cap; n++) {
       const i = (start + n) % cap
       const o = i * STRIDE
       const at = s[o + 4]!
