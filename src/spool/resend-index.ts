@@ -264,6 +264,7 @@ export class ResendIndex {
     let table = this.table
     let maxSeq = this.maxSeq
     let touched = 0
+    let skipped = 0
     for (let o = 0; o < whole; o += RECORD_BYTES) {
       if (o % TOUCH_BYTES === 0) {
         for (let p = o; p < Math.min(whole, o + TOUCH_BYTES); p += RECORD_BYTES) touched += table.touch(v.getUint32(p, true))
@@ -290,12 +291,17 @@ export class ResendIndex {
       const seq = (t1 >>> 16) + t2 * 65536
       if (seq > maxSeq) maxSeq = seq
       // An all-zero key is the sequence-number record of a converted digests.log.
-      if (!file.keys || at < horizon || (a | b | c | d) === 0 || table.size >= max) continue
+      if (!file.keys || at < horizon || (a | b | c | d) === 0) continue
+      // Full: the rest of this file is not kept, and the window starts after the newest key left
+      // out, so that what the index claims to recognise, it holds (a key kept from the same
+      // second as one left out is not recognised either).
+      if (table.size >= max) { if (at > skipped) skipped = at; continue }
       if (!table.fits()) { this.makeRoom(); table = this.table }
       table.setWords(a, b, c, d, Math.max(1, Math.ceil(at / 1000)))
     }
     this.maxSeq = maxSeq
     this.touched = touched
+    if (skipped > 0) this.floorMs = Math.max(this.floorMs, (Math.ceil(skipped / 1000) + 1) * 1000)
   }
 
   /** Writes the keys of segments about to be deleted, durably, before they are. */
