@@ -245,7 +245,12 @@ export class ResendIndex {
     const bytes = (async () => {
       file.fh ??= this.opts.fs.open(file.path, 'r')
       const fh = await file.fh
-      return (await fh.read(buf, 0, buf.length, position)).bytesRead
+      // A read may return fewer bytes than asked short of the end (NFS, FUSE, a signal): the
+      // chunk is filled, since a short one means the end of the file to readBuckets (which
+      // would then stop reading it, and cut it back to its last whole record).
+      let n = 0
+      for (let r; n < buf.length && (r = (await fh.read(buf, n, buf.length - n, position + n)).bytesRead) > 0;) n += r
+      return n
     })().catch((err: unknown) => { throw unreadable(file.path, err) })
     // Awaited later (or, after an error elsewhere, in readBuckets' finally): never unhandled.
     bytes.catch(() => {})
