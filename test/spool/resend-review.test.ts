@@ -210,3 +210,24 @@ test('bucket files of exactly one chunk, of none, and with a torn tail just past
   assert.equal((await fs.stat(file(1_000_000))).size, 16 * RECORD_BYTES, 'only the torn record is cut')
   assert.equal(idx.maxSeq, 115)
 })
+
+test('converting a digests.log whose newest lines have left the window keeps the highest sequence number of any line', async () => {
+  // The bug this pins: the conversion dropped expired lines with their sequence numbers, and the
+  // "_seq" line (written by the earlier release at its last start) went to the bucket of its own,
+  // older time: when the batches delivered after that start had all left the window, the number
+  // the index reported was that start's, not the highest given out (numbers given out again).
+  const fs = new FaultFs()
+  await fs.mkdir(DIR, { recursive: true })
+  const now = Date.now()
+  fs.put(join(DIR, 'digests.log'), [
+    `${DATASET}:kept ${now - 3 * 3600_000} 0`,
+    `_seq ${now - 3 * 3600_000} 100`,
+    ...Array.from({ length: 50 }, (_, i) => `${DATASET}:late${i} ${now - 2 * 3600_000 + i} ${851 + i}`)
+  ].join('\n') + '\n')
+  const idx = new ResendIndex({ dir: DIR, windowSeconds: 3600, maxEntries: 100_000, fs, log })
+  await idx.load()
+  assert.equal(idx.maxSeq, 900)
+  const again = new ResendIndex({ dir: DIR, windowSeconds: 3600, maxEntries: 100_000, fs: fs.crash(), log })
+  await again.load()
+  assert.equal(again.maxSeq, 900, 'and after a restart')
+})
