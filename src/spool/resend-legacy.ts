@@ -51,20 +51,26 @@ export async function migrateLegacy(o: LegacyOptions): Promise<void> {
     byBucket.clear()
   }
   let pending = 0
+  // The highest number of any line, expired or not: the lines appended after the earlier
+  // release's last start (its "_seq" line) carry higher ones, and may all have left the window.
+  let maxSeq = 0
+  const add = async (k: Buffer, atMs: number, seqN: number): Promise<void> => {
+    const start = atMs - (atMs % o.bucketMs)
+    let list = byBucket.get(start)
+    if (!list) byBucket.set(start, list = [])
+    list.push(encodeRecord(k, atMs, seqN))
+    if (++pending >= 32_768) { pending = 0; await flush() }
+  }
   const take = async (line: string): Promise<void> => {
     const [key, at, seq] = line.split(' ')
     // A line torn by a crash during an append is skipped: its segment was not deleted yet.
     if (!key || !at || !Number.isFinite(Number(at)) || (seq !== undefined && !Number.isFinite(Number(seq)))) return
     const atMs = Number(at)
     const seqN = Number(seq ?? 0)
-    if (key !== '_seq' && atMs < horizon) return
+    maxSeq = Math.max(maxSeq, seqN)
+    if (key === '_seq' || atMs < horizon) return
     const colon = key.indexOf(':')
-    const k = key === '_seq' ? Buffer.alloc(16) : resendKey(key.slice(0, colon), key.slice(colon + 1))
-    const start = atMs - (atMs % o.bucketMs)
-    let list = byBucket.get(start)
-    if (!list) byBucket.set(start, list = [])
-    list.push(encodeRecord(k, atMs, seqN))
-    if (++pending >= 32_768) { pending = 0; await flush() }
+    await add(resendKey(key.slice(0, colon), key.slice(colon + 1)), atMs, seqN)
   }
   try {
     const buf = Buffer.alloc(READ_CHUNK)
@@ -80,6 +86,9 @@ export async function migrateLegacy(o: LegacyOptions): Promise<void> {
       for (const line of lines) await take(line)
     }
     await take(rest)
+    // The number as a record of its own (all-zero key) in the bucket of now: the newest file,
+    // which a start always reads and never deletes, wherever the lines' own times put them.
+    if (maxSeq > 0) await add(Buffer.alloc(16), Date.now(), maxSeq)
     await flush()
   } catch (err) {
     throw new SpoolStateUnreadable(legacyPath, errorCode(err) ?? 'error', (err as Error).message)
