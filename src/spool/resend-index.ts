@@ -99,6 +99,10 @@ export class ResendIndex {
   private floorMs = 0
   private readonly bucketMs: number
   private readonly files = new Set<number>()
+  // Bucket files whose name is durable: found at start (the directory is fsync'd then) or created
+  // and the directory fsync'd since. Not `files`: a record() appending to a file that a concurrent
+  // one has just created must not return before that file's name is durable.
+  private readonly named = new Set<number>()
   maxSeq = 0
   // What touch() read: kept, so that the compiler cannot leave those reads out.
   touched = 0
@@ -163,6 +167,9 @@ export class ResendIndex {
     await coded(this.bucketsDir, fs.mkdir(this.bucketsDir, { recursive: true }))
     await migrateLegacy({ fs, dir: this.opts.dir, bucketsDir: this.bucketsDir, windowSeconds: this.opts.windowSeconds, bucketMs: this.bucketMs, log: this.opts.log, pathOf: (start) => this.pathOf(start), written: (start) => this.files.add(start) })
     const names = (await coded(this.bucketsDir, fs.readdir(this.bucketsDir))).filter((n) => /^\d+\.bin$/.test(n))
+    // A crashed process may have created a file whose name is not durable yet: made so before any
+    // record() appends to it and returns.
+    await coded(this.bucketsDir, fsyncDir(fs, this.bucketsDir))
     const starts = names.map((n) => Number(n.slice(0, -4))).sort((a, b) => b - a)
     const horizon = this.horizonMs()
     const plan: Bucket[] = []
@@ -170,11 +177,13 @@ export class ResendIndex {
     for (const [i, start] of starts.entries()) {
       const path = this.pathOf(start)
       this.files.add(start)
+      this.named.add(start)
       const expired = start + this.bucketMs < horizon
       // The newest file is read even when expired: it carries the highest sequence number.
       if (expired && i > 0) {
         await coded(path, fs.rm(path, { force: true }))
         this.files.delete(start)
+        this.named.delete(start)
         continue
       }
       const size = await coded(path, fs.stat(path)).then((st) => st.size)
@@ -321,13 +330,16 @@ export class ResendIndex {
       list.push(encodeRecord(resendKey(e.dataset, e.digest), e.committedAt, e.seq))
       this.maxSeq = Math.max(this.maxSeq, e.seq)
     }
-    let created = false
+    const unnamed: number[] = []
     for (const [start, records] of byBucket) {
-      if (!this.files.has(start)) created = true
+      if (!this.named.has(start)) unnamed.push(start)
       await appendSynced(fs, this.pathOf(start), Buffer.concat(records))
       this.files.add(start)
     }
-    if (created) await fsyncDir(fs, this.bucketsDir)
+    if (unnamed.length > 0) {
+      await fsyncDir(fs, this.bucketsDir)
+      for (const start of unnamed) if (this.files.has(start)) this.named.add(start)
+    }
     await this.dropExpired()
   }
 
@@ -336,6 +348,7 @@ export class ResendIndex {
     const horizon = this.horizonMs()
     for (const start of [...this.files]) {
       if (start === newest || start + this.bucketMs >= horizon) continue
+      this.named.delete(start)
       await this.opts.fs.rm(this.pathOf(start), { force: true })
       this.files.delete(start)
     }
