@@ -116,12 +116,22 @@ async function readInfo(fh: LockFileHandle): Promise<Partial<LockInfo> | null> {
   }
 }
 
-interface Holder { readonly fh: LockFileHandle, users: number }
+interface Holder {
+  readonly fh: LockFileHandle
+  users: number
+  /** The last write of the owner's name: each waits for the one before (see write()). */
+  writing: Promise<void>
+}
 
 // Locks this process holds, by path. An OFD lock conflicts even with another descriptor of the
 // same process, yet several app instances in one process (tests; a replay in-process) may take
 // the same directory one after the other: they share the holder.
 const held = new Map<string, Holder>()
+// Acquires of this process still opening or locking a path: a second user arriving meanwhile
+// waits for the first and then shares its holder, as one arriving later does; on its own it
+// would lock a second descriptor, which the kernel refuses (it conflicts with our own), and be
+// turned away after its wait naming this very process.
+const taking = new Map<string, Promise<unknown>>()
 
 /** The live owner of a lock file, or null when nobody holds it. */
 export async function readLock(path: string, fs: LockFs = realLockFs): Promise<Partial<LockInfo> | null> {
@@ -156,6 +166,7 @@ export class DirLock {
    * the lock not held: nothing of a failed acquire is left behind.
    */
   static async acquire(path: string, waitMs = LOCK_WAIT_MS, fs: LockFs = realLockFs): Promise<DirLock> {
+    for (let t; (t = taking.get(path));) await t.catch(() => {})
     const mine = held.get(path)
     if (mine) {
       mine.users++
@@ -168,6 +179,17 @@ export class DirLock {
       }
       return lock
     }
+    const taken = DirLock.take(path, waitMs, fs)
+    taking.set(path, taken)
+    try {
+      return await taken
+    } finally {
+      if (taking.get(path) === taken) taking.delete(path)
+    }
+  }
+
+  /** acquire() when this process holds no lock on the path yet. */
+  private static async take(path: string, waitMs: number, fs: LockFs): Promise<DirLock> {
     // Opened without truncating: the owner's name stays readable to whoever fails to lock.
     let fh: LockFileHandle
     try {
@@ -192,7 +214,7 @@ export class DirLock {
       await fh.close().catch(() => {})
       throw err
     }
-    const holder = { fh, users: 1 }
+    const holder: Holder = { fh, users: 1, writing: Promise.resolve() }
     held.set(path, holder)
     const lock = new DirLock(path, holder)
     try {
@@ -207,6 +229,14 @@ export class DirLock {
   }
 
   private async write(): Promise<void> {
+    // One write at a time per holder: two users' emptying and appending interleaved would leave
+    // two names in the file, which no reader can parse.
+    const turn = this.holder.writing.then(async () => { await this.writeNow() })
+    this.holder.writing = turn.catch(() => {})
+    await turn
+  }
+
+  private async writeNow(): Promise<void> {
     // In place, under the lock: the name is advisory (messages, clients), never the lock itself.
     // Appends (the file is open with O_APPEND) to an emptied file: at offset 0.
     const { fh } = this.holder
@@ -237,6 +267,7 @@ export class DirLock {
     if (--mine.users > 0) return
     held.delete(this.path)
     const { fh } = this.holder
+    await this.holder.writing // never fails (see write())
     let failure: Error | null = null
     // Emptied first: a reader that finds the file unlocked or empty sees no owner.
     try { await fh.truncate(0) } catch (err) { failure = failed('empty', this.path, err) }
