@@ -231,3 +231,19 @@ test('converting a digests.log whose newest lines have left the window keeps the
   await again.load()
   assert.equal(again.maxSeq, 900, 'and after a restart')
 })
+
+test('the highest sequence number survives when the records carrying it go to an older bucket than the newest file', async () => {
+  // The bug this pins: a start keeps only the newest bucket file of those that left the window,
+  // trusting it to carry the highest number given out; but an empty batch's key (number 0) goes
+  // to the bucket of now, while segments delivered late (a destination down) go to the buckets of
+  // their commit: once those left the window, their numbers were deleted with them.
+  const fs = new FaultFs()
+  const idx = new ResendIndex({ dir: DIR, windowSeconds: 3600, maxEntries: 100_000, fs, log })
+  await idx.load()
+  const now = Date.now()
+  await idx.record([{ dataset: DATASET, digest: 'empty', committedAt: now, seq: 0 }])
+  await idx.record(Array.from({ length: 20 }, (_, i) => ({ dataset: DATASET, digest: `late${i}`, committedAt: now - 2 * 3600_000 + i, seq: 81 + i })))
+  const again = new ResendIndex({ dir: DIR, windowSeconds: 3600, maxEntries: 100_000, fs: fs.crash(), log })
+  await again.load()
+  assert.equal(again.maxSeq, 100)
+})
