@@ -304,7 +304,7 @@ export class ResendIndex {
       const at = t0 + (t1 & 0xffff) * 4294967296
       const seq = (t1 >>> 16) + t2 * 65536
       if (seq > maxSeq) maxSeq = seq
-      // An all-zero key is the sequence-number record of a converted digests.log.
+      // An all-zero key is a record of a sequence number only (record(), a converted digests.log).
       if (!file.keys || at < horizon || (a | b | c | d) === 0) continue
       // Full: the rest of this file is not kept, and the window starts after the newest key left
       // out, so that what the index claims to recognise, it holds (a key kept from the same
@@ -323,13 +323,25 @@ export class ResendIndex {
     if (entries.length === 0) return
     const { fs } = this.opts
     const byBucket = new Map<number, Buffer[]>()
-    for (const e of entries) {
-      const start = e.committedAt - (e.committedAt % this.bucketMs)
+    const bucket = (start: number): Buffer[] => {
       let list = byBucket.get(start)
       if (!list) byBucket.set(start, list = [])
-      list.push(encodeRecord(resendKey(e.dataset, e.digest), e.committedAt, e.seq))
-      this.maxSeq = Math.max(this.maxSeq, e.seq)
+      return list
     }
+    let top = 0
+    let topStart = 0
+    for (const e of entries) {
+      const start = e.committedAt - (e.committedAt % this.bucketMs)
+      bucket(start).push(encodeRecord(resendKey(e.dataset, e.digest), e.committedAt, e.seq))
+      this.maxSeq = Math.max(this.maxSeq, e.seq)
+      if (e.seq > top) { top = e.seq; topStart = start }
+    }
+    // The newest file is the one kept and read whatever its age: when this call's highest number
+    // goes to an older bucket (segments delivered late, with an empty batch's key - number 0 -
+    // in the bucket of now), the number goes to the newest too, as a record of its own
+    // (all-zero key), or it would leave with its bucket.
+    const newest = Math.max(...this.files, ...byBucket.keys())
+    if (top > 0 && topStart !== newest) bucket(newest).push(encodeRecord(Buffer.alloc(16), newest, this.maxSeq))
     const unnamed: number[] = []
     for (const [start, records] of byBucket) {
       if (!this.named.has(start)) unnamed.push(start)
