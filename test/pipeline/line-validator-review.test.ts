@@ -13,21 +13,13 @@ import { schemasDir } from '../../src/paths.js'
 import { loadDatasets, type Dataset } from '../../src/pipeline/datasets.js'
 import { checkLine, checkParsed, DEFAULT_MAX_DEPTH, type Verdict } from '../../src/pipeline/line-checker.js'
 import { LineRejectCode } from '../../src/errors.js'
+import { seededRandom as random } from '../helpers/seeded-random.js'
 
 v8.setFlagsFromString('--expose-gc')
 const gc = vm.runInNewContext('gc') as () => void
 
 const reference = loadDatasets(schemasDir, 'ajv')
 
-/** mulberry32: a small seeded generator, so a failing line can be found again. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const said = (v: Verdict): string => (v.ok ? 'ok' : `${v.code}: ${v.reason}`)
 

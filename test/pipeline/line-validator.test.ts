@@ -19,6 +19,7 @@ import type { DatasetSchema } from '../../src/dataset-schema.js'
 import { LineRejectCode } from '../../src/errors.js'
 import { TIMESTAMP_FORMATS, fullLine, loadSchemas, wrongTypeLine } from '../helpers/dataset-lines.js'
 import { recordLine } from '../helpers/fixtures.js'
+import { seededRandom as random } from '../helpers/seeded-random.js'
 
 const reference = loadDatasets(schemasDir, 'ajv')
 const fast = loadDatasets(schemasDir, 'fast')
@@ -176,15 +177,6 @@ test('differential: the hostile-input lines, on http_requests and on every other
   }
 })
 
-/** mulberry32: a small seeded generator, so a failing fuzz line can be found again. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const CHARS = [...'{}[]",:\\ 0123456789-+.eEtrufalsnxu/', '\u0000', '\t', '\r', '\n', '\ufeff', '\ud800', '\udc00', 'é', '€', '\u2028']
 const VALUES = [

@@ -9,22 +9,12 @@ import { encodeRecord, RECORD_BYTES, resendKey, ResendIndex } from '../../src/sp
 import type { SpoolFileHandle, SpoolFs } from '../../src/spool/fs.js'
 import { createLogger } from '../../src/observability/index.js'
 import { FaultFs } from '../helpers/fault-fs.js'
+import { seededRandom as rng } from '../helpers/seeded-random.js'
 
 const DIR = '/spool'
 const DATASET = 'http_requests'
 const log = createLogger('silent')
 
-/** mulberry32: a small seeded generator, so that a failing sequence can be run again. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /**
  * One random run: inserts (new keys and existing ones, times up and down), lookups, in-place drops
