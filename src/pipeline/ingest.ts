@@ -316,10 +316,19 @@ async function ingestInWorker(opts: IngestOptions, dataset: Dataset, pool: Parse
     answer.catch(() => {})
     inflight.push({ piece, answer })
   }
-  /** The oldest piece's answer, into the batch. */
+  // The writev or final step under way: destroy() waits for it before discarding the batch, or an
+  // answer it was waiting for went on into the discarded batch (a dead letters' file left behind).
+  let failed = false
+  let working: Promise<void> = Promise.resolve()
+  const step = (work: Promise<void>, done: (err?: Error | null) => void): void => {
+    working = work.catch(() => {})
+    settle(work, done)
+  }
+  /** The oldest piece's answer, into the batch (not once the request failed: its batch is discarded). */
   const next = async (): Promise<void> => {
     const { piece, answer } = inflight.shift()!
     const r = await answer
+    if (failed) return
     await apply(batch!, dataset, opts, withBlock(piece, r), true)
   }
 
@@ -339,12 +348,12 @@ async function ingestInWorker(opts: IngestOptions, dataset: Dataset, pool: Parse
         }
       } catch (err) { return done(err as Error) }
       if (inflight.length < 2) return done()
-      settle((async () => {
+      step((async () => {
         while (inflight.length >= 2) await next()
       })(), done)
     },
     final (done) {
-      settle((async () => {
+      step((async () => {
         const rest = withNewline(cutter.end())
         while (inflight.length > 0) await next()
         final = await session!.end(rest)
@@ -354,8 +363,9 @@ async function ingestInWorker(opts: IngestOptions, dataset: Dataset, pool: Parse
     destroy (err, done) {
       cutter.releaseAll()
       if (!err) return done(null)
+      failed = true
       session?.cancel()
-      settle(Promise.allSettled(inflight.map((i) => i.answer)).then(async () => { await batch?.discard() }), () => done(err))
+      settle(Promise.allSettled([working, ...inflight.map((i) => i.answer)]).then(async () => { await batch?.discard() }), () => done(err))
     }
   })
 
