@@ -10,7 +10,7 @@ import { createServer, request, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { batchText, loadSchema } from '../helpers/fixtures.js'
 import { indexTemplate } from '../../src/sinks/elasticsearch/index.js'
-import { post, readDeadLetters, startServer, type TestServer } from '../helpers/server.js'
+import { health, post, readDeadLetters, startServer, until } from '../helpers/server.js'
 import { requireElasticsearch } from '../helpers/elasticsearch-env.js'
 
 async function es(url: string, path: string, init: RequestInit = {}): Promise<any> {
@@ -23,20 +23,6 @@ async function es(url: string, path: string, init: RequestInit = {}): Promise<an
 async function count(url: string, stream: string): Promise<number> {
   await es(url, `/${stream}/_refresh`, { method: 'POST' })
   return (await es(url, `/${stream}/_count`)).count
-}
-
-async function health(server: TestServer): Promise<any> {
-  return await (await fetch(`${server.url}/health`)).json()
-}
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    const v = await probe()
-    if (v !== undefined) return v
-    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
 }
 
 test('a write block on the data stream stops delivery: nothing dead-lettered, /health and /metrics say why, delivery resumes once it is lifted', { timeout: 120_000 }, async (t) => {
