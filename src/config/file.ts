@@ -59,7 +59,7 @@ const schema = {
           elasticsearch: {
             type: 'object',
             additionalProperties: false,
-            properties: { namespace: { type: 'string', pattern: '^[a-z0-9_]{1,100}$' } }
+            properties: { namespace: { type: 'string', pattern: settings.elasticsearchNamespace.pattern } }
           },
           splunk: {
             type: 'object',

@@ -16,6 +16,20 @@ const KiB = 1024
 const MiB = 1024 * KiB
 const GiB = 1024 * MiB
 
+// Elasticsearch and OpenSearch name their data streams the same way, so their namespaces share one rule.
+function dataStreamNamespace<E extends string>(env: E) {
+  return {
+    env,
+    type: 'string',
+    default: 'default',
+    pattern: '^[a-z0-9_]{1,100}$',
+    description: 'Data stream namespace: events go to logs-cloudflare.<dataset>-<namespace>'
+  } as const
+}
+
+/** A retention such as 30d or 12h; empty: none. */
+const RETENTION = '^([1-9][0-9]*(d|h|m|s))?$'
+
 export const settings = {
   configFile: {
     env: 'CONFIG_FILE',
@@ -259,13 +273,7 @@ export const settings = {
   elasticsearchPassword: { env: 'ELASTICSEARCH_PASSWORD', type: 'string', default: '', secret: true, description: 'Elasticsearch basic-auth password' },
   elasticsearchCaFile: { env: 'ELASTICSEARCH_CA_FILE', type: 'string', default: '', description: 'PEM file of the CA that signed the Elasticsearch certificate' },
   elasticsearchTlsVerify: { env: 'ELASTICSEARCH_TLS_VERIFY', type: 'boolean', default: true, description: 'Verify the Elasticsearch certificate (false only for tests)' },
-  elasticsearchNamespace: {
-    env: 'ELASTICSEARCH_NAMESPACE',
-    type: 'string',
-    default: 'default',
-    pattern: '^[a-z0-9_]{1,100}$',
-    description: 'Data stream namespace: events go to logs-cloudflare.<dataset>-<namespace>'
-  },
+  elasticsearchNamespace: dataStreamNamespace('ELASTICSEARCH_NAMESPACE'),
   elasticsearchBulkBytes: { env: 'ELASTICSEARCH_BULK_BYTES', type: 'integer', default: 5 * MiB, minimum: 1024, description: 'Size of one _bulk request body, bytes' },
   elasticsearchBulkConcurrency: { env: 'ELASTICSEARCH_BULK_CONCURRENCY', type: 'integer', default: 2, minimum: 1, description: '_bulk requests in flight per batch' },
   elasticsearchRetryMs: {
@@ -301,7 +309,7 @@ export const settings = {
     env: 'ELASTICSEARCH_DATA_RETENTION',
     type: 'string',
     default: '',
-    pattern: '^([1-9][0-9]*(d|h|m|s))?$',
+    pattern: RETENTION,
     description: 'Data stream lifecycle retention of every logs-cloudflare.* stream (e.g. 30d, 12h); empty: kept until you delete them'
   },
   opensearchUrl: { env: 'OPENSEARCH_URL', type: 'string', default: 'http://127.0.0.1:9200', description: 'OpenSearch endpoint (2.x or 3.x, or an Amazon OpenSearch Service / Serverless endpoint), with SINKS=opensearch' },
@@ -312,13 +320,7 @@ export const settings = {
   opensearchTlsVerify: { env: 'OPENSEARCH_TLS_VERIFY', type: 'boolean', default: true, description: 'Verify the OpenSearch certificate (false only for tests)' },
   opensearchAwsService: { env: 'OPENSEARCH_AWS_SERVICE', type: 'string', default: 'es', enum: ['es', 'aoss'], description: 'With OPENSEARCH_AUTH=aws-sigv4: es (Amazon OpenSearch Service) or aoss (OpenSearch Serverless: no _id, no ISM)' },
   opensearchAwsRegion: { env: 'OPENSEARCH_AWS_REGION', type: 'string', default: '', description: 'With OPENSEARCH_AUTH=aws-sigv4: the domain\'s or collection\'s region; empty: AWS_REGION' },
-  opensearchNamespace: {
-    env: 'OPENSEARCH_NAMESPACE',
-    type: 'string',
-    default: 'default',
-    pattern: '^[a-z0-9_]{1,100}$',
-    description: 'Data stream namespace: events go to logs-cloudflare.<dataset>-<namespace>'
-  },
+  opensearchNamespace: dataStreamNamespace('OPENSEARCH_NAMESPACE'),
   opensearchBulkBytes: { env: 'OPENSEARCH_BULK_BYTES', type: 'integer', default: 5 * MiB, minimum: 1024, description: 'Size of one _bulk request body, bytes (Amazon OpenSearch Service takes 10 MiB on the smallest instances)' },
   opensearchBulkConcurrency: { env: 'OPENSEARCH_BULK_CONCURRENCY', type: 'integer', default: 2, minimum: 1, description: '_bulk requests in flight per batch' },
   opensearchRetryMs: { env: 'OPENSEARCH_RETRY_MS', type: 'integer', default: 20_000, minimum: 0, description: 'How long one delivery keeps retrying 429/5xx and connection errors before the spool retries it later, ms' },
@@ -327,7 +329,7 @@ export const settings = {
     env: 'OPENSEARCH_DATA_RETENTION',
     type: 'string',
     default: '',
-    pattern: '^([1-9][0-9]*(d|h|m|s))?$',
+    pattern: RETENTION,
     description: 'ISM: delete a backing index this long after its rollover (e.g. 30d); empty: kept until you delete it'
   },
   kafkaBrokers: { env: 'KAFKA_BROKERS', type: 'string', default: '127.0.0.1:9092', pattern: '^[^,\\s]+(,[^,\\s]+)*$', description: 'Comma-separated bootstrap brokers (host:port), with SINKS=kafka' },
