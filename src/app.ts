@@ -292,7 +292,6 @@ export async function buildApp(config: Config, log: Logger): Promise<BuiltApp> {
   await lifecycle.start()
 
   return {
-    // pino's Logger type is wider than fastify's base logger type; the instance is the same.
     app: intakeListener.app,
     url: intakeListener.url,
     adminUrl: adminListener?.url ?? null,

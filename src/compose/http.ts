@@ -48,6 +48,7 @@ export function createHttpServer(o: HttpOptions): FastifyInstance {
     // Logpush may speak HTTP/2 (its timeouts name h2 reads/writes); with TLS, ALPN offers h2 and
     // http/1.1 both. Without TLS (behind a balancer) plain HTTP/1.1.
     ...(tls ? { http2: true as const, https: { allowHTTP1: true, ...tls } } : {})
+    // pino's Logger type is wider than fastify's base logger type; the instance is the same.
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance
 
   // Each error is logged once, here: a client's mistake (4xx) as a one-line info with its code,
