@@ -27,7 +27,7 @@ import { documentId, documentText } from '../../src/sinks/elasticsearch/index.js
 import { packageRoot } from '../../src/paths.js'
 import { clkTck, cpuTicks, peakRssBytes, percentile, startService, TOKEN, waitDelivered } from './service.js'
 
-export const DESTINATIONS = ['elasticsearch', 'opensearch', 'kafka'] as const
+const DESTINATIONS = ['elasticsearch', 'opensearch', 'kafka'] as const
 export type Destination = (typeof DESTINATIONS)[number]
 
 const BULK_BYTES = 5 * 1024 * 1024

@@ -22,7 +22,7 @@ function canPerf(): boolean {
 }
 
 /** lpr_spool_fsyncs_total now, or null when the build has no such counter. */
-export async function spoolFsyncs(url: string): Promise<number | null> {
+async function spoolFsyncs(url: string): Promise<number | null> {
   const text = await (await fetch(`${url}/metrics`)).text()
   const m = /^lpr_spool_fsyncs_total(?:\{\})? (\d+(?:\.\d+)?(?:e\+\d+)?)$/m.exec(text)
   return m ? Number(m[1]) : null

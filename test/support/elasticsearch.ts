@@ -446,7 +446,7 @@ export async function freePorts(count: number): Promise<number[]> {
 // ---------------------------------------------------------------------------------------------
 // Small utilities
 
-export async function makeWorldReadable(root: string): Promise<void> {
+async function makeWorldReadable(root: string): Promise<void> {
   const st = await lstat(root);
   if (st.isSymbolicLink()) return;
   if (st.isDirectory()) {

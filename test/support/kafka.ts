@@ -29,7 +29,7 @@ export interface KafkaBroker extends ServerControls {
 
 const DEFAULT_VERSION = '4.1.1';
 /** The SASL listener's one user, for every mechanism. */
-export const SASL_USER = { username: 'lpr', password: 'lpr-secret' };
+const SASL_USER = { username: 'lpr', password: 'lpr-secret' };
 export async function launchKafka(log: (line: string) => void = () => {}): Promise<KafkaBroker> {
   const version = serverVersion('KAFKA_VERSION', DEFAULT_VERSION, 'Kafka');
   const javaHome = await pickJdk('KAFKA_JAVA_HOME', 17, 99, `Kafka ${version}`);
