@@ -57,7 +57,7 @@ export const OPERATORS = Object.keys(ALLOWED) as Operator[]
  * without a bound a deeply nested filter overflowed the stack at start, a RangeError instead of
  * LPR_ERR_CONFIG_INVALID naming the place. 32 levels is far beyond any filter a person writes.
  */
-export const MAX_FILTER_DEPTH = 32
+const MAX_FILTER_DEPTH = 32
 
 /** A field's kind for filtering, from the type Cloudflare's reference gives it; null: not filterable. */
 function kindOf(cloudflareType: string | undefined): Kind | null {

@@ -46,7 +46,7 @@ export const FOLDER = /^[a-z0-9][a-z0-9_-]{0,99}$/
 export const TENANT = /^[a-z0-9][a-z0-9_]{0,79}$/
 
 /** Destinations with a tenant target (namespace, index or folder); the others cannot keep tenants apart. */
-export const ROUTABLE: ReadonlySet<string> = new Set(['elasticsearch', 'opensearch', 'splunk', 'file', 'discard'])
+const ROUTABLE: ReadonlySet<string> = new Set(['elasticsearch', 'opensearch', 'splunk', 'file', 'discard'])
 
 /**
  * The destinations that can keep tenants apart in this configuration: Kafka only when every topic
