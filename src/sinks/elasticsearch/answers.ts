@@ -1,5 +1,5 @@
 // Reading what Elasticsearch answered: the error object of a refused request or item, as the
-// sink and the bulk sender (bulk.ts) show it in stops, dead letters and the log.
+// sink and the bulk sender (halving.ts) show it in stops, dead letters and the log.
 import { errors } from '@elastic/elasticsearch'
 
 export { errorType, reasonOf, type ItemError } from '../bulk/answers.js'
