@@ -75,3 +75,37 @@ test('OpenSearch Serverless, which stores a document without _id, has its checkp
   assert.equal(plain.replaysWithoutDuplicates, true)
   await Promise.all([serverless, managed, plain].map((s) => s.close()))
 })
+
+test('a record Kafka refuses as too large is dead-lettered with its own bytes, though the spool reused its read buffer for the lines read after it', async () => {
+  // The bug: the dead letter was made from the payload as the spool gave it, a view into a read
+  // buffer that is valid only until the next payload (spool.ts payloads()); held until the send,
+  // its bytes had become those of later lines. Here every payload reuses one buffer, as a refill
+  // of the spool's buffer does.
+  const { KafkaSink } = await import('../../src/sinks/kafka/index.js')
+  const { createLogger } = await import('../../src/observability/index.js')
+  const sink = new KafkaSink({ brokers: ['127.0.0.1:9'], clientId: 'test', topic: 'cloudflare.{dataset}', key: 'hash', compression: 'none', sasl: 'none', username: '', password: '', tls: false, caFile: '', tlsVerify: true, batchBytes: 1 << 20, requestTimeoutMs: 1000, eventTimeFields: new Map(), log: createLogger('silent') })
+  const internals = sink as unknown as { knownTopics: Map<string, number | undefined>, getProducer: () => unknown }
+  internals.knownTopics.set('cloudflare.http_requests', undefined) // exists; its max.message.bytes not known
+  const sent: string[] = []
+  internals.getProducer = () => ({
+    close: async () => {},
+    send: async ({ messages }: { messages: Array<{ value: Buffer }> }) => {
+      if (messages.some((m) => m.value.length > 1000)) throw new MultipleErrors('retries exhausted', [new ResponseError(0, 11, { '/topics/0/partitions/0': [10, null] }, {})])
+      sent.push(...messages.map((m) => m.value.toString('utf8')))
+    }
+  })
+  const big = `{"RayID":"big","ClientRequestPath":"/${'x'.repeat(2000)}"}`
+  const lines = [big, ...Array.from({ length: 5 }, (_, i) => `{"RayID":"${i}","ClientRequestPath":"/${i}"}`)]
+  const shared = Buffer.alloc(4096)
+  const batch = {
+    seq: 1, dataset: 'http_requests', digest: 'd', from: 0, count: lines.length,
+    lines: async function * () { yield * lines },
+    payloads: async function * () { for (const l of lines) yield shared.subarray(0, shared.write(l)) },
+    blocks: async function * () {}
+  }
+  const rejected: Array<{ code: string, raw: string }> = []
+  await sink.deliver(batch as never, (async (_pos: number, r: Array<{ code: string, raw: string }> = []) => { rejected.push(...r) }) as never)
+  assert.deepEqual(rejected.map((r) => r.code), ['LPR_ERR_SINK_KAFKA_TOO_LARGE'])
+  assert.equal(rejected[0]!.raw, big)
+  assert.equal(sent.length, 5, 'the other lines are sent')
+})

@@ -132,7 +132,10 @@ export class KafkaSink implements Sink {
       const size = recordBytes(message)
       // Checkpoints up to the line before this one: it goes into the next send.
       if (records.length > 0 && bytes + size > sendBytes) await flush()
-      records.push({ message, raw: stored })
+      // Kept until the send: the line as received, never a view into the spool's read buffer
+      // (valid only until the next payload): the value is that copy; a shaped line's stored line is
+      // its own Buffer already (records_).
+      records.push({ message, raw: stored === raw ? message.value : stored })
       bytes += size
       pos++
     }
