@@ -2,7 +2,7 @@
 // forwarder, and a destination that outlives restarts (it stands for Elasticsearch or the files)
 // and, like the file destination, keeps exactly what was checkpointed with the last batch.
 import { Spool, Forwarder } from '../../src/spool/index.js'
-import type { DeliveryBatch, DeliveryResult, Sink } from '../../src/delivery.js'
+import type { DeliveryBatch, DeliveryResult, Rejection, Sink } from '../../src/delivery.js'
 import { createLogger } from '../../src/observability/index.js'
 import type { FaultFs } from './fault-fs.js'
 
@@ -65,10 +65,12 @@ export interface ServiceOptions {
   readonly highWatermarkBytes?: number
   /** SPOOL_CHECKPOINT_INTERVAL_MS; 0 here, so that a walk's short load reaches the grouped writes and the clean-up. */
   readonly checkpointIntervalMs?: number
+  /** Where refused lines go; dropped unless given. */
+  readonly deadLetter?: (rejected: readonly Rejection[]) => Promise<void>
 }
 
 /** Starts the spool and one forwarder on `fs`, as buildApp does. */
-export async function startService(fs: FaultFs, destination: MemoryDestination, o: ServiceOptions = {}): Promise<Service> {
+export async function startService(fs: FaultFs, destination: Sink, o: ServiceOptions = {}): Promise<Service> {
   const log = createLogger('silent')
   const spool = new Spool({
     dir: SPOOL_DIR,
@@ -81,7 +83,7 @@ export async function startService(fs: FaultFs, destination: MemoryDestination, 
     fs
   })
   await spool.init()
-  const forwarder = new Forwarder({ spool, sink: destination, log, deadLetter: async () => {}, retryMaxMs: 1 })
+  const forwarder = new Forwarder({ spool, sink: destination, log, deadLetter: o.deadLetter ?? (async () => {}), retryMaxMs: 1 })
   spool.expectConsumers([forwarder.name])
   await forwarder.prepare()
   forwarder.start()

@@ -10,19 +10,9 @@ import { Forwarder, Spool } from '../../src/spool/index.js'
 import { createLogger } from '../../src/observability/index.js'
 import type { DeliveryBatch, DeliveryResult, Rejection, Sink } from '../../src/delivery.js'
 import { FaultFs, fsError } from '../helpers/fault-fs.js'
-import { bodies, MemoryDestination, send, SPOOL_DIR, type Body } from '../helpers/spool-harness.js'
+import { bodies, MemoryDestination, send, SPOOL_DIR, startService, type Body } from '../helpers/spool-harness.js'
 
 const log = createLogger('silent')
-
-async function start(fs: FaultFs, sink: Sink, checkpointIntervalMs: number): Promise<{ spool: Spool, forwarder: Forwarder }> {
-  const spool = new Spool({ dir: SPOOL_DIR, highWatermarkBytes: 1e12, lowWatermarkBytes: 1, minFreeBytes: 0, dedupeSeconds: 3600, log, fs, checkpointIntervalMs })
-  await spool.init()
-  const forwarder = new Forwarder({ spool, sink, log, deadLetter: async () => {}, retryMaxMs: 1 })
-  spool.expectConsumers([forwarder.name])
-  await forwarder.prepare()
-  forwarder.start()
-  return { spool, forwarder }
-}
 
 async function until(what: string, done: () => boolean): Promise<void> {
   const end = Date.now() + 10_000
@@ -37,7 +27,7 @@ const checkpointSyncs = (fs: FaultFs, from: number): number => fs.log.slice(from
 test('many segments delivered within the interval cost one checkpoint write; a power cut before it replays them exactly once', async () => {
   const fs = new FaultFs()
   const destination = new MemoryDestination()
-  const { spool } = await start(fs, destination, 60_000)
+  const { spool } = await startService(fs, destination, { checkpointIntervalMs: 60_000 })
   const from = fs.log.length
   const sent = bodies(6, 3, 'lag')
   for (const b of sent) assert.equal(await send(spool, b), 'stored')
@@ -46,7 +36,7 @@ test('many segments delivered within the interval cost one checkpoint write; a p
   assert.equal(spool.bytes() > 0, true, 'nothing deleted before a durable checkpoint passed it')
   // kill -9 / power cut: what was delivered is past the durable checkpoint.
   const after = fs.crash()
-  const again = await start(after, destination, 60_000)
+  const again = await startService(after, destination, { checkpointIntervalMs: 60_000 })
   await until('the replay', () => destination.delivered.length === 18 && again.spool.backlog('memory').segments === 0)
   for (const b of sent) assert.equal(destination.copies(b), 1, b.digest)
   const flushFrom = after.log.length
@@ -58,7 +48,7 @@ test('many segments delivered within the interval cost one checkpoint write; a p
 test('a checkpoint group that fails to write is retried, and the segments it covers stay until one is durable', async () => {
   const fs = new FaultFs()
   const destination = new MemoryDestination()
-  const { spool, forwarder } = await start(fs, destination, 0)
+  const { spool, forwarder } = await startService(fs, destination)
   let failing = true
   fs.hook = (call) => { if (failing && call.op === 'sync' && call.path.includes('/checkpoints/')) throw fsError('EIO', call.op, call.path) }
   const sent = bodies(3, 2, 'retry')
@@ -69,7 +59,7 @@ test('a checkpoint group that fails to write is retried, and the segments it cov
   failing = false
   await until('the retried write and the clean-up', () => spool.bytes() === 0)
   await forwarder.stop(1000)
-  const again = await start(fs.crash(), destination, 0)
+  const again = await startService(fs.crash(), destination)
   await new Promise((resolve) => setTimeout(resolve, 20))
   await again.forwarder.stop(1000)
   for (const b of sent) assert.equal(destination.copies(b), 1, b.digest)
@@ -92,13 +82,13 @@ class Keeping implements Sink {
 test('a destination that cannot dedupe has each checkpoint durable before the next batch: a power cut sends nothing twice', async () => {
   const fs = new FaultFs()
   const destination = new Keeping()
-  const { spool } = await start(fs, destination, 60_000)
+  const { spool } = await startService(fs, destination, { checkpointIntervalMs: 60_000 })
   const sent = bodies(4, 2, 'keep')
   for (const b of sent) assert.equal(await send(spool, b), 'stored')
   await until('delivery', () => destination.got.length === 8 && spool.backlog('keeping').segments === 0)
   // The last batch's checkpoint is written before the forwarder looks for the next: let it land.
   await new Promise((resolve) => setTimeout(resolve, 20))
-  const again = await start(fs.crash(), destination, 60_000)
+  const again = await startService(fs.crash(), destination, { checkpointIntervalMs: 60_000 })
   await new Promise((resolve) => setTimeout(resolve, 20))
   await again.forwarder.stop(1000)
   for (const b of sent) assert.equal(destination.copies(b), 1, b.digest)
@@ -133,15 +123,7 @@ test('a lagging checkpoint does not store a refused line\'s dead letter twice: a
   const fs = new FaultFs()
   const destination = new Indexing()
   const deadLetters: string[] = [] // the dead-letter files: fsync'd appends, they outlive the crash
-  const startWith = async (f: FaultFs): Promise<{ spool: Spool, forwarder: Forwarder }> => {
-    const spool = new Spool({ dir: SPOOL_DIR, highWatermarkBytes: 1e12, lowWatermarkBytes: 1, minFreeBytes: 0, dedupeSeconds: 3600, log, fs: f, checkpointIntervalMs: 60_000 })
-    await spool.init()
-    const forwarder = new Forwarder({ spool, sink: destination, log, deadLetter: async (r) => { deadLetters.push(...r.map((x) => x.raw)) }, retryMaxMs: 1 })
-    spool.expectConsumers([forwarder.name])
-    await forwarder.prepare()
-    forwarder.start()
-    return { spool, forwarder }
-  }
+  const startWith = (f: FaultFs) => startService(f, destination, { checkpointIntervalMs: 60_000, deadLetter: async (r) => { deadLetters.push(...r.map((x) => x.raw)) } })
   const { spool } = await startWith(fs)
   const sent = bodies(2, 3, 'refused')
   for (const b of sent) assert.equal(await send(spool, b), 'stored')
