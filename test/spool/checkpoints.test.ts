@@ -10,7 +10,7 @@ import { Forwarder, Spool } from '../../src/spool/index.js'
 import { createLogger } from '../../src/observability/index.js'
 import type { DeliveryBatch, DeliveryResult, Rejection, Sink } from '../../src/delivery.js'
 import { FaultFs, fsError } from '../helpers/fault-fs.js'
-import { bodies, MemoryDestination, send, SPOOL_DIR, startService, type Body } from '../helpers/spool-harness.js'
+import { bodies, drained, MemoryDestination, send, SPOOL_DIR, startService, type Body } from '../helpers/spool-harness.js'
 
 const log = createLogger('silent')
 
@@ -23,6 +23,14 @@ async function until(what: string, done: () => boolean): Promise<void> {
 }
 
 const checkpointSyncs = (fs: FaultFs, from: number): number => fs.log.slice(from).filter((c) => c.op === 'sync' && c.path.includes('/checkpoints/')).length
+
+/** A power cut, then a restart that delivers what its durable checkpoints left: each of `sent` must have arrived once. */
+async function restartDeliversEachOnce(fs: FaultFs, destination: Sink & { copies(body: Body): number }, checkpointIntervalMs: number, sent: readonly Body[]): Promise<void> {
+  const again = await startService(fs.crash(), destination, { checkpointIntervalMs })
+  await drained(again)
+  await again.stop()
+  for (const b of sent) assert.equal(destination.copies(b), 1, b.digest)
+}
 
 test('many segments delivered within the interval cost one checkpoint write; a power cut before it replays them exactly once', async () => {
   const fs = new FaultFs()
@@ -54,15 +62,13 @@ test('a checkpoint group that fails to write is retried, and the segments it cov
   const sent = bodies(3, 2, 'retry')
   for (const b of sent) assert.equal(await send(spool, b), 'stored')
   await until('delivery', () => destination.delivered.length === 6)
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  const from = fs.log.length
+  await until('a failed checkpoint write, retried', () => checkpointSyncs(fs, from) >= 2)
   assert.ok(spool.bytes() > 0, 'segments kept while no checkpoint past them is durable')
   failing = false
   await until('the retried write and the clean-up', () => spool.bytes() === 0)
   await forwarder.stop(1000)
-  const again = await startService(fs.crash(), destination)
-  await new Promise((resolve) => setTimeout(resolve, 20))
-  await again.forwarder.stop(1000)
-  for (const b of sent) assert.equal(destination.copies(b), 1, b.digest)
+  await restartDeliversEachOnce(fs, destination, 0, sent)
 })
 
 /** A destination that cannot dedupe and does not cut back (Splunk HEC): what it got, it keeps. */
@@ -87,11 +93,8 @@ test('a destination that cannot dedupe has each checkpoint durable before the ne
   for (const b of sent) assert.equal(await send(spool, b), 'stored')
   await until('delivery', () => destination.got.length === 8 && spool.backlog('keeping').segments === 0)
   // The last batch's checkpoint is written before the forwarder looks for the next: let it land.
-  await new Promise((resolve) => setTimeout(resolve, 20))
-  const again = await startService(fs.crash(), destination, { checkpointIntervalMs: 60_000 })
-  await new Promise((resolve) => setTimeout(resolve, 20))
-  await again.forwarder.stop(1000)
-  for (const b of sent) assert.equal(destination.copies(b), 1, b.digest)
+  await until('the last checkpoint durable (clean-up deletes the segments)', () => spool.bytes() === 0)
+  await restartDeliversEachOnce(fs, destination, 60_000, sent)
 })
 
 /**
@@ -133,9 +136,8 @@ test('a lagging checkpoint does not store a refused line\'s dead letter twice: a
   await until('a written checkpoint past the batches with dead letters (clean-up deletes them)', () => spool.bytes() === 0)
   // kill -9 within the checkpoint interval.
   const again = await startWith(fs.crash())
-  await new Promise((resolve) => setTimeout(resolve, 50))
-  await until('the replay', () => again.spool.backlog('indexing').segments === 0)
-  await again.forwarder.stop(1000)
+  await drained(again)
+  await again.stop()
   assert.equal(destination.docs.size, 4)
   assert.deepEqual(deadLetters.sort(), sent.map((b) => b.lines[0]!).sort(), 'each refused line dead-lettered once')
 })
