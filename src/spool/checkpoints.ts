@@ -88,7 +88,13 @@ export class CheckpointStore {
   /** Writes `cp` within intervalMs; `onDurable` once it is. A later checkpoint of the consumer replaces it. */
   defer(consumer: string, cp: Checkpoint, onDurable?: () => void): void {
     this.add(consumer, cp, onDurable)
-    this.timer ??= setTimeout(() => { this.timer = null; void this.write().catch(() => {}) }, this.intervalMs)
+    this.schedule()
+  }
+
+  /** A group write within intervalMs, unless one is already due. */
+  private schedule(): void {
+    if (this.timer) return
+    this.timer = setTimeout(() => { this.timer = null; void this.write().catch(() => {}) }, this.intervalMs)
     this.timer.unref()
   }
 
@@ -151,10 +157,7 @@ export class CheckpointStore {
         this.pending.set(consumer, newer ? { cp: newer.cp, durable: [...p.durable, ...newer.durable] } : p)
       }
       this.log.error({ err: { message: (err as Error).message } }, 'Could not write destination checkpoints; retrying.')
-      if (!this.timer && this.pending.size > 0) {
-        this.timer = setTimeout(() => { this.timer = null; void this.write().catch(() => {}) }, this.intervalMs)
-        this.timer.unref()
-      }
+      if (this.pending.size > 0) this.schedule()
       throw err
     }
     for (const [consumer, { cp, durable }] of group) {
