@@ -54,7 +54,7 @@ export interface LockFs {
   open(path: string, flags: 'a+' | 'r', mode?: number): Promise<LockFileHandle>
 }
 
-export const realLockFs: LockFs = { open: async (path, flags, mode) => await open(path, flags, mode) }
+const realLockFs: LockFs = { open: async (path, flags, mode) => await open(path, flags, mode) }
 
 export interface LockInfo {
   readonly pid: number

@@ -12,7 +12,7 @@ import type { SpoolFs } from './fs.js'
 
 // After a write failed with ENOSPC, batches are refused until this much more than
 // SPOOL_MIN_FREE_BYTES is free again: accepting at the first free byte would fail the next write.
-export const DISK_FULL_RECOVERY_BYTES = 16 * 1024 * 1024
+const DISK_FULL_RECOVERY_BYTES = 16 * 1024 * 1024
 
 export function errorCode(err: unknown): string | undefined {
   const code = (err as NodeJS.ErrnoException | null)?.code
