@@ -4,6 +4,7 @@
 import { Spool, Forwarder } from '../../src/spool/index.js'
 import type { DeliveryBatch, DeliveryResult, Rejection, Sink } from '../../src/delivery.js'
 import { createLogger } from '../../src/observability/index.js'
+import type { Logger } from 'pino'
 import type { FaultFs } from './fault-fs.js'
 
 export const DATASET = 'http_requests'
@@ -67,11 +68,13 @@ export interface ServiceOptions {
   readonly checkpointIntervalMs?: number
   /** Where refused lines go; dropped unless given. */
   readonly deadLetter?: (rejected: readonly Rejection[]) => Promise<void>
+  /** Silent unless given. */
+  readonly log?: Logger
 }
 
 /** Starts the spool and one forwarder on `fs`, as buildApp does. */
 export async function startService(fs: FaultFs, destination: Sink, o: ServiceOptions = {}): Promise<Service> {
-  const log = createLogger('silent')
+  const log = o.log ?? createLogger('silent')
   const spool = new Spool({
     dir: SPOOL_DIR,
     highWatermarkBytes: o.highWatermarkBytes ?? 1e12,

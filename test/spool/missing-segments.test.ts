@@ -5,9 +5,10 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
 import pino from 'pino'
-import { Forwarder, Spool } from '../../src/spool/index.js'
+import { Spool } from '../../src/spool/index.js'
+import { DEFAULT_CHECKPOINT_INTERVAL_MS } from '../../src/spool/checkpoints.js'
 import { FaultFs, fsError, type Call } from '../helpers/fault-fs.js'
-import { answered200, bodies, drained, MemoryDestination, send, SPOOL_DIR, startService, turn, type Answer, type Body } from '../helpers/spool-harness.js'
+import { answered200, bodies, drained, MemoryDestination, send, SPOOL_DIR, startService, turn, type Answer, type Body, type Service } from '../helpers/spool-harness.js'
 import type { DeliveryBatch, DeliveryResult } from '../../src/delivery.js'
 
 const SEGMENTS = `${SPOOL_DIR}/segments`
@@ -22,16 +23,10 @@ class Gated extends MemoryDestination {
   }
 }
 
-/** Starts a spool and one forwarder on `fs`, logging to `logs`. */
-async function start(fs: FaultFs, destination: MemoryDestination, logs: any[]): Promise<{ spool: Spool, forwarder: Forwarder }> {
+/** Starts a spool and one forwarder on `fs`, logging to `logs`, with the default checkpoint interval. */
+async function start(fs: FaultFs, destination: MemoryDestination, logs: any[]): Promise<Service> {
   const log = pino({ level: 'info' }, new Writable({ write(chunk, _enc, cb) { logs.push(JSON.parse(String(chunk))); cb() } }))
-  const spool = new Spool({ dir: SPOOL_DIR, highWatermarkBytes: 1e12, lowWatermarkBytes: 1, minFreeBytes: 0, dedupeSeconds: 3600, log, fs })
-  await spool.init()
-  const forwarder = new Forwarder({ spool, sink: destination, log, deadLetter: async () => {}, retryMaxMs: 1 })
-  spool.expectConsumers([forwarder.name])
-  await forwarder.prepare()
-  forwarder.start()
-  return { spool, forwarder }
+  return await startService(fs, destination, { log, checkpointIntervalMs: DEFAULT_CHECKPOINT_INTERVAL_MS })
 }
 
 /** Five batches committed while the destination is down; the service stopped. */
@@ -55,8 +50,9 @@ for (const [what, index] of [['a middle segment', 2], ['the last segment', 4], [
     await fs.rm(`${SEGMENTS}/${name}`, { force: true })
     destination.down = false
     const logs: any[] = []
-    const { spool, forwarder } = await start(fs, destination, logs)
-    await drained({ spool, forwarder, stop: async () => {} })
+    const service = await start(fs, destination, logs)
+    const { spool, forwarder } = service
+    await drained(service)
     await forwarder.stop(1000)
     for (const [i, b] of sent.entries()) assert.equal(destination.copies(b), i === index ? 0 : 1, `${b.digest}`)
     const seq = name.slice(0, 12)
@@ -69,7 +65,7 @@ for (const [what, index] of [['a middle segment', 2], ['the last segment', 4], [
     const again = await start(fs, destination, [])
     assert.equal(await send(again.spool, bodies(1, 3, 'after')[0]!), 'stored')
     assert.ok(segmentNames(fs).some((n) => n.startsWith('000000000006.')), segmentNames(fs).join())
-    await drained({ spool: again.spool, forwarder: again.forwarder, stop: async () => {} })
+    await drained(again)
     await again.forwarder.stop(1000)
     assert.equal(destination.copies(bodies(1, 3, 'after')[0]!), 1)
   })
@@ -80,8 +76,9 @@ test('a segment emptied while the service is stopped is damage; every other batc
   const name = segmentNames(fs).sort()[1]!
   await fs.truncate(`${SEGMENTS}/${name}`, 0)
   destination.down = false
-  const { spool, forwarder } = await start(fs, destination, [])
-  await drained({ spool, forwarder, stop: async () => {} })
+  const service = await start(fs, destination, [])
+  const { spool, forwarder } = service
+  await drained(service)
   await forwarder.stop(1000)
   for (const [i, b] of sent.entries()) assert.equal(destination.copies(b), i === 1 ? 0 : 1, `${b.digest}`)
   assert.deepEqual(spool.damaged().map((d) => d.segment), [name])
@@ -124,7 +121,7 @@ test('numbers stay dense: a failed commit gives its number back, so no later sta
   assert.deepEqual(segmentNames(fs).sort().map((n) => Number(n.slice(0, 12))), [1, 2])
   destination.down = false
   const again = await start(fs, destination, [])
-  await drained({ spool: again.spool, forwarder: again.forwarder, stop: async () => {} })
+  await drained(again)
   await again.forwarder.stop(1000)
   assert.deepEqual(again.spool.damaged(), [])
   assert.deepEqual([destination.copies(a!), destination.copies(b!), destination.copies(c!)], [1, 0, 1])
