@@ -17,7 +17,7 @@ import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { SpoolStateUnreadable } from '../errors.js'
 import { errorCode } from './disk-guard.js'
-import { fsyncDir, type SpoolFs } from './fs.js'
+import { fsyncDir, replaceFile, type SpoolFs } from './fs.js'
 
 export interface Checkpoint {
   readonly seq: number
@@ -137,17 +137,8 @@ export class CheckpointStore {
     const group = this.pending
     this.pending = new Map()
     try {
-      for (const [consumer, { cp }] of group) {
-        const path = join(this.dir, `${consumer}.json`)
-        const fh = await this.fs.open(`${path}.tmp`, 'w', 0o600)
-        try {
-          await fh.writeFile(JSON.stringify(cp))
-          await fh.sync()
-        } finally {
-          await fh.close()
-        }
-        await this.fs.rename(`${path}.tmp`, path)
-      }
+      for (const [consumer, { cp }] of group) await replaceFile(this.fs, join(this.dir, `${consumer}.json`), JSON.stringify(cp))
+      // One directory fsync for the group: what grouping the checkpoints saves.
       await fsyncDir(this.fs, this.dir)
     } catch (err) {
       this.onWriteError(err)

@@ -34,6 +34,23 @@ export async function fsyncDir(fs: SpoolFs, dir: string): Promise<void> {
 }
 
 /**
+ * Replaces `path` by a new file with `content`, whole or not at all: written and fsync'd under a
+ * temp name, then renamed. Durable once the directory is fsync'd (fsyncDir), which a caller
+ * replacing several files in one directory does once for all of them.
+ */
+export async function replaceFile(fs: SpoolFs, path: string, content: string): Promise<void> {
+  const tmp = `${path}.tmp`
+  const fh = await fs.open(tmp, 'w', 0o600)
+  try {
+    await fh.writeFile(content)
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+  await fs.rename(tmp, path)
+}
+
+/**
  * `fs` with every fsync (of a file or a directory) counted: lpr_spool_fsyncs_total, and what the
  * bench divides by the batches accepted.
  */

@@ -34,7 +34,7 @@ import { StagedFile } from './staged-file.js'
 import { SpoolBatch } from './batch.js'
 import { encodeBlocks, frameRecord, readSegmentHeader, SEGMENT_VERSION, type SegmentHeader } from './format.js'
 import { linesOf, type DeliveryBatch, type LineBlock } from '../delivery.js'
-import { fsyncDir, realFs, type SpoolFs } from './fs.js'
+import { fsyncDir, realFs, replaceFile, type SpoolFs } from './fs.js'
 import { ResendIndex } from './resend-index.js'
 import { DiskGuard, errorCode } from './disk-guard.js'
 import { DamageKeeper, type DamagedSegment } from './damage.js'
@@ -83,15 +83,7 @@ export type { Checkpoint } from './checkpoints.js'
 const SEGMENT_NAME = /^(\d{12})\.([a-z0-9_]+)\.(\d+)\.(?:b(\d+)\.)?([A-Za-z0-9_-]+)\.seg$/
 /** Writes a small file so that a crash leaves either the old or the new content, never a mix. */
 export async function writeAtomic(path: string, content: string, fs: SpoolFs = realFs): Promise<void> {
-  const tmp = `${path}.tmp`
-  const fh = await fs.open(tmp, 'w', 0o600)
-  try {
-    await fh.writeFile(content)
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-  await fs.rename(tmp, path)
+  await replaceFile(fs, path, content)
   await fsyncDir(fs, join(path, '..'))
 }
 
