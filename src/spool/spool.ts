@@ -563,12 +563,18 @@ export class Spool {
       this.collectAgain = true
       return this.collecting
     }
+    // The mark is cleared in the run itself, right after its last pass: cleared a microtask later,
+    // a request in between would be folded into a run that no longer looks (as checkpoints.ts writes).
     this.collecting = (async () => {
-      do {
-        this.collectAgain = false
-        await this.collectOnce()
-      } while (this.collectAgain)
-    })().finally(() => { this.collecting = null })
+      try {
+        do {
+          this.collectAgain = false
+          await this.collectOnce()
+        } while (this.collectAgain)
+      } finally {
+        this.collecting = null
+      }
+    })()
     return this.collecting
   }
 

@@ -224,3 +224,21 @@ test('a batch without lines makes no segment, and is still recognised when sent 
   assert.equal(again.isDuplicate('http_requests', 'nothing'), true, 'recorded durably')
   assert.equal(await commit(again, '{"after":1}'), 1, 'numbering is not disturbed')
 })
+
+test('a clean-up asked for just as the one under way finishes runs again, not folded into the finished one', async () => {
+  // The bug: collect() cleared its "under way" mark in a .finally() attached outside the run, one
+  // microtask after the run's last pass; a request in that microtask (a checkpoint written just
+  // then) was told the finished run would cover it, and its segments stayed until the next one.
+  const spool = new Spool({ dir: '/spool', highWatermarkBytes: 1e12, lowWatermarkBytes: 1, minFreeBytes: 0, dedupeSeconds: 3600, log: createLogger('silent'), fs: new FaultFs() })
+  await spool.init()
+  const inner = spool as unknown as { collect(): Promise<void>, collectOnce(): Promise<void> }
+  let passes = 0
+  let finishFirst!: () => void
+  inner.collectOnce = () => { passes++; return passes === 1 ? new Promise<void>((resolve) => { finishFirst = resolve }) : Promise.resolve() }
+  const first = inner.collect()
+  finishFirst()
+  await null // the run's last pass has returned; a request comes in the next microtask
+  const second = inner.collect()
+  await Promise.all([first, second])
+  assert.equal(passes, 2, 'the second request had a pass of its own')
+})
