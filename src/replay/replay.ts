@@ -66,7 +66,11 @@ export interface ReplayReport {
   readonly dataset: string
   /** Dead letters read (of this dataset, validation stage, in the time window). */
   readonly scanned: number
-  /** Lines an earlier replay already ingested (or repeated in the store). */
+  /**
+   * Lines an earlier replay already ingested (or repeated in the store). The lines of an
+   * interrupted batch that this run sent again are counted in `replayed`, not here: each line
+   * scanned is counted in one of alreadyReplayed, replayed, stillInvalid and refusedByService.
+   */
   readonly alreadyReplayed: number
   /** Lines ingested by this run, an interrupted batch of an earlier run included. */
   readonly replayed: number
@@ -127,6 +131,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayReport> {
   // An interrupted run first: the same bytes again, so that a stored batch is a re-send.
   const interrupted = await ledger.pending()
   if (interrupted && !await ingest(interrupted)) return r
+  // Its lines are met again below, now in the ledger: this run counted them as replayed.
+  const resent = new Set(interrupted?.ids)
 
   // Ids of this run's batches, and of lines met twice in the store (a repeated dead letter).
   const seen = new Set<string>()
@@ -171,6 +177,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayReport> {
       // one line the service stores (and dead-letters again, if it still refuses it).
       const line = letter.raw.includes('\n') ? oneLine(Buffer.from(letter.raw)).toString('utf8') : letter.raw
       const id = lineId(name, line)
+      if (resent.delete(id)) { seen.add(id); continue }
       if (ledger.has(id) || seen.has(id)) { r.alreadyReplayed++; continue }
       if (!checkLine(opts.dataset, line, opts.maxDepth).ok) { r.stillInvalid++; continue }
       seen.add(id)
