@@ -2,7 +2,7 @@
 // may be gzipped in the background. An append is whole or absent: a failed copy is truncated
 // away, and every append is fsync'd before it resolves.
 import { createReadStream } from 'node:fs'
-import { mkdir, open, readdir, rm, type FileHandle } from 'node:fs/promises'
+import { mkdir, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { gzipFile } from './gzip.js'
@@ -26,6 +26,14 @@ interface ActiveFile {
 
 const COPY_CHUNK = 1024 * 1024
 
+// One counter per process for the files' names: two RotatingFiles of one process on one folder
+// (a service stopped and started again in the same process) must not pick the same name.
+let sequence = 0
+
+function exists(path: string): Promise<boolean> {
+  return stat(path).then(() => true, (err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT') return false; throw err })
+}
+
 /** A UTC time for file names: sorts in time order and has no ':' (which some tools dislike). */
 export function stamp(d: Date): string {
   return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
@@ -35,7 +43,6 @@ export class RotatingFiles {
   private readonly active = new Map<string, ActiveFile>()
   private readonly locks = new Map<string, Promise<unknown>>()
   private readonly compressions = new Set<Promise<void>>()
-  private sequence = 0
   private timer: NodeJS.Timeout | null = null
 
   constructor (private readonly opts: RotatingFilesOptions) {}
@@ -107,8 +114,22 @@ export class RotatingFiles {
     const dir = join(this.opts.dir, dataset)
     await mkdir(dir, { recursive: true })
     // The name sorts by time, so reading the files in name order reads the events in arrival order.
-    const path = join(dir, `${this.opts.kind}-${stamp(new Date())}-${process.pid}-${String(++this.sequence).padStart(6, '0')}.ndjson`)
-    const fh = await open(path, 'a', 0o640)
+    // It must be one no file has had: in a container every run is pid 1, and a run restarted
+    // within the second would append to the file of the run before while that one's gzip removes
+    // it, or gzip over its .gz. So a name taken, or whose gzip exists, is skipped.
+    let path: string
+    let fh: FileHandle
+    for (;;) {
+      path = join(dir, `${this.opts.kind}-${stamp(new Date())}-${process.pid}-${String(++sequence).padStart(6, '0')}.ndjson`)
+      if (await exists(`${path}.gz`) || await exists(`${path}.gz.tmp`)) continue
+      try {
+        // Append mode: after a failed append is cut off, the next one goes to the new end.
+        fh = await open(path, 'ax', 0o640)
+        break
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      }
+    }
     // The new name must survive a crash too, not only the bytes inside it.
     const d = await open(dir, 'r')
     await d.sync().finally(() => d.close())
