@@ -3,7 +3,10 @@
 // A fresh clone once could not run `npm test` at all (the field reference lived outside the
 // repository); this test makes the same steps and sends what Logpush would send to the printed
 // destination_conf: a gzip NDJSON batch with the header_* parameters as headers.
-// Settings: none but PORT and HOST (a free loopback port: 8080 may be taken on a shared machine).
+// Settings: none but PORT, ADMIN_PORT and HOST (free loopback ports: 8080 and 8081 may be taken on
+// a shared machine, and 8081 was: EADDRINUSE 127.0.0.1:8081). Both are taken right before the
+// service starts, not before the clone and `npm ci`, which leave minutes for another process to
+// take them.
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -16,11 +19,11 @@ import { freePort } from '../helpers/process.js'
 import { readStore } from '../helpers/server.js'
 
 /** The environment of someone who set nothing: this service's settings and npm's config from the test run removed. */
-function bareEnv(port: number): NodeJS.ProcessEnv {
+function bareEnv(): NodeJS.ProcessEnv {
   const keep = ['PATH', 'HOME', 'TMPDIR', 'LANG', 'XDG_CACHE_HOME', 'npm_config_cache', 'npm_config_registry']
   const env: NodeJS.ProcessEnv = {}
   for (const k of keep) if (process.env[k] !== undefined) env[k] = process.env[k]
-  return { ...env, PORT: String(port), HOST: '127.0.0.1' }
+  return env
 }
 
 /** Runs a command to its end within `ms`; its output is kept for the failure message. */
@@ -83,15 +86,17 @@ test('a clone of the repository: npm ci, npm start with no settings, the printed
   const dir = mkdtempSync(join(tmpdir(), 'lpr-first-run-'))
   t.after(() => rmSync(dir, { recursive: true, force: true }))
   const clone = join(dir, 'logpush-receiver')
-  const port = await freePort()
-  const env = bareEnv(port)
+  const env = bareEnv()
 
   await run('git', ['clone', '--quiet', packageRoot, clone], dir, env, 120_000)
   // A clone has nothing beside it: the field reference came with it.
   assert.ok(readFileSync(join(clone, 'schemas', 'reference', 'datasets.json')).length > 0)
   await run('npm', ['ci', '--no-audit', '--no-fund', '--prefer-offline'], clone, env, 600_000)
 
-  const service = await startService(t, clone, env)
+  const port = await freePort()
+  let adminPort = await freePort()
+  while (adminPort === port) adminPort = await freePort()
+  const service = await startService(t, clone, { ...env, PORT: String(port), ADMIN_PORT: String(adminPort), HOST: '127.0.0.1' })
   assert.match(service.output(), /No LOGPUSH_TOKENS set: generated a token and stored it in .*data\/token \(mode 0600\)/)
   const token = readFileSync(join(clone, 'data', 'token'), 'utf8').trim()
   assert.equal(service.conf, `https://logs.example.com/logpush/http_requests?header_Authorization=Bearer%20${encodeURIComponent(token)}`)

@@ -23,11 +23,15 @@ const fsx = createRequire(import.meta.url)('fs-native-extensions') as { tryLock(
 
 interface Started { child: ChildProcess, url: string, output: () => string, exited: Promise<number | null> }
 
-/** The service in a pid namespace of its own, as in a container: node is pid 1 there. */
+/**
+ * The service in a pid namespace of its own, as in a container: node is pid 1 there. Everything on
+ * PORT (ADMIN_ON_INTAKE): the default admin port 8081 may be held by another process on a shared
+ * machine, and was (EADDRINUSE 127.0.0.1:8081).
+ */
 function inNamespace(t: TestContext, dataDir: string, port: number): Started {
   let output = ''
   const child = spawn('unshare', ['--pid', '--fork', '--mount-proc', '--kill-child', process.execPath, MAIN], {
-    env: { PATH: process.env.PATH, LOGPUSH_TOKENS: TEST_TOKEN, LOG_LEVEL: 'warn', PARSE_WORKERS: '0', DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1' },
+    env: { PATH: process.env.PATH, LOGPUSH_TOKENS: TEST_TOKEN, LOG_LEVEL: 'warn', PARSE_WORKERS: '0', ADMIN_ON_INTAKE: 'true', DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
     // Its own process group, so that it can be killed as a supervisor kills a service.
     detached: true
