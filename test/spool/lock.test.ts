@@ -117,7 +117,9 @@ test('several processes starting at once against a stale lock: exactly one wins'
   const dir = await mkdtemp(join(tmpdir(), 'lpr-lock-race-'))
   const path = join(dir, 'service.lock')
   await writeFile(path, JSON.stringify({ pid: 1, host: 'gone', bootId: 'old', token: 'dead', since: '2026-01-01T00:00:00.000Z', url: null }))
-  const outcomes = await Promise.all([1, 2, 3, 4, 5, 6].map(() => contender(t, path, 5000)))
+  // Each holds what it won until the test ends (t.after kills them): a winner that let go after a
+  // few seconds let a contender slow to start win too (a flake audit).
+  const outcomes = await Promise.all([1, 2, 3, 4, 5, 6].map(() => contender(t, path, 600_000)))
   assert.equal(outcomes.filter((o) => o === 'won').length, 1, outcomes.join('\n'))
   for (const o of outcomes.filter((o) => o !== 'won')) assert.match(o, /held by (process \d+ on host|another process)/)
 })
