@@ -1,7 +1,7 @@
 // The durable record of a dataset's replays, under DATA_DIR/replay/<dataset>/:
 //
 //   replayed.log   one id per line: the lines already ingested by a replay (fsync'd appends)
-//   pending.json   the batch being replayed now: {"ids":[...],"body":"<the exact bytes sent>"}
+//   pending.json   the batch being replayed now: {"ids":[...],"body":"<the exact bytes sent>","requestId":"..."}
 //
 // A batch is first written to pending.json (atomically: temporary file, fsync, rename), then
 // sent, then its ids are appended to replayed.log, then pending.json is removed. A replay that
@@ -29,6 +29,12 @@ export function lineId(dataset: string, raw: string): string {
 export interface Pending {
   readonly ids: readonly string[]
   readonly body: string
+  /**
+   * The X-Request-Id it is sent under, again when re-sent: the service dead-letters the lines it
+   * refuses under it, and answers a re-send of a stored batch "duplicate" without dead-lettering
+   * them again, so only this id finds them then. Absent in a pending.json of an older version.
+   */
+  readonly requestId?: string
 }
 
 
@@ -77,7 +83,7 @@ export class Ledger {
     let p: Partial<Pending> | null = null
     try { p = JSON.parse(text) as Partial<Pending> } catch { /* below */ }
     // Written atomically: a pending.json that does not parse is damage, not an interrupted write.
-    if (!p || !Array.isArray(p.ids) || typeof p.body !== 'string') throw new ReplayLedgerUnreadable(this.pendingPath, 'EINVAL')
+    if (!p || !Array.isArray(p.ids) || typeof p.body !== 'string' || (p.requestId !== undefined && typeof p.requestId !== 'string')) throw new ReplayLedgerUnreadable(this.pendingPath, 'EINVAL')
     return p as Pending
   }
 

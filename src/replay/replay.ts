@@ -112,15 +112,17 @@ export async function replay(opts: ReplayOptions): Promise<ReplayReport> {
 
   /** False when the service refused lines: the run must stop. */
   const ingest = async (p: Pending): Promise<boolean> => {
-    const requestId = `replay-${randomUUID()}`
+    const requestId = p.requestId ?? `replay-${randomUUID()}`
     const answer = await opts.send(name, p.body, requestId)
-    if (answer.duplicate) r.duplicates += p.ids.length
     let refused = new Set<string>()
-    if (!answer.duplicate && answer.rejected > 0) {
-      // Those lines are dead letters again (under our request id): they are not replayed yet.
+    if (answer.rejected > 0) {
+      // Those lines are dead letters again (under our request id): they are not replayed yet. A
+      // duplicate too: the service stored the batch before, with the same refusals, and
+      // dead-lettered them then under the same request id (kept in pending.json).
       refused = await refusedIds(opts.dataDir, name, requestId, answer.rejected)
       r.refusedByService += answer.rejected
     }
+    if (answer.duplicate) r.duplicates += p.ids.length - refused.size
     await ledger.finish({ ids: p.ids.filter((id) => !refused.has(id)), body: p.body })
     r.replayed += p.ids.length - refused.size
     r.batches++
@@ -142,7 +144,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayReport> {
   let bytes = 65
   const flush = async (): Promise<boolean> => {
     if (ids.length === 0) return true
-    const p: Pending = { ids, body: `${nonceLine()}\n${lines.join('\n')}\n` }
+    const p: Pending = { ids, body: `${nonceLine()}\n${lines.join('\n')}\n`, requestId: `replay-${randomUUID()}` }
     ids = []
     lines = []
     bytes = 65

@@ -280,6 +280,44 @@ test('a service still on an older schema: refused lines are not recorded as repl
   assert.equal(await readStore(fixed, 'events', 'http_requests'), events.join('\n') + '\n')
 })
 
+test('an interrupted batch the stale service had partly refused, re-sent and answered duplicate: its refused lines are not recorded as replayed', async (t) => {
+  // The bug: a batch re-sent from pending.json that the service had stored is answered
+  // "duplicate" (with its rejected count); replay then looked for no refused line and recorded
+  // every id of the batch as replayed, the lines the stale service had dead-lettered included:
+  // once the service runs the fixed schema, a replay counted them as already replayed and they
+  // never reached the spool (exactly once became never).
+  const dataDir = await mkdtemp(join(tmpdir(), 'lpr-replay-'))
+  const broken = await brokenSchemas()
+  const stale = join(await mkdtemp(join(tmpdir(), 'lpr-schemas-')), 'schemas')
+  await cp(schemasDir, stale, { recursive: true })
+  const staleSchema = JSON.parse(await readFile(join(stale, 'http_requests.json'), 'utf8'))
+  staleSchema.properties.EdgeResponseStatus.type = 'string'
+  await writeFile(join(stale, 'http_requests.json'), JSON.stringify(staleSchema))
+  const withStatus = (i: number): string => `{"RayID":"e${i}","ClientASN":${i},"EdgeResponseStatus":200}`
+  const writer = await startServer(t, { DATA_DIR: dataDir, SCHEMAS_DIR: broken, PARSE_WORKERS: '0' })
+  assert.equal((await post(writer, '/logpush/http_requests', [...range(1, 4).map(fixable), ...range(1, 3).map(withStatus)].join('\n') + '\n')).json.rejected, 7)
+  await writer.built.close()
+
+  const dataset = loadDatasets(schemasDir).get('http_requests')!
+  await nextSecond()
+  const old = await startServer(t, { DATA_DIR: dataDir, SCHEMAS_DIR: stale, PARSE_WORKERS: '0' })
+  const send = httpSend(old.url, old.token)
+  // Killed once the service had stored the batch (and dead-lettered e1..e3), before its answer was read.
+  const dying: Send = async (d, body, id) => { await send(d, body, id); throw new Error('killed after the service stored the batch') }
+  await assert.rejects(replay({ dataDir, dataset, batchBytes: 1 << 20, send: dying }), /killed after/)
+  const again = await replay({ dataDir, dataset, batchBytes: 1 << 20, send })
+  assert.equal(again.duplicates > 0, true, JSON.stringify(again))
+  assert.equal(again.refusedByService, 3, JSON.stringify(again))
+  assert.equal(again.replayed, 4, JSON.stringify(again))
+  await old.built.close()
+
+  await nextSecond()
+  const fixed = await startServer(t, { DATA_DIR: dataDir, PARSE_WORKERS: '0' })
+  const last = await replay({ dataDir, dataset, batchBytes: 1 << 20, send: httpSend(fixed.url, fixed.token) })
+  assert.equal(last.replayed, 3, JSON.stringify(last))
+  assert.equal(await readStore(fixed, 'events', 'http_requests'), [...range(1, 4).map(fixable), ...range(1, 3).map(withStatus)].join('\n') + '\n')
+})
+
 test('a pretty-printed HEC event dead-lettered by the old schema is replayed as one line, once', async (t) => {
   // The bug (issue 21, item 9): replay sent the dead letter's text as it was kept, newlines and
   // all, in an NDJSON batch: the one event became several lines, none of them JSON.
