@@ -131,7 +131,14 @@ export async function replay(opts: ReplayOptions): Promise<ReplayReport> {
   }
 
   // An interrupted run first: the same bytes again, so that a stored batch is a re-send.
-  const interrupted = await ledger.pending()
+  let interrupted = await ledger.pending()
+  // Unless all its ids are recorded: that happens only after the service's 200, so the kill came
+  // before pending.json was removed. Sent again, only the service's re-send window (none with
+  // DEDUPE_WINDOW_SECONDS 0, or a day later) would keep it from being stored twice.
+  if (interrupted && interrupted.ids.every((id) => ledger.has(id))) {
+    await ledger.finish({ ids: [], body: interrupted.body })
+    interrupted = null
+  }
   if (interrupted && !await ingest(interrupted)) return r
   // Its lines are met again below, now in the ledger: this run counted them as replayed.
   const resent = new Set(interrupted?.ids)

@@ -138,6 +138,36 @@ test('a replay interrupted before its batch reached the service sends it once, a
   assert.equal(await readStore(server, 'events', 'http_requests'), [valid(1), valid(2), ...range(1, 30).map(fixable)].join('\n') + '\n')
 })
 
+test('a replay killed after recording its batch, before removing pending.json, does not send that batch again', async (t) => {
+  // The bug: the next run sent the pending batch again though all its ids were in replayed.log
+  // (recorded only after the service's 200); only the service's re-send detection kept it from
+  // being stored twice, so with DEDUPE_WINDOW_SECONDS 0, or a day later, its lines were stored twice.
+  const dataDir = await mkdtemp(join(tmpdir(), 'lpr-replay-'))
+  const broken = await brokenSchemas()
+  await deadLetterWithBrokenSchema(t, dataDir, broken, batch([1, 2], range(1, 30), true), 32)
+  const server = await startServer(t, { DATA_DIR: dataDir, PARSE_WORKERS: '0', DEDUPE_WINDOW_SECONDS: '0' })
+  const dataset = loadDatasets(schemasDir).get('http_requests')!
+  const send = httpSend(server.url, server.token)
+  let calls = 0
+  const crashing: Send = async (d, body, id) => {
+    const answer = await send(d, body, id)
+    if (++calls === 3) throw new Error('killed after the service stored batch 3')
+    return answer
+  }
+  await assert.rejects(replay({ dataDir, dataset, batchBytes: 1024, send: crashing }), /killed after/)
+  const dir = join(dataDir, 'replay', 'http_requests')
+  const pending = JSON.parse(await readFile(join(dir, 'pending.json'), 'utf8'))
+  // The kill came after finish() appended the ids (fsync'd), before it removed pending.json.
+  await writeFile(join(dir, 'replayed.log'), '\n' + (pending.ids as string[]).join('\n') + '\n', { flag: 'a' })
+
+  const report = await replay({ dataDir, dataset, batchBytes: 1024, send })
+  assert.equal(report.alreadyReplayed + report.replayed, 30, JSON.stringify(report))
+  assert.equal(report.alreadyReplayed >= pending.ids.length, true, JSON.stringify(report))
+  assert.ok(await server.built.drained(30_000))
+  assert.equal(await readStore(server, 'events', 'http_requests'), [valid(1), valid(2), ...range(1, 30).map(fixable)].join('\n') + '\n')
+  await assert.rejects(readFile(join(dir, 'pending.json')), { code: 'ENOENT' })
+})
+
 test('a replay killed mid-way (SIGKILL) and run again ingests every fixed line exactly once', async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), 'lpr-replay-'))
   const broken = await brokenSchemas()
