@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import { RotatingFiles, stamp } from '../../src/sinks/file/rotating-files.js'
 import { createLogger } from '../../src/observability/index.js'
+import { deadLetterFiles, readDeadLetterFile } from '../../src/replay/dead-letters.js'
 
 const log = createLogger('silent')
 const options = (dir: string): ConstructorParameters<typeof RotatingFiles>[0] => ({ dir, kind: 'dead-letter', rotateBytes: 1 << 20, rotateMs: 3_600_000, gzipRotated: true, log })
@@ -70,4 +71,37 @@ test('two writers of one process on one folder within a second keep each other\'
   await second.appendText('http_requests', '{"writer":2}\n')
   await second.close()
   assert.deepEqual(await allLines(join(root, 'http_requests')), ['{"writer":1}', '{"writer":2}'])
+})
+
+test('a run restarted within the second names its files after those of the run before: name order stays arrival order', async () => {
+  // The bug: the counter of a new run starts at 1 again, so in a container (every run pid 1) a
+  // run restarted within the second named its file ...-1-000001 while the run before had reached
+  // ...-1-900000 in that second: readers (replay, in name order) read the newer dead letters first.
+  const root = await mkdtemp(join(tmpdir(), 'lpr-dl-names-'))
+  const dir = join(root, 'http_requests')
+  await mkdir(dir, { recursive: true })
+  const start = Date.now()
+  const before: Array<{ at: string, raw: string }> = []
+  for (let s = 0; s < 6; s++) {
+    const at = stamp(new Date(start + s * 1000))
+    const raw = `before-${s}`
+    before.push({ at, raw })
+    await writeFile(join(dir, `dead-letter-${at}-${process.pid}-900000.ndjson`), JSON.stringify({ raw }) + '\n')
+  }
+  const files = new RotatingFiles({ ...options(root), gzipRotated: false })
+  await files.init()
+  await files.appendText('http_requests', JSON.stringify({ raw: 'now' }) + '\n')
+  await files.close()
+  const read: string[] = []
+  let written = ''
+  for (const file of await deadLetterFiles(dir)) {
+    for await (const letter of readDeadLetterFile(file)) {
+      read.push(letter.raw)
+      if (letter.raw === 'now') written = /dead-letter-(\d{8}T\d{6}Z)-/.exec(file)![1]!
+    }
+  }
+  // The run before left a file in every second this one may have written in.
+  const own = before.find((b) => b.at === written)
+  assert.ok(own, `'now' written at ${written}, after the seconds the run before covers`)
+  assert.ok(read.indexOf('now') > read.indexOf(own.raw), `'now' read before ${own.raw}, its second's file of the run before: ${read.join(' ')}`)
 })

@@ -43,6 +43,8 @@ export class RotatingFiles {
   private readonly active = new Map<string, ActiveFile>()
   private readonly locks = new Map<string, Promise<unknown>>()
   private readonly compressions = new Set<Promise<void>>()
+  /** The files being gzipped now. */
+  private readonly gzipping = new Set<string>()
   private timer: NodeJS.Timeout | null = null
 
   constructor (private readonly opts: RotatingFilesOptions) {}
@@ -117,11 +119,21 @@ export class RotatingFiles {
     // It must be one no file has had: in a container every run is pid 1, and a run restarted
     // within the second would append to the file of the run before while that one's gzip removes
     // it, or gzip over its .gz. So a name taken, or whose gzip exists, is skipped.
+    // And it must sort after the names a run before this one (same pid) gave in the same second,
+    // whatever its counter had reached: so the counter goes past the highest one there. A name
+    // whose leftover file init() is gzipping now is skipped too (its .ndjson, .gz.tmp and .gz come
+    // and go while the checks below run).
     let path: string
     let fh: FileHandle
     for (;;) {
-      path = join(dir, `${this.opts.kind}-${stamp(new Date())}-${process.pid}-${String(++sequence).padStart(6, '0')}.ndjson`)
-      if (await exists(`${path}.gz`) || await exists(`${path}.gz.tmp`)) continue
+      const head = `${this.opts.kind}-${stamp(new Date())}-${process.pid}-`
+      for (const f of await readdir(dir)) {
+        if (!f.startsWith(head)) continue
+        const n = Number.parseInt(f.slice(head.length), 10)
+        if (Number.isSafeInteger(n) && n > sequence) sequence = n
+      }
+      path = join(dir, `${head}${String(++sequence).padStart(6, '0')}.ndjson`)
+      if (this.gzipping.has(path) || await exists(`${path}.gz`) || await exists(`${path}.gz.tmp`)) continue
       try {
         // Append mode: after a failed append is cut off, the next one goes to the new end.
         fh = await open(path, 'ax', 0o640)
@@ -158,6 +170,7 @@ export class RotatingFiles {
   private compress(path: string): void {
     const job = gzipFile(path).catch((err: unknown) => this.opts.log.error({ err, path }, 'Could not gzip a rotated file; it stays uncompressed.'))
     this.compressions.add(job)
-    void job.finally(() => this.compressions.delete(job))
+    this.gzipping.add(path)
+    void job.finally(() => { this.compressions.delete(job); this.gzipping.delete(path) })
   }
 }
