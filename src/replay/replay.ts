@@ -68,8 +68,9 @@ export interface ReplayReport {
   readonly scanned: number
   /**
    * Lines an earlier replay already ingested (or repeated in the store). The lines of an
-   * interrupted batch that this run sent again are counted in `replayed`, not here: each line
-   * scanned is counted in one of alreadyReplayed, replayed, stillInvalid and refusedByService.
+   * interrupted batch that this run sent again are counted in `replayed`, not here (whether or
+   * not the scan meets them): no line is counted in two of alreadyReplayed, replayed,
+   * stillInvalid and refusedByService. A run stopped by a refusal leaves the rest uncounted.
    */
   readonly alreadyReplayed: number
   /** Lines ingested by this run, an interrupted batch of an earlier run included. */
