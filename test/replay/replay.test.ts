@@ -41,6 +41,17 @@ async function deadLetterWithBrokenSchema(t: TestContext, dataDir: string, broke
 
 
 
+/** `send` failing at its n-th call, before sending or once the service answered: a replay killed there. */
+function killedAt(send: Send, n: number, when: 'before' | 'after'): Send {
+  let calls = 0
+  return async (d, body, id) => {
+    if (when === 'before' && ++calls === n) throw new Error(`killed before batch ${n} was sent`)
+    const answer = await send(d, body, id)
+    if (when === 'after' && ++calls === n) throw new Error(`killed after the service stored batch ${n}`)
+    return answer
+  }
+}
+
 const counts = (r: any): Record<string, number> => ({
   scanned: r.scanned, alreadyReplayed: r.alreadyReplayed, replayed: r.replayed, duplicates: r.duplicates, stillInvalid: r.stillInvalid, refusedByService: r.refusedByService
 })
@@ -90,12 +101,7 @@ test('a replay interrupted after the service stored a batch, before it was recor
   // Dead letters older than --since are not looked at.
   const later = await replay({ dataDir, dataset, since: new Date(Date.now() + 60_000), batchBytes: 1024, send })
   assert.deepEqual([later.scanned, later.replayed], [0, 0])
-  let calls = 0
-  const crashing: Send = async (d, body, id) => {
-    const answer = await send(d, body, id)
-    if (++calls === 3) throw new Error('killed after the service stored batch 3')
-    return answer
-  }
+  const crashing = killedAt(send, 3, 'after')
   // Small batches: about a thousand bytes, several lines each.
   await assert.rejects(replay({ dataDir, dataset, batchBytes: 1024, send: crashing }), /killed after/)
   const pending = JSON.parse(await readFile(join(dataDir, 'replay', 'http_requests', 'pending.json'), 'utf8'))
@@ -121,11 +127,7 @@ test('a replay interrupted before its batch reached the service sends it once, a
   const server = await startServer(t, { DATA_DIR: dataDir, PARSE_WORKERS: '0' })
   const dataset = loadDatasets(schemasDir).get('http_requests')!
   const send = httpSend(server.url, server.token)
-  let calls = 0
-  const dying: Send = async (d, body, id) => {
-    if (++calls === 3) throw new Error('killed before batch 3 was sent')
-    return await send(d, body, id)
-  }
+  const dying = killedAt(send, 3, 'before')
   await assert.rejects(replay({ dataDir, dataset, batchBytes: 1024, send: dying }), /killed before/)
   const pending = JSON.parse(await readFile(join(dataDir, 'replay', 'http_requests', 'pending.json'), 'utf8'))
   assert.ok(pending.ids.length > 0)
@@ -148,12 +150,7 @@ test('a replay killed after recording its batch, before removing pending.json, d
   const server = await startServer(t, { DATA_DIR: dataDir, PARSE_WORKERS: '0', DEDUPE_WINDOW_SECONDS: '0' })
   const dataset = loadDatasets(schemasDir).get('http_requests')!
   const send = httpSend(server.url, server.token)
-  let calls = 0
-  const crashing: Send = async (d, body, id) => {
-    const answer = await send(d, body, id)
-    if (++calls === 3) throw new Error('killed after the service stored batch 3')
-    return answer
-  }
+  const crashing = killedAt(send, 3, 'after')
   await assert.rejects(replay({ dataDir, dataset, batchBytes: 1024, send: crashing }), /killed after/)
   const dir = join(dataDir, 'replay', 'http_requests')
   const pending = JSON.parse(await readFile(join(dir, 'pending.json'), 'utf8'))
@@ -255,24 +252,33 @@ test('--unrecognised: HEC batches kept under _unknown are replayed once into the
 })
 
 /**
- * Dead-letter files are named by second and process id: two services of this one process on one
- * data directory within a second would write the same file name, so each starts in a new second.
+ * Each service of these tests starts in a new second. It was needed when dead-letter files were
+ * named by second and a counter each writer restarted (two services of this one process within a
+ * second wrote the same name, fixed in 60fc045); it now keeps each service's dead letters, and
+ * `since`, apart in time by more than clock steps.
  */
 async function nextSecond(): Promise<void> {
   const now = Date.now()
   await new Promise((resolve) => setTimeout(resolve, 1000 - (now % 1000) + 5))
 }
 
-test('a service still on an older schema: refused lines are not recorded as replayed, and are after its restart', async (t) => {
-  const dataDir = await mkdtemp(join(tmpdir(), 'lpr-replay-'))
-  const broken = await brokenSchemas()
-  // Another stale schema: EdgeResponseStatus a string, ClientASN right.
+/** Another stale schema: EdgeResponseStatus a string (real values are integers), ClientASN right. */
+async function staleSchemas(): Promise<string> {
   const stale = join(await mkdtemp(join(tmpdir(), 'lpr-schemas-')), 'schemas')
   await cp(schemasDir, stale, { recursive: true })
   const staleSchema = JSON.parse(await readFile(join(stale, 'http_requests.json'), 'utf8'))
   staleSchema.properties.EdgeResponseStatus.type = 'string'
   await writeFile(join(stale, 'http_requests.json'), JSON.stringify(staleSchema))
-  const withStatus = (i: number): string => `{"RayID":"e${i}","ClientASN":${i},"EdgeResponseStatus":200}`
+  return stale
+}
+
+/** Refused by the stale schema, valid under the real one. */
+const withStatus = (i: number): string => `{"RayID":"e${i}","ClientASN":${i},"EdgeResponseStatus":200}`
+
+test('a service still on an older schema: refused lines are not recorded as replayed, and are after its restart', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'lpr-replay-'))
+  const broken = await brokenSchemas()
+  const stale = await staleSchemas()
   const body = [valid(1), valid(2), ...range(1, 6).map(fixable), ...range(1, 3).map(withStatus)].join('\n') + '\n'
   const writer = await startServer(t, { DATA_DIR: dataDir, SCHEMAS_DIR: broken, PARSE_WORKERS: '0' })
   assert.equal((await post(writer, '/logpush/http_requests', body)).json.rejected, 9)
@@ -318,12 +324,7 @@ test('an interrupted batch the stale service had partly refused, re-sent and ans
   // never reached the spool (exactly once became never).
   const dataDir = await mkdtemp(join(tmpdir(), 'lpr-replay-'))
   const broken = await brokenSchemas()
-  const stale = join(await mkdtemp(join(tmpdir(), 'lpr-schemas-')), 'schemas')
-  await cp(schemasDir, stale, { recursive: true })
-  const staleSchema = JSON.parse(await readFile(join(stale, 'http_requests.json'), 'utf8'))
-  staleSchema.properties.EdgeResponseStatus.type = 'string'
-  await writeFile(join(stale, 'http_requests.json'), JSON.stringify(staleSchema))
-  const withStatus = (i: number): string => `{"RayID":"e${i}","ClientASN":${i},"EdgeResponseStatus":200}`
+  const stale = await staleSchemas()
   const writer = await startServer(t, { DATA_DIR: dataDir, SCHEMAS_DIR: broken, PARSE_WORKERS: '0' })
   assert.equal((await post(writer, '/logpush/http_requests', [...range(1, 4).map(fixable), ...range(1, 3).map(withStatus)].join('\n') + '\n')).json.rejected, 7)
   await writer.built.close()
