@@ -104,8 +104,9 @@ test('every relative link in README.md and docs/ points at an existing file and 
 
 test('README stays a front door: short, and links every docs/ page', () => {
   const readme = text.get('README.md')!
-  // 200 lines, plus the Performance section's before/after tables (issue 26 asks for them there).
-  assert.ok(readme.split('\n').length <= 230, `README.md has ${readme.split('\n').length} lines`)
+  // 200 lines, plus the Performance section's before/after tables (issue 26 asks for them there)
+  // and the OpenSearch and Kafka compose overrides (issue 23).
+  assert.ok(readme.split('\n').length <= 240, `README.md has ${readme.split('\n').length} lines`)
   for (const page of pages.filter((p) => p.startsWith('docs/'))) assert.ok(readme.includes(`](${page})`) || readme.includes(`](${page}#`), `README links ${page}`)
   for (const h of ['## Two commands']) assert.ok(headings(readme).includes(h), `README has ${h}`)
 })
