@@ -2,10 +2,10 @@
 // may be gzipped in the background. An append is whole or absent: a failed copy is truncated
 // away, and every append is fsync'd before it resolves.
 import { createReadStream } from 'node:fs'
-import { mkdir, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises'
+import { mkdir, open, readdir, rm, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import { gzipFile } from './gzip.js'
+import { exists, gzipFile } from './gzip.js'
 
 export interface RotatingFilesOptions {
   readonly dir: string
@@ -29,10 +29,6 @@ const COPY_CHUNK = 1024 * 1024
 // One counter per process for the files' names: two RotatingFiles of one process on one folder
 // (a service stopped and started again in the same process) must not pick the same name.
 let sequence = 0
-
-function exists(path: string): Promise<boolean> {
-  return stat(path).then(() => true, (err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT') return false; throw err })
-}
 
 /** A UTC time for file names: sorts in time order and has no ':' (which some tools dislike). */
 export function stamp(d: Date): string {
