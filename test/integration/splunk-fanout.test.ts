@@ -7,14 +7,9 @@ import { randomBytes } from 'node:crypto'
 import { gzipSync } from 'node:zlib'
 import { batchText } from '../helpers/fixtures.js'
 import { HecDouble, DEFAULT_HEC_TOKEN } from '../helpers/hec-double.js'
-import { TEST_TOKEN, startServer } from '../helpers/server.js'
+import { TEST_TOKEN, startServer, until } from '../helpers/server.js'
 import { requireElasticsearch } from '../helpers/elasticsearch-env.js'
-
-async function esCount(url: string, stream: string): Promise<number> {
-  await fetch(`${url}/${stream}/_refresh`, { method: 'POST' })
-  const res = await fetch(`${url}/${stream}/_count`)
-  return res.ok ? ((await res.json()) as { count: number }).count : 0
-}
+import { esCount } from '../helpers/stored.js'
 
 test('a splunk:// upload reaches the HEC double and Elasticsearch with equal counts, through HEC faults and at separate paces', { timeout: 180_000 }, async (t) => {
   const es = requireElasticsearch(t)
@@ -48,8 +43,7 @@ test('a splunk:// upload reaches the HEC double and Elasticsearch with equal cou
   // Elasticsearch gets everything while Splunk is still refusing.
   // A deadline, not a count of tries: 200 tries 100 ms apart gave it about 20 s whatever the
   // machine's load.
-  const deadline = Date.now() + 120_000
-  while (Date.now() < deadline && await esCount(es, `logs-cloudflare.network_analytics_logs-${namespace}`) < 1200) await new Promise((r) => setTimeout(r, 100))
+  await until('Elasticsearch to hold the 1200 lines', 120_000, async () => await esCount(es, `logs-cloudflare.network_analytics_logs-${namespace}`) >= 1200 || undefined)
   assert.equal(await esCount(es, `logs-cloudflare.network_analytics_logs-${namespace}`), 1200)
 
   assert.ok(await server.built.drained(120_000), 'both destinations caught up')
