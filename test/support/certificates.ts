@@ -6,7 +6,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { findCommand, runChecked } from './elasticsearch.js';
+import { findCommand, runChecked } from './commands.js';
 
 export interface TestCertificates {
   /** PEM file of the CA: what a client is given to trust. */

@@ -6,10 +6,7 @@
  * deliberately stripped down (only apm, transport-netty4, x-pack-core and x-pack-security
  * modules), which shapes what tests can rely on — see test/integration/elasticsearch-node.test.ts.
  */
-import { spawn } from 'node:child_process';
-import { constants as fsConstants } from 'node:fs';
 import {
-  access,
   appendFile,
   chmod,
   cp,
@@ -18,7 +15,6 @@ import {
   mkdir,
   mkdtemp,
   readdir,
-  readFile,
   realpath,
   rename,
   rm,
@@ -27,7 +23,9 @@ import {
 import { createServer, type Server } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { exists, findCommand, isExecutable, javaMajorOf, run, runChecked } from './commands.js';
 import { ManagedProcess } from './managed-process.js';
+import { cacheDir as cacheDirOf, DEPENDENCY_PLUGIN } from './server-setup.js';
 
 export interface ElasticsearchNode {
   readonly url: string;
@@ -47,7 +45,6 @@ export interface LaunchOptions {
 }
 
 const DEFAULT_VERSION = '8.19.7';
-const DEPENDENCY_PLUGIN = 'org.apache.maven.plugins:maven-dependency-plugin:3.6.1';
 const ARTIFACT_GROUP = 'org.elasticsearch.distribution.integ-test-zip';
 const DEFAULT_RUN_AS_USER = 'lpr-es';
 const STARTUP_TIMEOUT_MS = 120_000;
@@ -214,28 +211,11 @@ async function pickJavaHome(esVersion: string): Promise<string> {
   );
 }
 
-export async function javaMajorOf(home: string): Promise<number | undefined> {
-  if (!(await isExecutable(path.join(home, 'bin', 'java')))) return undefined;
-  const release = await readFile(path.join(home, 'release'), 'utf8').catch(() => undefined);
-  const match = release?.match(/^JAVA_VERSION="([^"]+)"/m);
-  if (!match) return undefined;
-  const parts = match[1]!.split('.');
-  const first = Number(parts[0]);
-  return first === 1 ? Number(parts[1]) : first;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Distribution cache
 
-function cacheDirFor(version: string): string {
-  const base =
-    process.env.ES_CACHE_DIR ??
-    path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'logpush-receiver', 'elasticsearch');
-  return path.join(path.resolve(base), version);
-}
-
 async function ensureDistribution(version: string, javaHome: string, log: (line: string) => void): Promise<string> {
-  const cacheDir = cacheDirFor(version);
+  const cacheDir = cacheDirOf('elasticsearch', 'ES_CACHE_DIR', version);
   // Only ever created by an atomic rename, so its presence means a complete unpack.
   const dist = path.join(cacheDir, `elasticsearch-${version}`);
   if (await exists(path.join(dist, 'bin', 'elasticsearch'))) return dist;
@@ -463,71 +443,6 @@ export async function chownTree(root: string, uid: number, gid: number): Promise
   const st = await lstat(root);
   if (!st.isDirectory()) return;
   for (const entry of await readdir(root)) await chownTree(path.join(root, entry), uid, gid);
-}
-
-export async function findCommand(name: string): Promise<string | undefined> {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    const candidate = path.join(dir, name);
-    if (await isExecutable(candidate)) return candidate;
-  }
-  return undefined;
-}
-
-async function isExecutable(file: string): Promise<boolean> {
-  try {
-    await access(file, fsConstants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-export async function exists(file: string): Promise<boolean> {
-  try {
-    await access(file);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(command: string, args: string[], options: { cwd?: string } = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-export async function runChecked(command: string, args: string[], options: { cwd?: string; what: string }): Promise<void> {
-  const r = await run(command, args, options);
-  if (r.code !== 0) {
-    const output = `${r.stdout}\n${r.stderr}`.trim().split('\n').slice(-40).join('\n');
-    throw new Error(`${options.what} failed (exit ${r.code}):\n${output}`);
-  }
-}
-
-export function signalProcess(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // Already gone.
-  }
-}
-
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function errorMessage(err: unknown): string {

@@ -5,7 +5,7 @@
  * queued, so a test's kill→start, or a control request racing the teardown, is never reordered.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { delay, signalProcess } from './elasticsearch.js';
+import { delay, signalProcess } from './commands.js';
 
 export interface ProcessSpec {
   /** In messages: "Elasticsearch 8.19.7 exited with code 1 before becoming ready". */

@@ -8,7 +8,8 @@
 import { appendFile, chmod, mkdir, mkdtemp, readdir, rename } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { chownTree, ensureRunAsUser, findCommand, freePorts, runChecked, wrapCommand } from './elasticsearch.js';
+import { findCommand, runChecked } from './commands.js';
+import { chownTree, ensureRunAsUser, freePorts, wrapCommand } from './elasticsearch.js';
 import { ManagedProcess } from './managed-process.js';
 import { cacheDir, fetchOnce, mvn, pickJdk, serverControls, serverVersion, type ServerControls } from './server-setup.js';
 

@@ -1,12 +1,13 @@
 /**
  * What the harnesses of the servers fetched from Maven Central share (OpenSearch, Kafka; the
- * Elasticsearch one has its own, older variants): the version asked for, a JDK in a version range,
- * a cache folder filled by one Maven fetch, and the controls tests get of a started server.
+ * Elasticsearch one keeps its own version check, JDK pick and fetch, and shares the cache folder and
+ * the Maven plugin): the version asked for, a JDK in a version range, a cache folder filled by one
+ * Maven fetch, and the controls tests get of a started server.
  */
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { exists, findCommand, javaMajorOf, runChecked } from './elasticsearch.js';
+import { exists, findCommand, javaMajorOf, runChecked } from './commands.js';
 import type { ManagedProcess } from './managed-process.js';
 
 export const DEPENDENCY_PLUGIN = 'org.apache.maven.plugins:maven-dependency-plugin:3.6.1';
