@@ -112,9 +112,6 @@ export class ResendIndex {
 
   get size(): number { return this.table.size }
 
-  /** Slots of the table now (20 bytes each): what its memory is. */
-  get capacity(): number { return this.table.capacity }
-
   private horizonMs(now = Date.now()): number {
     return Math.max(now - this.opts.windowSeconds * 1000, this.floorMs)
   }
