@@ -134,12 +134,12 @@ const held = new Map<string, Holder>()
 const taking = new Map<string, Promise<unknown>>()
 
 /** The live owner of a lock file, or null when nobody holds it. */
-export async function readLock(path: string, fs: LockFs = realLockFs): Promise<Partial<LockInfo> | null> {
+export async function readLock(path: string): Promise<Partial<LockInfo> | null> {
   const mine = held.get(path)
   if (mine) return await readInfo(mine.fh)
   let fh: LockFileHandle
   try {
-    fh = await fs.open(path, 'r')
+    fh = await realLockFs.open(path, 'r')
   } catch {
     return null
   }
