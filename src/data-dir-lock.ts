@@ -134,12 +134,12 @@ const held = new Map<string, Holder>()
 const taking = new Map<string, Promise<unknown>>()
 
 /** The live owner of a lock file, or null when nobody holds it. */
-export async function readLock(path: string, fs: LockFs = realLockFs): Promise<Partial<LockInfo> | null> {
+export async function readLock(path: string): Promise<Partial<LockInfo> | null> {
   const mine = held.get(path)
   if (mine) return await readInfo(mine.fh)
   let fh: LockFileHandle
   try {
-    fh = await fs.open(path, 'r')
+    fh = await realLockFs.open(path, 'r')
   } catch {
     return null
   }
@@ -170,14 +170,7 @@ export class DirLock {
     const mine = held.get(path)
     if (mine) {
       mine.users++
-      const lock = new DirLock(path, mine)
-      try {
-        await lock.write()
-      } catch (err) {
-        await lock.release().catch(() => {})
-        throw failed('write the owner of', path, err)
-      }
-      return lock
+      return await new DirLock(path, mine).writeOrRelease()
     }
     const taken = DirLock.take(path, waitMs, fs)
     taking.set(path, taken)
@@ -216,16 +209,20 @@ export class DirLock {
     }
     const holder: Holder = { fh, users: 1, writing: Promise.resolve() }
     held.set(path, holder)
-    const lock = new DirLock(path, holder)
+    return await new DirLock(path, holder).writeOrRelease()
+  }
+
+  /** A new user's first write of the owner's name; on failure the lock is let go, then it throws. */
+  private async writeOrRelease(): Promise<DirLock> {
     try {
-      await lock.write()
+      await this.write()
     } catch (err) {
       // Never left held: a descriptor nobody closes would keep the directory locked until
       // this process ends.
-      await lock.release().catch(() => {})
-      throw failed('write the owner of', path, err)
+      await this.release().catch(() => {})
+      throw failed('write the owner of', this.path, err)
     }
-    return lock
+    return this
   }
 
   private async write(): Promise<void> {

@@ -18,6 +18,7 @@ import type { Logger } from 'pino'
 import { SpoolStateUnreadable } from '../errors.js'
 import { errorCode } from './disk-guard.js'
 import { fsyncDir, replaceFile, type SpoolFs } from './fs.js'
+import { Rerun } from './rerun.js'
 
 export interface Checkpoint {
   readonly seq: number
@@ -36,8 +37,7 @@ export class CheckpointStore {
   private readonly written = new Map<string, Checkpoint>()
   private pending = new Map<string, Pending>()
   private timer: NodeJS.Timeout | null = null
-  private writing: Promise<void> | null = null
-  private again = false
+  private readonly writing = new Rerun(() => this.writeGroup(), () => this.pending.size > 0)
 
   constructor (
     private readonly dir: string,
@@ -115,21 +115,7 @@ export class CheckpointStore {
 
   /** One group: what is pending now. A request during a group makes another run after it. */
   private write(): Promise<void> {
-    if (this.writing) {
-      this.again = true
-      return this.writing
-    }
-    this.writing = (async () => {
-      try {
-        do {
-          this.again = false
-          await this.writeGroup()
-        } while (this.again && this.pending.size > 0)
-      } finally {
-        this.writing = null
-      }
-    })()
-    return this.writing
+    return this.writing.run()
   }
 
   private async writeGroup(): Promise<void> {

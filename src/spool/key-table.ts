@@ -32,11 +32,11 @@ export class KeyTable {
   }
 
   /** Seconds of the key's commit, or 0 when absent. */
-  get(key: Uint8Array, offset = 0): number {
-    const a = word(key, offset)
-    const b = word(key, offset + 4)
-    const c = word(key, offset + 8)
-    const d = word(key, offset + 12)
+  get(key: Uint8Array): number {
+    const a = word(key, 0)
+    const b = word(key, 4)
+    const c = word(key, 8)
+    const d = word(key, 12)
     const s = this.slots
     const cap = this.capacity
     for (let i = this.home(a); ; i = i + 1 === cap ? 0 : i + 1) {
@@ -62,8 +62,8 @@ export class KeyTable {
   }
 
   /** Sets the key's time (the later of the two when present). The caller checks fits() first. */
-  set(key: Uint8Array, seconds: number, offset = 0): void {
-    this.setWords(word(key, offset), word(key, offset + 4), word(key, offset + 8), word(key, offset + 12), Math.max(1, seconds))
+  set(key: Uint8Array, seconds: number): void {
+    this.setWords(word(key, 0), word(key, 4), word(key, 8), word(key, 12), Math.max(1, seconds))
   }
 
   /**
@@ -116,9 +116,9 @@ export class KeyTable {
     while (start < cap && s[start * STRIDE + 4] !== 0) start++
     if (start === cap) {
       // No empty slot at all (never at MAX_LOAD): every key is put back into a fresh table.
-      s.set(this.rebuilt(cap, minSeconds).slots)
-      this.size = 0
-      for (let o = 4; o < s.length; o += STRIDE) if (s[o] !== 0) this.size++
+      const t = this.rebuilt(cap, minSeconds)
+      s.set(t.slots)
+      this.size = t.size
       return
     }
     for (let o = 0; o < s.length; o += STRIDE) {

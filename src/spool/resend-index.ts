@@ -24,6 +24,7 @@
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { SpoolStateUnreadable } from '../errors.js'
+import { errorCode } from './disk-guard.js'
 import { fsyncDir, type SpoolFileHandle, type SpoolFs } from './fs.js'
 import { capacityFor, KeyTable, MAX_LOAD } from './key-table.js'
 import { appendSynced, crcWord, encodeRecord, RECORD_BYTES, resendKey } from './resend-record.js'
@@ -41,11 +42,6 @@ export interface ResendEntry {
   readonly digest: string
   readonly committedAt: number
   readonly seq: number
-}
-
-function errorCode(err: unknown): string | undefined {
-  const code = (err as NodeJS.ErrnoException | null)?.code
-  return typeof code === 'string' ? code : undefined
 }
 
 /** A bucket file a start reads. */
@@ -115,9 +111,6 @@ export class ResendIndex {
   }
 
   get size(): number { return this.table.size }
-
-  /** Slots of the table now (20 bytes each): what its memory is. */
-  get capacity(): number { return this.table.capacity }
 
   private horizonMs(now = Date.now()): number {
     return Math.max(now - this.opts.windowSeconds * 1000, this.floorMs)

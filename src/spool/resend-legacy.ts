@@ -3,6 +3,7 @@
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { SpoolStateUnreadable } from '../errors.js'
+import { errorCode } from './disk-guard.js'
 import { fsyncDir, type SpoolFs } from './fs.js'
 import { appendSynced, encodeRecord, resendKey } from './resend-record.js'
 
@@ -19,11 +20,6 @@ export interface LegacyOptions {
   readonly pathOf: (bucketStart: number) => string
   /** Called for each bucket file written to. */
   readonly written: (bucketStart: number) => void
-}
-
-function errorCode(err: unknown): string | undefined {
-  const code = (err as NodeJS.ErrnoException | null)?.code
-  return typeof code === 'string' ? code : undefined
 }
 
 /**

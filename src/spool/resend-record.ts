@@ -6,6 +6,7 @@
 //             segment seq (u48le) | CRC-32 (zlib's) of the 28 bytes before (u32le)
 import { createHash } from 'node:crypto'
 import type { SpoolFs } from './fs.js'
+import { writeAll } from '../write-all.js'
 
 export const RECORD_BYTES = 32
 
@@ -55,7 +56,7 @@ export function recordCrc(buf: Uint8Array, offset: number): number {
 export async function appendSynced(fs: SpoolFs, path: string, data: Buffer): Promise<void> {
   const fh = await fs.open(path, 'a', 0o600)
   try {
-    for (let off = 0; off < data.length;) off += (await fh.write(data, off, data.length - off)).bytesWritten
+    await writeAll(fh, data)
     await fh.sync()
   } finally {
     await fh.close()

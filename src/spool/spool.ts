@@ -42,6 +42,7 @@ import { SegmentIndex } from './segment-index.js'
 import { SegmentReader } from './segment-reader.js'
 import { CommitRecord, type MissingRange } from './commit-record.js'
 import { CheckpointStore, DEFAULT_CHECKPOINT_INTERVAL_MS, type Checkpoint } from './checkpoints.js'
+import { Rerun } from './rerun.js'
 
 export const DEFAULT_DEDUPE_MAX_ENTRIES = 6_000_000
 
@@ -549,8 +550,7 @@ export class Spool {
     return this.segs.backlog(this.consumers.get(consumer) ?? { seq: 0, index: 0 })
   }
 
-  private collecting: Promise<void> | null = null
-  private collectAgain = false
+  private readonly collecting = new Rerun(() => this.collectOnce())
 
   /**
    * Deletes segments every consumer is past; their re-send keys are recorded durably first.
@@ -559,23 +559,7 @@ export class Spool {
    * ignored and the segments it passed left on disk.
    */
   private collect(): Promise<void> {
-    if (this.collecting) {
-      this.collectAgain = true
-      return this.collecting
-    }
-    // The mark is cleared in the run itself, right after its last pass: cleared a microtask later,
-    // a request in between would be folded into a run that no longer looks (as checkpoints.ts writes).
-    this.collecting = (async () => {
-      try {
-        do {
-          this.collectAgain = false
-          await this.collectOnce()
-        } while (this.collectAgain)
-      } finally {
-        this.collecting = null
-      }
-    })()
-    return this.collecting
+    return this.collecting.run()
   }
 
   private async collectOnce(): Promise<void> {
